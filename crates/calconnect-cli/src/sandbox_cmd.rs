@@ -1,0 +1,160 @@
+//! `calconnect sandbox`: a local Cal.com in the foreground.
+
+use anyhow::Context as _;
+use calconnect_sandbox::{
+    CONFIDENTIAL_CLIENT_ID, ClientType, PUBLIC_CLIENT_ID, Sandbox, Seed, seed::ClientStatus,
+};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Debug, clap::Args)]
+pub struct SandboxArgs {
+    /// Address to listen on.
+    #[arg(
+        long,
+        default_value = "127.0.0.1:5555",
+        env = "CALCONNECT_SANDBOX_LISTEN"
+    )]
+    listen: SocketAddr,
+    /// Seed file (TOML or JSON) replacing the built-in clients, users and data.
+    #[arg(long)]
+    seed: Option<PathBuf>,
+    /// Client id of the confidential client (renames the seeded one).
+    #[arg(long)]
+    client_id: Option<String>,
+    /// Secret of the confidential client (replaces the seeded one).
+    #[arg(long)]
+    client_secret: Option<String>,
+    /// Extra redirect URI registered for the confidential client (repeatable; exact match).
+    #[arg(long = "redirect-uri")]
+    redirect_uris: Vec<String>,
+    /// Extra redirect URI registered for the public client (repeatable; exact match).
+    #[arg(long = "public-redirect-uri")]
+    public_redirect_uris: Vec<String>,
+    /// Review status of the confidential client: pending, approved or rejected.
+    #[arg(long, value_parser = parse_status)]
+    client_status: Option<ClientStatus>,
+    /// Access-token lifetime in seconds (Cal.com: 1800).
+    #[arg(long, default_value_t = 1800)]
+    access_token_ttl: i64,
+    /// Refresh-token lifetime in days (Cal.com: 30).
+    #[arg(long, default_value_t = 30)]
+    refresh_token_ttl_days: i64,
+    /// API v2 requests per access token per minute (Cal.com: 500).
+    #[arg(long, default_value_t = 500)]
+    rate_limit: u32,
+}
+
+fn parse_status(s: &str) -> Result<ClientStatus, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "pending" => Ok(ClientStatus::Pending),
+        "approved" => Ok(ClientStatus::Approved),
+        "rejected" => Ok(ClientStatus::Rejected),
+        _ => Err(format!(
+            "unknown status {s:?}; use pending, approved or rejected"
+        )),
+    }
+}
+
+pub async fn run(args: SandboxArgs) -> anyhow::Result<()> {
+    let mut seed = match &args.seed {
+        Some(path) => Seed::from_file(path)?,
+        None => Seed::default(),
+    };
+    let confidential = seed
+        .clients
+        .iter_mut()
+        .find(|c| c.client_type == ClientType::Confidential)
+        .context("the seed has no confidential client")?;
+    if let Some(id) = &args.client_id {
+        confidential.client_id.clone_from(id);
+    }
+    if let Some(secret) = &args.client_secret {
+        confidential.secrets = vec![secret.clone()];
+    }
+    if let Some(status) = args.client_status {
+        confidential.status = status;
+    }
+    let mut builder = Sandbox::builder()
+        .seed(seed.clone())
+        .bind(args.listen)
+        .access_token_ttl(time::Duration::seconds(args.access_token_ttl))
+        .refresh_token_ttl(time::Duration::days(args.refresh_token_ttl_days))
+        .rate_limit(args.rate_limit, time::Duration::seconds(60));
+    for uri in args.redirect_uris {
+        builder = builder.redirect_uri(ClientType::Confidential, uri);
+    }
+    for uri in args.public_redirect_uris {
+        builder = builder.redirect_uri(ClientType::Public, uri);
+    }
+    let sandbox = builder.start().await?;
+    print_banner(&sandbox, &seed);
+    tokio::signal::ctrl_c()
+        .await
+        .context("cannot wait for Ctrl-C")?;
+    eprintln!("stopping the sandbox");
+    sandbox.shutdown().await;
+    Ok(())
+}
+
+fn print_banner(sandbox: &Sandbox, seed: &Seed) {
+    println!("calconnect sandbox: a local Cal.com, for development only\n");
+    println!("  authorize (consent page)  {}", sandbox.authorize_url());
+    println!("  token endpoint (v2)       {}", sandbox.token_url());
+    println!("  legacy token endpoints    {}", sandbox.legacy_token_url());
+    println!(
+        "                            {}",
+        sandbox.legacy_refresh_url()
+    );
+    println!("  API v2                    {}", sandbox.api_url());
+    println!("  control surface           {}", sandbox.control_url());
+    println!("\nclients:");
+    for c in &seed.clients {
+        let kind = match c.client_type {
+            ClientType::Confidential => "confidential",
+            ClientType::Public => "public",
+        };
+        let marker = if c.client_id == CONFIDENTIAL_CLIENT_ID || c.client_id == PUBLIC_CLIENT_ID {
+            "*"
+        } else {
+            " "
+        };
+        println!(
+            "{marker} {} ({kind}, {:?}{})",
+            c.client_id,
+            c.status,
+            if c.trusted { ", trusted" } else { "" }
+        );
+        // The sandbox's own, local test credentials: printing them is the point of this command.
+        for s in &c.secrets {
+            println!("      client_secret  {s}");
+        }
+        println!("      redirect_uris  {}", c.redirect_uris.join(" "));
+        if !c.scopes.is_empty() {
+            println!("      scopes         {}", c.scopes.join(","));
+        }
+    }
+    println!("\nusers (sign in by picking one; no passwords):");
+    for u in &seed.users {
+        println!("  {} <{}> id {}", u.username, u.email, u.id);
+    }
+    println!("\nExample: open this in a browser to walk the sign-in and consent pages:");
+    if let Some(c) = seed
+        .clients
+        .iter()
+        .find(|c| c.client_type == ClientType::Confidential)
+    {
+        let mut url = sandbox.authorize_url();
+        url.query_pairs_mut()
+            .append_pair("client_id", &c.client_id)
+            .append_pair(
+                "redirect_uri",
+                c.redirect_uris.first().map_or("", String::as_str),
+            )
+            .append_pair("response_type", "code")
+            .append_pair("scope", "PROFILE_READ,SCHEDULE_READ")
+            .append_pair("state", "try-me");
+        println!("  {url}");
+    }
+    println!("\nPress Ctrl-C to stop.");
+}

@@ -1,0 +1,231 @@
+//! The sandbox's in-memory database, shared by every handler behind one lock. Critical sections
+//! are short and never await, so thousands of concurrent requests are fine.
+
+use crate::clock::SandboxClock;
+use crate::seed::{
+    ClientStatus, ClientType, Seed, SeedClient, SeedEventType, SeedSchedule, SeedTeam, SeedUser,
+    TeamRole, hash_secret,
+};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use time::{Duration, OffsetDateTime};
+
+/// Lifetimes and limits. Defaults are Cal.com's (`calcom-facts.md` §2, §3.5, §5.3).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Access-token lifetime (Cal.com: 1800 s).
+    pub access_token_ttl: Duration,
+    /// Refresh-token lifetime (Cal.com: 30 days; design for up to a year).
+    pub refresh_token_ttl: Duration,
+    /// Authorization-code lifetime (Cal.com: 10 minutes).
+    pub code_ttl: Duration,
+    /// API v2 requests allowed per access token per window (Cal.com: 500).
+    pub rate_limit: u32,
+    /// Rate-limit window (Cal.com: 60 s).
+    pub rate_window: Duration,
+    /// The unmerged "PKCE for every client" branch (§3.6).
+    pub pkce_required_for_all: bool,
+    /// `/v2/bookings` answers an expired token with 403 "no oAuth client found" (§5.2).
+    pub bookings_expired_token_403: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            access_token_ttl: Duration::seconds(1800),
+            refresh_token_ttl: Duration::days(30),
+            code_ttl: Duration::minutes(10),
+            rate_limit: 500,
+            rate_window: Duration::seconds(60),
+            pkce_required_for_all: false,
+            bookings_expired_token_403: false,
+        }
+    }
+}
+
+/// Whom a code or token belongs to: a user, or a team (then API calls act as the team owner).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Owner {
+    User(i64),
+    Team(i64),
+}
+
+/// A registered client, with secrets hashed as Cal.com stores them.
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub client_id: String,
+    pub name: String,
+    pub client_type: ClientType,
+    pub secret_hashes: Vec<String>,
+    pub redirect_uris: Vec<String>,
+    pub scopes: Vec<String>,
+    pub status: ClientStatus,
+    pub owner_user_id: i64,
+    pub trusted: bool,
+    pub logo_url: Option<String>,
+    pub website_url: Option<String>,
+}
+
+impl From<&SeedClient> for Client {
+    fn from(c: &SeedClient) -> Self {
+        Self {
+            client_id: c.client_id.clone(),
+            name: c.name.clone(),
+            client_type: c.client_type,
+            secret_hashes: c.secrets.iter().map(|s| hash_secret(s)).collect(),
+            redirect_uris: c.redirect_uris.clone(),
+            scopes: c.scopes.clone(),
+            status: c.status,
+            owner_user_id: c.owner_user_id,
+            trusted: c.trusted,
+            logo_url: c.logo_url.clone(),
+            website_url: c.website_url.clone(),
+        }
+    }
+}
+
+/// A row of Cal.com's `AccessCode` table.
+#[derive(Debug, Clone)]
+pub struct AccessCode {
+    pub code: String,
+    pub client_id: String,
+    pub owner: Owner,
+    pub scopes: Vec<String>,
+    pub code_challenge: Option<String>,
+    pub code_challenge_method: Option<String>,
+    pub expires_at: OffsetDateTime,
+}
+
+/// A row of Cal.com's `OAuthRefreshToken` table.
+#[derive(Debug, Clone)]
+pub struct RefreshTokenRow {
+    pub client_id: String,
+    pub owner: Owner,
+    pub secret: String,
+    pub expires_at: OffsetDateTime,
+}
+
+/// A row of Cal.com's `OAuthAuthorization` table (consent given by a user to a client).
+#[derive(Debug, Clone)]
+pub struct Authorization {
+    pub scopes: Vec<String>,
+    pub created_at: OffsetDateTime,
+    pub last_refreshed_at: Option<OffsetDateTime>,
+}
+
+/// A booking with its absolute start (seed bookings are relative to the sandbox's start).
+#[derive(Debug, Clone)]
+pub struct Booking {
+    pub id: i64,
+    pub uid: String,
+    pub user_id: i64,
+    pub event_type_id: i64,
+    pub title: String,
+    pub start: OffsetDateTime,
+    pub end: OffsetDateTime,
+    pub status: String,
+    pub attendee_name: String,
+    pub attendee_email: String,
+    pub attendee_time_zone: String,
+    pub created_at: OffsetDateTime,
+}
+
+/// Everything mutable.
+#[derive(Debug, Default)]
+pub struct Db {
+    pub clients: BTreeMap<String, Client>,
+    pub users: BTreeMap<i64, SeedUser>,
+    pub teams: Vec<SeedTeam>,
+    pub schedules: Vec<SeedSchedule>,
+    pub event_types: Vec<SeedEventType>,
+    pub bookings: Vec<Booking>,
+    /// Authorization codes by code value.
+    pub codes: HashMap<String, AccessCode>,
+    pub refresh_tokens: Vec<RefreshTokenRow>,
+    /// Consent records by (user id, client id).
+    pub authorizations: BTreeMap<(i64, String), Authorization>,
+    /// Signed-in browser sessions: cookie value -> user id.
+    pub sessions: HashMap<String, i64>,
+}
+
+impl Db {
+    /// Builds the database from a seed, resolving relative booking times against `now`.
+    pub fn from_seed(seed: &Seed, now: OffsetDateTime) -> Self {
+        Db {
+            clients: seed
+                .clients
+                .iter()
+                .map(|c| (c.client_id.clone(), c.into()))
+                .collect(),
+            users: seed.users.iter().map(|u| (u.id, u.clone())).collect(),
+            teams: seed.teams.clone(),
+            schedules: seed.schedules.clone(),
+            event_types: seed.event_types.clone(),
+            bookings: seed
+                .bookings
+                .iter()
+                .map(|b| {
+                    let start = now + Duration::minutes(b.starts_in_minutes);
+                    Booking {
+                        id: b.id,
+                        uid: b.uid.clone(),
+                        user_id: b.user_id,
+                        event_type_id: b.event_type_id,
+                        title: b.title.clone(),
+                        start,
+                        end: start + Duration::minutes(b.duration_minutes),
+                        status: b.status.clone(),
+                        attendee_name: b.attendee_name.clone(),
+                        attendee_email: b.attendee_email.clone(),
+                        attendee_time_zone: b.attendee_time_zone.clone(),
+                        created_at: now - Duration::days(7),
+                    }
+                })
+                .collect(),
+            ..Db::default()
+        }
+    }
+
+    /// The user an owner acts as: the user, or the team's owner (`api-auth.strategy.ts`).
+    pub fn acting_user(&self, owner: Owner) -> Option<&SeedUser> {
+        match owner {
+            Owner::User(id) => self.users.get(&id),
+            Owner::Team(team_id) => {
+                let team = self.teams.iter().find(|t| t.id == team_id)?;
+                let m = team.members.iter().find(|m| m.role == TeamRole::Owner)?;
+                self.users.get(&m.user_id)
+            }
+        }
+    }
+}
+
+/// State shared by every handler.
+#[derive(Debug)]
+pub struct Shared {
+    pub clock: SandboxClock,
+    pub settings: Mutex<Settings>,
+    /// `CALENDSO_ENCRYPTION_KEY`: the HS256 key for every token.
+    pub signing_key: Vec<u8>,
+    pub db: Mutex<Db>,
+}
+
+impl Shared {
+    /// Locks the database. A panic while holding the lock cannot leave it half-written in a way
+    /// that matters to a test double, so poisoning is ignored.
+    pub fn db(&self) -> MutexGuard<'_, Db> {
+        self.db.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A copy of the current settings.
+    pub fn settings(&self) -> Settings {
+        self.settings
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Changes settings in place.
+    pub fn update_settings(&self, f: impl FnOnce(&mut Settings)) {
+        f(&mut self.settings.lock().unwrap_or_else(PoisonError::into_inner));
+    }
+}

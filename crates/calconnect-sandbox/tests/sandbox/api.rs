@@ -1,0 +1,1 @@
+// API v2 tests: owned by the API half of the sandbox.

@@ -1,0 +1,8 @@
+//! Integration tests: the sandbox over real HTTP, asserted against literal fixtures from
+//! `shared/calcom-facts.md`. One test binary; one module per area.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // reason: tests fail loudly
+
+mod helpers;
+
+mod api;
+mod oauth;

@@ -1,0 +1,1 @@
+// OAuth tests: owned by the OAuth half of the sandbox.
