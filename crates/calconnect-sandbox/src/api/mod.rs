@@ -179,3 +179,40 @@ async fn not_found(
     let err = ApiError::not_found(format!("Cannot {method} {url}"));
     finish(&shared, &uri, Err(err), None)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::Request;
+    use axum::routing::post;
+    use tower::ServiceExt as _;
+
+    /// The `/v2/{*rest}` catch-all must not shadow (or conflict with) the OAuth half's routes.
+    #[tokio::test]
+    async fn catch_all_leaves_other_v2_routes_alone() {
+        let shared = Arc::new(Shared {
+            clock: crate::clock::SandboxClock::system(),
+            settings: std::sync::Mutex::new(crate::state::Settings::default()),
+            signing_key: b"k".to_vec(),
+            db: std::sync::Mutex::new(crate::state::Db::default()),
+            api: ApiState::default(),
+        });
+        let app = Router::new()
+            .route("/v2/auth/oauth2/token", post(|| async { "token" }))
+            .merge(router())
+            .with_state(shared);
+        let req = |m: &str, p: &str| Request::builder().method(m).uri(p).body(Body::empty());
+        let resp = app
+            .clone()
+            .oneshot(req("POST", "/v2/auth/oauth2/token").unwrap())
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        let resp = app
+            .oneshot(req("GET", "/v2/auth/oauth2/other").unwrap())
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    }
+}
