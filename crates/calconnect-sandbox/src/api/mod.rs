@@ -12,6 +12,7 @@ mod bookings;
 pub mod envelope;
 mod event_types;
 pub mod guard;
+mod handle;
 mod me;
 pub mod ratelimit;
 mod schedules;

@@ -65,6 +65,13 @@ fn ceil_secs(ms: i64) -> i64 {
 }
 
 impl RateLimiter {
+    /// Forgets every tracker.
+    pub fn clear(&self) {
+        for shard in &self.shards {
+            shard.lock().unwrap_or_else(PoisonError::into_inner).clear();
+        }
+    }
+
     /// Counts one request of `key` at `now_ms`.
     pub fn hit(
         &self,

@@ -1,7 +1,6 @@
-//! Request counts by (path, status) for tests and demos: [`Sandbox::api_calls`] and
+//! Request counts by (path, status) for tests and demos: `Sandbox::api_calls` and
 //! `GET /_sandbox/api/stats`.
 
-use crate::server::Sandbox;
 use crate::state::Shared;
 use axum::Json;
 use axum::extract::State;
@@ -16,7 +15,7 @@ pub struct ApiStats {
     counts: Mutex<HashMap<(String, u16), u64>>,
 }
 
-/// One row of [`Sandbox::api_stats`].
+/// One row of `Sandbox::api_stats`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ApiCallCount {
     /// Request path without the query, e.g. `/v2/schedules/101`.
@@ -71,29 +70,4 @@ pub async fn get(State(shared): State<Arc<Shared>>) -> Json<Value> {
     }
     let total: u64 = calls.iter().map(|c| c.count).sum();
     Json(json!({"total": total, "byStatus": by_status, "calls": calls}))
-}
-
-impl Sandbox {
-    /// API v2 requests answered so far whose path starts with `path_prefix` (`"/v2"` for all).
-    pub fn api_calls(&self, path_prefix: &str) -> u64 {
-        self.shared.api.stats.count(path_prefix, None)
-    }
-
-    /// Like [`Sandbox::api_calls`], counting only answers with `status` (e.g. 429 or 401).
-    pub fn api_calls_with_status(&self, path_prefix: &str, status: u16) -> u64 {
-        self.shared.api.stats.count(path_prefix, Some(status))
-    }
-
-    /// Every (path, status) counter.
-    pub fn api_stats(&self) -> Vec<ApiCallCount> {
-        self.shared.api.stats.snapshot()
-    }
-
-    /// Makes `GET /v2/bookings` answer an expired (validly signed) token with 403
-    /// `PermissionsGuard - no oAuth client found for access token=…` instead of 401
-    /// (`calcom-facts.md` §5.2, `calcom#24840`).
-    pub fn set_bookings_expired_token_403(&self, on: bool) {
-        self.shared
-            .update_settings(|s| s.bookings_expired_token_403 = on);
-    }
 }

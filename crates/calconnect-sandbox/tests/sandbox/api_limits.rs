@@ -123,3 +123,22 @@ async fn request_ids_are_unique_uuids_and_stats_are_served() {
             {"path":"/v2/nope","status":404,"count":1}]})
     );
 }
+
+#[tokio::test]
+async fn rate_limit_knobs_on_the_handle() {
+    let sb = sandbox().await;
+    sb.set_rate_limit(1, Duration::seconds(10));
+    let t = token(1, &[]);
+    let a = get(&sb, "/v2/me", Some(&t), None).await;
+    assert_eq!(rate(&a), r("1", "0", "10"));
+    let a = get(&sb, "/v2/me", Some(&t), None).await;
+    assert_eq!(
+        (a.status, rate(&a)),
+        (StatusCode::TOO_MANY_REQUESTS, r("1", "0", "10"))
+    );
+    sb.reset_rate_limits();
+    assert_eq!(
+        get(&sb, "/v2/me", Some(&t), None).await.status,
+        StatusCode::OK
+    );
+}
