@@ -142,3 +142,36 @@ async fn rate_limit_knobs_on_the_handle() {
         StatusCode::OK
     );
 }
+
+/// Thousands of requests from many concurrent clients are all answered and all counted.
+#[tokio::test]
+async fn two_thousand_requests_under_the_limit_are_all_answered() {
+    let sb =
+        Arc::new(sandbox_with(Sandbox::builder().rate_limit(5000, Duration::seconds(60))).await);
+    let t = Arc::new(token(1, &[]));
+    let mut set = tokio::task::JoinSet::new();
+    for worker in 0..50 {
+        let (sb, t) = (sb.clone(), t.clone());
+        set.spawn(async move {
+            let mut statuses = Vec::new();
+            for i in 0..40 {
+                let path = if (worker + i) % 2 == 0 {
+                    "/v2/me"
+                } else {
+                    "/v2/bookings"
+                };
+                statuses.push(get(&sb, path, Some(&t), None).await.status.as_u16());
+            }
+            statuses
+        });
+    }
+    let mut all = Vec::new();
+    while let Some(s) = set.join_next().await {
+        all.extend(s.unwrap());
+    }
+    assert_eq!(all.len(), 2000);
+    assert!(all.iter().all(|s| *s == 200));
+    assert_eq!(sb.api_calls_with_status("/v2", 200), 2000);
+    let a = get(&sb, "/v2/me", Some(&t), None).await;
+    assert_eq!(a.headers["x-ratelimit-remaining-default"], "2999");
+}
