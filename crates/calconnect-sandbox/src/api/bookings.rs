@@ -10,7 +10,10 @@
 //!
 //! Query (`GetBookingsInput_2024_08_13`): `status` (comma-separated `upcoming`, `recurring`,
 //! `past`, `cancelled`, `unconfirmed`, OR-ed), `afterStart` (start ≥), `beforeEnd` (end ≤),
-//! `sortStart` (`asc`/`desc`), `take` (1–250, default 100) and `skip` (≥ 0). Invalid values give
+//! `sortStart` (`asc`/`desc`), `take` (1–250, default 100 [inferred]) and `skip` (≥ 0); other
+//! parameters are ignored. Pagination follows the `PaginationMetaDto` descriptions:
+//! `remainingItems = max(0, totalItems - (skip + take))`, `currentPage = floor(skip / take) + 1`,
+//! `totalPages = ceil(totalItems / take)`. Invalid values give
 //! Nest's `ValidationPipe` 400 with the validator texts. Status meanings follow Cal.com's booking
 //! list (`bookings/get.handler.ts`): upcoming = ends now or later and not cancelled/rejected;
 //! past = ended and not cancelled/rejected; cancelled = cancelled or rejected; unconfirmed =

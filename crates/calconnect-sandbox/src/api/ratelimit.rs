@@ -9,6 +9,12 @@
 //! `X-RateLimit-Reset-Default` = seconds until the block ends, else until the window ends
 //! (rounded up). There is no `Retry-After`.
 //!
+//! Only requests with a bearer are limited; Cal.com also limits requests without one by client
+//! IP (120 per minute), which the sandbox does not. Every bearer counts, valid or not, because
+//! the throttler is a global guard that runs before authentication; unmatched routes are not
+//! counted (Nest runs no guards for them). Which limit Cal.com applies to third-party JWTs
+//! (500 vs 120) is unverified (§5.3); the sandbox uses `Settings::rate_limit` (default 500).
+//!
 //! The sandbox clock drives the windows, so `Sandbox::advance_clock` ends a block. The state is
 //! sharded over several `std::sync::Mutex`es; each critical section is a map lookup and a few
 //! integer operations, never an await.
