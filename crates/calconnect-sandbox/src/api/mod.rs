@@ -2,7 +2,7 @@
 //! shapes), `/v2/event-types`, `/v2/bookings`, with Cal.com's bearer authentication, scope guard,
 //! error envelope, `X-Request-Id` and per-token rate limiting.
 //!
-//! Every endpoint goes through [`respond`], which runs the steps in Cal.com's order: the global
+//! Every endpoint goes through `respond`, which runs the steps in Cal.com's order: the global
 //! throttler guard (so 401s and 403s carry rate-limit headers too), the auth guard, the scope
 //! guard, then the handler. Unknown `/v2/*` paths, and known paths with another method, get
 //! Nest's 404 `Cannot <METHOD> <url>` in the envelope.
