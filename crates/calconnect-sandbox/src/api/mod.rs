@@ -192,13 +192,8 @@ mod tests {
     /// The `/v2/{*rest}` catch-all must not shadow (or conflict with) the OAuth half's routes.
     #[tokio::test]
     async fn catch_all_leaves_other_v2_routes_alone() {
-        let shared = Arc::new(Shared {
-            clock: crate::clock::SandboxClock::system(),
-            settings: std::sync::Mutex::new(crate::state::Settings::default()),
-            signing_key: b"k".to_vec(),
-            db: std::sync::Mutex::new(crate::state::Db::default()),
-            api: ApiState::default(),
-        });
+        let sandbox = crate::Sandbox::builder().start().await.unwrap();
+        let shared = sandbox.shared.clone();
         let app = Router::new()
             .route("/v2/auth/oauth2/token", post(|| async { "token" }))
             .merge(router())
