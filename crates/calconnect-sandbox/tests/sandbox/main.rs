@@ -5,4 +5,7 @@
 mod helpers;
 
 mod api;
+mod api_bookings;
+mod api_limits;
+mod api_schedules;
 mod oauth;
