@@ -213,3 +213,72 @@ remove access in the Cal.com App Store.</div>\
         &body,
     )
 }
+
+/// The control surface's index page: what is seeded, what is armed, and how to drive it.
+pub(crate) fn control_index(shared: &crate::state::Shared) -> Response {
+    let settings = shared.settings();
+    let db = shared.db();
+    let mut clients = String::new();
+    for c in db.clients.values() {
+        clients.push_str(&format!(
+            "<tr><td><code>{}</code></td><td>{}</td><td>{:?}</td><td>{:?}{}</td><td>{}</td></tr>",
+            esc(&c.client_id),
+            esc(&c.name),
+            c.client_type,
+            c.status,
+            if c.trusted { ", trusted" } else { "" },
+            esc(&c.redirect_uris.join(" ")),
+        ));
+    }
+    let mut users = String::new();
+    for u in db.users.values() {
+        users.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            u.id,
+            esc(&u.username),
+            esc(&u.email)
+        ));
+    }
+    let mut calls = String::new();
+    for ((endpoint, grant, outcome), n) in &db.token_calls {
+        calls.push_str(&format!(
+            "<tr><td>{endpoint:?}</td><td>{}</td><td>{}</td><td>{n}</td></tr>",
+            esc(grant),
+            esc(outcome)
+        ));
+    }
+    let faults = esc(&serde_json::to_string(&db.faults).unwrap_or_default());
+    drop(db);
+    let now = shared
+        .clock
+        .now()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    let body = format!(
+        "<div class=\"card\" style=\"max-width:920px\"><h1>calconnect sandbox controls</h1>\
+<p class=\"muted\">JSON endpoints under <code>/_sandbox/</code>; the same operations exist on the \
+<code>Sandbox</code> handle. Sandbox time: <code>{now}</code> (offset {off} s).</p>\
+<h2>Clients</h2><table><tr><th>client_id</th><th>name</th><th>type</th><th>status</th><th>redirect URIs</th></tr>{clients}</table>\
+<h2>Users</h2><table><tr><th>id</th><th>username</th><th>email</th></tr>{users}</table>\
+<h2>Settings</h2><p><code>{settings}</code></p>\
+<h2>Armed faults</h2><p><code>{faults}</code></p>\
+<h2>Token-endpoint calls</h2><table><tr><th>endpoint</th><th>grant</th><th>outcome</th><th>count</th></tr>{calls}</table>\
+<h2>Controls</h2><table>\
+<tr><td><code>POST clock/advance</code></td><td><code>{{\"seconds\":600}}</code></td></tr>\
+<tr><td><code>POST grants/revoke</code></td><td><code>{{\"client_id\":\"calconnect-demo\",\"user_id\":1}}</code> (or <code>team_id</code>)</td></tr>\
+<tr><td><code>POST clients/&lt;id&gt;/status</code></td><td><code>{{\"status\":\"REJECTED\"}}</code></td></tr>\
+<tr><td><code>GET|POST settings</code></td><td><code>{{\"pkce_required_for_all\":true,\"refresh_token_ttl_seconds\":31536000}}</code></td></tr>\
+<tr><td><code>GET|POST|DELETE faults</code></td><td><code>{{\"kind\":\"server_error\",\"status\":503,\"count\":2}}</code>, \
+<code>{{\"kind\":\"delay\",\"ms\":2000}}</code>, <code>{{\"kind\":\"rate_limited\"}}</code>, <code>{{\"kind\":\"drop\"}}</code>, \
+<code>{{\"kind\":\"not_found\",\"for_seconds\":60}}</code>; optional <code>\"target\":\"any|v2|legacy\"</code></td></tr>\
+<tr><td><code>GET|DELETE token-calls</code></td><td><code>?grant=refresh_token&amp;outcome=ok</code></td></tr>\
+<tr><td><code>GET codes</code>, <code>GET codes/latest</code>, <code>GET tokens</code></td><td><code>?client_id=&amp;user_id=</code></td></tr>\
+<tr><td><code>GET authorizations</code></td><td>consent records</td></tr></table></div>",
+        off = shared.clock.offset().whole_seconds(),
+        settings = esc(
+            &serde_json::to_string(&crate::control::SettingsView::of(&settings))
+                .unwrap_or_default()
+        ),
+    );
+    page(StatusCode::OK, "Sandbox controls", &body)
+}

@@ -13,6 +13,8 @@ pub mod scopes;
 mod session;
 mod token;
 
+pub(crate) use html::control_index;
+
 use crate::state::Shared;
 use axum::Router;
 use axum::routing::{get, post};
