@@ -79,7 +79,7 @@ impl TokenError {
 
 /// A JSON response with `Cache-Control: no-store` and `Pragma: no-cache` (§3.4; sent on errors
 /// too, which the real endpoint may not do).
-pub fn no_store(status: StatusCode, body: serde_json::Value) -> Response {
+pub fn no_store<T: serde::Serialize>(status: StatusCode, body: T) -> Response {
     let mut resp = (status, axum::Json(body)).into_response();
     let h = resp.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -9,7 +9,9 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
-use serde_json::{Map, Value, json};
+#[cfg(test)]
+use serde_json::json;
+use serde_json::{Map, Value};
 use std::sync::Arc;
 
 /// The v2 token endpoint.
@@ -42,15 +44,23 @@ pub(crate) async fn token(
 /// The success body (§3.4): bare, `token_type` lowercase, `scope` space-joined (omitted by the
 /// legacy endpoints).
 pub(crate) fn success(m: &Minted, with_scope: bool) -> Response {
-    let mut body = json!({
-        "access_token": m.access_token,
-        "token_type": "bearer",
-        "refresh_token": m.refresh_token,
-        "expires_in": m.expires_in,
-    });
-    if with_scope && let Some(o) = body.as_object_mut() {
-        o.insert("scope".to_owned(), Value::String(m.scope.clone()));
+    /// Field order as Cal.com's DTO writes it.
+    #[derive(serde::Serialize)]
+    struct Body<'a> {
+        access_token: &'a str,
+        token_type: &'static str,
+        refresh_token: &'a str,
+        expires_in: i64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        scope: Option<&'a str>,
     }
+    let body = Body {
+        access_token: &m.access_token,
+        token_type: "bearer",
+        refresh_token: &m.refresh_token,
+        expires_in: m.expires_in,
+        scope: with_scope.then_some(m.scope.as_str()),
+    };
     no_store(StatusCode::OK, body)
 }
 
