@@ -8,4 +8,8 @@ mod api;
 mod api_bookings;
 mod api_limits;
 mod api_schedules;
+mod control;
+mod flow;
 mod oauth;
+mod oauth_legacy;
+mod oauth_token;
