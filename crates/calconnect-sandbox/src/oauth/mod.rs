@@ -38,6 +38,9 @@ pub fn router() -> Router<Arc<Shared>> {
         .route("/v2/auth/oauth2/token", post(token::token))
         .route("/api/auth/oauth/token", post(legacy::token))
         .route("/api/auth/oauth/refreshToken", post(legacy::refresh))
+        // The control index with a trailing slash (`Sandbox::control_url`): a nested router's
+        // "/" only matches `/_sandbox`, so the slash form is registered here.
+        .route("/_sandbox/", get(crate::control::index))
 }
 
 /// `n` random bytes from the OS, base64url without padding (codes, secrets, session ids).

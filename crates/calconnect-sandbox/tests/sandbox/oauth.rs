@@ -114,7 +114,8 @@ async fn non_redirectable_errors_are_pages() {
     let sb = start().await;
     let alice = login(&sb, ALICE).await;
     let bob = login(&sb, BOB).await;
-    let cases: Vec<(&str, Vec<(&str, &str)>, &str)> = vec![
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case<'_>> = vec![
         (
             &alice,
             vec![
