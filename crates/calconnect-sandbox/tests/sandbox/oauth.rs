@@ -386,3 +386,20 @@ async fn account_selector_offers_teams_the_user_administers() {
     let html = authorize(&sb, Some(&bob), &p).await.text().await.unwrap();
     assert!(!html.contains("team/acme"));
 }
+
+#[tokio::test]
+async fn response_type_is_ignored_and_register_reaches_login() {
+    let sb = start().await;
+    let alice = login(&sb, ALICE).await;
+    let mut p = demo("PROFILE_READ");
+    p[2] = ("response_type", "token");
+    assert_eq!(
+        authorize(&sb, Some(&alice), &p).await.status(),
+        StatusCode::OK
+    );
+    let resp = authorize(&sb, None, &[("client_id", "x"), ("register", "false")]).await;
+    assert_eq!(
+        location(&resp),
+        "/auth/login?callbackUrl=auth%2Foauth2%2Fauthorize%3Fclient_id%3Dx%26register%3Dfalse&register=false"
+    );
+}

@@ -253,6 +253,14 @@ async fn legacy_refresh_tokens_without_a_secret_are_accepted_and_upgraded() {
     let v: Value = serde_json::from_str(&body).unwrap();
     assert!(claims(v["refresh_token"].as_str().unwrap())["secret"].is_string());
     assert_eq!(sb.refresh_token_rows(CID, Owner::User(ALICE)), 1);
+    // OAuthService (e0ef2d8d) only checks tokens that carry a secret, so a legacy token keeps
+    // working until its exp — and each use rotates, killing the upgraded token.
+    let upgraded = v["refresh_token"].as_str().unwrap().to_owned();
+    assert_eq!(demo_refresh(&sb, &legacy).await.0, StatusCode::OK);
+    assert_eq!(
+        demo_refresh(&sb, &upgraded).await.1,
+        v2_err("invalid_grant", "refresh_token_revoked")
+    );
     // A token signed with another key is not.
     let forged = jwt::sign(&jwt::verify(&legacy, &key, now).unwrap(), b"other-key");
     assert_err(&sb, json!({"client_id":CID,"client_secret":SECRET,"grant_type":"refresh_token","refresh_token":forged}),
