@@ -433,3 +433,34 @@ async fn revoke_status_clock_codes_and_tokens_over_http() {
     assert!(!debug.contains(t["access_token"].as_str().unwrap()));
     assert_eq!(sb.revoke_grant(CID, Owner::User(BOB)), 0);
 }
+
+#[tokio::test]
+async fn encryption_key_missing_fault() {
+    let sb = start().await;
+    post(
+        &sb,
+        "faults",
+        json!({"kind":"encryption_key_missing","count":2}),
+    )
+    .await;
+    let (s, text) = token_json(&sb, refresh_body("x")).await;
+    assert_eq!(
+        (s, text),
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            v2_err("server_error", "encryption_key_missing")
+        )
+    );
+    let resp = legacy_refresh(&sb, "x").await;
+    assert_eq!(
+        (resp.status(), resp.text().await.unwrap()),
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            r#"{"message":"CALENDSO_ENCRYPTION_KEY is not set"}"#.to_owned()
+        )
+    );
+    assert_eq!(
+        sb.token_calls("refresh_token", "server_error:encryption_key_missing"),
+        2
+    );
+}
