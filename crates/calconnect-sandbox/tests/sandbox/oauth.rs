@@ -403,3 +403,42 @@ async fn response_type_is_ignored_and_register_reaches_login() {
         "/auth/login?callbackUrl=auth%2Foauth2%2Fauthorize%3Fclient_id%3Dx%26register%3Dfalse&register=false"
     );
 }
+
+#[tokio::test]
+async fn switch_account_and_logout() {
+    let sb = start().await;
+    let alice = login(&sb, ALICE).await;
+    let p = demo("PROFILE_READ");
+    let html = authorize(&sb, Some(&alice), &p).await.text().await.unwrap();
+    let marker = "<a href=\"";
+    let start_at = html.find(marker).unwrap() + marker.len();
+    let switch =
+        html[start_at..start_at + html[start_at..].find('"').unwrap()].replace("&amp;", "&");
+    assert!(
+        switch.starts_with(
+            "/auth/login?callbackUrl=auth%2Foauth2%2Fauthorize%3Fclient_id%3Dcalconnect-demo"
+        ),
+        "{switch}"
+    );
+    let resp = client()
+        .post(sb.base_url().join("/auth/logout").unwrap())
+        .header("cookie", &alice)
+        .form(&[("callbackUrl", "/auth/oauth2/authorize?client_id=x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        location(&resp),
+        "/auth/login?callbackUrl=%2Fauth%2Foauth2%2Fauthorize%3Fclient_id%3Dx"
+    );
+    assert!(
+        resp.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+    // The old cookie no longer signs anyone in.
+    let resp = authorize(&sb, Some(&alice), &p).await;
+    assert!(location(&resp).starts_with("/auth/login?"));
+}
