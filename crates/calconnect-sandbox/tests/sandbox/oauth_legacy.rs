@@ -77,6 +77,10 @@ async fn token_success_has_no_scope() {
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.headers()["cache-control"], "no-store");
     assert_eq!(resp.headers()["pragma"], "no-cache");
+    assert_eq!(
+        resp.headers()["content-type"],
+        "application/json;charset=UTF-8"
+    );
     let text = resp.text().await.unwrap();
     let v: Value = serde_json::from_str(&text).unwrap();
     let (a, r) = (
