@@ -11,5 +11,7 @@ mod api_schedules;
 mod control;
 mod flow;
 mod oauth;
+mod oauth_consent;
 mod oauth_legacy;
+mod oauth_refresh;
 mod oauth_token;
