@@ -357,3 +357,7 @@ impl AuthorizationFlow {
         })
     }
 }
+
+#[cfg(test)]
+#[path = "flow_tests.rs"]
+mod tests;

@@ -210,13 +210,16 @@ pub enum TransportErrorKind {
     },
 }
 
-/// A request did not complete. Never contains the URL (reqwest's `without_url`) or a secret.
+/// A request did not complete.
+///
+/// # Security
+/// It keeps no source error: reqwest's and hyper's errors carry the URL or the peer address.
+/// Only the kind and, when the OS reported one, the I/O error kind (`ConnectionRefused`, ...).
 #[derive(Debug, thiserror::Error)]
-#[error("{}", describe(.kind))]
+#[error("{}{}", describe(.kind), .io.map(|k| format!(" ({k})")).unwrap_or_default())]
 pub struct TransportError {
     kind: TransportErrorKind,
-    #[source]
-    source: Option<reqwest::Error>,
+    io: Option<std::io::ErrorKind>,
 }
 
 fn describe(kind: &TransportErrorKind) -> String {
@@ -245,17 +248,28 @@ impl TransportError {
         } else {
             TransportErrorKind::Interrupted
         };
-        Self {
-            kind,
-            source: Some(err.without_url()),
+        let mut io = None;
+        let mut source: Option<&(dyn std::error::Error + 'static)> =
+            std::error::Error::source(&err);
+        while let Some(s) = source {
+            if let Some(e) = s.downcast_ref::<std::io::Error>() {
+                io = Some(e.kind());
+            }
+            source = s.source();
         }
+        Self { kind, io }
     }
 
     fn too_large(limit: usize) -> Self {
         Self {
             kind: TransportErrorKind::TooLarge { limit },
-            source: None,
+            io: None,
         }
+    }
+
+    /// The operating system's I/O error kind, when there was one.
+    pub fn io_kind(&self) -> Option<std::io::ErrorKind> {
+        self.io
     }
 
     /// What went wrong.

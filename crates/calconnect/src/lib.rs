@@ -9,6 +9,7 @@ pub mod errors;
 pub mod flow;
 pub mod http;
 pub mod pending;
+pub mod pending_registry;
 mod pkce;
 pub mod profile;
 pub mod secret;
@@ -29,6 +30,7 @@ pub use flow::{
 };
 pub use http::{HttpClient, HttpClientError, HttpConfig, TransportError, TransportErrorKind};
 pub use pending::{PENDING_AUTHORIZATION_TTL, PendingAuthorization, PendingDecodeError, StateKey};
+pub use pending_registry::PendingAuthorizations;
 pub use pkce::PkceVerifier;
 pub use profile::{
     BodyEncoding, ClientAuthMethod, CustomProvider, LegacyTokenEndpoints, ProfileError,
