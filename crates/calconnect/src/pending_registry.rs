@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use time::OffsetDateTime;
 
 enum Entry {
-    Pending(PendingAuthorization),
+    Pending(Box<PendingAuthorization>),
     Used { until: OffsetDateTime },
 }
 
@@ -51,7 +51,7 @@ impl PendingAuthorizations {
             Entry::Pending(p) => p.expires_at() > now,
             Entry::Used { until } => *until > now,
         });
-        entries.insert(pending.state_key(), Entry::Pending(pending));
+        entries.insert(pending.state_key(), Entry::Pending(Box::new(pending)));
     }
 
     /// Takes the pending authorization matching `callback`'s state, then verifies the callback
@@ -81,7 +81,7 @@ impl PendingAuthorizations {
                 None => return Err(CallbackError::UnknownState),
             }
         };
-        pending.verify(callback, self.clock.as_ref())
+        (*pending).verify(callback, self.clock.as_ref())
     }
 
     /// How many entries (pending and remembered-as-used) are held.
