@@ -22,9 +22,11 @@ pub mod seed;
 mod server;
 pub mod state;
 
+pub use control::{ControlError, FaultSpec, SettingsView, TokenCallCount};
+pub use oauth::faults::{FaultKind, FaultRule, FaultTarget};
 pub use seed::{
     CONFIDENTIAL_CLIENT_ID, CONFIDENTIAL_CLIENT_SECRET, ClientStatus, ClientType,
     DEFAULT_PUBLIC_REDIRECT_URI, DEFAULT_REDIRECT_URI, PUBLIC_CLIENT_ID, Seed,
 };
 pub use server::{Sandbox, SandboxBuilder, StartError, router};
-pub use state::Settings;
+pub use state::{Owner, Settings, TokenEndpoint};

@@ -2,11 +2,12 @@
 //! are short and never await, so thousands of concurrent requests are fine.
 
 use crate::clock::SandboxClock;
+use crate::oauth::faults::FaultRule;
 use crate::seed::{
     ClientStatus, ClientType, Seed, SeedClient, SeedEventType, SeedSchedule, SeedTeam, SeedUser,
     TeamRole, hash_secret,
 };
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use time::{Duration, OffsetDateTime};
 
@@ -146,6 +147,96 @@ pub struct Db {
     pub authorizations: BTreeMap<(i64, String), Authorization>,
     /// Signed-in browser sessions: cookie value -> user id.
     pub sessions: HashMap<String, i64>,
+    /// Faults waiting to hit the token endpoints (control surface).
+    pub faults: Vec<FaultRule>,
+    /// Token-endpoint calls by (endpoint, grant, outcome).
+    pub token_calls: BTreeMap<(TokenEndpoint, String, String), u64>,
+    /// Every authorization code handed out, oldest first (bounded by [`ISSUED_LOG_CAP`]).
+    pub issued_codes: VecDeque<IssuedCode>,
+    /// Every token pair handed out, oldest first (bounded by [`ISSUED_LOG_CAP`]).
+    pub issued_tokens: VecDeque<IssuedTokens>,
+}
+
+/// How many issued codes and token pairs the sandbox remembers for tests.
+pub const ISSUED_LOG_CAP: usize = 10_000;
+
+/// Which token endpoint a call hit (`calcom-facts.md` §3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenEndpoint {
+    /// `POST /v2/auth/oauth2/token`.
+    V2,
+    /// Legacy `POST /api/auth/oauth/token`.
+    LegacyToken,
+    /// Legacy `POST /api/auth/oauth/refreshToken`.
+    LegacyRefresh,
+}
+
+impl TokenEndpoint {
+    pub fn is_legacy(self) -> bool {
+        !matches!(self, TokenEndpoint::V2)
+    }
+}
+
+/// An authorization code as handed to the browser (kept after the code is used, for tests).
+#[derive(Clone, serde::Serialize)]
+pub struct IssuedCode {
+    pub code: String,
+    pub client_id: String,
+    /// The signed-in user who clicked Allow (also for team codes).
+    pub user_id: i64,
+    pub team_id: Option<i64>,
+    pub scopes: Vec<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub issued_at: OffsetDateTime,
+}
+
+impl std::fmt::Debug for IssuedCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedCode")
+            .field("code", &"[redacted]")
+            .field("client_id", &self.client_id)
+            .field("user_id", &self.user_id)
+            .field("team_id", &self.team_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A token pair as returned by a token endpoint (kept for tests).
+#[derive(Clone, serde::Serialize)]
+pub struct IssuedTokens {
+    pub endpoint: TokenEndpoint,
+    /// `authorization_code` or `refresh_token`.
+    pub grant: String,
+    pub client_id: String,
+    pub user_id: Option<i64>,
+    pub team_id: Option<i64>,
+    pub access_token: String,
+    pub refresh_token: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub issued_at: OffsetDateTime,
+}
+
+impl std::fmt::Debug for IssuedTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedTokens")
+            .field("endpoint", &self.endpoint)
+            .field("grant", &self.grant)
+            .field("client_id", &self.client_id)
+            .field("user_id", &self.user_id)
+            .field("team_id", &self.team_id)
+            .field("access_token", &"[redacted]")
+            .field("refresh_token", &"[redacted]")
+            .finish_non_exhaustive()
+    }
+}
+
+/// Appends to a bounded log, dropping the oldest entry when full.
+pub fn push_bounded<T>(log: &mut VecDeque<T>, item: T) {
+    if log.len() >= ISSUED_LOG_CAP {
+        log.pop_front();
+    }
+    log.push_back(item);
 }
 
 impl Db {
@@ -184,6 +275,14 @@ impl Db {
                 .collect(),
             ..Db::default()
         }
+    }
+
+    /// Counts one token-endpoint call.
+    pub fn count_token_call(&mut self, endpoint: TokenEndpoint, grant: &str, outcome: &str) {
+        *self
+            .token_calls
+            .entry((endpoint, grant.to_owned(), outcome.to_owned()))
+            .or_default() += 1;
     }
 
     /// The user an owner acts as: the user, or the team's owner (`api-auth.strategy.ts`).

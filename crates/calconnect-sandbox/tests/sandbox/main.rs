@@ -5,4 +5,8 @@
 mod helpers;
 
 mod api;
+mod control;
+mod flow;
 mod oauth;
+mod oauth_legacy;
+mod oauth_token;

@@ -1,1 +1,616 @@
-// OAuth tests: owned by the OAuth half of the sandbox.
+//! OAuth tests: the authorize endpoint, sign-in and consent (`calcom-facts.md` §2, §9).
+//! Token-endpoint tests are in `oauth_token.rs` and `oauth_legacy.rs`.
+
+use crate::flow::*;
+use crate::helpers::start;
+use calconnect_sandbox::{
+    CONFIDENTIAL_CLIENT_ID, CONFIDENTIAL_CLIENT_SECRET, ClientType, DEFAULT_PUBLIC_REDIRECT_URI,
+    DEFAULT_REDIRECT_URI, PUBLIC_CLIENT_ID, Sandbox,
+};
+use reqwest::StatusCode;
+use serde_json::json;
+
+const R: &str = DEFAULT_REDIRECT_URI;
+
+fn demo(scope: &str) -> Vec<(&'static str, &str)> {
+    vec![
+        ("client_id", CONFIDENTIAL_CLIENT_ID),
+        ("redirect_uri", R),
+        ("response_type", "code"),
+        ("scope", scope),
+        ("state", "xyz"),
+    ]
+}
+
+async fn page_text(resp: reqwest::Response) -> (StatusCode, String) {
+    assert!(
+        resp.headers().get("location").is_none(),
+        "must not redirect"
+    );
+    (resp.status(), resp.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn not_signed_in_goes_to_login_with_the_original_query() {
+    let sb = start().await;
+    let resp = authorize(
+        &sb,
+        None,
+        &[("client_id", "calconnect-demo"), ("scope", "A B")],
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        location(&resp),
+        "/auth/login?callbackUrl=auth%2Foauth2%2Fauthorize%3Fclient_id%3Dcalconnect-demo%26scope%3DA%2BB"
+    );
+    // The login page lists the seeded users and carries the callback.
+    let page = client()
+        .get(sb.base_url().join(&location(&resp)).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.unwrap();
+    for who in ["Alice Anderson", "Bob Brown", "Dana Developer"] {
+        assert!(html.contains(who), "{who}");
+    }
+    assert_eq!(
+        hidden(&html, "callbackUrl"),
+        "/auth/oauth2/authorize?client_id=calconnect-demo&scope=A+B"
+    );
+}
+
+#[tokio::test]
+async fn login_sets_a_session_cookie_and_returns_to_the_callback() {
+    let sb = start().await;
+    let resp = client()
+        .post(sb.base_url().join("/auth/login").unwrap())
+        .form(&[
+            ("user_id", "1"),
+            ("callbackUrl", "auth/oauth2/authorize?client_id=x"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&resp), "/auth/oauth2/authorize?client_id=x");
+    let cookie = resp.headers()["set-cookie"].to_str().unwrap();
+    assert!(cookie.starts_with("calsandbox_session="), "{cookie}");
+    assert!(
+        cookie.contains("; HttpOnly") && cookie.contains("; SameSite=Lax"),
+        "{cookie}"
+    );
+}
+
+#[tokio::test]
+async fn login_never_redirects_off_the_sandbox() {
+    let sb = start().await;
+    for (cb, expected) in [
+        ("https://evil.example/x", "/https://evil.example/x"),
+        ("//evil.example/x", "/_sandbox/"),
+        ("/\\evil.example", "/_sandbox/"),
+        ("", "/_sandbox/"),
+    ] {
+        let resp = client()
+            .post(sb.base_url().join("/auth/login").unwrap())
+            .form(&[("user_id", "1"), ("callbackUrl", cb)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(location(&resp), expected, "{cb}");
+    }
+    let unknown = client()
+        .post(sb.base_url().join("/auth/login").unwrap())
+        .form(&[("user_id", "99")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn non_redirectable_errors_are_pages() {
+    let sb = start().await;
+    let alice = login(&sb, ALICE).await;
+    let bob = login(&sb, BOB).await;
+    let cases: Vec<(&str, Vec<(&str, &str)>, &str)> = vec![
+        (
+            &alice,
+            vec![
+                ("client_id", "nope"),
+                ("redirect_uri", R),
+                ("scope", "PROFILE_READ"),
+            ],
+            "OAuth client with ID not found",
+        ),
+        (
+            &alice,
+            vec![
+                ("client_id", CONFIDENTIAL_CLIENT_ID),
+                ("redirect_uri", "http://127.0.0.1:8080/oauth/callback/"),
+                ("scope", "PROFILE_READ"),
+            ],
+            "redirect_uri does not match any of the OAuth client&#39;s registered redirect URIs",
+        ),
+        (
+            &alice,
+            vec![
+                ("client_id", CONFIDENTIAL_CLIENT_ID),
+                ("scope", "PROFILE_READ"),
+            ],
+            "redirect_uri is required",
+        ),
+        (
+            &bob,
+            vec![
+                ("client_id", "pending-client"),
+                ("redirect_uri", R),
+                ("scope", "PROFILE_READ"),
+            ],
+            "OAuth client is not approved",
+        ),
+        (
+            &alice,
+            vec![
+                ("client_id", "rejected-client"),
+                ("redirect_uri", R),
+                ("scope", "PROFILE_READ"),
+            ],
+            "OAuth client has been rejected",
+        ),
+        (
+            &alice,
+            vec![
+                ("client_id", CONFIDENTIAL_CLIENT_ID),
+                ("redirect_uri", R),
+                ("state", "s"),
+            ],
+            "scope parameter is required for this OAuth client",
+        ),
+        (
+            &alice,
+            vec![
+                ("client_id", CONFIDENTIAL_CLIENT_ID),
+                ("redirect_uri", R),
+                ("scope", " , "),
+            ],
+            "scope parameter is required for this OAuth client",
+        ),
+    ];
+    for (cookie, params, message) in cases {
+        let (status, html) = page_text(authorize(&sb, Some(cookie), &params).await).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{message}");
+        assert!(html.contains(message), "{message}: {html}");
+    }
+}
+
+#[tokio::test]
+async fn owner_may_use_a_pending_client() {
+    let sb = start().await;
+    // pending-client is owned by alice (user 1).
+    let params = [
+        ("client_id", "pending-client"),
+        ("redirect_uri", R),
+        ("scope", "PROFILE_READ"),
+    ];
+    let code = code_for(&sb, ALICE, &params).await;
+    let (status, body) = token_json(
+        &sb,
+        json!({"client_id":"pending-client","client_secret":seeded_secret("pending-client"),
+            "grant_type":"authorization_code","code":code,"redirect_uri":R}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+#[tokio::test]
+async fn scope_errors_redirect_as_invalid_request() {
+    let sb = start().await;
+    let alice = login(&sb, ALICE).await;
+    let exceed = authorize(&sb, Some(&alice), &demo("PROFILE_READ,ORG_BOOKING_READ")).await;
+    assert_eq!(exceed.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        location(&exceed),
+        "http://127.0.0.1:8080/oauth/callback?error=invalid_request&error_description=Requested+scope+exceeds+the+client%27s+registered+scopes&state=xyz"
+    );
+    let unknown = authorize(&sb, Some(&alice), &demo("PROFILE_READ BOGUS")).await;
+    assert_eq!(
+        location(&unknown),
+        "http://127.0.0.1:8080/oauth/callback?error=invalid_request&error_description=Requested+scope+is+not+a+recognized+scope&state=xyz"
+    );
+}
+
+#[tokio::test]
+async fn legacy_clients_skip_the_subset_check_but_not_unknown_names() {
+    let sb = start().await;
+    let alice = login(&sb, ALICE).await;
+    let base = [("client_id", "legacy-client"), ("redirect_uri", R)];
+    // No scope at all: fine for a legacy client; the old static permission list is shown.
+    let (status, html) = page_text(authorize(&sb, Some(&alice), &base).await).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("See your primary email address"), "{html}");
+    // Any known scope is accepted (no subset check).
+    let mut wide = base.to_vec();
+    wide.push(("scope", "BOOKING_WRITE"));
+    assert_eq!(
+        authorize(&sb, Some(&alice), &wide).await.status(),
+        StatusCode::OK
+    );
+    let mut bad = base.to_vec();
+    bad.push(("scope", "NOT_A_SCOPE"));
+    assert_eq!(
+        location(&authorize(&sb, Some(&alice), &bad).await),
+        "http://127.0.0.1:8080/oauth/callback?error=invalid_request&error_description=Requested+scope+is+not+a+recognized+scope"
+    );
+}
+
+#[tokio::test]
+async fn scope_parameter_splits_on_commas_and_spaces() {
+    let sb = start().await;
+    let code = code_for(&sb, ALICE, &demo("PROFILE_READ SCHEDULE_READ,BOOKING_READ")).await;
+    let (_, body) = token_json(
+        &sb,
+        json!({"client_id":CONFIDENTIAL_CLIENT_ID,"client_secret":CONFIDENTIAL_CLIENT_SECRET,
+            "grant_type":"authorization_code","code":code,"redirect_uri":R}),
+    )
+    .await;
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["scope"], "PROFILE_READ SCHEDULE_READ BOOKING_READ");
+}
+
+#[tokio::test]
+async fn pkce_rules_at_authorize() {
+    let sb = start().await;
+    let alice = login(&sb, ALICE).await;
+    let pr = DEFAULT_PUBLIC_REDIRECT_URI;
+    let public = |extra: Vec<(&'static str, &'static str)>| {
+        let mut p = vec![
+            ("client_id", PUBLIC_CLIENT_ID),
+            ("redirect_uri", pr),
+            ("scope", "PROFILE_READ"),
+            ("state", "s"),
+        ];
+        p.extend(extra);
+        p
+    };
+    let r = authorize(&sb, Some(&alice), &public(vec![])).await;
+    assert_eq!(
+        location(&r),
+        "http://127.0.0.1:8976/callback?error=invalid_request&error_description=code_challenge+required+for+public+clients&state=s"
+    );
+    let r = authorize(
+        &sb,
+        Some(&alice),
+        &public(vec![
+            ("code_challenge", "abc"),
+            ("code_challenge_method", "plain"),
+        ]),
+    )
+    .await;
+    assert_eq!(
+        location(&r),
+        "http://127.0.0.1:8976/callback?error=invalid_request&error_description=code_challenge_method+must+be+S256&state=s"
+    );
+    // A confidential client sending a challenge must say S256 too (no method = invalid).
+    let mut conf = demo("PROFILE_READ");
+    conf.push(("code_challenge", "abc"));
+    let r = authorize(&sb, Some(&alice), &conf).await;
+    assert_eq!(
+        location(&r),
+        "http://127.0.0.1:8080/oauth/callback?error=invalid_request&error_description=code_challenge_method+must+be+S256&state=xyz"
+    );
+    // Without a challenge a confidential client is fine, unless PKCE is required for all.
+    assert_eq!(
+        authorize(&sb, Some(&alice), &demo("PROFILE_READ"))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    sb.update_settings(|s| s.pkce_required_for_all = true);
+    let r = authorize(&sb, Some(&alice), &demo("PROFILE_READ")).await;
+    assert_eq!(
+        location(&r),
+        "http://127.0.0.1:8080/oauth/callback?error=invalid_request&error_description=code_challenge+required+%28PKCE+is+required+for+all+clients%29&state=xyz"
+    );
+}
+
+#[tokio::test]
+async fn consent_page_looks_like_cal_com() {
+    let sb = start().await;
+    let alice = login(&sb, ALICE).await;
+    let resp = authorize(
+        &sb,
+        Some(&alice),
+        &demo("PROFILE_READ,BOOKING_READ,BOOKING_WRITE,TEAM_BOOKING_READ"),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["content-type"], "text/html; charset=utf-8");
+    let html = resp.text().await.unwrap();
+    for needle in [
+        "Acme Scheduler would like access to your Cal.com account",
+        "Signed in as <strong>Alice Anderson</strong>",
+        "<h2>Your account</h2>",
+        "<li>View your profile (name, email, time zone)</li>",
+        "<li>View and change your bookings</li>",
+        "<h2>Your teams</h2>",
+        "<li>View your teams&#39; bookings</li>",
+        ">Allow</button>",
+        ">Go back</button>",
+        "name=\"csrf_token\"",
+    ] {
+        assert!(html.contains(needle), "missing {needle}");
+    }
+    assert!(!html.contains("<script"), "no JavaScript");
+}
+
+#[tokio::test]
+async fn consent_page_escapes_everything() {
+    let sb = Sandbox::builder()
+        .with_seed(|s| {
+            let c = s.client_mut(CONFIDENTIAL_CLIENT_ID).unwrap();
+            c.name = "<script>alert(1)</script>".into();
+            c.logo_url = Some("\"><img src=x onerror=alert(1)>".into());
+        })
+        .start()
+        .await
+        .unwrap();
+    let alice = login(&sb, ALICE).await;
+    let mut p = demo("PROFILE_READ");
+    p[4] = ("state", "\"><script>x</script>");
+    let html = authorize(&sb, Some(&alice), &p).await.text().await.unwrap();
+    assert!(!html.contains("<script>"), "{html}");
+    assert!(!html.contains("<img src=x"), "{html}");
+    assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt; would like access"));
+}
+
+#[tokio::test]
+async fn account_selector_offers_teams_the_user_administers() {
+    let sb = start().await;
+    let mut p = demo("PROFILE_READ");
+    p.push(("show_account_selector", "true"));
+    let alice = login(&sb, ALICE).await;
+    let html = authorize(&sb, Some(&alice), &p).await.text().await.unwrap();
+    assert!(
+        html.contains("<option value=\"user\">Alice Anderson</option>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<option value=\"team/acme\">Acme Inc.</option>"),
+        "{html}"
+    );
+    // bob is a MEMBER of acme: read-only profiles are filtered out.
+    let bob = login(&sb, BOB).await;
+    let html = authorize(&sb, Some(&bob), &p).await.text().await.unwrap();
+    assert!(!html.contains("team/acme"));
+}
+
+#[tokio::test]
+async fn allow_redirects_with_code_and_state() {
+    let sb = start().await;
+    let alice = login(&sb, ALICE).await;
+    let resp = consent(&sb, &alice, &demo("PROFILE_READ"), "allow", None).await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let loc = location(&resp);
+    let code = sb.latest_code(CONFIDENTIAL_CLIENT_ID, ALICE).unwrap();
+    assert_eq!(
+        loc,
+        format!("http://127.0.0.1:8080/oauth/callback?code={code}&state=xyz")
+    );
+    // 40 random bytes, base64url without padding.
+    assert_eq!(code.len(), 54);
+    assert!(
+        code.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    );
+    // The consent is recorded.
+    let auth = sb.authorization(ALICE, CONFIDENTIAL_CLIENT_ID).unwrap();
+    assert_eq!(auth.scopes, vec!["PROFILE_READ"]);
+    assert!(auth.last_refreshed_at.is_none());
+}
+
+#[tokio::test]
+async fn deny_redirects_with_access_denied_and_no_description() {
+    let sb = start().await;
+    let alice = login(&sb, ALICE).await;
+    let resp = consent(&sb, &alice, &demo("PROFILE_READ"), "deny", None).await;
+    assert_eq!(
+        location(&resp),
+        "http://127.0.0.1:8080/oauth/callback?error=access_denied&state=xyz"
+    );
+    let mut no_state = demo("PROFILE_READ");
+    no_state.pop();
+    let resp = consent(&sb, &alice, &no_state, "deny", None).await;
+    assert_eq!(
+        location(&resp),
+        "http://127.0.0.1:8080/oauth/callback?error=access_denied"
+    );
+}
+
+#[tokio::test]
+async fn an_existing_query_on_the_redirect_uri_is_kept() {
+    let with_query = "http://127.0.0.1:8080/cb?tenant=acme";
+    let sb = Sandbox::builder()
+        .redirect_uri(ClientType::Confidential, with_query)
+        .start()
+        .await
+        .unwrap();
+    let alice = login(&sb, ALICE).await;
+    let p = [
+        ("client_id", CONFIDENTIAL_CLIENT_ID),
+        ("redirect_uri", with_query),
+        ("scope", "PROFILE_READ"),
+        ("state", "a b&c"),
+    ];
+    let resp = consent(&sb, &alice, &p, "allow", None).await;
+    let code = sb.latest_code(CONFIDENTIAL_CLIENT_ID, ALICE).unwrap();
+    assert_eq!(
+        location(&resp),
+        format!("http://127.0.0.1:8080/cb?tenant=acme&code={code}&state=a+b%26c")
+    );
+    let resp = consent(&sb, &alice, &p, "deny", None).await;
+    assert_eq!(
+        location(&resp),
+        "http://127.0.0.1:8080/cb?tenant=acme&error=access_denied&state=a+b%26c"
+    );
+    let mut bad = p.to_vec();
+    bad[2] = ("scope", "ORG_PROFILE_READ");
+    let resp = authorize(&sb, Some(&alice), &bad).await;
+    assert_eq!(
+        location(&resp),
+        "http://127.0.0.1:8080/cb?tenant=acme&error=invalid_request&error_description=Requested+scope+exceeds+the+client%27s+registered+scopes&state=a+b%26c"
+    );
+}
+
+#[tokio::test]
+async fn trusted_clients_skip_consent() {
+    let sb = start().await;
+    let alice = login(&sb, ALICE).await;
+    let p = [
+        ("client_id", "trusted-client"),
+        ("redirect_uri", R),
+        ("scope", "PROFILE_READ"),
+        ("state", "t"),
+    ];
+    let resp = authorize(&sb, Some(&alice), &p).await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let code = sb.latest_code("trusted-client", ALICE).unwrap();
+    assert_eq!(location(&resp), format!("{R}?code={code}&state=t"));
+}
+
+#[tokio::test]
+async fn team_selection_needs_owner_or_admin() {
+    let sb = start().await;
+    let p = demo("TEAM_BOOKING_READ");
+    let alice = login(&sb, ALICE).await;
+    let resp = consent(&sb, &alice, &p, "allow", Some("team/acme")).await;
+    let code = query_of(&location(&resp))["code"].clone();
+    let (status, body) = token_json(
+        &sb,
+        json!({"client_id":CONFIDENTIAL_CLIENT_ID,"client_secret":CONFIDENTIAL_CLIENT_SECRET,
+            "grant_type":"authorization_code","code":code,"redirect_uri":R}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let c = claims(v["access_token"].as_str().unwrap());
+    assert_eq!(c["teamId"], 10);
+    assert_eq!(c["userId"], serde_json::Value::Null);
+    // bob is only a MEMBER of acme.
+    let bob = login(&sb, BOB).await;
+    let resp = consent(&sb, &bob, &p, "allow", Some("team/acme")).await;
+    assert_eq!(
+        location(&resp),
+        "http://127.0.0.1:8080/oauth/callback?error=access_denied&error_description=team_not_found_or_no_access&state=xyz"
+    );
+    let resp = consent(&sb, &alice, &p, "allow", Some("team/nope")).await;
+    assert!(location(&resp).contains("error=access_denied"));
+}
+
+#[tokio::test]
+async fn consent_form_needs_the_session_and_its_csrf_token() {
+    let sb = start().await;
+    let alice = login(&sb, ALICE).await;
+    let p = demo("PROFILE_READ");
+    let mut form: Vec<(&str, &str)> = p.clone();
+    form.push(("action", "allow"));
+    form.push(("csrf_token", "forged"));
+    let resp = client()
+        .post(sb.authorize_url())
+        .header("cookie", &alice)
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    assert!(sb.latest_code(CONFIDENTIAL_CLIENT_ID, ALICE).is_none());
+    // Another session's token does not work either.
+    let bob = login(&sb, BOB).await;
+    let html = authorize(&sb, Some(&bob), &p).await.text().await.unwrap();
+    form.pop();
+    let bobs = hidden(&html, "csrf_token");
+    form.push(("csrf_token", &bobs));
+    let resp = client()
+        .post(sb.authorize_url())
+        .header("cookie", &alice)
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    // No session: back to sign-in.
+    let resp = client()
+        .post(sb.authorize_url())
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert!(location(&resp).starts_with(
+        "/auth/login?callbackUrl=auth%2Foauth2%2Fauthorize%3Fclient_id%3Dcalconnect-demo"
+    ));
+}
+
+#[tokio::test]
+async fn full_flow_confidential_with_pkce() {
+    let sb = start().await;
+    let (verifier, challenge) = pkce();
+    let mut p = demo("PROFILE_READ,SCHEDULE_READ");
+    p.push(("code_challenge", &challenge));
+    p.push(("code_challenge_method", "S256"));
+    let code = code_for(&sb, ALICE, &p).await;
+    let (status, body) = token_json(
+        &sb,
+        json!({"client_id":CONFIDENTIAL_CLIENT_ID,"client_secret":CONFIDENTIAL_CLIENT_SECRET,
+            "grant_type":"authorization_code","code":code,"redirect_uri":R,"code_verifier":verifier}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let refresh = claims(v["refresh_token"].as_str().unwrap());
+    assert_eq!(refresh["codeChallenge"], challenge.as_str());
+    assert_eq!(refresh["codeChallengeMethod"], "S256");
+    let (status, _) = demo_refresh(&sb, v["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn full_flow_public_client() {
+    let sb = start().await;
+    let (verifier, challenge) = pkce();
+    let p = [
+        ("client_id", PUBLIC_CLIENT_ID),
+        ("redirect_uri", DEFAULT_PUBLIC_REDIRECT_URI),
+        ("scope", "PROFILE_READ"),
+        ("state", "s"),
+        ("code_challenge", challenge.as_str()),
+        ("code_challenge_method", "S256"),
+    ];
+    let code = code_for(&sb, BOB, &p).await;
+    let (status, body) = token_form(
+        &sb,
+        &[
+            ("client_id", PUBLIC_CLIENT_ID),
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", DEFAULT_PUBLIC_REDIRECT_URI),
+            ("code_verifier", &verifier),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(claims(v["access_token"].as_str().unwrap())["userId"], BOB);
+    // Refresh needs only client_id + refresh_token.
+    let (status, body) = token_form(
+        &sb,
+        &[
+            ("client_id", PUBLIC_CLIENT_ID),
+            ("grant_type", "refresh_token"),
+            ("refresh_token", v["refresh_token"].as_str().unwrap()),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}

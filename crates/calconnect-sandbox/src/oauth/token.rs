@@ -1,0 +1,321 @@
+//! `POST /v2/auth/oauth2/token` (`calcom-facts.md` §3.1–§3.4): JSON or form bodies, the input
+//! pipe of `token.input.pipe.ts` (§3.2, exact texts), then the shared service (§3.3).
+
+use super::errors::{TokenError, no_store};
+use super::faults;
+use super::grants::{self, ExchangeRequest, Minted};
+use crate::state::{Shared, TokenEndpoint};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
+#[cfg(test)]
+use serde_json::json;
+use serde_json::{Map, Value};
+use std::sync::Arc;
+
+/// The v2 token endpoint.
+pub(crate) async fn token(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let parsed = parse_body(&headers, &body);
+    let grant = grant_label(parsed.as_ref());
+    if let Some(resp) =
+        faults::apply(&shared, TokenEndpoint::V2, grant, "/v2/auth/oauth2/token").await
+    {
+        return resp;
+    }
+    let result = pipe(parsed).and_then(|input| run(&shared, &input));
+    let outcome = match &result {
+        Ok(_) => "ok".to_owned(),
+        Err(e) => e.outcome(),
+    };
+    shared
+        .db()
+        .count_token_call(TokenEndpoint::V2, grant, &outcome);
+    match result {
+        Ok(m) => success(&m, true),
+        Err(e) => e.v2_response(),
+    }
+}
+
+/// The success body (§3.4): bare, `token_type` lowercase, `scope` space-joined (omitted by the
+/// legacy endpoints).
+pub(crate) fn success(m: &Minted, with_scope: bool) -> Response {
+    /// Field order as Cal.com's DTO writes it.
+    #[derive(serde::Serialize)]
+    struct Body<'a> {
+        access_token: &'a str,
+        token_type: &'static str,
+        refresh_token: &'a str,
+        expires_in: i64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        scope: Option<&'a str>,
+    }
+    let body = Body {
+        access_token: &m.access_token,
+        token_type: "bearer",
+        refresh_token: &m.refresh_token,
+        expires_in: m.expires_in,
+        scope: with_scope.then_some(m.scope.as_str()),
+    };
+    no_store(StatusCode::OK, body)
+}
+
+/// The grant label used by the call counters.
+pub(crate) fn grant_label(body: Option<&Value>) -> &'static str {
+    match body
+        .and_then(|b| b.get("grant_type"))
+        .and_then(Value::as_str)
+    {
+        Some("authorization_code") => "authorization_code",
+        Some("refresh_token") => "refresh_token",
+        _ => "unknown",
+    }
+}
+
+/// The request body as Nest sees it: JSON as parsed (`None` if it does not parse), a form as an
+/// object of strings (a repeated key becomes an array, as the `qs` parser does), anything else
+/// `{}`.
+fn parse_body(headers: &HeaderMap, body: &[u8]) -> Option<Value> {
+    let ctype = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if ctype.starts_with("application/json") || ctype.contains("+json") {
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Some(Value::Object(Map::new()));
+        }
+        return serde_json::from_slice(body).ok();
+    }
+    if ctype.starts_with("application/x-www-form-urlencoded") {
+        let mut map = Map::new();
+        for (k, v) in form_urlencoded::parse(body) {
+            let v = Value::String(v.into_owned());
+            match map.get_mut(k.as_ref()) {
+                Some(Value::Array(a)) => a.push(v),
+                Some(existing) => {
+                    let first = existing.take();
+                    *existing = Value::Array(vec![first, v]);
+                }
+                None => {
+                    map.insert(k.into_owned(), v);
+                }
+            }
+        }
+        return Some(Value::Object(map));
+    }
+    Some(Value::Object(Map::new()))
+}
+
+/// A body that passed the pipe.
+#[derive(Debug)]
+enum TokenInput {
+    Exchange {
+        client_id: String,
+        code: String,
+        redirect_uri: String,
+        client_secret: Option<String>,
+        code_verifier: Option<String>,
+    },
+    Refresh {
+        client_id: String,
+        refresh_token: String,
+        client_secret: Option<String>,
+    },
+}
+
+/// A property of one of the four input classes (`exchange.input.ts`, `refresh.input.ts`).
+struct Prop {
+    name: &'static str,
+    optional: bool,
+}
+
+const fn req(name: &'static str) -> Prop {
+    Prop {
+        name,
+        optional: false,
+    }
+}
+const fn opt(name: &'static str) -> Prop {
+    Prop {
+        name,
+        optional: true,
+    }
+}
+
+const EXCHANGE_CONFIDENTIAL: [Prop; 6] = [
+    req("client_id"),
+    req("grant_type"),
+    req("code"),
+    req("redirect_uri"),
+    opt("client_secret"),
+    opt("code_verifier"),
+];
+const EXCHANGE_PUBLIC: [Prop; 5] = [
+    req("client_id"),
+    req("grant_type"),
+    req("code"),
+    req("redirect_uri"),
+    req("code_verifier"),
+];
+const REFRESH_CONFIDENTIAL: [Prop; 4] = [
+    req("client_id"),
+    req("grant_type"),
+    req("refresh_token"),
+    opt("client_secret"),
+];
+const REFRESH_PUBLIC: [Prop; 3] = [req("client_id"), req("grant_type"), req("refresh_token")];
+
+/// `OAuth2TokenInputPipe.transform` (§3.2), with its exact error texts.
+fn pipe(body: Option<Value>) -> Result<TokenInput, TokenError> {
+    let obj = match body {
+        None | Some(Value::Null) => return Err(TokenError::pipe("body", "Body is required")),
+        Some(Value::Object(o)) => o,
+        Some(_) => return Err(TokenError::pipe("body", "Body should be an object")),
+    };
+    match obj.get("client_id") {
+        Some(Value::String(s)) if !s.is_empty() => {}
+        _ => {
+            return Err(TokenError::pipe(
+                "client_id_required",
+                "client_id is required",
+            ));
+        }
+    }
+    let confidential = obj.contains_key("client_secret");
+    let schema: &[Prop] = match (obj.get("grant_type").and_then(Value::as_str), confidential) {
+        (Some("authorization_code"), true) => &EXCHANGE_CONFIDENTIAL,
+        (Some("authorization_code"), false) => &EXCHANGE_PUBLIC,
+        (Some("refresh_token"), true) => &REFRESH_CONFIDENTIAL,
+        (Some("refresh_token"), false) => &REFRESH_PUBLIC,
+        _ => {
+            return Err(TokenError::pipe(
+                "invalid_grant_type",
+                "grant_type must be 'authorization_code' or 'refresh_token'",
+            ));
+        }
+    };
+    validate(&obj, schema)?;
+    let s = |k: &str| obj.get(k).and_then(Value::as_str).map(str::to_owned);
+    let client_id = s("client_id").unwrap_or_default();
+    Ok(
+        if obj.get("grant_type").and_then(Value::as_str) == Some("authorization_code") {
+            TokenInput::Exchange {
+                client_id,
+                code: s("code").unwrap_or_default(),
+                redirect_uri: s("redirect_uri").unwrap_or_default(),
+                client_secret: s("client_secret"),
+                code_verifier: s("code_verifier"),
+            }
+        } else {
+            TokenInput::Refresh {
+                client_id,
+                refresh_token: s("refresh_token").unwrap_or_default(),
+                client_secret: s("client_secret"),
+            }
+        },
+    )
+}
+
+/// class-validator with `whitelist + forbidNonWhitelisted`, formatted as the pipe's
+/// `formatErrors`: unknown properties first (in body order), then each declared property that is
+/// not a string (`@IsOptional` skips null and absent values), as
+/// `"<prop> property is wrong,<constraints> "` joined with `", "`.
+fn validate(obj: &Map<String, Value>, schema: &[Prop]) -> Result<(), TokenError> {
+    let mut errors = Vec::new();
+    for key in obj.keys() {
+        if !schema.iter().any(|p| p.name == key) {
+            errors.push(format!(
+                "{key} property is wrong,property {key} should not exist "
+            ));
+        }
+    }
+    for p in schema {
+        let v = obj.get(p.name);
+        let skip = p.optional && matches!(v, None | Some(Value::Null));
+        if !skip && !matches!(v, Some(Value::String(_))) {
+            errors.push(format!(
+                "{0} property is wrong,{0} must be a string ",
+                p.name
+            ));
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(TokenError::pipe("validation", errors.join(", ")))
+    }
+}
+
+fn run(shared: &Shared, input: &TokenInput) -> Result<Minted, TokenError> {
+    match input {
+        TokenInput::Exchange {
+            client_id,
+            code,
+            redirect_uri,
+            client_secret,
+            code_verifier,
+        } => grants::exchange(
+            shared,
+            TokenEndpoint::V2,
+            &ExchangeRequest {
+                client_id,
+                code,
+                client_secret: client_secret.as_deref(),
+                redirect_uri: Some(redirect_uri),
+                code_verifier: code_verifier.as_deref(),
+            },
+        ),
+        TokenInput::Refresh {
+            client_id,
+            refresh_token,
+            client_secret,
+        } => grants::refresh(
+            shared,
+            TokenEndpoint::V2,
+            client_id,
+            refresh_token,
+            client_secret.as_deref(),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(body: Value) -> String {
+        pipe(Some(body)).unwrap_err().description.into_owned()
+    }
+
+    #[test]
+    fn pipe_texts() {
+        assert_eq!(err(json!({})), "client_id is required");
+        assert_eq!(
+            err(json!({"client_id":"c","grant_type":"password"})),
+            "grant_type must be 'authorization_code' or 'refresh_token'"
+        );
+        assert_eq!(
+            err(
+                json!({"client_id":"c","grant_type":"refresh_token","refresh_token":"r","scope":"x"})
+            ),
+            "scope property is wrong,property scope should not exist "
+        );
+        assert_eq!(
+            err(
+                json!({"client_id":"c","grant_type":"authorization_code","redirect_uri":"u","code_verifier":"v"})
+            ),
+            "code property is wrong,code must be a string "
+        );
+        assert_eq!(
+            err(
+                json!({"client_id":"c","grant_type":"refresh_token","state":"s","refresh_token":1})
+            ),
+            "state property is wrong,property state should not exist , refresh_token property is wrong,refresh_token must be a string "
+        );
+    }
+}
