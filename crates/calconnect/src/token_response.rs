@@ -252,6 +252,25 @@ pub(crate) fn classify_failure(response: &RawResponse) -> Failure {
     }
 }
 
+/// Classifies an arbitrary answer; for the fuzz targets (`fuzz/`), not part of the API.
+#[doc(hidden)]
+pub fn fuzz_classify(status: u16, content_type: &str, body: &[u8]) {
+    let Ok(status) = http::StatusCode::from_u16(status) else {
+        return;
+    };
+    let mut headers = http::HeaderMap::new();
+    if let Ok(value) = http::HeaderValue::from_str(content_type) {
+        headers.insert(http::header::CONTENT_TYPE, value.clone());
+        headers.insert(http::header::RETRY_AFTER, value);
+    }
+    let response = RawResponse {
+        status,
+        headers,
+        body: secrecy::zeroize::Zeroizing::new(body.to_vec()),
+    };
+    let _ = classify_failure(&response);
+}
+
 /// `Retry-After` in seconds (the HTTP-date form is ignored).
 fn retry_after(response: &RawResponse) -> Option<std::time::Duration> {
     response

@@ -4,4 +4,5 @@
 
 mod interop;
 mod responder;
+mod sandbox;
 mod wire;
