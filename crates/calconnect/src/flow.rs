@@ -173,6 +173,10 @@ impl AuthorizationFlow {
         &self.client
     }
 
+    pub(crate) fn http(&self) -> &HttpClient {
+        &self.http
+    }
+
     /// Starts an authorization: a fresh 256-bit `state` and PKCE S256 verifier from `rng` (on every
     /// flow, confidential clients too, calcom-facts.md §3.6), the authorize URL, and the pending
     /// authorization to keep (sealed) until the callback; it expires after 10 minutes.

@@ -94,6 +94,7 @@ pub mod endpoint;
 pub mod errors;
 pub mod flow;
 pub mod http;
+pub mod me;
 pub mod pending;
 pub mod pending_registry;
 mod pkce;
@@ -115,6 +116,7 @@ pub use flow::{
     AuthorizationFlow, AuthorizeOptions, AuthorizeOptionsError, AuthorizeUrl, RevocableToken,
 };
 pub use http::{HttpClient, HttpClientError, HttpConfig, TransportError, TransportErrorKind};
+pub use me::{CalUser, MeError};
 pub use pending::{PENDING_AUTHORIZATION_TTL, PendingAuthorization, PendingDecodeError, StateKey};
 pub use pending_registry::PendingAuthorizations;
 pub use pkce::PkceVerifier;

@@ -369,3 +369,39 @@ async fn provider_errors_are_classified_and_never_echo_secrets() {
     );
     assert!(!all_text(&err).contains("REFRESH-SECRET"));
 }
+
+/// `/v2/me` live-docs fixture (calcom-facts.md §5.2).
+const ME: &str = r#"{"status":"success","data":{"id":123,"username":"alice","email":"a@example.com","name":"Alice","avatarUrl":null,"bio":null,"timeFormat":12,"defaultScheduleId":456,"weekStart":"Monday","timeZone":"Europe/London","locale":"en","organizationId":null,"organization":{"isPlatform":false,"id":789}}}"#;
+
+#[tokio::test]
+async fn me_reads_the_profile_and_classifies_failures() {
+    let server = Responder::start(vec![("/v2/me", Reply::Json(200, ME))]).await;
+    let flow = sandbox_flow(&server.base, confidential(), clock());
+    let me = flow
+        .me(&calconnect::AccessToken::new("AT-SECRET"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (me.id, me.username.as_deref(), me.time_zone.as_deref()),
+        (123, Some("alice"), Some("Europe/London"))
+    );
+    let r = &server.requests()[0];
+    assert_eq!(
+        (r.method.as_str(), r.path.as_str(), r.body.as_str()),
+        ("GET", "/v2/me", "")
+    );
+    assert_eq!(
+        header(&r.headers, "authorization"),
+        Some("Bearer AT-SECRET")
+    );
+
+    let expired = r#"{"status":"error","timestamp":"2025-01-01T00:00:00Z","path":"/v2/me","error":{"code":"UnauthorizedException","message":"Invalid Access Token."}}"#;
+    let server = Responder::start(vec![("/v2/me", Reply::Json(401, expired))]).await;
+    let flow = sandbox_flow(&server.base, confidential(), clock());
+    let err = flow
+        .me(&calconnect::AccessToken::new("AT-SECRET"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, calconnect::MeError::Unauthorized), "{err:?}");
+    assert!(!format!("{err} {err:?}").contains("AT-SECRET"));
+}
