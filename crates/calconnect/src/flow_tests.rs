@@ -168,3 +168,36 @@ async fn revoke_without_endpoint_is_not_supported() {
         Err(RevokeError::NotSupported)
     ));
 }
+
+fn assert_send_sync<T: Send + Sync>(_: &T) {}
+fn assert_send<T: Send>(_: &T) {}
+
+#[test]
+fn flow_and_its_futures_can_cross_threads() {
+    let flow = flow(ProviderProfile::cal_com(), clock());
+    assert_send_sync(&flow);
+    let token = RefreshToken::new("x");
+    assert_send(&flow.refresh(&token));
+    let access = AccessToken::new("x");
+    assert_send(&flow.revoke(RevocableToken::Access(&access)));
+    assert_send(&flow.me(&access));
+    let clock = self::clock();
+    let (_, pending) = flow.start(&AuthorizeOptions::default(), &mut rand::rngs::OsRng);
+    let cb = Callback::parse(&format!("code=c&state={}", pending.state.expose())).unwrap();
+    let verified = pending.verify(cb, clock.as_ref()).unwrap();
+    assert_send(&flow.exchange(verified));
+}
+
+#[test]
+fn verified_callback_debug_is_redacted() {
+    let clock = clock();
+    let flow = flow(ProviderProfile::cal_com(), clock.clone());
+    let (_, pending) = flow.start(&AuthorizeOptions::default(), &mut rand::rngs::OsRng);
+    let verifier = pending.verifier.expose().to_owned();
+    let cb = Callback::parse(&format!("code=THE-CODE&state={}", pending.state.expose())).unwrap();
+    let verified = pending.verify(cb, clock.as_ref()).unwrap();
+    let shown = format!("{verified:?} {flow:?}");
+    for secret in ["THE-CODE", verifier.as_str(), "SECRET"] {
+        assert!(!shown.contains(secret), "{secret} in {shown}");
+    }
+}
