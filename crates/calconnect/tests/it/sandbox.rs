@@ -633,3 +633,68 @@ async fn legacy_only_profile_full_flow() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn client_review_status_and_legacy_error_shapes() {
+    let env = env().await;
+    let flow = env.confidential();
+    // Bob is not the client's owner: a client back under review refuses his refresh.
+    let tokens = flow
+        .exchange(env.authorize(&flow, BOB, &scopes()).await)
+        .await
+        .unwrap();
+    env.sandbox
+        .set_client_status(CONFIDENTIAL_CLIENT_ID, ClientStatus::Pending)
+        .unwrap();
+    let err = flow
+        .refresh(tokens.refresh_token.as_ref().unwrap())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            RefreshError::UnauthorizedClient {
+                reason: UnauthorizedClientReason::ClientNotApproved
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.needs_reauthorization());
+    env.sandbox
+        .set_client_status(CONFIDENTIAL_CLIENT_ID, ClientStatus::Approved)
+        .unwrap();
+
+    // The legacy endpoints answer `{"error": …}` only: the reason is unspecified.
+    let legacy = env.flow_with(
+        env.profile().legacy_token_endpoints_only(),
+        confidential_client("0000"),
+    );
+    let err = legacy
+        .exchange(env.authorize(&legacy, ALICE, &scopes()).await)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ExchangeError::InvalidClient {
+                reason: InvalidClientReason::Unspecified
+            }
+        ),
+        "{err:?}"
+    );
+
+    // A 5xx at exchange time is transient.
+    let verified = env.authorize(&flow, ALICE, &scopes()).await;
+    env.sandbox
+        .inject_fault(FaultKind::ServerError { status: 500 }, 1)
+        .unwrap();
+    let err = flow.exchange(verified).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ExchangeError::Transient(TransientError::ServerError { status: 500, .. })
+        ),
+        "{err:?}"
+    );
+    assert!(err.is_transient());
+}
