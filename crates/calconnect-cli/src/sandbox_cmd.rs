@@ -43,6 +43,10 @@ pub struct SandboxArgs {
     /// API v2 requests per access token per minute (Cal.com: 500).
     #[arg(long, default_value_t = 500)]
     rate_limit: u32,
+    /// Require PKCE (S256) from every client, confidential ones too (the unmerged Cal.com
+    /// branch of calcom-facts.md §3.6). Also switchable at runtime via POST /_sandbox/settings.
+    #[arg(long)]
+    pkce_required_for_all: bool,
 }
 
 fn parse_status(s: &str) -> Result<ClientStatus, String> {
@@ -88,6 +92,9 @@ pub async fn run(args: SandboxArgs) -> anyhow::Result<()> {
         builder = builder.redirect_uri(ClientType::Public, uri);
     }
     let sandbox = builder.start().await?;
+    if args.pkce_required_for_all {
+        sandbox.update_settings(|s| s.pkce_required_for_all = true);
+    }
     print_banner(&sandbox, &seed);
     tokio::signal::ctrl_c()
         .await
@@ -108,6 +115,9 @@ fn print_banner(sandbox: &Sandbox, seed: &Seed) {
     );
     println!("  API v2                    {}", sandbox.api_url());
     println!("  control surface           {}", sandbox.control_url());
+    if sandbox.settings().pkce_required_for_all {
+        println!("\nPKCE (S256) is required from every client, confidential ones too.");
+    }
     println!("\nclients:");
     for c in &seed.clients {
         let kind = match c.client_type {
@@ -154,7 +164,21 @@ fn print_banner(sandbox: &Sandbox, seed: &Seed) {
             .append_pair("response_type", "code")
             .append_pair("scope", "PROFILE_READ,SCHEDULE_READ")
             .append_pair("state", "try-me");
+        if sandbox.settings().pkce_required_for_all {
+            // RFC 7636 Appendix B: verifier dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk.
+            url.query_pairs_mut()
+                .append_pair(
+                    "code_challenge",
+                    "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+                )
+                .append_pair("code_challenge_method", "S256");
+        }
         println!("  {url}");
+        if sandbox.settings().pkce_required_for_all {
+            println!(
+                "  (exchange the code with code_verifier=dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk)"
+            );
+        }
     }
     println!("\nPress Ctrl-C to stop.");
 }

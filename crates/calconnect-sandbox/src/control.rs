@@ -519,6 +519,7 @@ async fn authorizations(State(s): S) -> Json<Vec<AuthorizationView>> {
     )
 }
 
-async fn index(State(s): S) -> Response {
+/// `GET /_sandbox/`: the HTML index.
+pub(crate) async fn index(State(s): S) -> Response {
     crate::oauth::control_index(&s)
 }

@@ -17,7 +17,7 @@ use crate::seed::ClientType;
 use crate::state::{AccessCode, Authorization, Client, IssuedCode, Owner, Shared, push_bounded};
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 
 /// The query parameters the page reads (first occurrence wins, as `searchParams.get`).
@@ -82,7 +82,7 @@ impl IntoResponse for Rejection {
     fn into_response(self) -> Response {
         match self {
             Rejection::Page(msg) => html::error_page(StatusCode::BAD_REQUEST, msg),
-            Rejection::Redirect(url) => Redirect::to(&url).into_response(),
+            Rejection::Redirect(url) => super::see_other(&url),
         }
     }
 }
@@ -298,7 +298,7 @@ pub(crate) fn login_redirect(pairs: &[(String, String)]) -> Response {
     if let Some((_, r)) = pairs.iter().find(|(k, _)| k == "register") {
         login.append_pair("register", r);
     }
-    Redirect::to(&format!("/auth/login?{}", login.finish())).into_response()
+    super::see_other(&format!("/auth/login?{}", login.finish()))
 }
 
 pub(crate) fn query_pairs(raw: Option<&str>) -> Vec<(String, String)> {
@@ -325,12 +325,11 @@ pub(crate) async fn get_authorize(
     if valid.client.trusted {
         // Trusted clients skip consent: the personal account is authorized at once.
         let code = issue_code(&shared, &valid, &req, user_id, None);
-        return Redirect::to(&success_redirect(
+        return super::see_other(&success_redirect(
             &valid.redirect_uri,
             &code,
             req.state.as_deref(),
-        ))
-        .into_response();
+        ));
     }
     consent::render(&shared, &req, &valid, &sid, user_id, &pairs)
 }

@@ -12,7 +12,7 @@ use crate::seed::TeamRole;
 use crate::state::Shared;
 use axum::extract::{Form, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 
 /// Renders the consent page for a validated request.
@@ -102,13 +102,12 @@ pub(crate) async fn post_consent(
     };
     match get("action") {
         // "Go back": error=access_denied and state, no description.
-        Some("deny") => Redirect::to(&error_redirect(
+        Some("deny") => super::see_other(&error_redirect(
             &valid.redirect_uri,
             "access_denied",
             None,
             req.state.as_deref(),
-        ))
-        .into_response(),
+        )),
         Some("allow") => allow(&shared, &req, &valid, user_id, get("account")),
         _ => html::error_page(
             StatusCode::BAD_REQUEST,
@@ -143,22 +142,20 @@ fn allow(
             match found {
                 Some(id) => Some(id),
                 None => {
-                    return Redirect::to(&error_redirect(
+                    return super::see_other(&error_redirect(
                         &valid.redirect_uri,
                         "access_denied",
                         Some("team_not_found_or_no_access"),
                         req.state.as_deref(),
-                    ))
-                    .into_response();
+                    ));
                 }
             }
         }
     };
     let code = issue_code(shared, valid, req, user_id, team_id);
-    Redirect::to(&success_redirect(
+    super::see_other(&success_redirect(
         &valid.redirect_uri,
         &code,
         req.state.as_deref(),
     ))
-    .into_response()
 }

@@ -16,6 +16,7 @@
 //! - `drop`: the connection is closed without a complete response.
 //! - `not_found`: the v2 endpoint answers 404 in the API v2 error envelope, as a missing Nest
 //!   route does (calcom#27685). Applies to the v2 endpoint only, whatever the target.
+//! - `encryption_key_missing`: the §3.4 500 answers of a server without its signing key.
 //! - `delay {ms}`: the call waits, then is processed normally (and counted by its real outcome).
 
 use super::errors::no_store;
@@ -44,6 +45,10 @@ pub enum FaultKind {
     Drop,
     /// 404 on the v2 endpoint (calcom#27685).
     NotFound,
+    /// The server lost `CALENDSO_ENCRYPTION_KEY` (§3.4): v2 500
+    /// `{"error":"server_error","error_description":"encryption_key_missing"}`, legacy 500
+    /// `{"message":"CALENDSO_ENCRYPTION_KEY is not set"}`.
+    EncryptionKeyMissing,
 }
 
 fn default_status() -> u16 {
@@ -108,6 +113,7 @@ impl FaultKind {
             FaultKind::RateLimited => "fault:rate_limited",
             FaultKind::Drop => "fault:dropped",
             FaultKind::NotFound => "fault:not_found",
+            FaultKind::EncryptionKeyMissing => "server_error:encryption_key_missing",
         }
     }
 }
@@ -185,6 +191,19 @@ pub(crate) async fn apply(
             (StatusCode::NOT_FOUND, axum::Json(body)).into_response()
         }
         FaultKind::Drop => dropped_connection(),
+        FaultKind::EncryptionKeyMissing => {
+            if endpoint.is_legacy() {
+                no_store(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    json!({"message":"CALENDSO_ENCRYPTION_KEY is not set"}),
+                )
+            } else {
+                no_store(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    json!({"error":"server_error","error_description":"encryption_key_missing"}),
+                )
+            }
+        }
     };
     shared
         .db()

@@ -38,6 +38,7 @@ ul.perms{list-style:none;padding:0;margin:0 0 8px}
 ul.perms li{position:relative;padding-left:22px;margin:6px 0;color:#374151}
 ul.perms li:before{content:'\\2713';position:absolute;left:0;color:#111827;font-weight:700}
 .muted{color:#6b7280;font-size:13px}
+.lead{font-weight:600;font-size:15px;margin:20px 0 4px}
 .info{background:#f9fafb;border-radius:8px;padding:12px;margin:20px 0;font-size:13px;color:#4b5563}
 .row{display:flex;justify-content:flex-end;gap:8px;border-top:1px solid #e5e7eb;margin:20px -36px 0;padding:16px 36px 0}
 button,.btn{font:inherit;font-weight:600;border-radius:8px;padding:8px 16px;cursor:pointer;border:1px solid transparent;text-decoration:none}
@@ -200,7 +201,7 @@ pub(crate) fn consent_page(c: &Consent<'_>) -> Response {
         "<form class=\"card\" method=\"post\" action=\"/auth/oauth2/authorize\">{hidden}\
 <div class=\"logos\"><div class=\"logo\">{logo}</div><div class=\"logo cal\">Cal</div></div>\
 <h1>{name} would like access to your Cal.com account</h1>{account}\
-<h2>Allow {name} to:</h2>{perms}\
+<p class=\"lead\">Allow {name} to:</p>{perms}\
 <div class=\"info\"><strong>Allow {name} to do this?</strong><br>By clicking allow, you allow this app \
 to use your information in accordance with their terms of service and privacy policy. You can \
 remove access in the Cal.com App Store.</div>\
@@ -270,7 +271,7 @@ pub(crate) fn control_index(shared: &crate::state::Shared) -> Response {
 <tr><td><code>GET|POST settings</code></td><td><code>{{\"pkce_required_for_all\":true,\"refresh_token_ttl_seconds\":31536000}}</code></td></tr>\
 <tr><td><code>GET|POST|DELETE faults</code></td><td><code>{{\"kind\":\"server_error\",\"status\":503,\"count\":2}}</code>, \
 <code>{{\"kind\":\"delay\",\"ms\":2000}}</code>, <code>{{\"kind\":\"rate_limited\"}}</code>, <code>{{\"kind\":\"drop\"}}</code>, \
-<code>{{\"kind\":\"not_found\",\"for_seconds\":60}}</code>; optional <code>\"target\":\"any|v2|legacy\"</code></td></tr>\
+<code>{{\"kind\":\"not_found\",\"for_seconds\":60}}</code>, <code>{{\"kind\":\"encryption_key_missing\"}}</code>; optional <code>\"target\":\"any|v2|legacy\"</code></td></tr>\
 <tr><td><code>GET|DELETE token-calls</code></td><td><code>?grant=refresh_token&amp;outcome=ok</code></td></tr>\
 <tr><td><code>GET codes</code>, <code>GET codes/latest</code>, <code>GET tokens</code></td><td><code>?client_id=&amp;user_id=</code></td></tr>\
 <tr><td><code>GET authorizations</code></td><td>consent records</td></tr></table></div>",

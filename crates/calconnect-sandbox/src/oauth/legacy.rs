@@ -11,7 +11,7 @@ use super::token::success;
 use crate::state::{Shared, TokenEndpoint};
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::Response;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -44,7 +44,15 @@ fn finish(
     };
     shared.db().count_token_call(endpoint, grant, &outcome);
     match result {
-        Ok(m) => success(&m, false),
+        Ok(m) => {
+            let mut resp = success(&m, false);
+            // The route sets this exact header on success (`token/route.ts@5b6d63e`).
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json;charset=UTF-8"),
+            );
+            resp
+        }
         Err(e) => e.legacy_response(),
     }
 }

@@ -9,7 +9,7 @@ use super::random_b64url;
 use crate::state::Shared;
 use axum::extract::{Form, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use sha2::Sha256;
@@ -155,7 +155,7 @@ pub(crate) async fn login_submit(
         .as_deref()
         .and_then(safe_callback)
         .unwrap_or_else(|| DEFAULT_CALLBACK.to_owned());
-    let mut resp = Redirect::to(&to).into_response();
+    let mut resp = super::see_other(&to);
     resp.headers_mut()
         .insert(header::SET_COOKIE, session_cookie(&sid, false));
     resp
@@ -179,7 +179,7 @@ pub(crate) async fn logout(
                 .finish(),
         );
     }
-    let mut resp = Redirect::to(&to).into_response();
+    let mut resp = super::see_other(&to);
     resp.headers_mut()
         .insert(header::SET_COOKIE, session_cookie("", true));
     resp

@@ -20,14 +20,14 @@ pub(crate) async fn token(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let parsed = parse_body(&headers, &body);
+    let (parsed, order) = parse_body(&headers, &body);
     let grant = grant_label(parsed.as_ref());
     if let Some(resp) =
         faults::apply(&shared, TokenEndpoint::V2, grant, "/v2/auth/oauth2/token").await
     {
         return resp;
     }
-    let result = pipe(parsed).and_then(|input| run(&shared, &input));
+    let result = pipe(parsed, &order).and_then(|input| run(&shared, &input));
     let outcome = match &result {
         Ok(_) => "ok".to_owned(),
         Err(e) => e.outcome(),
@@ -78,8 +78,8 @@ pub(crate) fn grant_label(body: Option<&Value>) -> &'static str {
 
 /// The request body as Nest sees it: JSON as parsed (`None` if it does not parse), a form as an
 /// object of strings (a repeated key becomes an array, as the `qs` parser does), anything else
-/// `{}`.
-fn parse_body(headers: &HeaderMap, body: &[u8]) -> Option<Value> {
+/// `{}`. Also returns the object's keys in body order (for the order of validator messages).
+fn parse_body(headers: &HeaderMap, body: &[u8]) -> (Option<Value>, Vec<String>) {
     let ctype = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -87,12 +87,16 @@ fn parse_body(headers: &HeaderMap, body: &[u8]) -> Option<Value> {
         .to_ascii_lowercase();
     if ctype.starts_with("application/json") || ctype.contains("+json") {
         if body.iter().all(u8::is_ascii_whitespace) {
-            return Some(Value::Object(Map::new()));
+            return (Some(Value::Object(Map::new())), Vec::new());
         }
-        return serde_json::from_slice(body).ok();
+        let order = serde_json::from_slice::<KeyOrder>(body)
+            .map(|k| k.0)
+            .unwrap_or_default();
+        return (serde_json::from_slice(body).ok(), order);
     }
     if ctype.starts_with("application/x-www-form-urlencoded") {
         let mut map = Map::new();
+        let mut order = Vec::new();
         for (k, v) in form_urlencoded::parse(body) {
             let v = Value::String(v.into_owned());
             match map.get_mut(k.as_ref()) {
@@ -102,13 +106,43 @@ fn parse_body(headers: &HeaderMap, body: &[u8]) -> Option<Value> {
                     *existing = Value::Array(vec![first, v]);
                 }
                 None => {
+                    order.push(k.clone().into_owned());
                     map.insert(k.into_owned(), v);
                 }
             }
         }
-        return Some(Value::Object(map));
+        return (Some(Value::Object(map)), order);
     }
-    Some(Value::Object(Map::new()))
+    (Some(Value::Object(Map::new())), Vec::new())
+}
+
+/// The keys of a top-level JSON object in body order (serde_json's `Map` sorts them).
+struct KeyOrder(Vec<String>);
+
+impl<'de> serde::Deserialize<'de> for KeyOrder {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Keys;
+        impl<'de> serde::de::Visitor<'de> for Keys {
+            type Value = KeyOrder;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<KeyOrder, A::Error> {
+                let mut keys: Vec<String> = Vec::new();
+                while let Some(k) = m.next_key::<String>()? {
+                    m.next_value::<serde::de::IgnoredAny>()?;
+                    if !keys.contains(&k) {
+                        keys.push(k);
+                    }
+                }
+                Ok(KeyOrder(keys))
+            }
+        }
+        d.deserialize_map(Keys)
+    }
 }
 
 /// A body that passed the pipe.
@@ -171,7 +205,7 @@ const REFRESH_CONFIDENTIAL: [Prop; 4] = [
 const REFRESH_PUBLIC: [Prop; 3] = [req("client_id"), req("grant_type"), req("refresh_token")];
 
 /// `OAuth2TokenInputPipe.transform` (§3.2), with its exact error texts.
-fn pipe(body: Option<Value>) -> Result<TokenInput, TokenError> {
+fn pipe(body: Option<Value>, order: &[String]) -> Result<TokenInput, TokenError> {
     let obj = match body {
         None | Some(Value::Null) => return Err(TokenError::pipe("body", "Body is required")),
         Some(Value::Object(o)) => o,
@@ -199,7 +233,7 @@ fn pipe(body: Option<Value>) -> Result<TokenInput, TokenError> {
             ));
         }
     };
-    validate(&obj, schema)?;
+    validate(&obj, order, schema)?;
     let s = |k: &str| obj.get(k).and_then(Value::as_str).map(str::to_owned);
     let client_id = s("client_id").unwrap_or_default();
     Ok(
@@ -225,9 +259,14 @@ fn pipe(body: Option<Value>) -> Result<TokenInput, TokenError> {
 /// `formatErrors`: unknown properties first (in body order), then each declared property that is
 /// not a string (`@IsOptional` skips null and absent values), as
 /// `"<prop> property is wrong,<constraints> "` joined with `", "`.
-fn validate(obj: &Map<String, Value>, schema: &[Prop]) -> Result<(), TokenError> {
+fn validate(obj: &Map<String, Value>, order: &[String], schema: &[Prop]) -> Result<(), TokenError> {
     let mut errors = Vec::new();
-    for key in obj.keys() {
+    // Body order when known; the map's own order for keys the order list lacks.
+    let keys = order
+        .iter()
+        .filter(|k| obj.contains_key(k.as_str()))
+        .chain(obj.keys().filter(|k| !order.contains(k)));
+    for key in keys {
         if !schema.iter().any(|p| p.name == key) {
             errors.push(format!(
                 "{key} property is wrong,property {key} should not exist "
@@ -289,7 +328,23 @@ mod tests {
     use super::*;
 
     fn err(body: Value) -> String {
-        pipe(Some(body)).unwrap_err().description.into_owned()
+        let text = body.to_string();
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
+        let (parsed, order) = parse_body(&headers, text.as_bytes());
+        pipe(parsed, &order).unwrap_err().description.into_owned()
+    }
+
+    #[test]
+    fn unknown_properties_are_reported_in_body_order() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
+        let body = br#"{"zeta":1,"client_id":"c","grant_type":"refresh_token","refresh_token":"r","alpha":2}"#;
+        let (parsed, order) = parse_body(&headers, body);
+        assert_eq!(
+            pipe(parsed, &order).unwrap_err().description,
+            "zeta property is wrong,property zeta should not exist , alpha property is wrong,property alpha should not exist "
+        );
     }
 
     #[test]

@@ -8,5 +8,7 @@ mod api;
 mod control;
 mod flow;
 mod oauth;
+mod oauth_consent;
 mod oauth_legacy;
+mod oauth_refresh;
 mod oauth_token;

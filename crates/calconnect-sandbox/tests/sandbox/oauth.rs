@@ -4,7 +4,7 @@
 use crate::flow::*;
 use crate::helpers::start;
 use calconnect_sandbox::{
-    CONFIDENTIAL_CLIENT_ID, CONFIDENTIAL_CLIENT_SECRET, ClientType, DEFAULT_PUBLIC_REDIRECT_URI,
+    CONFIDENTIAL_CLIENT_ID, CONFIDENTIAL_CLIENT_SECRET, DEFAULT_PUBLIC_REDIRECT_URI,
     DEFAULT_REDIRECT_URI, PUBLIC_CLIENT_ID, Sandbox,
 };
 use reqwest::StatusCode;
@@ -114,7 +114,8 @@ async fn non_redirectable_errors_are_pages() {
     let sb = start().await;
     let alice = login(&sb, ALICE).await;
     let bob = login(&sb, BOB).await;
-    let cases: Vec<(&str, Vec<(&str, &str)>, &str)> = vec![
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case<'_>> = vec![
         (
             &alice,
             vec![
@@ -387,230 +388,57 @@ async fn account_selector_offers_teams_the_user_administers() {
 }
 
 #[tokio::test]
-async fn allow_redirects_with_code_and_state() {
+async fn response_type_is_ignored_and_register_reaches_login() {
     let sb = start().await;
     let alice = login(&sb, ALICE).await;
-    let resp = consent(&sb, &alice, &demo("PROFILE_READ"), "allow", None).await;
-    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
-    let loc = location(&resp);
-    let code = sb.latest_code(CONFIDENTIAL_CLIENT_ID, ALICE).unwrap();
+    let mut p = demo("PROFILE_READ");
+    p[2] = ("response_type", "token");
     assert_eq!(
-        loc,
-        format!("http://127.0.0.1:8080/oauth/callback?code={code}&state=xyz")
+        authorize(&sb, Some(&alice), &p).await.status(),
+        StatusCode::OK
     );
-    // 40 random bytes, base64url without padding.
-    assert_eq!(code.len(), 54);
-    assert!(
-        code.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    );
-    // The consent is recorded.
-    let auth = sb.authorization(ALICE, CONFIDENTIAL_CLIENT_ID).unwrap();
-    assert_eq!(auth.scopes, vec!["PROFILE_READ"]);
-    assert!(auth.last_refreshed_at.is_none());
-}
-
-#[tokio::test]
-async fn deny_redirects_with_access_denied_and_no_description() {
-    let sb = start().await;
-    let alice = login(&sb, ALICE).await;
-    let resp = consent(&sb, &alice, &demo("PROFILE_READ"), "deny", None).await;
+    let resp = authorize(&sb, None, &[("client_id", "x"), ("register", "false")]).await;
     assert_eq!(
         location(&resp),
-        "http://127.0.0.1:8080/oauth/callback?error=access_denied&state=xyz"
-    );
-    let mut no_state = demo("PROFILE_READ");
-    no_state.pop();
-    let resp = consent(&sb, &alice, &no_state, "deny", None).await;
-    assert_eq!(
-        location(&resp),
-        "http://127.0.0.1:8080/oauth/callback?error=access_denied"
+        "/auth/login?callbackUrl=auth%2Foauth2%2Fauthorize%3Fclient_id%3Dx%26register%3Dfalse&register=false"
     );
 }
 
 #[tokio::test]
-async fn an_existing_query_on_the_redirect_uri_is_kept() {
-    let with_query = "http://127.0.0.1:8080/cb?tenant=acme";
-    let sb = Sandbox::builder()
-        .redirect_uri(ClientType::Confidential, with_query)
-        .start()
-        .await
-        .unwrap();
-    let alice = login(&sb, ALICE).await;
-    let p = [
-        ("client_id", CONFIDENTIAL_CLIENT_ID),
-        ("redirect_uri", with_query),
-        ("scope", "PROFILE_READ"),
-        ("state", "a b&c"),
-    ];
-    let resp = consent(&sb, &alice, &p, "allow", None).await;
-    let code = sb.latest_code(CONFIDENTIAL_CLIENT_ID, ALICE).unwrap();
-    assert_eq!(
-        location(&resp),
-        format!("http://127.0.0.1:8080/cb?tenant=acme&code={code}&state=a+b%26c")
-    );
-    let resp = consent(&sb, &alice, &p, "deny", None).await;
-    assert_eq!(
-        location(&resp),
-        "http://127.0.0.1:8080/cb?tenant=acme&error=access_denied&state=a+b%26c"
-    );
-    let mut bad = p.to_vec();
-    bad[2] = ("scope", "ORG_PROFILE_READ");
-    let resp = authorize(&sb, Some(&alice), &bad).await;
-    assert_eq!(
-        location(&resp),
-        "http://127.0.0.1:8080/cb?tenant=acme&error=invalid_request&error_description=Requested+scope+exceeds+the+client%27s+registered+scopes&state=a+b%26c"
-    );
-}
-
-#[tokio::test]
-async fn trusted_clients_skip_consent() {
-    let sb = start().await;
-    let alice = login(&sb, ALICE).await;
-    let p = [
-        ("client_id", "trusted-client"),
-        ("redirect_uri", R),
-        ("scope", "PROFILE_READ"),
-        ("state", "t"),
-    ];
-    let resp = authorize(&sb, Some(&alice), &p).await;
-    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
-    let code = sb.latest_code("trusted-client", ALICE).unwrap();
-    assert_eq!(location(&resp), format!("{R}?code={code}&state=t"));
-}
-
-#[tokio::test]
-async fn team_selection_needs_owner_or_admin() {
-    let sb = start().await;
-    let p = demo("TEAM_BOOKING_READ");
-    let alice = login(&sb, ALICE).await;
-    let resp = consent(&sb, &alice, &p, "allow", Some("team/acme")).await;
-    let code = query_of(&location(&resp))["code"].clone();
-    let (status, body) = token_json(
-        &sb,
-        json!({"client_id":CONFIDENTIAL_CLIENT_ID,"client_secret":CONFIDENTIAL_CLIENT_SECRET,
-            "grant_type":"authorization_code","code":code,"redirect_uri":R}),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let c = claims(v["access_token"].as_str().unwrap());
-    assert_eq!(c["teamId"], 10);
-    assert_eq!(c["userId"], serde_json::Value::Null);
-    // bob is only a MEMBER of acme.
-    let bob = login(&sb, BOB).await;
-    let resp = consent(&sb, &bob, &p, "allow", Some("team/acme")).await;
-    assert_eq!(
-        location(&resp),
-        "http://127.0.0.1:8080/oauth/callback?error=access_denied&error_description=team_not_found_or_no_access&state=xyz"
-    );
-    let resp = consent(&sb, &alice, &p, "allow", Some("team/nope")).await;
-    assert!(location(&resp).contains("error=access_denied"));
-}
-
-#[tokio::test]
-async fn consent_form_needs_the_session_and_its_csrf_token() {
+async fn switch_account_and_logout() {
     let sb = start().await;
     let alice = login(&sb, ALICE).await;
     let p = demo("PROFILE_READ");
-    let mut form: Vec<(&str, &str)> = p.clone();
-    form.push(("action", "allow"));
-    form.push(("csrf_token", "forged"));
+    let html = authorize(&sb, Some(&alice), &p).await.text().await.unwrap();
+    let marker = "<a href=\"";
+    let start_at = html.find(marker).unwrap() + marker.len();
+    let switch =
+        html[start_at..start_at + html[start_at..].find('"').unwrap()].replace("&amp;", "&");
+    assert!(
+        switch.starts_with(
+            "/auth/login?callbackUrl=auth%2Foauth2%2Fauthorize%3Fclient_id%3Dcalconnect-demo"
+        ),
+        "{switch}"
+    );
     let resp = client()
-        .post(sb.authorize_url())
+        .post(sb.base_url().join("/auth/logout").unwrap())
         .header("cookie", &alice)
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
-    assert!(sb.latest_code(CONFIDENTIAL_CLIENT_ID, ALICE).is_none());
-    // Another session's token does not work either.
-    let bob = login(&sb, BOB).await;
-    let html = authorize(&sb, Some(&bob), &p).await.text().await.unwrap();
-    form.pop();
-    let bobs = hidden(&html, "csrf_token");
-    form.push(("csrf_token", &bobs));
-    let resp = client()
-        .post(sb.authorize_url())
-        .header("cookie", &alice)
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
-    // No session: back to sign-in.
-    let resp = client()
-        .post(sb.authorize_url())
-        .form(&form)
+        .form(&[("callbackUrl", "/auth/oauth2/authorize?client_id=x")])
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
-    assert!(location(&resp).starts_with(
-        "/auth/login?callbackUrl=auth%2Foauth2%2Fauthorize%3Fclient_id%3Dcalconnect-demo"
-    ));
-}
-
-#[tokio::test]
-async fn full_flow_confidential_with_pkce() {
-    let sb = start().await;
-    let (verifier, challenge) = pkce();
-    let mut p = demo("PROFILE_READ,SCHEDULE_READ");
-    p.push(("code_challenge", &challenge));
-    p.push(("code_challenge_method", "S256"));
-    let code = code_for(&sb, ALICE, &p).await;
-    let (status, body) = token_json(
-        &sb,
-        json!({"client_id":CONFIDENTIAL_CLIENT_ID,"client_secret":CONFIDENTIAL_CLIENT_SECRET,
-            "grant_type":"authorization_code","code":code,"redirect_uri":R,"code_verifier":verifier}),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let refresh = claims(v["refresh_token"].as_str().unwrap());
-    assert_eq!(refresh["codeChallenge"], challenge.as_str());
-    assert_eq!(refresh["codeChallengeMethod"], "S256");
-    let (status, _) = demo_refresh(&sb, v["refresh_token"].as_str().unwrap()).await;
-    assert_eq!(status, StatusCode::OK);
-}
-
-#[tokio::test]
-async fn full_flow_public_client() {
-    let sb = start().await;
-    let (verifier, challenge) = pkce();
-    let p = [
-        ("client_id", PUBLIC_CLIENT_ID),
-        ("redirect_uri", DEFAULT_PUBLIC_REDIRECT_URI),
-        ("scope", "PROFILE_READ"),
-        ("state", "s"),
-        ("code_challenge", challenge.as_str()),
-        ("code_challenge_method", "S256"),
-    ];
-    let code = code_for(&sb, BOB, &p).await;
-    let (status, body) = token_form(
-        &sb,
-        &[
-            ("client_id", PUBLIC_CLIENT_ID),
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", DEFAULT_PUBLIC_REDIRECT_URI),
-            ("code_verifier", &verifier),
-        ],
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(claims(v["access_token"].as_str().unwrap())["userId"], BOB);
-    // Refresh needs only client_id + refresh_token.
-    let (status, body) = token_form(
-        &sb,
-        &[
-            ("client_id", PUBLIC_CLIENT_ID),
-            ("grant_type", "refresh_token"),
-            ("refresh_token", v["refresh_token"].as_str().unwrap()),
-        ],
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        location(&resp),
+        "/auth/login?callbackUrl=%2Fauth%2Foauth2%2Fauthorize%3Fclient_id%3Dx"
+    );
+    assert!(
+        resp.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+    // The old cookie no longer signs anyone in.
+    let resp = authorize(&sb, Some(&alice), &p).await;
+    assert!(location(&resp).starts_with("/auth/login?"));
 }
