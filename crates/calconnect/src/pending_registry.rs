@@ -1,7 +1,7 @@
 //! An in-memory, single-process home for pending authorizations (CLI `login`, tests, one-instance
 //! deployments). It tells a reused callback from an unknown one by remembering used state keys
 //! until their pending authorization would have expired. Several instances need a shared store
-//! instead, keyed by [`StateKey`](crate::StateKey), holding sealed bytes.
+//! instead, keyed by [`StateKey`], holding sealed bytes.
 
 use crate::callback::{Callback, CallbackError};
 use crate::clock::Clock;
