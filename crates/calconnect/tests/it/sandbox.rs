@@ -698,3 +698,19 @@ async fn client_review_status_and_legacy_error_shapes() {
     );
     assert!(err.is_transient());
 }
+
+#[tokio::test]
+async fn works_when_pkce_is_required_for_every_client() {
+    // The unmerged "PKCE for all" branch (calcom-facts.md §3.6): PKCE on every flow keeps working.
+    let env = env().await;
+    env.sandbox
+        .update_settings(|s| s.pkce_required_for_all = true);
+    let flow = env.confidential();
+    let tokens = flow
+        .exchange(env.authorize(&flow, ALICE, &scopes()).await)
+        .await
+        .unwrap();
+    flow.refresh(tokens.refresh_token.as_ref().unwrap())
+        .await
+        .unwrap();
+}
