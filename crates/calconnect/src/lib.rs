@@ -1,5 +1,128 @@
 //! calconnect: connect your users' Cal.com accounts over OAuth 2.0 and keep the connections alive.
+//!
+//! # Quick start
+//!
+//! The whole authorization flow against the local sandbox and its seeded demo client (in
+//! production use [`ProviderProfile::cal_com`] and your own client): build the authorize URL,
+//! handle the callback, exchange the code, refresh.
+//!
+//! ```
+//! use calconnect::{
+//!     AuthorizationFlow, AuthorizeOptions, Callback, ClientConfig, ClientSecret, HttpClient, HttpConfig,
+//!     ProviderProfile, SystemClock, UrlPolicy,
+//! };
+//! use std::sync::Arc;
+//! # use calconnect_sandbox::{
+//! #     CONFIDENTIAL_CLIENT_ID as CLIENT_ID, CONFIDENTIAL_CLIENT_SECRET as CLIENT_SECRET, DEFAULT_REDIRECT_URI as REDIRECT_URI,
+//! # };
+//! # type Error = Box<dyn std::error::Error>;
+//! #
+//! # /// Plays the user: signs in as the seed's alice and clicks "Allow"; returns the redirect.
+//! # async fn user_signs_in_and_allows(sandbox: &calconnect_sandbox::Sandbox, url: &str) -> Result<String, Error> {
+//! #     let browser = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
+//! #     let login = browser.post(sandbox.base_url().join("/auth/login")?)
+//! #         .form(&[("user_id", "1"), ("callbackUrl", "/_sandbox/")]).send().await?;
+//! #     let cookie = login.headers()["set-cookie"].to_str()?.split(';').next().unwrap_or("").to_owned();
+//! #     let page = browser.get(url).header("cookie", &cookie).send().await?.text().await?;
+//! #     let mut form: Vec<(String, String)> = page.split("<input type=\"hidden\" name=\"").skip(1)
+//! #         .filter_map(|rest| {
+//! #             let (name, rest) = rest.split_once("\" value=\"")?;
+//! #             Some((name.to_owned(), rest.split_once('"')?.0.replace("&amp;", "&")))
+//! #         }).collect();
+//! #     form.push(("action".into(), "allow".into()));
+//! #     let allowed = browser.post(sandbox.authorize_url()).header("cookie", &cookie).form(&form).send().await?;
+//! #     Ok(allowed.headers()["location"].to_str()?.to_owned())
+//! # }
+//! #
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Error> {
+//! # let sandbox = calconnect_sandbox::Sandbox::builder().start().await?;
+//! # let sandbox_url = sandbox.base_url().as_str().trim_end_matches('/').to_owned();
+//! // Once, at startup: the provider, your OAuth client, one shared HTTP client, a clock.
+//! let profile = ProviderProfile::sandbox(&sandbox_url, UrlPolicy::allow_insecure_loopback_http())?;
+//! let client = ClientConfig::confidential(CLIENT_ID, ClientSecret::new(CLIENT_SECRET), REDIRECT_URI)?;
+//! let http = HttpClient::new(HttpConfig::default())?;
+//! let flow = AuthorizationFlow::new(profile, client, http, Arc::new(SystemClock));
+//!
+//! // 1. Build the authorize URL and send the browser there. Keep `pending` until the callback:
+//! //    persist it only sealed (`pending.to_sealable_bytes()`, then encrypt).
+//! let options = AuthorizeOptions::new(["PROFILE_READ", "SCHEDULE_READ"])?;
+//! let (authorize_url, pending) = flow.start(&options, &mut rand::rngs::OsRng);
+//!
+//! // The user signs in and clicks "Allow"; Cal.com redirects to REDIRECT_URI?code=…&state=…
+//! # let redirect = user_signs_in_and_allows(&sandbox, authorize_url.as_str()).await?;
+//!
+//! // 2. Handle the callback: parse its query, verify it against the pending authorization.
+//! let callback = Callback::from_redirect_url(&redirect)?;
+//! let verified = pending.verify(callback, &SystemClock)?;
+//!
+//! // 3. Exchange the code for tokens.
+//! let tokens = flow.exchange(verified).await?;
+//! println!("connected {:?}, access token valid until {}", tokens.identity, tokens.expires_at);
+//!
+//! // 4. Refresh. Cal.com rotates the refresh token: store the new one before using the new
+//! //    access token, and never refresh the same connection twice at once.
+//! let refresh_token = tokens.refresh_token.ok_or("no refresh token")?;
+//! let refreshed = flow.refresh(&refresh_token).await?;
+//! assert!(refreshed.refresh_token_rotated);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # What is where
+//!
+//! - [`profile`], [`client`], [`endpoint`]: where the provider is and who we are; URLs are `https`
+//!   unless [`UrlPolicy::allow_insecure_loopback_http`] is named.
+//! - [`flow`]: [`AuthorizationFlow`] — start, exchange, refresh, revoke.
+//! - [`pending`], [`callback`]: the pending authorization and the callback; only
+//!   [`PendingAuthorization::verify`] yields the [`VerifiedCallback`] an exchange needs.
+//! - [`token_response`], [`errors`], [`claims`]: tolerant token parsing, one error enum per
+//!   operation with Cal.com's reasons, unverified identity claims.
+//! - [`http`]: the one hardened HTTP client.
+//!
+//! # Security
+//!
+//! Tokens, secrets, codes, states and verifiers are `secrecy` types with redacted `Debug`;
+//! errors carry neither secrets nor URLs. Single-use values (code, verifier, pending
+//! authorization, verified callback) are not `Clone` and are consumed by value.
 
+pub mod callback;
+pub mod claims;
+pub mod client;
 pub mod clock;
+pub mod endpoint;
+pub mod errors;
+pub mod flow;
+pub mod http;
+pub mod me;
+pub mod pending;
+pub mod pending_registry;
+mod pkce;
+pub mod profile;
+pub mod secret;
+mod token_request;
+pub mod token_response;
 
+pub use callback::{AuthorizationCode, Callback, CallbackError, VerifiedCallback};
+pub use claims::{CalIdentity, UnverifiedClaims, read_unverified_claims};
+pub use client::{ClientConfig, ClientConfigError, RedirectUri};
 pub use clock::{Clock, MockClock, SystemClock};
+pub use endpoint::{EndpointUrl, EndpointUrlError, UrlPolicy};
+pub use errors::{
+    ExchangeError, InvalidClientReason, InvalidGrantReason, ProtocolError, RefreshError,
+    RevokeError, TransientError, UnauthorizedClientReason,
+};
+pub use flow::{
+    AuthorizationFlow, AuthorizeOptions, AuthorizeOptionsError, AuthorizeUrl, RevocableToken,
+};
+pub use http::{HttpClient, HttpClientError, HttpConfig, TransportError, TransportErrorKind};
+pub use me::{CalUser, MeError};
+pub use pending::{PENDING_AUTHORIZATION_TTL, PendingAuthorization, PendingDecodeError, StateKey};
+pub use pending_registry::PendingAuthorizations;
+pub use pkce::PkceVerifier;
+pub use profile::{
+    BodyEncoding, ClientAuthMethod, CustomProvider, LegacyTokenEndpoints, ProfileError,
+    ProviderKind, ProviderProfile, ScopeDelimiter, TokenEndpoints,
+};
+pub use secret::{AccessToken, ClientSecret, RefreshToken};
+pub use token_response::{ExpirySource, TokenSet, parse_token_response};
