@@ -75,18 +75,23 @@ pub async fn run(args: SandboxArgs) -> anyhow::Result<()> {
     if let Some(status) = args.client_status {
         confidential.status = status;
     }
-    let mut builder = Sandbox::builder()
+    for c in &mut seed.clients {
+        let extra = match c.client_type {
+            ClientType::Confidential => &args.redirect_uris,
+            ClientType::Public => &args.public_redirect_uris,
+        };
+        for uri in extra {
+            if !c.redirect_uris.contains(uri) {
+                c.redirect_uris.push(uri.clone());
+            }
+        }
+    }
+    let builder = Sandbox::builder()
         .seed(seed.clone())
         .bind(args.listen)
         .access_token_ttl(time::Duration::seconds(args.access_token_ttl))
         .refresh_token_ttl(time::Duration::days(args.refresh_token_ttl_days))
         .rate_limit(args.rate_limit, time::Duration::seconds(60));
-    for uri in args.redirect_uris {
-        builder = builder.redirect_uri(ClientType::Confidential, uri);
-    }
-    for uri in args.public_redirect_uris {
-        builder = builder.redirect_uri(ClientType::Public, uri);
-    }
     let sandbox = builder.start().await?;
     print_banner(&sandbox, &seed);
     tokio::signal::ctrl_c()

@@ -139,6 +139,7 @@ impl SandboxBuilder {
             settings: Mutex::new(self.settings),
             signing_key,
             db: Mutex::new(db),
+            api: crate::api::ApiState::default(),
         });
         let listener = TcpListener::bind(self.bind)
             .await

@@ -306,6 +306,8 @@ pub struct Shared {
     /// `CALENDSO_ENCRYPTION_KEY`: the HS256 key for every token.
     pub signing_key: Vec<u8>,
     pub db: Mutex<Db>,
+    /// API v2 state: rate-limit counters and request statistics.
+    pub api: crate::api::ApiState,
 }
 
 impl Shared {

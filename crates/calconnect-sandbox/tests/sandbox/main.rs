@@ -5,6 +5,9 @@
 mod helpers;
 
 mod api;
+mod api_bookings;
+mod api_limits;
+mod api_schedules;
 mod control;
 mod flow;
 mod oauth;
