@@ -86,6 +86,7 @@
 //! errors carry neither secrets nor URLs. Single-use values (code, verifier, pending
 //! authorization, verified callback) are not `Clone` and are consumed by value.
 
+pub mod api;
 pub mod callback;
 pub mod claims;
 pub mod client;
@@ -103,6 +104,10 @@ pub mod secret;
 mod token_request;
 pub mod token_response;
 
+pub use api::{
+    AccessTokenSource, ApiError, CalClient, GovernorConfig, RetryPolicy, StaticToken,
+    TokenSourceError,
+};
 pub use callback::{AuthorizationCode, Callback, CallbackError, VerifiedCallback};
 pub use claims::{CalIdentity, UnverifiedClaims, read_unverified_claims};
 pub use client::{ClientConfig, ClientConfigError, RedirectUri};
