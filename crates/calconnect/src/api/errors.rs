@@ -92,7 +92,7 @@ pub enum ApiError {
         /// Whether a refreshed token was tried too.
         after_refresh: bool,
         /// Cal.com's envelope of the last answer.
-        envelope: ErrorEnvelope,
+        envelope: Box<ErrorEnvelope>,
     },
     /// 403 `insufficient_scope`: the connection lacks a scope. Permanent: ask the user to
     /// connect again with the scopes listed in `required` (calcom-facts.md §5.2).
@@ -105,7 +105,7 @@ pub enum ApiError {
         /// The scopes the token has.
         granted: Vec<String>,
         /// Cal.com's envelope.
-        envelope: ErrorEnvelope,
+        envelope: Box<ErrorEnvelope>,
     },
     /// 403 `insufficient_scope: this endpoint is not available for third-party OAuth tokens`.
     #[error("{request}: Cal.com does not allow OAuth tokens on this endpoint ({})", message_of(.envelope))]
@@ -113,7 +113,7 @@ pub enum ApiError {
         /// The request.
         request: RequestLabel,
         /// Cal.com's envelope.
-        envelope: ErrorEnvelope,
+        envelope: Box<ErrorEnvelope>,
     },
     /// Any other 403 (e.g. a schedule of another user).
     #[error("{request}: forbidden ({})", message_of(.envelope))]
@@ -121,7 +121,7 @@ pub enum ApiError {
         /// The request.
         request: RequestLabel,
         /// Cal.com's envelope.
-        envelope: ErrorEnvelope,
+        envelope: Box<ErrorEnvelope>,
     },
     /// 404.
     #[error("{request}: not found ({})", message_of(.envelope))]
@@ -129,7 +129,7 @@ pub enum ApiError {
         /// The request.
         request: RequestLabel,
         /// Cal.com's envelope.
-        envelope: ErrorEnvelope,
+        envelope: Box<ErrorEnvelope>,
     },
     /// 429 that was not (or no longer) retried: a non-idempotent request, the reset lies beyond
     /// the configured cap, or the retries ran out (calcom-facts.md §5.3).
@@ -142,7 +142,7 @@ pub enum ApiError {
         /// When the limit resets, if Cal.com said.
         reset: Option<Duration>,
         /// Cal.com's envelope of the last answer.
-        envelope: ErrorEnvelope,
+        envelope: Box<ErrorEnvelope>,
     },
     /// Network failures, timeouts, 5xx or HTML error pages, after the retries the policy allows
     /// (idempotent methods only).
@@ -153,7 +153,7 @@ pub enum ApiError {
         /// Every failed attempt, in order.
         attempts: Vec<FailedAttempt>,
         /// Cal.com's envelope of the last answer, when there was one.
-        envelope: Option<ErrorEnvelope>,
+        envelope: Option<Box<ErrorEnvelope>>,
     },
     /// Any other 4xx (e.g. 400 validation errors: `envelope.details` lists them).
     #[error("{request}: rejected with HTTP {status} ({})", message_of(.envelope))]
@@ -163,7 +163,7 @@ pub enum ApiError {
         /// The status.
         status: u16,
         /// Cal.com's envelope.
-        envelope: ErrorEnvelope,
+        envelope: Box<ErrorEnvelope>,
     },
     /// The token source had no token.
     #[error("{request}: no access token: {source}")]
@@ -223,7 +223,7 @@ impl ApiError {
             | Self::NotFound { envelope, .. }
             | Self::RateLimited { envelope, .. }
             | Self::Rejected { envelope, .. } => Some(envelope),
-            Self::Transient { envelope, .. } => envelope.as_ref(),
+            Self::Transient { envelope, .. } => envelope.as_deref(),
             _ => None,
         }
     }

@@ -139,8 +139,11 @@ impl Inner {
                     rate_limit,
                 });
             }
-            let envelope =
-                ErrorEnvelope::parse(&response.headers, &response.body, token.expose_secret());
+            let envelope = Box::new(ErrorEnvelope::parse(
+                &response.headers,
+                &response.body,
+                token.expose_secret(),
+            ));
             let code = status.as_u16();
             match code {
                 401 | 403 if code == 401 || !response.is_html() => {
