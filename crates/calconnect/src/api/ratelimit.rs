@@ -314,6 +314,77 @@ mod tests {
         );
     }
 
+    /// Time that only sleeping moves.
+    #[derive(Debug, Default)]
+    struct StepTimer {
+        now: Mutex<Duration>,
+        slept: Mutex<Vec<Duration>>,
+    }
+
+    #[async_trait::async_trait]
+    impl Timer for StepTimer {
+        fn now(&self) -> Duration {
+            *self.now.lock().unwrap()
+        }
+
+        async fn sleep(&self, d: Duration) {
+            self.slept.lock().unwrap().push(d);
+            *self.now.lock().unwrap() += d;
+        }
+    }
+
+    #[tokio::test]
+    async fn sliding_log_counts_in_flight_and_starts_windows_at_completion() {
+        let timer = Arc::new(StepTimer::default());
+        let gov = Governor::new(
+            GovernorConfig::new(2, Duration::from_secs(10)),
+            timer.clone(),
+        );
+        let key = TokenKey::of("t");
+        let a = gov.acquire(key).await;
+        *timer.now.lock().unwrap() += Duration::from_secs(3);
+        let b = gov.acquire(key).await;
+        // Both slots in flight: the third waits for a completion, not for time.
+        assert!(
+            futures::FutureExt::now_or_never(gov.acquire(key)).is_none(),
+            "a third request must queue"
+        );
+        assert!(timer.slept.lock().unwrap().is_empty());
+        drop(a); // completes at t=3: its slot frees at t=13
+        *timer.now.lock().unwrap() += Duration::from_secs(1);
+        drop(b); // completes at t=4: frees at t=14
+        let _c = gov.acquire(key).await;
+        assert_eq!(timer.now(), Duration::from_secs(13));
+        assert_eq!(*timer.slept.lock().unwrap(), vec![Duration::from_secs(9)]);
+        // Another token has its own bucket.
+        let _other = gov.acquire(TokenKey::of("u")).await;
+        assert_eq!(timer.now(), Duration::from_secs(13));
+    }
+
+    #[tokio::test]
+    async fn headers_block_until_the_reset_and_lower_the_limit() {
+        let timer = Arc::new(StepTimer::default());
+        let gov = Governor::new(GovernorConfig::default(), timer.clone());
+        let key = TokenKey::of("t");
+        let p = gov.acquire(key).await;
+        p.observe(
+            &RateLimitHeaders {
+                limit: Some(500),
+                remaining: Some(0),
+                reset: Some(Duration::from_secs(7)),
+            },
+            false,
+        );
+        drop(p);
+        let p = gov.acquire(key).await;
+        assert_eq!(timer.now(), Duration::from_secs(7));
+        // A 429 without a reset blocks for the configured window.
+        p.observe(&RateLimitHeaders::default(), true);
+        drop(p);
+        let _p = gov.acquire(key).await;
+        assert_eq!(timer.now(), Duration::from_secs(67));
+    }
+
     #[test]
     fn token_keys_do_not_show_the_token() {
         let key = TokenKey::of("eyJsecret");

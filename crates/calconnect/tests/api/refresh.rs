@@ -132,3 +132,27 @@ async fn insufficient_scope_is_typed_and_never_refreshes() {
     // PROFILE_READ is enough for /v2/me.
     assert_eq!(api.me().await.unwrap().id, ALICE);
 }
+
+#[tokio::test]
+async fn concurrent_rejections_share_one_refresh() {
+    // The source contract: `refresh_after_rejection` refreshes only if the rejected token is
+    // still the current one, so 20 calls rejected at once cause one refresh (Cal.com rotates
+    // the refresh token: a second refresh with the old one would fail, §3.3).
+    let env = env().await;
+    let flow = env.flow();
+    let tokens = env.connect(&flow, ALL_READ).await;
+    let source = FlowSource::new(flow, tokens);
+    let api = env.client(source.clone()).build();
+    env.sandbox.advance_clock(EXPIRE);
+    env.sandbox.reset_token_calls();
+    let calls = (0..20).map(|_| {
+        let api = api.clone();
+        tokio::spawn(async move { api.me().await })
+    });
+    for result in futures::future::join_all(calls).await {
+        assert_eq!(result.unwrap().unwrap().id, ALICE);
+    }
+    assert_eq!(source.refreshes(), 1);
+    assert_eq!(env.sandbox.token_calls("refresh_token", "ok"), 1);
+    assert_eq!(env.sandbox.api_calls_with_status("/v2/me", 200), 20);
+}
