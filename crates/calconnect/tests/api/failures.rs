@@ -4,10 +4,12 @@
 
 use crate::helpers::{ManualTimer, quick_retries};
 use axum::Router;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::IntoResponse;
 use axum::routing::any;
-use calconnect::api::{ApiError, CalClient, FailedAttempt, StaticToken};
+use calconnect::api::{
+    ApiError, BookingFilters, CalClient, FailedAttempt, StaticToken, StatusFilter,
+};
 use calconnect::{AccessToken, EndpointUrl, HttpClient, HttpConfig, TransportErrorKind, UrlPolicy};
 use http::Method;
 use serde_json::json;
@@ -23,13 +25,21 @@ struct Script {
     answers: Arc<Mutex<Vec<(u16, serde_json::Value)>>>,
     hits: Arc<AtomicUsize>,
     authorizations: Arc<Mutex<Vec<String>>>,
+    /// (path and query, `cal-api-version`, `accept`) of each request.
+    seen: Arc<Mutex<Vec<(String, Option<String>, Option<String>)>>>,
 }
 
 async fn responder(script: Script) -> SocketAddr {
-    let app = Router::new().fallback(any(move |headers: HeaderMap| {
+    let app = Router::new().fallback(any(move |uri: Uri, headers: HeaderMap| {
         let script = script.clone();
         async move {
             script.hits.fetch_add(1, Ordering::SeqCst);
+            let header = |n: &str| headers.get(n).map(|v| v.to_str().unwrap().to_owned());
+            script.seen.lock().unwrap().push((
+                uri.to_string(),
+                header("cal-api-version"),
+                header("accept"),
+            ));
             if let Some(v) = headers.get("authorization") {
                 script
                     .authorizations
@@ -235,5 +245,66 @@ async fn the_token_never_shows_even_when_cal_com_echoes_it() {
     assert_eq!(
         err.envelope().unwrap().message.as_deref(),
         Some("PermissionsGuard - no oAuth client found for access token=[redacted]")
+    );
+}
+
+#[tokio::test]
+async fn each_typed_call_sends_its_api_version() {
+    let script = Script::default();
+    let timer = Arc::new(ManualTimer::default());
+    let api = client(responder(script.clone()).await, timer);
+    api.me().await.unwrap();
+    // The responder's `data` is an object, not a list: the typed calls fail to parse, which
+    // is a protocol error naming the request.
+    let err = api.schedules().await.unwrap_err();
+    assert!(
+        matches!(err, ApiError::Protocol { status: 200, .. }),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .starts_with("GET /v2/schedules: unexpected answer"),
+        "{err}"
+    );
+    let _ = api.default_schedule().await;
+    let _ = api.schedule(7).await;
+    let _ = api.schedules_legacy().await;
+    let _ = api.event_types().await;
+    let _ = api
+        .bookings(
+            &BookingFilters::new()
+                .status(StatusFilter::Upcoming)
+                .page(5, 10),
+        )
+        .await;
+    let version = |v: &str| Some(v.to_owned());
+    let json = Some("application/json".to_owned());
+    assert_eq!(
+        *script.seen.lock().unwrap(),
+        vec![
+            ("/v2/me".into(), version("2024-06-11"), json.clone()),
+            ("/v2/schedules".into(), version("2024-06-11"), json.clone()),
+            (
+                "/v2/schedules/default".into(),
+                version("2024-06-11"),
+                json.clone()
+            ),
+            (
+                "/v2/schedules/7".into(),
+                version("2024-06-11"),
+                json.clone()
+            ),
+            ("/v2/schedules".into(), version("2024-04-15"), json.clone()),
+            (
+                "/v2/event-types".into(),
+                version("2024-06-14"),
+                json.clone()
+            ),
+            (
+                "/v2/bookings?status=upcoming&take=5&skip=10".into(),
+                version("2024-08-13"),
+                json.clone()
+            ),
+        ]
     );
 }
