@@ -19,6 +19,9 @@ use std::sync::{Arc, Mutex};
 
 const TOKEN: &str = "eyJhbGciOiJIUzI1NiJ9.c2VjcmV0LXBheWxvYWQ.c2lnbmF0dXJl";
 
+/// (path and query, `cal-api-version`, `accept`).
+type Seen = (String, Option<String>, Option<String>);
+
 /// Answers scripted (status, body) pairs in order, then 200 `{"status":"success","data":{"id":1}}`.
 #[derive(Clone, Default)]
 struct Script {
@@ -26,7 +29,7 @@ struct Script {
     hits: Arc<AtomicUsize>,
     authorizations: Arc<Mutex<Vec<String>>>,
     /// (path and query, `cal-api-version`, `accept`) of each request.
-    seen: Arc<Mutex<Vec<(String, Option<String>, Option<String>)>>>,
+    seen: Arc<Mutex<Vec<Seen>>>,
 }
 
 async fn responder(script: Script) -> SocketAddr {
