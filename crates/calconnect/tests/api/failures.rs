@@ -311,3 +311,83 @@ async fn each_typed_call_sends_its_api_version() {
         ]
     );
 }
+
+/// Collects formatted tracing output.
+#[derive(Clone, Default)]
+struct LogBuffer(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
+    type Writer = Self;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn tokens_stay_out_of_traces() {
+    let logs = LogBuffer::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter("calconnect=trace")
+        .with_writer(logs.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let script = Script::default();
+    script.answers.lock().unwrap().extend([
+        (
+            401,
+            envelope("UnauthorizedException", "Invalid Access Token."),
+        ),
+        (
+            429,
+            envelope(
+                "ThrottlerException",
+                "Too many requests. Please try again later.",
+            ),
+        ),
+        (503, envelope("ServiceUnavailableException", "down")),
+    ]);
+    let addr = responder(script.clone()).await;
+    let base = EndpointUrl::parse(
+        &format!("http://{addr}/v2"),
+        UrlPolicy::allow_insecure_loopback_http(),
+    )
+    .unwrap();
+    const NEXT: &str = "eyJuZXh0LXRva2Vu.bmV4dA.c2ln";
+    let source = crate::helpers::CountingSource::with_refreshes(
+        AccessToken::new(TOKEN),
+        vec![AccessToken::new(NEXT)],
+    );
+    let api = CalClient::builder(
+        base,
+        HttpClient::new(HttpConfig::default()).unwrap(),
+        source.clone(),
+    )
+    .timer(Arc::new(ManualTimer::default()))
+    .retry(quick_retries().default_rate_limit_wait(std::time::Duration::from_secs(1)))
+    .build();
+    api.me().await.unwrap();
+    assert_eq!(source.refreshes(), 1);
+    assert_eq!(script.hits.load(Ordering::SeqCst), 4);
+
+    let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("refreshing once"), "{logs}");
+    assert!(logs.contains("429"), "{logs}");
+    assert!(logs.contains("path=/v2/me"), "{logs}");
+    for secret in [TOKEN, NEXT, "c2VjcmV0", "bmV4dA"] {
+        assert!(!logs.contains(secret), "{logs}");
+    }
+}
