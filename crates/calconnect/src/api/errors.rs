@@ -179,7 +179,7 @@ pub enum ApiError {
     Protocol {
         /// The request.
         request: RequestLabel,
-        /// The status.
+        /// The status; 0 when the body could not be read (over the size limit).
         status: u16,
         /// What is wrong.
         reason: String,
@@ -242,7 +242,7 @@ impl ApiError {
     pub fn needs_reauthorization(&self) -> bool {
         match self {
             Self::InsufficientScope { .. } => true,
-            Self::Token { source, .. } => source.needs_reauthorization_now(),
+            Self::Token { source, .. } => source.requires_reauthorization(),
             _ => false,
         }
     }

@@ -105,7 +105,7 @@ impl TokenSourceError {
     }
 
     /// Whether the user must connect the account again.
-    pub fn needs_reauthorization_now(&self) -> bool {
+    pub fn requires_reauthorization(&self) -> bool {
         matches!(self, Self::NeedsReauthorization { .. })
     }
 
