@@ -379,6 +379,10 @@ async fn tokens_stay_out_of_traces() {
     .timer(Arc::new(ManualTimer::default()))
     .retry(quick_retries().default_rate_limit_wait(std::time::Duration::from_secs(1)))
     .build();
+    // Other tests register the same callsites concurrently without a subscriber; a callsite
+    // registered while this thread's subscriber was being installed can keep a stale "never"
+    // interest (tracing-core registers before it rebuilds). Rebuild now that ours is in place.
+    tracing::callsite::rebuild_interest_cache();
     api.me().await.unwrap();
     assert_eq!(source.refreshes(), 1);
     assert_eq!(script.hits.load(Ordering::SeqCst), 4);
