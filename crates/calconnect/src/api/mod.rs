@@ -27,6 +27,8 @@ mod request;
 mod retry;
 mod timer;
 mod token_source;
+#[cfg(test)]
+mod trace_tests;
 
 pub use client::{CalClient, CalClientBuilder, NoApiError};
 pub use envelope::ErrorEnvelope;

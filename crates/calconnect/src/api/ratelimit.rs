@@ -246,8 +246,9 @@ pub(crate) struct Permit<'a> {
 }
 
 impl Permit<'_> {
-    /// Applies an answer's rate-limit headers; `throttled` for a 429.
-    pub(crate) fn observe(&self, headers: &RateLimitHeaders, throttled: bool) {
+    /// Applies an answer's rate-limit headers. `throttled_wait` is set for a 429: the block
+    /// to assume when the answer names no reset.
+    pub(crate) fn observe(&self, headers: &RateLimitHeaders, throttled_wait: Option<Duration>) {
         let now = self.governor.timer.now();
         let mut st = self
             .bucket
@@ -257,8 +258,11 @@ impl Permit<'_> {
         if let Some(limit) = headers.limit.and_then(|l| u32::try_from(l).ok()) {
             st.server_limit = Some(limit.max(1));
         }
-        if throttled || headers.remaining == Some(0) {
-            let wait = headers.reset.unwrap_or(self.governor.config.window);
+        if throttled_wait.is_some() || headers.remaining == Some(0) {
+            let wait = headers
+                .reset
+                .or(throttled_wait)
+                .unwrap_or(self.governor.config.window);
             let until = now + wait;
             st.blocked_until = Some(st.blocked_until.map_or(until, |u| u.max(until)));
         }
@@ -373,16 +377,16 @@ mod tests {
                 remaining: Some(0),
                 reset: Some(Duration::from_secs(7)),
             },
-            false,
+            None,
         );
         drop(p);
         let p = gov.acquire(key).await;
         assert_eq!(timer.now(), Duration::from_secs(7));
-        // A 429 without a reset blocks for the configured window.
-        p.observe(&RateLimitHeaders::default(), true);
+        // A 429 without a reset blocks for the wait the caller assumes.
+        p.observe(&RateLimitHeaders::default(), Some(Duration::from_secs(30)));
         drop(p);
         let _p = gov.acquire(key).await;
-        assert_eq!(timer.now(), Duration::from_secs(67));
+        assert_eq!(timer.now(), Duration::from_secs(37));
     }
 
     #[test]

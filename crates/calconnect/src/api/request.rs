@@ -130,7 +130,9 @@ impl Inner {
             let rate_limit =
                 RateLimitHeaders::parse(&response.headers, self.clock.now().unix_timestamp());
             if let Some(p) = &permit {
-                p.observe(&rate_limit, status == StatusCode::TOO_MANY_REQUESTS);
+                let throttled = (status == StatusCode::TOO_MANY_REQUESTS)
+                    .then_some(self.retry.default_rate_limit_wait);
+                p.observe(&rate_limit, throttled);
             }
             drop(permit);
             if status.is_success() {
