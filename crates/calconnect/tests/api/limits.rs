@@ -30,6 +30,60 @@ async fn a_burst_of_2000_stays_under_the_limit_with_zero_429s() {
     assert!(waited >= Duration::from_secs(38), "{waited:?}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_in_real_time_stays_under_the_limit() {
+    // The default timer (tokio's clock) against the sandbox's wall clock: the sliding log holds
+    // with real latency too. 500 requests at 100 per 250 ms.
+    let sandbox = calconnect_sandbox::Sandbox::builder()
+        .signing_key(crate::helpers::KEY)
+        .rate_limit(100, time::Duration::milliseconds(250))
+        .start()
+        .await
+        .unwrap();
+    let token = {
+        let now = sandbox.now().unix_timestamp();
+        let claims = calconnect_sandbox::jwt::Claims {
+            user_id: Some(ALICE),
+            team_id: None,
+            scope: vec!["PROFILE_READ".into()],
+            token_type: calconnect_sandbox::jwt::ACCESS_TOKEN_TYPE.into(),
+            client_id: calconnect_sandbox::CONFIDENTIAL_CLIENT_ID.into(),
+            secret: None,
+            code_challenge: None,
+            code_challenge_method: None,
+            iat: now,
+            exp: now + 1800,
+        };
+        calconnect::AccessToken::new(calconnect_sandbox::jwt::sign(&claims, crate::helpers::KEY))
+    };
+    let base = sandbox.base_url().as_str().trim_end_matches('/').to_owned();
+    let profile = calconnect::ProviderProfile::sandbox(
+        &base,
+        calconnect::UrlPolicy::allow_insecure_loopback_http(),
+    )
+    .unwrap();
+    let api = calconnect::CalClient::for_profile(
+        &profile,
+        crate::helpers::http(),
+        CountingSource::fixed(token),
+    )
+    .unwrap()
+    .governor(governor(100, Duration::from_millis(250)))
+    .retry(RetryPolicy::none())
+    .build();
+    let calls = (0..300).map(|_| {
+        let api = api.clone();
+        tokio::spawn(async move { api.me().await.map(|me| me.id) })
+    });
+    let ok = futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .filter(|r| matches!(r, Ok(Ok(ALICE))))
+        .count();
+    assert_eq!(ok, 300);
+    assert_eq!(sandbox.api_calls_with_status("/v2/me", 429), 0);
+}
+
 #[tokio::test]
 async fn a_429_is_waited_out_and_retried() {
     let env = env_with(|b| b.rate_limit(3, time::Duration::seconds(60))).await;
