@@ -33,7 +33,8 @@ async fn a_burst_of_2000_stays_under_the_limit_with_zero_429s() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_in_real_time_stays_under_the_limit() {
     // The default timer (tokio's clock) against the sandbox's wall clock: the sliding log holds
-    // with real latency too. 500 requests at 100 per 250 ms.
+    // with real latency too. 300 requests at 100 per 250 ms (the whole-second `Reset` header
+    // stretches each wait to 1 s).
     let sandbox = calconnect_sandbox::Sandbox::builder()
         .signing_key(crate::helpers::KEY)
         .rate_limit(100, time::Duration::milliseconds(250))
