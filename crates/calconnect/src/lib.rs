@@ -69,6 +69,58 @@
 //! # }
 //! ```
 //!
+//! # Calling the API: the user's schedules
+//!
+//! The last step of the flow: an authenticated call to Cal.com API v2 with [`CalClient`] (it
+//! sends the `cal-api-version` each endpoint needs, refreshes once on 401, waits out rate
+//! limits). In a service the token keeper is the [`AccessTokenSource`]; a script can use
+//! [`StaticToken`].
+//!
+//! ```
+//! use calconnect::api::{CalClient, StaticToken};
+//! # use calconnect::{AuthorizationFlow, AuthorizeOptions, Callback, ClientConfig, ClientSecret, HttpClient,
+//! #     HttpConfig, ProviderProfile, SystemClock, UrlPolicy};
+//! use std::sync::Arc;
+//! # use calconnect_sandbox::{CONFIDENTIAL_CLIENT_ID, CONFIDENTIAL_CLIENT_SECRET, DEFAULT_REDIRECT_URI};
+//! # type Error = Box<dyn std::error::Error>;
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Error> {
+//! # let sandbox = calconnect_sandbox::Sandbox::builder().start().await?;
+//! # let sandbox_url = sandbox.base_url().as_str().trim_end_matches('/').to_owned();
+//! # let profile = ProviderProfile::sandbox(&sandbox_url, UrlPolicy::allow_insecure_loopback_http())?;
+//! # let client = ClientConfig::confidential(CONFIDENTIAL_CLIENT_ID, ClientSecret::new(CONFIDENTIAL_CLIENT_SECRET), DEFAULT_REDIRECT_URI)?;
+//! # let http = HttpClient::new(HttpConfig::default())?;
+//! # let flow = AuthorizationFlow::new(profile.clone(), client, http.clone(), Arc::new(SystemClock));
+//! # let (url, pending) = flow.start(&AuthorizeOptions::new(["PROFILE_READ", "SCHEDULE_READ"])?, &mut rand::rngs::OsRng);
+//! # let browser = reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build()?;
+//! # browser.post(sandbox.base_url().join("/auth/login")?).form(&[("user_id", "1"), ("callbackUrl", "/_sandbox/")]).send().await?;
+//! # let page = browser.get(url.as_str()).send().await?.text().await?;
+//! # let mut form: Vec<(String, String)> = page.split("<input type=\"hidden\" name=\"").skip(1)
+//! #     .filter_map(|rest| {
+//! #         let (name, rest) = rest.split_once("\" value=\"")?;
+//! #         Some((name.to_owned(), rest.split_once('"')?.0.replace("&amp;", "&")))
+//! #     }).collect();
+//! # form.push(("action".into(), "allow".into()));
+//! # let allowed = browser.post(sandbox.authorize_url()).form(&form).send().await?;
+//! # let redirect = allowed.headers()["location"].to_str()?.to_owned();
+//! # let tokens = flow.exchange(pending.verify(Callback::from_redirect_url(&redirect)?, &SystemClock)?).await?;
+//! // `profile` and `http` as above; `tokens` from `flow.exchange(…)`.
+//! let tokens = Arc::new(StaticToken::new(tokens.access_token));
+//! let api = CalClient::for_profile(&profile, http, tokens)?.build();
+//!
+//! // GET /v2/schedules with `cal-api-version: 2024-06-11` (scope SCHEDULE_READ).
+//! for schedule in api.schedules().await? {
+//!     println!("{} ({}), default: {}", schedule.name, schedule.time_zone, schedule.is_default);
+//!     for slot in &schedule.availability {
+//!         println!("  {:?} {}-{}", slot.days, slot.start_time, slot.end_time);
+//!     }
+//! }
+//! # let schedules = api.schedules().await?;
+//! # assert_eq!(schedules[0].availability[0].start_time, time::macros::time!(09:00));
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # What is where
 //!
 //! - [`profile`], [`client`], [`endpoint`]: where the provider is and who we are; URLs are `https`
@@ -79,6 +131,8 @@
 //! - [`token_response`], [`errors`], [`claims`]: tolerant token parsing, one error enum per
 //!   operation with Cal.com's reasons, unverified identity claims.
 //! - [`http`]: the one hardened HTTP client.
+//! - [`api`]: [`CalClient`], the Cal.com API v2 client, and the [`AccessTokenSource`] it takes
+//!   tokens from.
 //!
 //! # Security
 //!
@@ -86,6 +140,7 @@
 //! errors carry neither secrets nor URLs. Single-use values (code, verifier, pending
 //! authorization, verified callback) are not `Clone` and are consumed by value.
 
+pub mod api;
 pub mod callback;
 pub mod claims;
 pub mod client;
@@ -103,6 +158,10 @@ pub mod secret;
 mod token_request;
 pub mod token_response;
 
+pub use api::{
+    AccessTokenSource, ApiError, CalClient, GovernorConfig, RetryPolicy, StaticToken,
+    TokenSourceError,
+};
 pub use callback::{AuthorizationCode, Callback, CallbackError, VerifiedCallback};
 pub use claims::{CalIdentity, UnverifiedClaims, read_unverified_claims};
 pub use client::{ClientConfig, ClientConfigError, RedirectUri};
