@@ -31,7 +31,9 @@ pub struct MockClock {
 impl MockClock {
     /// A clock standing at `at`.
     pub fn new(at: OffsetDateTime) -> Self {
-        Self { now: Mutex::new(at) }
+        Self {
+            now: Mutex::new(at),
+        }
     }
 
     /// Moves the clock by `by` (negative moves it back).
