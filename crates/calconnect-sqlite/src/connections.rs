@@ -48,7 +48,11 @@ impl SqliteStore {
     ) -> Result<UpsertOutcome, StoreError> {
         let err = self.err("saving a connection");
         let now = self.now();
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(&err)?;
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(&err)?;
         let existing = sqlx::query(
             "SELECT id, end_user, status FROM connections \
              WHERE client_id = ? AND owner_kind = ? AND owner_id = ?",
@@ -68,12 +72,11 @@ impl SqliteStore {
             }
             let previous_end_user: String = row.try_get("end_user").map_err(&err)?;
             let previous_status: String = row.try_get("status").map_err(&err)?;
-            let previous_status = ConnectionStatus::parse(&previous_status).ok_or_else(|| {
-                StoreError::Corrupt {
+            let previous_status =
+                ConnectionStatus::parse(&previous_status).ok_or_else(|| StoreError::Corrupt {
                     database: self.database.to_string(),
                     what: format!("connection {id}: status {previous_status}"),
-                }
-            })?;
+                })?;
             let sql = format!(
                 "UPDATE connections SET end_user = ?, scopes = ?, access_token = ?, \
                  refresh_token = ?, access_expires_at = ?, refresh_expires_at_estimate = ?, \
@@ -224,7 +227,9 @@ impl SqliteStore {
             .fetch_all(&self.pool)
             .await
             .map_err(self.err("listing an end user's connections"))?;
-        rows.iter().map(|r| self.decoder_ref().connection(r)).collect()
+        rows.iter()
+            .map(|r| self.decoder_ref().connection(r))
+            .collect()
     }
 
     pub(crate) async fn list_connections_impl(
@@ -244,7 +249,9 @@ impl SqliteStore {
             .fetch_all(&self.pool)
             .await
             .map_err(self.err("listing connections"))?;
-        rows.iter().map(|r| self.decoder_ref().connection(r)).collect()
+        rows.iter()
+            .map(|r| self.decoder_ref().connection(r))
+            .collect()
     }
 
     pub(crate) async fn count_connections_impl(&self) -> Result<u64, StoreError> {
@@ -262,7 +269,11 @@ impl SqliteStore {
     ) -> Result<(), StoreError> {
         let err = self.err("deleting a connection");
         let now = self.now();
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(&err)?;
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(&err)?;
         let row = sqlx::query("DELETE FROM connections WHERE id = ? RETURNING end_user, status")
             .bind(id.as_uuid())
             .fetch_optional(&mut *tx)
@@ -293,8 +304,9 @@ impl SqliteStore {
         after: i64,
         limit: u32,
     ) -> Result<Vec<ConnectionEvent>, StoreError> {
-        let sql =
-            format!("SELECT {EVENT_COLUMNS} FROM connection_events WHERE seq > ? ORDER BY seq LIMIT ?");
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM connection_events WHERE seq > ? ORDER BY seq LIMIT ?"
+        );
         let rows = sqlx::query(&sql)
             .bind(after)
             .bind(i64::from(limit))

@@ -133,10 +133,7 @@ impl ConnectionStore for SqliteStore {
     ) -> Result<Option<Connection>, StoreError> {
         self.find_by_identity_impl(identity).await
     }
-    async fn list_for_end_user(
-        &self,
-        end_user: &EndUserId,
-    ) -> Result<Vec<Connection>, StoreError> {
+    async fn list_for_end_user(&self, end_user: &EndUserId) -> Result<Vec<Connection>, StoreError> {
         self.list_for_end_user_impl(end_user).await
     }
     async fn list_connections(
@@ -223,5 +220,15 @@ impl ConnectionStore for SqliteStore {
         id: ConnectionId,
     ) -> Result<Vec<ConnectionEvent>, StoreError> {
         self.events_for_connection_impl(id).await
+    }
+}
+
+#[cfg(test)]
+mod send_check {
+    use super::*;
+    fn is_send<T: Send>(_: &T) {}
+    #[allow(dead_code)] // reason: compile-time check only
+    fn open_is_send(path: &Path, clock: Arc<dyn Clock>) {
+        is_send(&SqliteStore::open(path, clock));
     }
 }

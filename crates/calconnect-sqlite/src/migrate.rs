@@ -4,7 +4,7 @@
 
 use crate::rows::unavailable;
 use calconnect::StoreError;
-use sqlx::{Row as _, SqlitePool};
+use sqlx::{Executor as _, Row as _, SqlitePool};
 
 /// The migrations of this backend: (version, name, SQL).
 pub static MIGRATIONS: &[(i64, &str, &str)] =
@@ -23,16 +23,16 @@ pub(crate) async fn run(pool: &SqlitePool, database: &str) -> Result<(), StoreEr
         .begin_with("BEGIN IMMEDIATE")
         .await
         .map_err(|e| unavailable(database, "starting migrations", e))?;
-    sqlx::raw_sql(
-        "CREATE TABLE IF NOT EXISTS calconnect_migrations (
+    (&mut *tx)
+        .execute(
+            "CREATE TABLE IF NOT EXISTS calconnect_migrations (
             version INTEGER PRIMARY KEY NOT NULL,
             name TEXT NOT NULL,
             applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP
         )",
-    )
-    .execute(&mut *tx)
-    .await
-    .map_err(migration_error("bookkeeping table"))?;
+        )
+        .await
+        .map_err(migration_error("bookkeeping table"))?;
     let applied: Vec<i64> = sqlx::query("SELECT version FROM calconnect_migrations")
         .fetch_all(&mut *tx)
         .await
@@ -46,8 +46,8 @@ pub(crate) async fn run(pool: &SqlitePool, database: &str) -> Result<(), StoreEr
             continue;
         }
         let label = format!("{version:04}_{name}");
-        sqlx::raw_sql(sql)
-            .execute(&mut *tx)
+        (&mut *tx)
+            .execute(*sql)
             .await
             .map_err(migration_error(&label))?;
         sqlx::query("INSERT INTO calconnect_migrations (version, name) VALUES (?, ?)")

@@ -19,12 +19,13 @@ struct Miss {
 
 impl SqliteStore {
     async fn miss(&self, id: ConnectionId) -> Result<Miss, StoreError> {
-        let row = sqlx::query("SELECT version, lease_owner, lease_until FROM connections WHERE id = ?")
-            .bind(id.as_uuid())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(self.err("reading a connection"))?
-            .ok_or_else(|| StoreError::connection_not_found(id))?;
+        let row =
+            sqlx::query("SELECT version, lease_owner, lease_until FROM connections WHERE id = ?")
+                .bind(id.as_uuid())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(self.err("reading a connection"))?
+                .ok_or_else(|| StoreError::connection_not_found(id))?;
         let err = self.err("reading a connection");
         Ok(Miss {
             version: row.try_get("version").map_err(&err)?,
@@ -244,7 +245,11 @@ impl SqliteStore {
     ) -> Result<Connection, StoreError> {
         let err = self.err("changing a connection's status");
         let now = self.now();
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(&err)?;
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(&err)?;
         let sql = format!("SELECT {CONNECTION_COLUMNS} FROM connections WHERE id = ?");
         let row = sqlx::query(&sql)
             .bind(id.as_uuid())
