@@ -10,6 +10,17 @@ use calconnect::store::*;
 use sqlx::Row as _;
 use time::{Duration, OffsetDateTime};
 
+/// When a connection became due under `q` (the earlier of its reasons).
+pub(crate) fn due_at(c: &Connection, q: &DueQuery) -> OffsetDateTime {
+    let by_access = c.access_expires_at.filter(|t| *t < q.access_expires_before);
+    let by_age = Some(c.last_refreshed_at).filter(|t| *t < q.last_refreshed_before);
+    by_access
+        .into_iter()
+        .chain(by_age)
+        .min()
+        .unwrap_or(c.last_refreshed_at)
+}
+
 /// What a row looks like when a conditional write matched nothing.
 struct Miss {
     version: i64,
@@ -294,17 +305,23 @@ impl PostgresStore {
         q: DueQuery,
     ) -> Result<Vec<Connection>, StoreError> {
         let now = self.now();
-        // One statement: the CTE locks the due rows it picks, skipping rows another instance
-        // has locked (`SKIP LOCKED`), and the UPDATE leases them before the locks are released.
+        // One statement. Each reason walks its partial index in order, locking the rows it
+        // picks and skipping rows another instance has locked (`SKIP LOCKED`); the UPDATE
+        // leases the earliest `limit` of them before the locks are released.
         let sql = format!(
-            "WITH due AS ( \
-               SELECT id FROM connections WHERE id IN ( \
-                   SELECT id FROM connections WHERE status = 'active' AND access_expires_at < $3 \
-                   UNION \
-                   SELECT id FROM connections WHERE status = 'active' AND last_refreshed_at < $4) \
-               AND (lease_until IS NULL OR lease_until <= $5) \
-               ORDER BY COALESCE(access_expires_at, last_refreshed_at), id LIMIT $6 \
-               FOR UPDATE SKIP LOCKED) \
+            "WITH by_access AS ( \
+               SELECT id, access_expires_at AS due_at FROM connections \
+               WHERE status = 'active' AND access_expires_at < $3 \
+                 AND (lease_until IS NULL OR lease_until <= $5) \
+               ORDER BY access_expires_at LIMIT $6 FOR UPDATE SKIP LOCKED), \
+             by_age AS ( \
+               SELECT id, last_refreshed_at AS due_at FROM connections \
+               WHERE status = 'active' AND last_refreshed_at < $4 \
+                 AND (lease_until IS NULL OR lease_until <= $5) \
+               ORDER BY last_refreshed_at LIMIT $6 FOR UPDATE SKIP LOCKED), \
+             due AS ( \
+               SELECT id FROM (SELECT * FROM by_access UNION ALL SELECT * FROM by_age) u \
+               GROUP BY id ORDER BY MIN(due_at), id LIMIT $6) \
              UPDATE connections c SET lease_owner = $1, lease_until = $2 FROM due \
              WHERE c.id = due.id RETURNING {}",
             CONNECTION_COLUMNS
@@ -327,7 +344,7 @@ impl PostgresStore {
             .iter()
             .map(|r| self.decoder_ref().connection(r))
             .collect::<Result<Vec<_>, _>>()?;
-        claimed.sort_by_key(|c| (c.access_expires_at.unwrap_or(c.last_refreshed_at), c.id));
+        claimed.sort_by_key(|c| (due_at(c, &q), c.id));
         Ok(claimed)
     }
 }

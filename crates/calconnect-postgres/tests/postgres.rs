@@ -115,14 +115,20 @@ async fn due_query_uses_the_partial_indexes() {
         .execute(&mut *conn)
         .await
         .unwrap();
-    let plan: Vec<String> = sqlx::query_scalar(
-        "EXPLAIN SELECT id FROM connections WHERE status = 'active' AND access_expires_at < now() \
-         UNION SELECT id FROM connections WHERE status = 'active' AND last_refreshed_at < now()",
-    )
-    .fetch_all(&mut *conn)
-    .await
-    .unwrap();
-    let plan = plan.join("\n");
-    assert!(plan.contains("connections_due_access"), "{plan}");
-    assert!(plan.contains("connections_due_keepalive"), "{plan}");
+    for (column, index) in [
+        ("access_expires_at", "connections_due_access"),
+        ("last_refreshed_at", "connections_due_keepalive"),
+    ] {
+        // The shape of each branch of the due-for-refresh claim.
+        let plan: Vec<String> = sqlx::query_scalar(&format!(
+            "EXPLAIN SELECT id FROM connections WHERE status = 'active' AND {column} < now() \
+             AND (lease_until IS NULL OR lease_until <= now()) ORDER BY {column} LIMIT 100 \
+             FOR UPDATE SKIP LOCKED"
+        ))
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap();
+        let plan = plan.join("\n");
+        assert!(plan.contains(index), "{plan}");
+    }
 }

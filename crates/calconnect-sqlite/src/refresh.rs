@@ -10,6 +10,17 @@ use calconnect::store::*;
 use sqlx::Row as _;
 use time::Duration;
 
+/// When a connection became due under `q` (the earlier of its reasons).
+pub(crate) fn due_at(c: &Connection, q: &DueQuery) -> time::OffsetDateTime {
+    let by_access = c.access_expires_at.filter(|t| *t < q.access_expires_before);
+    let by_age = Some(c.last_refreshed_at).filter(|t| *t < q.last_refreshed_before);
+    by_access
+        .into_iter()
+        .chain(by_age)
+        .min()
+        .unwrap_or(c.last_refreshed_at)
+}
+
 /// What a row looks like when a conditional write matched nothing.
 struct Miss {
     version: i64,
@@ -307,15 +318,24 @@ impl SqliteStore {
     ) -> Result<Vec<Connection>, StoreError> {
         let now = self.now();
         // One statement: SQLite runs it under the write lock, so concurrent claimers (other
-        // pools or processes) wait and then see the leases set by this one.
+        // pools or processes) wait and then see the leases set by this one. Each reason walks
+        // its partial index in order and stops after `limit` rows, so the cost does not grow
+        // with the number of due connections.
         let sql = format!(
             "UPDATE connections SET lease_owner = ?1, lease_until = ?2 WHERE id IN ( \
-               SELECT id FROM connections WHERE id IN ( \
-                   SELECT id FROM connections WHERE status = 'active' AND access_expires_at < ?3 \
-                   UNION \
-                   SELECT id FROM connections WHERE status = 'active' AND last_refreshed_at < ?4) \
-               AND (lease_until IS NULL OR lease_until <= ?5) \
-               ORDER BY COALESCE(access_expires_at, last_refreshed_at), id LIMIT ?6) \
+               SELECT id FROM ( \
+                 SELECT id, due_at FROM ( \
+                   SELECT id, access_expires_at AS due_at FROM connections \
+                   WHERE status = 'active' AND access_expires_at < ?3 \
+                     AND (lease_until IS NULL OR lease_until <= ?5) \
+                   ORDER BY access_expires_at LIMIT ?6) \
+                 UNION ALL \
+                 SELECT id, due_at FROM ( \
+                   SELECT id, last_refreshed_at AS due_at FROM connections \
+                   WHERE status = 'active' AND last_refreshed_at < ?4 \
+                     AND (lease_until IS NULL OR lease_until <= ?5) \
+                   ORDER BY last_refreshed_at LIMIT ?6)) \
+               GROUP BY id ORDER BY MIN(due_at), id LIMIT ?6) \
              RETURNING {CONNECTION_COLUMNS}"
         );
         let rows = sqlx::query(&sql)
@@ -332,7 +352,7 @@ impl SqliteStore {
             .iter()
             .map(|r| self.decoder_ref().connection(r))
             .collect::<Result<Vec<_>, _>>()?;
-        claimed.sort_by_key(|c| (c.access_expires_at.unwrap_or(c.last_refreshed_at), c.id));
+        claimed.sort_by_key(|c| (due_at(c, &q), c.id));
         Ok(claimed)
     }
 }

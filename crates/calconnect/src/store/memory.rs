@@ -498,7 +498,13 @@ impl ConnectionStore for MemoryStore {
                     && c.lease.as_ref().is_none_or(|l| l.until <= now)
             })
             .collect();
-        due.sort_by_key(|c| (c.access_expires_at.unwrap_or(c.last_refreshed_at), c.id));
+        // The earlier of the reasons it is due for, as the database backends order them.
+        let due_at = |c: &Connection| {
+            let by_access = c.access_expires_at.filter(|t| *t < q.access_expires_before);
+            let by_age = Some(c.last_refreshed_at).filter(|t| *t < q.last_refreshed_before);
+            by_access.into_iter().chain(by_age).min()
+        };
+        due.sort_by_key(|c| (due_at(c), c.id));
         let until = now + q.lease_for;
         Ok(due
             .into_iter()
