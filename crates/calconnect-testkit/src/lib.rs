@@ -10,6 +10,7 @@
 //! where `my_backend()` is an `async` expression giving `Option<impl TestBackend>` (`None`
 //! skips, for example when PostgreSQL is not reachable and `CALCONNECT_REQUIRE_ALL` is unset).
 
+pub mod bench;
 pub mod conformance;
 pub mod fixtures;
 pub mod postgres;
