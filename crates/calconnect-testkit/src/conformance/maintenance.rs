@@ -106,13 +106,12 @@ fn new_connection_record(ring: &Keyring) -> Connection {
     }
 }
 
-/// Opening runs migrations: twice in a row, then from several handles at once, all succeed and
-/// see the same data.
+/// Opening runs migrations: from several handles at once on a fresh database, then twice more
+/// in a row; all succeed and see the same data.
 pub async fn migrations_run_twice_and_concurrently(backend: &dyn TestBackend) {
     let (_clock, dyn_clock) = mock_clock();
     let ring = keyring("k1");
-    let first = backend.open(dyn_clock.clone()).await;
-    let second = backend.open(dyn_clock.clone()).await;
+    let handles = futures::future::join_all((0..4).map(|_| backend.open(dyn_clock.clone()))).await;
     let n = new_connection(
         &ring,
         user("m", 1),
@@ -122,17 +121,19 @@ pub async fn migrations_run_twice_and_concurrently(backend: &dyn TestBackend) {
         start_time(),
         Duration::minutes(1),
     );
-    let c = first
+    let c = handles[0]
         .upsert_connection(n)
         .await
         .unwrap()
         .connection()
         .clone();
-    assert_eq!(second.get_connection(c.id).await.unwrap(), c);
-    let handles = futures::future::join_all((0..4).map(|_| backend.open(dyn_clock.clone()))).await;
-    for h in handles {
+    for h in &handles {
         assert_eq!(h.get_connection(c.id).await.unwrap(), c);
     }
+    let again = backend.open(dyn_clock.clone()).await;
+    let and_again = backend.open(dyn_clock).await;
+    assert_eq!(again.get_connection(c.id).await.unwrap(), c);
+    assert_eq!(and_again.get_connection(c.id).await.unwrap(), c);
 }
 
 /// Latest (version, access, refresh) written per connection.

@@ -9,6 +9,8 @@ mod error;
 mod memory;
 mod rotate;
 mod save;
+#[cfg(test)]
+mod tests;
 mod types;
 
 pub use error::{BoxError, StoreError};
@@ -192,6 +194,10 @@ pub trait ConnectionStore: Send + Sync + std::fmt::Debug {
     // --- events ---
 
     /// Events with `seq > after`, in order.
+    ///
+    /// On PostgreSQL, sequence numbers are taken before commit, so an event with a lower `seq`
+    /// can become visible after one with a higher `seq`; a webhook deliverer paging by `seq`
+    /// should re-read a short window behind its cursor.
     async fn events_after(
         &self,
         after: i64,
