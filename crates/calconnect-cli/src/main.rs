@@ -1,5 +1,6 @@
 //! The `calconnect` command line.
 
+mod keys_cmd;
 mod sandbox_cmd;
 
 use clap::{Parser, Subcommand};
@@ -22,6 +23,8 @@ enum Command {
     ///   calconnect sandbox --listen 127.0.0.1:5555 --redirect-uri http://localhost:3000/callback
     ///   calconnect sandbox --seed my-seed.toml
     Sandbox(sandbox_cmd::SandboxArgs),
+    /// Manage the keys that seal tokens at rest (`calconnect keys generate`).
+    Keys(keys_cmd::KeysArgs),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +46,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Sandbox(args) => sandbox_cmd::run(args).await,
+            Command::Keys(args) => keys_cmd::run(args).await,
         }
     });
     match result {

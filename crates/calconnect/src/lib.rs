@@ -145,6 +145,7 @@ pub mod callback;
 pub mod claims;
 pub mod client;
 pub mod clock;
+pub mod crypto;
 pub mod endpoint;
 pub mod errors;
 pub mod flow;
@@ -155,6 +156,7 @@ pub mod pending_registry;
 mod pkce;
 pub mod profile;
 pub mod secret;
+pub mod store;
 mod token_request;
 pub mod token_response;
 
@@ -166,6 +168,7 @@ pub use callback::{AuthorizationCode, Callback, CallbackError, VerifiedCallback}
 pub use claims::{CalIdentity, UnverifiedClaims, read_unverified_claims};
 pub use client::{ClientConfig, ClientConfigError, RedirectUri};
 pub use clock::{Clock, MockClock, SystemClock};
+pub use crypto::{Keyring, SealedBlob};
 pub use endpoint::{EndpointUrl, EndpointUrlError, UrlPolicy};
 pub use errors::{
     ExchangeError, InvalidClientReason, InvalidGrantReason, ProtocolError, RefreshError,
@@ -184,4 +187,5 @@ pub use profile::{
     ProviderKind, ProviderProfile, ScopeDelimiter, TokenEndpoints,
 };
 pub use secret::{AccessToken, ClientSecret, RefreshToken};
+pub use store::{ConnectionStore, StoreError};
 pub use token_response::{ExpirySource, TokenSet, parse_token_response};

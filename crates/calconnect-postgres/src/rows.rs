@@ -1,0 +1,163 @@
+//! Row decoding, time encoding and error mapping.
+
+use calconnect::StoreError;
+use calconnect::crypto::SealedBlob;
+use calconnect::store::*;
+use sqlx::Row as _;
+use sqlx::postgres::PgRow;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// The columns of `connections`, in the order [`connection`] reads them.
+pub(crate) const CONNECTION_COLUMNS: &str = "id, end_user, client_id, owner_kind, owner_id, \
+    scopes, status, status_reason, status_changed_at, access_token, refresh_token, \
+    access_expires_at, last_refreshed_at, refresh_expires_at_estimate, version, lease_owner, \
+    lease_until, refresh_intent_started_at, created_at, updated_at";
+
+pub(crate) const PENDING_COLUMNS: &str = "id, state_key, pkce_verifier, end_user, scopes, \
+    redirect_uri, return_to, browser_binding, expires_at, created_at";
+
+pub(crate) const EVENT_COLUMNS: &str =
+    "seq, connection_id, end_user, kind, from_status, to_status, reason, at";
+
+pub(crate) fn unavailable(database: &str, operation: &'static str, e: sqlx::Error) -> StoreError {
+    StoreError::Unavailable {
+        database: database.to_owned(),
+        operation,
+        source: Box::new(e),
+    }
+}
+
+/// A unique violation, on `constraint` if it is not empty.
+pub(crate) fn is_unique_violation(e: &sqlx::Error, constraint: &str) -> bool {
+    matches!(e, sqlx::Error::Database(d)
+        if d.is_unique_violation() && (constraint.is_empty() || d.constraint() == Some(constraint)))
+}
+
+pub(crate) fn scopes_json(scopes: &[String]) -> String {
+    serde_json::to_string(scopes).unwrap_or_else(|_| "[]".to_owned())
+}
+
+pub(crate) struct Decoder<'a> {
+    pub(crate) database: &'a str,
+}
+
+impl Decoder<'_> {
+    fn corrupt(&self, what: impl Into<String>) -> StoreError {
+        StoreError::Corrupt {
+            database: self.database.to_owned(),
+            what: what.into(),
+        }
+    }
+
+    fn get<'r, T: sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>>(
+        &self,
+        row: &'r PgRow,
+        col: &str,
+    ) -> Result<T, StoreError> {
+        row.try_get(col)
+            .map_err(|e| self.corrupt(format!("column {col}: {e}")))
+    }
+
+    fn time(&self, row: &PgRow, col: &str) -> Result<OffsetDateTime, StoreError> {
+        self.get(row, col)
+    }
+
+    fn time_opt(&self, row: &PgRow, col: &str) -> Result<Option<OffsetDateTime>, StoreError> {
+        self.get(row, col)
+    }
+
+    fn scopes(&self, row: &PgRow) -> Result<Vec<String>, StoreError> {
+        let text: String = self.get(row, "scopes")?;
+        serde_json::from_str(&text).map_err(|_| self.corrupt("column scopes: not a JSON array"))
+    }
+
+    fn end_user(&self, row: &PgRow) -> Result<EndUserId, StoreError> {
+        let text: String = self.get(row, "end_user")?;
+        EndUserId::new(&text).map_err(|_| self.corrupt("column end_user: invalid"))
+    }
+
+    fn status(&self, row: &PgRow, col: &str) -> Result<Option<ConnectionStatus>, StoreError> {
+        let text: Option<String> = self.get(row, col)?;
+        text.map(|t| {
+            ConnectionStatus::parse(&t).ok_or_else(|| self.corrupt(format!("column {col}: {t}")))
+        })
+        .transpose()
+    }
+
+    fn digest(&self, row: &PgRow, col: &str) -> Result<[u8; 32], StoreError> {
+        let bytes: Vec<u8> = self.get(row, col)?;
+        bytes
+            .try_into()
+            .map_err(|_| self.corrupt(format!("column {col}: not 32 bytes")))
+    }
+
+    pub(crate) fn connection(&self, row: &PgRow) -> Result<Connection, StoreError> {
+        let kind: String = self.get(row, "owner_kind")?;
+        let owner = CalOwner::from_parts(&kind, self.get(row, "owner_id")?)
+            .ok_or_else(|| self.corrupt(format!("column owner_kind: {kind}")))?;
+        let lease_owner: Option<String> = self.get(row, "lease_owner")?;
+        let lease_until = self.time_opt(row, "lease_until")?;
+        let refresh: Option<Vec<u8>> = self.get(row, "refresh_token")?;
+        Ok(Connection {
+            id: ConnectionId::from_uuid(self.get::<Uuid>(row, "id")?),
+            end_user: self.end_user(row)?,
+            identity: CalIdentity {
+                client_id: self.get(row, "client_id")?,
+                owner,
+            },
+            scopes: self.scopes(row)?,
+            status: self
+                .status(row, "status")?
+                .ok_or_else(|| self.corrupt("column status: null"))?,
+            status_reason: self.get(row, "status_reason")?,
+            status_changed_at: self.time(row, "status_changed_at")?,
+            access_token: SealedBlob::from_bytes(self.get(row, "access_token")?),
+            refresh_token: refresh.map(SealedBlob::from_bytes),
+            access_expires_at: self.time_opt(row, "access_expires_at")?,
+            last_refreshed_at: self.time(row, "last_refreshed_at")?,
+            refresh_expires_at_estimate: self.time_opt(row, "refresh_expires_at_estimate")?,
+            version: self.get(row, "version")?,
+            lease: match (lease_owner, lease_until) {
+                (Some(owner), Some(until)) => Some(RefreshLease {
+                    owner: LeaseOwner::new(owner),
+                    until,
+                }),
+                _ => None,
+            },
+            refresh_intent_started_at: self.time_opt(row, "refresh_intent_started_at")?,
+            created_at: self.time(row, "created_at")?,
+            updated_at: self.time(row, "updated_at")?,
+        })
+    }
+
+    pub(crate) fn pending(&self, row: &PgRow) -> Result<PendingAuthorization, StoreError> {
+        Ok(PendingAuthorization {
+            id: PendingId::from_uuid(self.get::<Uuid>(row, "id")?),
+            state_key: StateKey::from_bytes(self.digest(row, "state_key")?),
+            pkce_verifier: SealedBlob::from_bytes(self.get(row, "pkce_verifier")?),
+            end_user: self.end_user(row)?,
+            scopes: self.scopes(row)?,
+            redirect_uri: self.get(row, "redirect_uri")?,
+            return_to: self.get(row, "return_to")?,
+            browser_binding: BrowserBinding::from_bytes(self.digest(row, "browser_binding")?),
+            expires_at: self.time(row, "expires_at")?,
+            created_at: self.time(row, "created_at")?,
+        })
+    }
+
+    pub(crate) fn event(&self, row: &PgRow) -> Result<ConnectionEvent, StoreError> {
+        let kind: String = self.get(row, "kind")?;
+        Ok(ConnectionEvent {
+            seq: self.get(row, "seq")?,
+            connection_id: ConnectionId::from_uuid(self.get::<Uuid>(row, "connection_id")?),
+            end_user: self.end_user(row)?,
+            kind: EventKind::parse(&kind)
+                .ok_or_else(|| self.corrupt(format!("column kind: {kind}")))?,
+            from_status: self.status(row, "from_status")?,
+            to_status: self.status(row, "to_status")?,
+            reason: self.get(row, "reason")?,
+            at: self.time(row, "at")?,
+        })
+    }
+}

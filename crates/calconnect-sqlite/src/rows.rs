@@ -1,0 +1,177 @@
+//! Row decoding, time encoding and error mapping.
+
+use calconnect::StoreError;
+use calconnect::crypto::SealedBlob;
+use calconnect::store::*;
+use sqlx::Row as _;
+use sqlx::sqlite::SqliteRow;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// The columns of `connections`, in the order [`connection`] reads them.
+pub(crate) const CONNECTION_COLUMNS: &str = "id, end_user, client_id, owner_kind, owner_id, \
+    scopes, status, status_reason, status_changed_at, access_token, refresh_token, \
+    access_expires_at, last_refreshed_at, refresh_expires_at_estimate, version, lease_owner, \
+    lease_until, refresh_intent_started_at, created_at, updated_at";
+
+pub(crate) const PENDING_COLUMNS: &str = "id, state_key, pkce_verifier, end_user, scopes, \
+    redirect_uri, return_to, browser_binding, expires_at, created_at";
+
+pub(crate) const EVENT_COLUMNS: &str =
+    "seq, connection_id, end_user, kind, from_status, to_status, reason, at";
+
+pub(crate) fn unavailable(database: &str, operation: &'static str, e: sqlx::Error) -> StoreError {
+    StoreError::Unavailable {
+        database: database.to_owned(),
+        operation,
+        source: Box::new(e),
+    }
+}
+
+pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+/// Microseconds since the epoch (what the schema stores).
+pub(crate) fn micros(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX)
+}
+
+pub(crate) fn micros_opt(t: Option<OffsetDateTime>) -> Option<i64> {
+    t.map(micros)
+}
+
+pub(crate) fn scopes_json(scopes: &[String]) -> String {
+    serde_json::to_string(scopes).unwrap_or_else(|_| "[]".to_owned())
+}
+
+pub(crate) struct Decoder<'a> {
+    pub(crate) database: &'a str,
+}
+
+impl Decoder<'_> {
+    fn corrupt(&self, what: impl Into<String>) -> StoreError {
+        StoreError::Corrupt {
+            database: self.database.to_owned(),
+            what: what.into(),
+        }
+    }
+
+    fn get<'r, T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>>(
+        &self,
+        row: &'r SqliteRow,
+        col: &str,
+    ) -> Result<T, StoreError> {
+        row.try_get(col)
+            .map_err(|e| self.corrupt(format!("column {col}: {e}")))
+    }
+
+    fn time(&self, row: &SqliteRow, col: &str) -> Result<OffsetDateTime, StoreError> {
+        let us: i64 = self.get(row, col)?;
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1_000)
+            .map_err(|_| self.corrupt(format!("column {col}: time out of range")))
+    }
+
+    fn time_opt(&self, row: &SqliteRow, col: &str) -> Result<Option<OffsetDateTime>, StoreError> {
+        let us: Option<i64> = self.get(row, col)?;
+        us.map(|us| {
+            OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1_000)
+                .map_err(|_| self.corrupt(format!("column {col}: time out of range")))
+        })
+        .transpose()
+    }
+
+    fn scopes(&self, row: &SqliteRow) -> Result<Vec<String>, StoreError> {
+        let text: String = self.get(row, "scopes")?;
+        serde_json::from_str(&text).map_err(|_| self.corrupt("column scopes: not a JSON array"))
+    }
+
+    fn end_user(&self, row: &SqliteRow) -> Result<EndUserId, StoreError> {
+        let text: String = self.get(row, "end_user")?;
+        EndUserId::new(&text).map_err(|_| self.corrupt("column end_user: invalid"))
+    }
+
+    fn status(&self, row: &SqliteRow, col: &str) -> Result<Option<ConnectionStatus>, StoreError> {
+        let text: Option<String> = self.get(row, col)?;
+        text.map(|t| {
+            ConnectionStatus::parse(&t).ok_or_else(|| self.corrupt(format!("column {col}: {t}")))
+        })
+        .transpose()
+    }
+
+    fn digest(&self, row: &SqliteRow, col: &str) -> Result<[u8; 32], StoreError> {
+        let bytes: Vec<u8> = self.get(row, col)?;
+        bytes
+            .try_into()
+            .map_err(|_| self.corrupt(format!("column {col}: not 32 bytes")))
+    }
+
+    pub(crate) fn connection(&self, row: &SqliteRow) -> Result<Connection, StoreError> {
+        let kind: String = self.get(row, "owner_kind")?;
+        let owner = CalOwner::from_parts(&kind, self.get(row, "owner_id")?)
+            .ok_or_else(|| self.corrupt(format!("column owner_kind: {kind}")))?;
+        let lease_owner: Option<String> = self.get(row, "lease_owner")?;
+        let lease_until = self.time_opt(row, "lease_until")?;
+        let refresh: Option<Vec<u8>> = self.get(row, "refresh_token")?;
+        Ok(Connection {
+            id: ConnectionId::from_uuid(self.get::<Uuid>(row, "id")?),
+            end_user: self.end_user(row)?,
+            identity: CalIdentity {
+                client_id: self.get(row, "client_id")?,
+                owner,
+            },
+            scopes: self.scopes(row)?,
+            status: self
+                .status(row, "status")?
+                .ok_or_else(|| self.corrupt("column status: null"))?,
+            status_reason: self.get(row, "status_reason")?,
+            status_changed_at: self.time(row, "status_changed_at")?,
+            access_token: SealedBlob::from_bytes(self.get(row, "access_token")?),
+            refresh_token: refresh.map(SealedBlob::from_bytes),
+            access_expires_at: self.time_opt(row, "access_expires_at")?,
+            last_refreshed_at: self.time(row, "last_refreshed_at")?,
+            refresh_expires_at_estimate: self.time_opt(row, "refresh_expires_at_estimate")?,
+            version: self.get(row, "version")?,
+            lease: match (lease_owner, lease_until) {
+                (Some(owner), Some(until)) => Some(RefreshLease {
+                    owner: LeaseOwner::new(owner),
+                    until,
+                }),
+                _ => None,
+            },
+            refresh_intent_started_at: self.time_opt(row, "refresh_intent_started_at")?,
+            created_at: self.time(row, "created_at")?,
+            updated_at: self.time(row, "updated_at")?,
+        })
+    }
+
+    pub(crate) fn pending(&self, row: &SqliteRow) -> Result<PendingAuthorization, StoreError> {
+        Ok(PendingAuthorization {
+            id: PendingId::from_uuid(self.get::<Uuid>(row, "id")?),
+            state_key: StateKey::from_bytes(self.digest(row, "state_key")?),
+            pkce_verifier: SealedBlob::from_bytes(self.get(row, "pkce_verifier")?),
+            end_user: self.end_user(row)?,
+            scopes: self.scopes(row)?,
+            redirect_uri: self.get(row, "redirect_uri")?,
+            return_to: self.get(row, "return_to")?,
+            browser_binding: BrowserBinding::from_bytes(self.digest(row, "browser_binding")?),
+            expires_at: self.time(row, "expires_at")?,
+            created_at: self.time(row, "created_at")?,
+        })
+    }
+
+    pub(crate) fn event(&self, row: &SqliteRow) -> Result<ConnectionEvent, StoreError> {
+        let kind: String = self.get(row, "kind")?;
+        Ok(ConnectionEvent {
+            seq: self.get(row, "seq")?,
+            connection_id: ConnectionId::from_uuid(self.get::<Uuid>(row, "connection_id")?),
+            end_user: self.end_user(row)?,
+            kind: EventKind::parse(&kind)
+                .ok_or_else(|| self.corrupt(format!("column kind: {kind}")))?,
+            from_status: self.status(row, "from_status")?,
+            to_status: self.status(row, "to_status")?,
+            reason: self.get(row, "reason")?,
+            at: self.time(row, "at")?,
+        })
+    }
+}

@@ -1,0 +1,212 @@
+//! Where connections live: the [`ConnectionStore`] trait, its records and an in-memory store.
+//!
+//! Stores only see sealed tokens ([`crate::crypto::SealedBlob`]); sealing happens before (see
+//! [`save_connection`]). Backends: `calconnect-sqlite` (embedded default) and
+//! `calconnect-postgres` (several broker instances on one database). All three pass the same
+//! conformance suite in `calconnect-testkit`.
+
+mod error;
+mod memory;
+mod rotate;
+mod save;
+#[cfg(test)]
+mod tests;
+mod types;
+
+pub use error::{BoxError, StoreError};
+pub use memory::MemoryStore;
+pub use rotate::{RotationError, RotationProgress, rotate_keys};
+pub use save::{SaveError, TokensToSave, save_connection};
+pub use types::*;
+
+use async_trait::async_trait;
+use time::Duration;
+
+/// Storage for connections, pending authorizations and connection events.
+///
+/// Implementations are shared between tasks (`Arc<dyn ConnectionStore>`) and, for the database
+/// backends, between processes: every operation is atomic and read-after-write consistent.
+/// "Now" comes from the store's injected [`crate::Clock`].
+#[async_trait]
+pub trait ConnectionStore: Send + Sync + std::fmt::Debug {
+    // --- pending authorizations ---
+
+    /// Records a pending authorization.
+    ///
+    /// # Errors
+    /// [`StoreError::Duplicate`] if the id or state is already used.
+    async fn insert_pending(&self, pending: NewPendingAuthorization) -> Result<(), StoreError>;
+
+    /// Consumes the pending authorization for `state` if `binding` matches: exactly once, even
+    /// under concurrent callbacks. A mismatching binding leaves it in place (so a leaked state
+    /// cannot burn someone else's authorization).
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] (unknown, consumed, or other browser),
+    /// [`StoreError::PendingExpired`] (deleted now).
+    async fn consume_pending(
+        &self,
+        state: &StateKey,
+        binding: &BrowserBinding,
+    ) -> Result<PendingAuthorization, StoreError>;
+
+    /// Deletes expired pending authorizations; returns how many.
+    async fn purge_expired_pending(&self) -> Result<u64, StoreError>;
+
+    /// Pending authorizations in id order after `after` (for key rotation).
+    async fn list_pending(
+        &self,
+        after: Option<PendingId>,
+        limit: u32,
+    ) -> Result<Vec<PendingAuthorization>, StoreError>;
+
+    /// Replaces the sealed verifier if it still equals `current`; `false` if it changed or the
+    /// authorization is gone.
+    async fn reseal_pending(
+        &self,
+        id: PendingId,
+        current: &crate::crypto::SealedBlob,
+        resealed: crate::crypto::SealedBlob,
+    ) -> Result<bool, StoreError>;
+
+    // --- connections ---
+
+    /// Creates a connection, or replaces the tokens of the connection that already has this
+    /// Cal.com identity (status back to active, version bumped, lease and intent cleared). Both
+    /// record an event.
+    ///
+    /// # Errors
+    /// [`StoreError::IdentityConflict`] when the identity belongs to another id: the tokens were
+    /// sealed for the wrong id; seal them for the existing one and try again.
+    async fn upsert_connection(&self, new: NewConnection) -> Result<UpsertOutcome, StoreError>;
+
+    /// Reads a connection.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`].
+    async fn get_connection(&self, id: ConnectionId) -> Result<Connection, StoreError>;
+
+    /// The connection of a Cal.com identity, if any.
+    async fn find_by_identity(
+        &self,
+        identity: &CalIdentity,
+    ) -> Result<Option<Connection>, StoreError>;
+
+    /// An end user's connections, oldest first.
+    async fn list_for_end_user(&self, end_user: &EndUserId) -> Result<Vec<Connection>, StoreError>;
+
+    /// Connections in id order after `after`.
+    async fn list_connections(
+        &self,
+        after: Option<ConnectionId>,
+        limit: u32,
+    ) -> Result<Vec<Connection>, StoreError>;
+
+    /// How many connections there are.
+    async fn count_connections(&self) -> Result<u64, StoreError>;
+
+    /// Deletes a connection and records a `Deleted` event.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`].
+    async fn delete_connection(&self, id: ConnectionId, reason: &str) -> Result<(), StoreError>;
+
+    // --- refresh coordination ---
+
+    /// Takes the refresh lease if it is free, expired, or already ours (then it is extended).
+    ///
+    /// # Errors
+    /// [`StoreError::LeaseHeld`], [`StoreError::NotFound`].
+    async fn acquire_lease(
+        &self,
+        id: ConnectionId,
+        owner: &LeaseOwner,
+        lease_for: Duration,
+    ) -> Result<LeaseGrant, StoreError>;
+
+    /// Extends a lease we hold.
+    ///
+    /// # Errors
+    /// [`StoreError::LeaseNotHeld`] if another owner has it or it was released.
+    async fn renew_lease(
+        &self,
+        id: ConnectionId,
+        owner: &LeaseOwner,
+        lease_for: Duration,
+    ) -> Result<LeaseGrant, StoreError>;
+
+    /// Releases our lease; `false` if we did not hold it.
+    async fn release_lease(&self, id: ConnectionId, owner: &LeaseOwner)
+    -> Result<bool, StoreError>;
+
+    /// Records that a refresh call is about to be made (before calling Cal.com).
+    ///
+    /// # Errors
+    /// [`StoreError::LeaseNotHeld`], [`StoreError::VersionMismatch`].
+    async fn record_refresh_intent(
+        &self,
+        id: ConnectionId,
+        owner: &LeaseOwner,
+        expected_version: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Writes refreshed tokens if the version still matches; bumps the version, sets
+    /// `last_refreshed_at` to now and clears the refresh intent. The lease is left alone.
+    ///
+    /// # Errors
+    /// [`StoreError::VersionMismatch`], [`StoreError::NotFound`].
+    async fn write_tokens(
+        &self,
+        id: ConnectionId,
+        write: TokenWrite,
+    ) -> Result<Connection, StoreError>;
+
+    /// Key rotation: replaces the sealed tokens by the same tokens sealed with another key, if
+    /// the version still matches. Does not bump the version (the tokens did not change), so a
+    /// concurrent refresh's fenced write still succeeds.
+    ///
+    /// # Errors
+    /// [`StoreError::VersionMismatch`], [`StoreError::NotFound`].
+    async fn reseal_tokens(
+        &self,
+        id: ConnectionId,
+        expected_version: i64,
+        access_token: crate::crypto::SealedBlob,
+        refresh_token: Option<crate::crypto::SealedBlob>,
+    ) -> Result<(), StoreError>;
+
+    /// Changes the status (and records an event) if it differs; otherwise only the reason is
+    /// kept as is and nothing is recorded.
+    ///
+    /// # Errors
+    /// [`StoreError::VersionMismatch`] when `expected_version` is given and differs.
+    async fn set_status(
+        &self,
+        id: ConnectionId,
+        change: StatusChange,
+    ) -> Result<Connection, StoreError>;
+
+    /// Active connections due for refresh (access expiring, or refresh token getting old) whose
+    /// lease is free or expired, leased to `query.owner` in the same step: concurrent callers
+    /// never receive the same rows.
+    async fn claim_due_for_refresh(&self, query: DueQuery) -> Result<Vec<Connection>, StoreError>;
+
+    // --- events ---
+
+    /// Events with `seq > after`, in order.
+    ///
+    /// On PostgreSQL, sequence numbers are taken before commit, so an event with a lower `seq`
+    /// can become visible after one with a higher `seq`; a webhook deliverer paging by `seq`
+    /// should re-read a short window behind its cursor.
+    async fn events_after(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<ConnectionEvent>, StoreError>;
+
+    /// All events of one connection, in order.
+    async fn events_for_connection(
+        &self,
+        id: ConnectionId,
+    ) -> Result<Vec<ConnectionEvent>, StoreError>;
+}
