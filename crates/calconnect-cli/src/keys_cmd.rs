@@ -2,12 +2,14 @@
 
 use anyhow::Context as _;
 use calconnect::Clock as _;
-use calconnect::crypto::{KEYS_ENV, KeyId, SealingKey};
+use calconnect::crypto::{KEYS_ENV, KeyId, Keyring, SealingKey};
+use calconnect::store::{ConnectionStore, rotate_keys};
 use rand::RngCore as _;
 use rand::rngs::OsRng;
-use secrecy::ExposeSecret as _;
+use secrecy::{ExposeSecret as _, SecretString};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 #[derive(Debug, clap::Args)]
 pub struct KeysArgs {
@@ -23,14 +25,44 @@ enum KeysCommand {
     /// by you (0600). Use it as CALCONNECT_KEYS=<key> or as the first line of a key file.
     ///
     /// To rotate: generate a key, put it first (it becomes active), keep the old key after it,
-    /// restart every instance, re-seal the stored rows (calconnect::store::rotate_keys), then
-    /// remove the old key.
+    /// restart every instance, run `calconnect keys rotate`, then remove the old key.
     ///
     /// Examples:
     ///   calconnect keys generate
     ///   calconnect keys generate --id prod-2026-01 --out /etc/calconnect/keys
     #[command(verbatim_doc_comment)]
     Generate(GenerateArgs),
+    /// Re-seal every stored token with the active key, online, in batches.
+    ///
+    /// Keys come from --key-file or CALCONNECT_KEYS (first = active). Every key that sealed a
+    /// stored row must be present. Safe while brokers run: writes are fenced, so a refresh that
+    /// lands meanwhile is kept. When it finishes, the old keys can be removed.
+    ///
+    /// Examples:
+    ///   calconnect keys rotate --sqlite calconnect.db --key-file keys
+    ///   CALCONNECT_DATABASE_URL=postgres://... calconnect keys rotate --key-file keys
+    #[command(verbatim_doc_comment)]
+    Rotate(RotateArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct RotateArgs {
+    /// SQLite database file.
+    #[arg(
+        long,
+        conflicts_with = "postgres_url",
+        required_unless_present = "postgres_url"
+    )]
+    sqlite: Option<PathBuf>,
+    /// PostgreSQL URL.
+    #[arg(long, env = "CALCONNECT_DATABASE_URL", hide_env_values = true)]
+    postgres_url: Option<String>,
+    /// Key file (one key per line, first active). Default: the CALCONNECT_KEYS variable.
+    #[arg(long)]
+    key_file: Option<PathBuf>,
+    /// Rows per batch.
+    #[arg(long, default_value_t = 500)]
+    batch_size: u32,
 }
 
 #[derive(Debug, clap::Args)]
@@ -47,6 +79,7 @@ struct GenerateArgs {
 pub async fn run(args: KeysArgs) -> anyhow::Result<()> {
     match args.command {
         KeysCommand::Generate(args) => generate(args),
+        KeysCommand::Rotate(args) => rotate(args).await,
     }
 }
 
@@ -82,6 +115,51 @@ fn generate(args: GenerateArgs) -> anyhow::Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+async fn rotate(args: RotateArgs) -> anyhow::Result<()> {
+    let keyring = match &args.key_file {
+        Some(path) => Keyring::from_key_file(path)?,
+        None => Keyring::from_env()?.with_context(|| {
+            format!("no keys: pass --key-file or set {KEYS_ENV} (first key = active)")
+        })?,
+    };
+    let clock: Arc<dyn calconnect::Clock> = Arc::new(calconnect::SystemClock);
+    let store: Arc<dyn ConnectionStore> = match (&args.sqlite, args.postgres_url) {
+        (Some(path), _) => Arc::new(calconnect_sqlite::SqliteStore::open(path, clock).await?),
+        (None, Some(url)) => Arc::new(
+            calconnect_postgres::PostgresStore::connect(&SecretString::from(url), clock).await?,
+        ),
+        (None, None) => anyhow::bail!("pass --sqlite FILE or --postgres-url URL"),
+    };
+    eprintln!(
+        "re-sealing with active key `{}`...",
+        keyring.active_key_id()
+    );
+    let done = rotate_keys(
+        store.as_ref(),
+        &keyring,
+        &mut OsRng,
+        args.batch_size,
+        &mut |p| {
+            eprintln!(
+                "  {}/{} connections scanned, {} re-sealed, {} retried after concurrent writes, {} pending authorizations re-sealed",
+                p.connections_scanned,
+                p.connections_total,
+                p.connections_resealed,
+                p.conflicts_retried,
+                p.pending_resealed
+            );
+        },
+    )
+    .await?;
+    eprintln!(
+        "done: {} connections and {} pending authorizations re-sealed with `{}`; keys other than the active one can now be removed",
+        done.connections_resealed,
+        done.pending_resealed,
+        keyring.active_key_id()
+    );
     Ok(())
 }
 
@@ -132,6 +210,67 @@ mod tests {
                 out: Some(path)
             })
             .is_err()
+        );
+    }
+
+    #[tokio::test]
+    async fn rotate_reseals_a_sqlite_database() {
+        use calconnect::crypto::{SealContext, SealedField};
+        use calconnect::store::{CalIdentity, CalOwner, EndUserId, TokensToSave, save_connection};
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("c.db");
+        let old = SealingKey::generate(KeyId::new("old").unwrap(), &mut OsRng);
+        let new = SealingKey::generate(KeyId::new("new").unwrap(), &mut OsRng);
+        let old_text = old.to_text();
+        let store = calconnect_sqlite::SqliteStore::open(&db, Arc::new(calconnect::SystemClock))
+            .await
+            .unwrap();
+        let saved = save_connection(
+            &store,
+            &Keyring::new(vec![old]).unwrap(),
+            &mut OsRng,
+            TokensToSave {
+                end_user: EndUserId::new("u").unwrap(),
+                identity: CalIdentity {
+                    client_id: "c".into(),
+                    owner: CalOwner::User(1),
+                },
+                scopes: vec![],
+                access_token: SecretString::from("tok"),
+                refresh_token: None,
+                access_expires_at: None,
+                refresh_expires_at_estimate: None,
+            },
+        )
+        .await
+        .unwrap();
+        let keys = dir.path().join("keys");
+        std::fs::write(
+            &keys,
+            format!(
+                "{}\n{}\n",
+                new.to_text().expose_secret(),
+                old_text.expose_secret()
+            ),
+        )
+        .unwrap();
+        rotate(RotateArgs {
+            sqlite: Some(db),
+            postgres_url: None,
+            key_file: Some(keys),
+            batch_size: 10,
+        })
+        .await
+        .unwrap();
+        let c = store.get_connection(saved.connection().id).await.unwrap();
+        let only_new = Keyring::new(vec![new]).unwrap();
+        let ctx = SealContext::connection(c.id.as_uuid(), SealedField::AccessToken);
+        assert_eq!(
+            only_new
+                .open_string(&c.access_token, ctx)
+                .unwrap()
+                .expose_secret(),
+            "tok"
         );
     }
 

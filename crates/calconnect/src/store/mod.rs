@@ -4,6 +4,33 @@
 //! [`save_connection`]). Backends: `calconnect-sqlite` (embedded default) and
 //! `calconnect-postgres` (several broker instances on one database). All three pass the same
 //! conformance suite in `calconnect-testkit`.
+//!
+//! ```
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use calconnect::crypto::{KeyId, Keyring, SealContext, SealedField, SealingKey};
+//! use calconnect::store::*;
+//! use calconnect::SystemClock;
+//! use rand::rngs::OsRng;
+//! use secrecy::{ExposeSecret, SecretString};
+//! use std::sync::Arc;
+//!
+//! let keyring = Keyring::new(vec![SealingKey::generate(KeyId::new("k1")?, &mut OsRng)])?;
+//! let store: Arc<dyn ConnectionStore> = Arc::new(MemoryStore::new(Arc::new(SystemClock)));
+//! let saved = save_connection(store.as_ref(), &keyring, &mut OsRng, TokensToSave {
+//!     end_user: EndUserId::new("app-user-17")?,
+//!     identity: CalIdentity { client_id: "my-client".into(), owner: CalOwner::User(42) },
+//!     scopes: vec!["BOOKING_READ".into()],
+//!     access_token: SecretString::from("eyJ-access"),
+//!     refresh_token: Some(SecretString::from("eyJ-refresh")),
+//!     access_expires_at: None,
+//!     refresh_expires_at_estimate: None,
+//! }).await?;
+//! let c = store.get_connection(saved.connection().id).await?;
+//! let context = SealContext::connection(c.id.as_uuid(), SealedField::AccessToken);
+//! assert_eq!(keyring.open_string(&c.access_token, context)?.expose_secret(), "eyJ-access");
+//! # Ok(()) }
+//! # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+//! ```
 
 mod error;
 mod memory;
