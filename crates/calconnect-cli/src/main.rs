@@ -1,14 +1,29 @@
 //! The `calconnect` command line.
 
+mod api_cmd;
+mod completions;
+mod connections_cmd;
+mod exit;
+mod fresh;
 mod keys_cmd;
+mod local;
+mod login_cmd;
+mod loopback;
 mod sandbox_cmd;
+mod token_cmd;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 /// Connect Cal.com accounts over OAuth 2.0 and keep the connections alive.
 #[derive(Debug, Parser)]
-#[command(name = "calconnect", version, about, propagate_version = true)]
+#[command(
+    name = "calconnect",
+    version,
+    about,
+    propagate_version = true,
+    after_help = exit::EXIT_CODES_HELP
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -25,6 +40,47 @@ enum Command {
     Sandbox(sandbox_cmd::SandboxArgs),
     /// Manage the keys that seal tokens at rest (`calconnect keys generate`).
     Keys(keys_cmd::KeysArgs),
+    /// Log in to Cal.com in the browser and store the connection on this machine.
+    ///
+    /// A public OAuth client with PKCE and a loopback redirect on 127.0.0.1 (RFC 8252): register
+    /// http://127.0.0.1:<port>/callback (default port 8976) with your client. Tokens are sealed
+    /// into a SQLite database in your data folder; the key lives in your config folder (both in
+    /// $CALCONNECT_HOME when set).
+    ///
+    /// Examples:
+    ///   calconnect login --client-id my-public-client
+    ///   calconnect login --profile sandbox --sandbox-url http://127.0.0.1:5555
+    ///   calconnect login --no-browser --scopes PROFILE_READ,BOOKING_READ --port 9000
+    ///   calconnect login --profile custom --client-id c --authorize-url https://idp/authorize --token-url https://idp/token
+    #[command(verbatim_doc_comment, after_help = exit::EXIT_CODES_HELP)]
+    Login(login_cmd::LoginArgs),
+    /// Print a fresh access token (refreshed first if needed), for scripts.
+    ///
+    /// Examples:
+    ///   curl -H "Authorization: Bearer $(calconnect token)" https://api.cal.com/v2/me
+    ///   calconnect token --connection alice
+    #[command(verbatim_doc_comment, after_help = exit::EXIT_CODES_HELP)]
+    Token(token_cmd::TokenArgs),
+    /// Call the Cal.com API v2 with a stored connection (refresh-and-retry on 401).
+    ///
+    /// Examples:
+    ///   calconnect api GET /v2/me
+    ///   calconnect api GET /v2/schedules
+    ///   calconnect api GET /v2/bookings --query status=upcoming --raw | jq .data
+    ///   calconnect api POST /v2/schedules --data @schedule.json
+    #[command(verbatim_doc_comment, after_help = exit::EXIT_CODES_HELP)]
+    Api(api_cmd::ApiArgs),
+    /// List, show or delete the connections stored on this machine.
+    #[command(after_help = exit::EXIT_CODES_HELP)]
+    Connections(connections_cmd::ConnectionsArgs),
+    /// Print shell completions.
+    ///
+    /// Examples:
+    ///   calconnect completions bash > ~/.local/share/bash-completion/completions/calconnect
+    ///   calconnect completions zsh > "${fpath[1]}/_calconnect"
+    ///   calconnect completions fish > ~/.config/fish/completions/calconnect.fish
+    #[command(verbatim_doc_comment)]
+    Completions(completions::CompletionsArgs),
 }
 
 fn main() -> ExitCode {
@@ -47,13 +103,21 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Sandbox(args) => sandbox_cmd::run(args).await,
             Command::Keys(args) => keys_cmd::run(args).await,
+            Command::Login(args) => login_cmd::run(args).await,
+            Command::Token(args) => token_cmd::run(args).await,
+            Command::Api(args) => api_cmd::run(args).await,
+            Command::Connections(args) => connections_cmd::run(args).await,
+            Command::Completions(args) => {
+                completions::run::<Cli>(&args);
+                Ok(())
+            }
         }
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            eprintln!("error: {}", exit::one_line(&e));
+            exit::code_of(&e)
         }
     }
 }

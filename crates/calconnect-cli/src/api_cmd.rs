@@ -1,0 +1,183 @@
+//! `calconnect api METHOD PATH`: an authenticated Cal.com API v2 call with refresh-and-retry,
+//! pretty-printed JSON (or `--raw`).
+
+use crate::exit::CliError;
+use crate::fresh::Session;
+use calconnect::api::{ApiError, CalClient};
+use http::Method;
+
+#[derive(Debug, clap::Args)]
+pub struct ApiArgs {
+    /// HTTP method (GET, POST, PATCH, PUT, DELETE).
+    method: String,
+    /// Path under the API, e.g. /v2/schedules or /v2/me (the /v2 prefix is optional).
+    path: String,
+    /// JSON request body; `@file` reads it from a file, `@-` from standard input.
+    #[arg(long, short = 'd')]
+    data: Option<String>,
+    /// Query parameter `key=value` (repeatable).
+    #[arg(long, short = 'q')]
+    query: Vec<String>,
+    /// The cal-api-version header. Default: 2024-06-11 for /schedules, none otherwise.
+    #[arg(long)]
+    api_version: Option<String>,
+    /// Print the body as received (no pretty-printing), for pipes.
+    #[arg(long)]
+    raw: bool,
+    /// Connection id (or prefix, or username); default: the last login.
+    #[arg(long)]
+    connection: Option<String>,
+}
+
+pub async fn run(args: ApiArgs) -> anyhow::Result<()> {
+    let method = Method::from_bytes(args.method.to_ascii_uppercase().as_bytes())
+        .ok()
+        .filter(|m| {
+            [
+                Method::GET,
+                Method::POST,
+                Method::PUT,
+                Method::PATCH,
+                Method::DELETE,
+            ]
+            .contains(m)
+        })
+        .ok_or_else(|| {
+            CliError::usage(format!(
+                "`{}` is not a method calconnect sends: use GET, POST, PUT, PATCH or DELETE",
+                args.method
+            ))
+        })?;
+    let path = normalize_path(&args.path)?;
+    let body = match args.data.as_deref() {
+        None => None,
+        Some(text) => Some(read_body(text)?),
+    };
+    let session = Session::open(args.connection.as_deref()).await?;
+    let client = CalClient::for_profile(
+        &session.record.provider.profile()?,
+        session.http.clone(),
+        session.token_source(),
+    )
+    .map_err(|e| CliError::usage(e.to_string()))?
+    .build();
+    let mut request = client.request(method, &path);
+    let version = args.api_version.clone().or_else(|| {
+        path.starts_with("/schedules")
+            .then(|| "2024-06-11".to_owned())
+    });
+    if let Some(v) = &version {
+        request = request.api_version(v);
+    }
+    for pair in &args.query {
+        let (k, v) = pair
+            .split_once('=')
+            .ok_or_else(|| CliError::usage(format!("--query `{pair}` is not key=value")))?;
+        request = request.query(k, v);
+    }
+    if let Some(body) = &body {
+        request = request.json(body);
+    }
+    match request.send().await {
+        Ok(response) => {
+            print_body(response.body(), args.raw);
+            Ok(())
+        }
+        Err(e) => {
+            if let (Some(envelope), false) = (e.envelope(), args.raw) {
+                let json = serde_json::json!({
+                    "status": "error",
+                    "error": {
+                        "code": envelope.code,
+                        "message": envelope.message,
+                        "details": envelope.details,
+                    },
+                    "requestId": envelope.request_id,
+                });
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&json).unwrap_or_default()
+                );
+            }
+            Err(api_error(&e).into())
+        }
+    }
+}
+
+fn api_error(e: &ApiError) -> CliError {
+    let text = e.to_string().replace('\n', " ");
+    match e {
+        ApiError::Token { source, .. } if source.requires_reauthorization() => {
+            CliError::auth(format!("{text}; run `calconnect login`"))
+        }
+        ApiError::Unauthorized { .. } | ApiError::InsufficientScope { .. } => CliError::auth(
+            format!("{text}; run `calconnect login` (with --scopes if scopes are missing)"),
+        ),
+        ApiError::InvalidRequest { .. } => CliError::usage(text),
+        ApiError::Token { .. } => CliError::other(text),
+        _ => CliError::api(text),
+    }
+}
+
+/// `/v2/schedules` → `/schedules` (the client's base already ends in /v2).
+fn normalize_path(path: &str) -> Result<String, CliError> {
+    let trimmed = path.trim();
+    if !trimmed.starts_with('/') || trimmed.contains("://") {
+        return Err(CliError::usage(format!(
+            "`{path}` is not an API path: pass it like /v2/schedules"
+        )));
+    }
+    let rest = trimmed.strip_prefix("/v2").unwrap_or(trimmed);
+    if rest.contains('?') {
+        return Err(CliError::usage(
+            "put query parameters in --query key=value, not in the path",
+        ));
+    }
+    Ok(if rest.is_empty() {
+        "/".to_owned()
+    } else {
+        rest.to_owned()
+    })
+}
+
+fn read_body(text: &str) -> Result<serde_json::Value, CliError> {
+    let raw = match text.strip_prefix('@') {
+        Some("-") => std::io::read_to_string(std::io::stdin())
+            .map_err(|e| CliError::other(format!("cannot read standard input: {e}")))?,
+        Some(file) => std::fs::read_to_string(file)
+            .map_err(|e| CliError::usage(format!("cannot read --data file {file}: {e}")))?,
+        None => text.to_owned(),
+    };
+    serde_json::from_str(&raw).map_err(|e| {
+        CliError::usage(format!(
+            "--data is not valid JSON ({e}): pass a JSON object such as '{{\"name\":\"x\"}}'"
+        ))
+    })
+}
+
+fn print_body(body: &[u8], raw: bool) {
+    if raw || body.is_empty() {
+        use std::io::Write as _;
+        let mut out = std::io::stdout();
+        let _ = out.write_all(body);
+        return;
+    }
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(v) => println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default()),
+        Err(_) => println!("{}", String::from_utf8_lossy(body)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths() {
+        assert_eq!(normalize_path("/v2/schedules").unwrap(), "/schedules");
+        assert_eq!(normalize_path("/me").unwrap(), "/me");
+        assert!(normalize_path("https://x/v2/me").is_err());
+        assert!(normalize_path("me").is_err());
+        assert!(normalize_path("/v2/me?x=1").is_err());
+    }
+}

@@ -1,0 +1,345 @@
+//! `calconnect login`: a public-client PKCE flow with a loopback redirect (RFC 8252), like
+//! `gh auth login`. The connection is sealed into the local SQLite store.
+
+use crate::exit::CliError;
+use crate::fresh::flow_for;
+use crate::local::{self, Home, ProviderSpec, Record, Records};
+use crate::loopback;
+use calconnect::store::{CalIdentity, CalOwner, TokensToSave, save_connection};
+use calconnect::{AuthorizeOptions, Callback, CallbackError, HttpClient, HttpConfig, SystemClock};
+use rand::rngs::OsRng;
+use secrecy::SecretString;
+use std::time::Duration;
+
+pub const DEFAULT_PORT: u16 = 8976;
+const DEFAULT_SCOPES: &str = "PROFILE_READ,SCHEDULE_READ";
+
+#[derive(Debug, clap::Args)]
+pub struct LoginArgs {
+    /// Provider: cal.com (default), sandbox (a local `calconnect sandbox`) or custom.
+    #[arg(long, default_value = "cal.com", value_parser = parse_profile)]
+    profile: ProfileName,
+    /// OAuth client id (a PUBLIC client). Default for the sandbox: calconnect-cli.
+    #[arg(long, env = "CALCONNECT_CLIENT_ID")]
+    client_id: Option<String>,
+    /// Scopes, comma-separated (e.g. PROFILE_READ,SCHEDULE_READ,BOOKING_READ).
+    #[arg(long, default_value = DEFAULT_SCOPES)]
+    scopes: String,
+    /// Print the URL instead of opening a browser.
+    #[arg(long)]
+    no_browser: bool,
+    /// Loopback port for the redirect: register http://127.0.0.1:<port>/callback with your client.
+    #[arg(long, default_value_t = DEFAULT_PORT)]
+    port: u16,
+    /// How long to wait for the browser (e.g. 90s, 5m).
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    timeout: Duration,
+    /// Sandbox base URL (with --profile sandbox), e.g. http://127.0.0.1:5555.
+    #[arg(long, env = "CALCONNECT_SANDBOX_URL")]
+    sandbox_url: Option<String>,
+    /// Authorization endpoint (with --profile custom).
+    #[arg(long)]
+    authorize_url: Option<String>,
+    /// Token endpoint (with --profile custom).
+    #[arg(long)]
+    token_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ProfileName {
+    CalCom,
+    Sandbox,
+    Custom,
+}
+
+fn parse_profile(s: &str) -> Result<ProfileName, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "cal.com" | "calcom" | "cal-com" => Ok(ProfileName::CalCom),
+        "sandbox" => Ok(ProfileName::Sandbox),
+        "custom" => Ok(ProfileName::Custom),
+        _ => Err(format!(
+            "unknown profile `{s}`: use cal.com, sandbox or custom"
+        )),
+    }
+}
+
+/// `90s`, `5m`, `1h` or plain seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (number, unit) = s
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((s, ""), |i| s.split_at(i));
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration: use e.g. 90s, 5m or 1h"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(format!("`{s}` is not a duration: use e.g. 90s, 5m or 1h")),
+    };
+    if secs == 0 {
+        return Err("the timeout must be at least 1s".into());
+    }
+    Ok(Duration::from_secs(secs))
+}
+
+fn provider(args: &LoginArgs) -> Result<(ProviderSpec, String), CliError> {
+    let client_id = args.client_id.clone().filter(|c| !c.trim().is_empty());
+    match args.profile {
+        ProfileName::CalCom => {
+            let id = client_id.ok_or_else(|| {
+                CliError::usage(
+                    "--profile cal.com needs your OAuth client id: pass --client-id ID or set CALCONNECT_CLIENT_ID (create a PUBLIC client at https://app.cal.com/settings/developer/oauth)",
+                )
+            })?;
+            Ok((ProviderSpec::CalCom, id))
+        }
+        ProfileName::Sandbox => {
+            let url = args.sandbox_url.clone().ok_or_else(|| {
+                CliError::usage(
+                    "--profile sandbox needs --sandbox-url http://127.0.0.1:PORT (the address `calconnect sandbox` prints)",
+                )
+            })?;
+            let url = url.trim_end_matches('/').to_owned();
+            Ok((
+                ProviderSpec::Sandbox { url },
+                client_id.unwrap_or_else(|| calconnect_sandbox::PUBLIC_CLIENT_ID.to_owned()),
+            ))
+        }
+        ProfileName::Custom => {
+            let (Some(authorize_url), Some(token_url)) =
+                (args.authorize_url.clone(), args.token_url.clone())
+            else {
+                return Err(CliError::usage(
+                    "--profile custom needs --authorize-url URL and --token-url URL",
+                ));
+            };
+            let id = client_id.ok_or_else(|| {
+                CliError::usage("--profile custom needs --client-id ID (or CALCONNECT_CLIENT_ID)")
+            })?;
+            Ok((
+                ProviderSpec::Custom {
+                    authorize_url,
+                    token_url,
+                },
+                id,
+            ))
+        }
+    }
+}
+
+fn scopes(text: &str) -> Result<AuthorizeOptions, CliError> {
+    let list: Vec<&str> = text
+        .split([',', ' '])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    if list.is_empty() {
+        return Err(CliError::usage(
+            "--scopes is empty: pass scope names such as PROFILE_READ,SCHEDULE_READ",
+        ));
+    }
+    if let Some(bad) = list.iter().find(|s| {
+        !s.bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+    }) {
+        return Err(CliError::usage(format!(
+            "scope `{bad}` is malformed: Cal.com scopes look like PROFILE_READ or BOOKING_WRITE (upper case, comma-separated)"
+        )));
+    }
+    AuthorizeOptions::new(list).map_err(|e| CliError::usage(e.to_string()))
+}
+
+pub async fn run(args: LoginArgs) -> anyhow::Result<()> {
+    let (spec, client_id) = provider(&args)?;
+    let options = scopes(&args.scopes)?;
+    let redirect_uri = format!("http://127.0.0.1:{}{}", args.port, loopback::CALLBACK_PATH);
+    let record = Record {
+        provider: spec.clone(),
+        client_id,
+        redirect_uri: redirect_uri.clone(),
+        username: None,
+        email: None,
+    };
+    let http = HttpClient::new(HttpConfig::default())
+        .map_err(|e| CliError::other(format!("cannot build the HTTP client: {e}")))?;
+    let flow = flow_for(&record, http)?;
+
+    // Local state first: a broken key file should stop us before the browser is involved.
+    let home = Home::locate()?;
+    let keyring = local::load_keyring(&home, true)?;
+    let store = local::open_store(&home).await?;
+
+    // Bind before printing the URL, so the redirect cannot arrive before we listen.
+    let listener = loopback::bind(args.port).await?;
+    let (url, pending) = flow.start(&options, &mut OsRng);
+    eprintln!("Log in to {} in your browser:", spec.name());
+    eprintln!("  {}", url.as_str());
+    if !args.no_browser && !open_browser(url.as_str()) {
+        eprintln!("(could not open a browser: open the URL above yourself)");
+    }
+    eprintln!(
+        "Waiting up to {} for the redirect to {redirect_uri} ...",
+        loopback::humanize(args.timeout)
+    );
+
+    let arrived = loopback::wait(&listener, args.timeout).await?;
+    let verified =
+        match Callback::parse(&arrived.query).and_then(|cb| pending.verify(cb, &SystemClock)) {
+            Ok(v) => {
+                arrived.respond(true, "").await;
+                v
+            }
+            Err(e) => {
+                arrived.respond(false, &e.to_string()).await;
+                return Err(callback_error(&e).into());
+            }
+        };
+    let tokens = flow.exchange(verified).await.map_err(|e| {
+        let text = chain(&e);
+        if e.is_transient() {
+            CliError::other(format!("{text}; try `calconnect login` again"))
+        } else {
+            CliError::auth(format!("{text}; run `calconnect login` again"))
+        }
+    })?;
+    let me = match flow.me(&tokens.access_token).await {
+        Ok(me) => Some(me),
+        Err(calconnect::MeError::NotSupported) => None,
+        Err(e) => {
+            return Err(CliError::api(format!(
+                "logged in, but asking who you are failed: {}",
+                chain(&e)
+            ))
+            .into());
+        }
+    };
+    let owner = match (tokens.identity, &me) {
+        (Some(calconnect::CalIdentity::Team(team)), _) => CalOwner::Team(team),
+        (Some(calconnect::CalIdentity::User(user)), _) => CalOwner::User(user),
+        (_, Some(me)) => CalOwner::User(me.id),
+        (_, None) => {
+            return Err(CliError::other(
+                "the provider's tokens name no Cal.com user and it has no /v2/me: calconnect cannot tell whose connection this is",
+            )
+            .into());
+        }
+    };
+    let saved = save_connection(
+        store.as_ref(),
+        &keyring,
+        &mut OsRng,
+        TokensToSave {
+            end_user: local::end_user(),
+            identity: CalIdentity {
+                client_id: record.client_id.clone(),
+                owner,
+            },
+            scopes: tokens.scopes.clone().unwrap_or_default(),
+            access_token: SecretString::from(tokens.access_token.expose_secret().to_owned()),
+            refresh_token: tokens
+                .refresh_token
+                .as_ref()
+                .map(|t| SecretString::from(t.expose_secret().to_owned())),
+            access_expires_at: Some(tokens.expires_at),
+            refresh_expires_at_estimate: Some(tokens.expires_at + time::Duration::days(30)),
+        },
+    )
+    .await
+    .map_err(|e| CliError::other(format!("cannot store the connection: {}", chain(&e))))?;
+    let id = saved.connection().id.as_uuid().to_string();
+    let mut records = Records::load(&home)?;
+    records.connections.insert(
+        id.clone(),
+        Record {
+            username: me.as_ref().and_then(|m| m.username.clone()),
+            email: me.as_ref().and_then(|m| m.email.clone()),
+            ..record
+        },
+    );
+    records.default = Some(id.clone());
+    records.save(&home)?;
+    let who = match &me {
+        Some(m) => format!(
+            "{} ({}{})",
+            m.username.as_deref().unwrap_or("?"),
+            m.email
+                .as_deref()
+                .map(|e| format!("{e}, "))
+                .unwrap_or_default(),
+            match owner {
+                CalOwner::Team(t) => format!("team {t}"),
+                CalOwner::User(u) => format!("user {u}"),
+            }
+        ),
+        None => format!("{} {}", owner.kind(), owner.id()),
+    };
+    println!("Logged in as {who} on {}.", spec.name());
+    println!(
+        "Connection {id} is stored in {}.",
+        home.database().display()
+    );
+    Ok(())
+}
+
+fn callback_error(e: &CallbackError) -> CliError {
+    match e {
+        CallbackError::AccessDenied { .. } => CliError::auth(
+            "access was denied in the browser: run `calconnect login` again and choose Allow",
+        ),
+        other => CliError::auth(format!("{other}; run `calconnect login` again")),
+    }
+}
+
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        let t = inner.to_string();
+        if !s.contains(&t) {
+            s = format!("{s}: {t}");
+        }
+        source = inner.source();
+    }
+    s
+}
+
+/// Opens `url` with the platform's opener; `false` when none could be started.
+fn open_browser(url: &str) -> bool {
+    let opener = if cfg!(target_os = "macos") {
+        "open"
+    } else if cfg!(windows) {
+        "explorer"
+    } else {
+        "xdg-open"
+    };
+    std::process::Command::new(opener)
+        .arg(url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("2s").unwrap(), Duration::from_secs(2));
+        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
+        assert_eq!(parse_duration("7").unwrap(), Duration::from_secs(7));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("0").is_err());
+    }
+
+    #[test]
+    fn scopes_are_checked() {
+        assert!(scopes("PROFILE_READ, SCHEDULE_READ").is_ok());
+        assert!(scopes("profile read!").is_err());
+        assert!(scopes("").is_err());
+    }
+}
