@@ -1,0 +1,258 @@
+//! Sandbox, home folder, child processes and a browser with a cookie jar.
+
+use calconnect_sandbox::{ClientType, Sandbox};
+use std::io::{BufRead as _, BufReader, Read as _};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+pub const NO_TOKEN_HINT: &str = "eyJ";
+
+/// A free loopback port (the CLI binds it; the sandbox registers its redirect URI).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A sandbox whose public client accepts `http://127.0.0.1:<port>/callback`.
+pub async fn sandbox(port: u16, access_ttl_secs: i64) -> Sandbox {
+    Sandbox::builder()
+        .redirect_uri(
+            ClientType::Public,
+            format!("http://127.0.0.1:{port}/callback"),
+        )
+        .access_token_ttl(time::Duration::seconds(access_ttl_secs))
+        .start()
+        .await
+        .unwrap()
+}
+
+pub fn base(sb: &Sandbox) -> String {
+    sb.base_url().as_str().trim_end_matches('/').to_owned()
+}
+
+pub fn calconnect(home: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_calconnect"));
+    cmd.env("CALCONNECT_HOME", home)
+        .env_remove("CALCONNECT_CLIENT_ID")
+        .env_remove("CALCONNECT_SANDBOX_URL")
+        .env_remove("CALCONNECT_KEYS")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// A finished command.
+#[derive(Debug)]
+pub struct Out {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Out {
+    /// The error line, asserting it is exactly one line without a panic or backtrace.
+    pub fn one_line_error(&self) -> &str {
+        let lines: Vec<&str> = self
+            .stderr
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .collect();
+        let last = *lines
+            .last()
+            .unwrap_or_else(|| panic!("no stderr: {self:?}"));
+        assert!(last.starts_with("error: "), "{self:?}");
+        assert!(!self.stderr.contains("panicked"), "{self:?}");
+        assert!(!self.stderr.contains("backtrace"), "{self:?}");
+        last
+    }
+}
+
+pub async fn run(home: &Path, args: &[&str]) -> Out {
+    let mut cmd = calconnect(home);
+    cmd.args(args);
+    tokio::task::spawn_blocking(move || {
+        let out = cmd.output().unwrap();
+        Out {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    })
+    .await
+    .unwrap()
+}
+
+/// A `calconnect login` in progress.
+pub struct Login {
+    child: Option<Child>,
+    stderr_lines: mpsc::Receiver<String>,
+    stderr_seen: String,
+}
+
+impl Drop for Login {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Login {
+    pub fn spawn(home: &Path, args: &[&str]) -> Self {
+        let mut child = calconnect(home)
+            .arg("login")
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self {
+            child: Some(child),
+            stderr_lines: rx,
+            stderr_seen: String::new(),
+        }
+    }
+
+    /// The authorize URL the CLI printed (on its own indented line).
+    pub fn authorize_url(&mut self) -> String {
+        loop {
+            let line = self
+                .stderr_lines
+                .recv_timeout(Duration::from_secs(60))
+                .unwrap_or_else(|_| {
+                    panic!("no authorize URL; stderr so far:\n{}", self.stderr_seen)
+                });
+            self.stderr_seen.push_str(&line);
+            self.stderr_seen.push('\n');
+            if let Some(url) = line.trim_start().strip_prefix("http") {
+                return format!("http{url}");
+            }
+        }
+    }
+
+    /// Waits for the process to end.
+    pub async fn finish(mut self) -> Out {
+        let mut child = self.child.take().unwrap();
+        let rx = std::mem::replace(&mut self.stderr_lines, mpsc::channel().1);
+        let mut seen = std::mem::take(&mut self.stderr_seen);
+        tokio::task::spawn_blocking(move || {
+            let mut stdout = String::new();
+            child
+                .stdout
+                .take()
+                .unwrap()
+                .read_to_string(&mut stdout)
+                .unwrap();
+            let status = child.wait().unwrap();
+            while let Ok(line) = rx.recv_timeout(Duration::from_secs(5)) {
+                seen.push_str(&line);
+                seen.push('\n');
+            }
+            Out {
+                code: status.code().unwrap_or(-1),
+                stdout,
+                stderr: seen,
+            }
+        })
+        .await
+        .unwrap()
+    }
+}
+
+/// Plays the user in a browser with a cookie jar: signs in as alice, submits the consent form
+/// with `action` (allow/deny), returns the redirect to the CLI's loopback listener.
+pub async fn consent(sb: &Sandbox, authorize_url: &str, action: &str) -> String {
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let login = browser
+        .post(sb.base_url().join("/auth/login").unwrap())
+        .form(&[("user_id", "1"), ("callbackUrl", "/_sandbox/")])
+        .send()
+        .await
+        .unwrap();
+    assert!(login.status().is_redirection(), "{}", login.status());
+    let page = browser.get(authorize_url).send().await.unwrap();
+    assert_eq!(page.status(), 200, "consent page expected");
+    let html = page.text().await.unwrap();
+    let mut form: Vec<(String, String)> = html
+        .split("<input type=\"hidden\" name=\"")
+        .skip(1)
+        .filter_map(|rest| {
+            let (name, rest) = rest.split_once("\" value=\"")?;
+            Some((
+                name.to_owned(),
+                rest.split_once('"')?.0.replace("&amp;", "&"),
+            ))
+        })
+        .collect();
+    form.push(("action".into(), action.into()));
+    let submitted = browser
+        .post(sb.authorize_url())
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(submitted.status(), 303);
+    submitted.headers()["location"].to_str().unwrap().to_owned()
+}
+
+/// Follows the redirect to the CLI like the browser would; returns the page.
+pub async fn follow(redirect: &str) -> (u16, String) {
+    let resp = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(redirect)
+        .send()
+        .await
+        .unwrap();
+    (resp.status().as_u16(), resp.text().await.unwrap())
+}
+
+/// A full `calconnect login --profile sandbox` as alice; returns the CLI's output.
+pub async fn login(home: &Path, sb: &Sandbox, port: u16) -> Out {
+    let base = base(sb);
+    let port_text = port.to_string();
+    let mut login = Login::spawn(
+        home,
+        &[
+            "--profile",
+            "sandbox",
+            "--sandbox-url",
+            &base,
+            "--port",
+            &port_text,
+            "--no-browser",
+            "--timeout",
+            "60s",
+        ],
+    );
+    let url = login.authorize_url();
+    let redirect = consent(sb, &url, "allow").await;
+    assert!(
+        redirect.starts_with(&format!("http://127.0.0.1:{port}/callback?")),
+        "{redirect}"
+    );
+    let (status, page) = follow(&redirect).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("You can close this tab"), "{page}");
+    login.finish().await
+}

@@ -1,0 +1,199 @@
+//! `calconnect login`: the happy path and every bad input named in issue 9.
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn login_as_alice_stores_a_sealed_connection() {
+    let home = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let sb = sandbox(port, 1800).await;
+    let out = login(home.path(), &sb, port).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout
+            .contains("Logged in as alice (alice@example.com, user 1) on sandbox."),
+        "{out:?}"
+    );
+    assert!(
+        !out.stdout.contains(NO_TOKEN_HINT) && !out.stderr.contains(NO_TOKEN_HINT),
+        "{out:?}"
+    );
+    // Key file 0600, database present, no token in clear in any file.
+    let key = home.path().join("key");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(
+            std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    assert!(home.path().join("calconnect.db").exists());
+    let records = std::fs::read_to_string(home.path().join("connections.json")).unwrap();
+    assert!(records.contains("\"username\": \"alice\""), "{records}");
+    assert!(!records.contains(NO_TOKEN_HINT));
+}
+
+#[tokio::test]
+async fn denied_consent_is_an_auth_error() {
+    let home = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let sb = sandbox(port, 1800).await;
+    let base = base(&sb);
+    let port_text = port.to_string();
+    let mut login = Login::spawn(
+        home.path(),
+        &[
+            "--profile",
+            "sandbox",
+            "--sandbox-url",
+            &base,
+            "--port",
+            &port_text,
+            "--no-browser",
+        ],
+    );
+    let url = login.authorize_url();
+    let redirect = consent(&sb, &url, "deny").await;
+    let (status, page) = follow(&redirect).await;
+    assert_eq!(status, 400);
+    assert!(page.contains("You can close this tab"), "{page}");
+    let out = login.finish().await;
+    assert_eq!(out.code, 3, "{out:?}");
+    let line = out.one_line_error();
+    assert!(
+        line.contains("access was denied") && line.contains("calconnect login"),
+        "{line}"
+    );
+}
+
+#[tokio::test]
+async fn timeout_is_one_line() {
+    let home = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let sb = sandbox(port, 1800).await;
+    let base = base(&sb);
+    let port_text = port.to_string();
+    let mut login = Login::spawn(
+        home.path(),
+        &[
+            "--profile",
+            "sandbox",
+            "--sandbox-url",
+            &base,
+            "--port",
+            &port_text,
+            "--no-browser",
+            "--timeout",
+            "2s",
+        ],
+    );
+    let _ = login.authorize_url();
+    let out = login.finish().await;
+    assert_eq!(out.code, 3, "{out:?}");
+    let line = out.one_line_error();
+    assert!(
+        line.contains("no answer from the browser within 2s"),
+        "{line}"
+    );
+    assert!(line.contains("--timeout"), "{line}");
+}
+
+#[tokio::test]
+async fn occupied_port_names_the_fix() {
+    let home = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let out = run(
+        home.path(),
+        &[
+            "login",
+            "--profile",
+            "sandbox",
+            "--sandbox-url",
+            "http://127.0.0.1:9",
+            "--port",
+            &port,
+            "--no-browser",
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 1, "{out:?}");
+    let line = out.one_line_error();
+    assert!(
+        line.contains(&format!(
+            "port {port} is in use; pass --port N and register http://127.0.0.1:N/callback"
+        )),
+        "{line}"
+    );
+}
+
+#[tokio::test]
+async fn bad_input_is_a_usage_error() {
+    let home = tempfile::tempdir().unwrap();
+    let out = run(home.path(), &["login", "--profile", "outlook"]).await;
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("unknown profile `outlook`: use cal.com, sandbox or custom"),
+        "{out:?}"
+    );
+    assert!(!out.stderr.contains("panicked"));
+
+    let out = run(
+        home.path(),
+        &[
+            "login",
+            "--profile",
+            "sandbox",
+            "--sandbox-url",
+            "http://127.0.0.1:9",
+            "--scopes",
+            "profile read!",
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.one_line_error().contains("is malformed"), "{out:?}");
+
+    let out = run(home.path(), &["login", "--no-browser"]).await;
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.one_line_error().contains("--client-id"), "{out:?}");
+
+    let out = run(home.path(), &["login", "--profile", "sandbox"]).await;
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.one_line_error().contains("--sandbox-url"), "{out:?}");
+}
+
+#[tokio::test]
+async fn commands_before_login_say_to_log_in() {
+    let home = tempfile::tempdir().unwrap();
+    for args in [
+        &["token"][..],
+        &["api", "GET", "/v2/me"],
+        &["connections", "show"],
+    ] {
+        let out = run(home.path(), args).await;
+        assert_eq!(out.code, 3, "{args:?} {out:?}");
+        assert!(out.one_line_error().contains("calconnect login"), "{out:?}");
+    }
+    let out = run(home.path(), &["connections", "list"]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+}
+
+#[tokio::test]
+async fn help_and_completions() {
+    let home = tempfile::tempdir().unwrap();
+    let out = run(home.path(), &["login", "--help"]).await;
+    assert_eq!(out.code, 0);
+    assert!(
+        out.stdout.contains("Examples:") && out.stdout.contains("Exit codes:"),
+        "{}",
+        out.stdout
+    );
+    for shell in ["bash", "zsh", "fish"] {
+        let out = run(home.path(), &["completions", shell]).await;
+        assert_eq!(out.code, 0, "{out:?}");
+        assert!(out.stdout.contains("calconnect"), "{shell}");
+    }
+}

@@ -1,0 +1,9 @@
+//! Drives the built `calconnect` binary's local commands (login, token, api, connections, keys
+//! rotate, doctor) against an in-process sandbox. Each test has its own CALCONNECT_HOME, set per
+//! child process.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // reason: tests fail loudly
+
+mod doctor;
+mod helpers;
+mod login;
+mod session;
