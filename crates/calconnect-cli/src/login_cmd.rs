@@ -16,12 +16,8 @@ const DEFAULT_SCOPES: &str = "PROFILE_READ,SCHEDULE_READ";
 
 #[derive(Debug, clap::Args)]
 pub struct LoginArgs {
-    /// Provider: cal.com (default), sandbox (a local `calconnect sandbox`) or custom.
-    #[arg(long, default_value = "cal.com", value_parser = parse_profile)]
-    profile: ProfileName,
-    /// OAuth client id (a PUBLIC client). Default for the sandbox: calconnect-cli.
-    #[arg(long, env = "CALCONNECT_CLIENT_ID")]
-    client_id: Option<String>,
+    #[command(flatten)]
+    provider: ProviderArgs,
     /// Scopes, comma-separated (e.g. PROFILE_READ,SCHEDULE_READ,BOOKING_READ).
     #[arg(long, default_value = DEFAULT_SCOPES)]
     scopes: String,
@@ -34,6 +30,17 @@ pub struct LoginArgs {
     /// How long to wait for the browser (e.g. 90s, 5m).
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     timeout: Duration,
+}
+
+/// Which provider and client (shared by `login` and `doctor`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ProviderArgs {
+    /// Provider: cal.com (default), sandbox (a local `calconnect sandbox`) or custom.
+    #[arg(long, value_parser = parse_profile)]
+    profile: Option<ProfileName>,
+    /// OAuth client id (a PUBLIC client). Default for the sandbox: calconnect-cli.
+    #[arg(long, env = "CALCONNECT_CLIENT_ID")]
+    client_id: Option<String>,
     /// Sandbox base URL (with --profile sandbox), e.g. http://127.0.0.1:5555.
     #[arg(long, env = "CALCONNECT_SANDBOX_URL")]
     sandbox_url: Option<String>,
@@ -45,8 +52,18 @@ pub struct LoginArgs {
     token_url: Option<String>,
 }
 
+impl ProviderArgs {
+    /// Whether any provider flag was given.
+    pub fn given(&self) -> bool {
+        self.profile.is_some()
+            || self.sandbox_url.is_some()
+            || self.authorize_url.is_some()
+            || self.token_url.is_some()
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ProfileName {
+pub enum ProfileName {
     CalCom,
     Sandbox,
     Custom,
@@ -84,9 +101,10 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(secs))
 }
 
-fn provider(args: &LoginArgs) -> Result<(ProviderSpec, String), CliError> {
+/// The provider and client id the flags name.
+pub fn provider(args: &ProviderArgs) -> Result<(ProviderSpec, String), CliError> {
     let client_id = args.client_id.clone().filter(|c| !c.trim().is_empty());
-    match args.profile {
+    match args.profile.unwrap_or(ProfileName::CalCom) {
         ProfileName::CalCom => {
             let id = client_id.ok_or_else(|| {
                 CliError::usage(
@@ -152,7 +170,7 @@ fn scopes(text: &str) -> Result<AuthorizeOptions, CliError> {
 }
 
 pub async fn run(args: LoginArgs) -> anyhow::Result<()> {
-    let (spec, client_id) = provider(&args)?;
+    let (spec, client_id) = provider(&args.provider)?;
     let options = scopes(&args.scopes)?;
     let redirect_uri = format!("http://127.0.0.1:{}{}", args.port, loopback::CALLBACK_PATH);
     let record = Record {

@@ -3,6 +3,7 @@
 mod api_cmd;
 mod completions;
 mod connections_cmd;
+mod doctor_cmd;
 mod exit;
 mod fresh;
 mod keys_cmd;
@@ -10,6 +11,7 @@ mod local;
 mod login_cmd;
 mod loopback;
 mod sandbox_cmd;
+mod synthetic;
 mod token_cmd;
 
 use clap::{Parser, Subcommand};
@@ -73,6 +75,16 @@ enum Command {
     /// List, show or delete the connections stored on this machine.
     #[command(after_help = exit::EXIT_CODES_HELP)]
     Connections(connections_cmd::ConnectionsArgs),
+    /// Check configuration, redirect URIs, clock, database, keys and the token endpoint.
+    ///
+    /// Each check prints ok, warn, FAIL or skip, with a fix for what fails. Exits 1 if any fails.
+    ///
+    /// Examples:
+    ///   calconnect doctor
+    ///   calconnect doctor --redirect-uri https://app.example.com/oauth/callback
+    ///   calconnect doctor --profile sandbox --sandbox-url http://127.0.0.1:5555 --synthetic
+    #[command(verbatim_doc_comment, after_help = exit::EXIT_CODES_HELP)]
+    Doctor(doctor_cmd::DoctorArgs),
     /// Print shell completions.
     ///
     /// Examples:
@@ -107,6 +119,7 @@ fn main() -> ExitCode {
             Command::Token(args) => token_cmd::run(args).await,
             Command::Api(args) => api_cmd::run(args).await,
             Command::Connections(args) => connections_cmd::run(args).await,
+            Command::Doctor(args) => doctor_cmd::run(args).await,
             Command::Completions(args) => {
                 completions::run::<Cli>(&args);
                 Ok(())

@@ -1,0 +1,517 @@
+//! `calconnect doctor`: checks configuration, redirect URIs, clock, database, keys and the token
+//! endpoint, and optionally runs a synthetic flow against the sandbox; prints each check with a
+//! fix for what fails. Never prints a token.
+
+use crate::exit::CliError;
+use crate::local::{self, Home, ProviderSpec, Records};
+use crate::login_cmd::{self, DEFAULT_PORT, ProviderArgs};
+use crate::loopback::CALLBACK_PATH;
+use calconnect::crypto::{SealContext, SealedField};
+use calconnect::{Clock as _, ProviderProfile, RedirectUri, SystemClock, TokenEndpoints};
+use std::time::Duration;
+
+/// More clock skew than this breaks expiry decisions (Cal.com's access tokens live 30 minutes).
+const MAX_SKEW_SECS: i64 = 60;
+
+#[derive(Debug, clap::Args)]
+pub struct DoctorArgs {
+    /// Check this provider instead of the default connection's.
+    #[command(flatten)]
+    provider: ProviderArgs,
+    /// Loopback port `calconnect login` will use.
+    #[arg(long, default_value_t = DEFAULT_PORT)]
+    port: u16,
+    /// Also check these redirect URIs against Cal.com's rules (repeatable).
+    #[arg(long = "redirect-uri")]
+    redirect_uris: Vec<String>,
+    /// Also run a full synthetic flow against the sandbox (sign in as a seeded user, consent,
+    /// code exchange, /v2/me). Sandbox profile only; stores nothing.
+    #[arg(long)]
+    synthetic: bool,
+}
+
+/// The outcome of one check.
+#[derive(Debug)]
+pub enum Outcome {
+    Ok(String),
+    Warn(String, String),
+    Fail(String, String),
+    Skip(String),
+}
+
+fn ok(s: impl Into<String>) -> Outcome {
+    Outcome::Ok(s.into())
+}
+
+fn fail(problem: impl Into<String>, fix: impl Into<String>) -> Outcome {
+    Outcome::Fail(problem.into(), fix.into())
+}
+
+fn warn(problem: impl Into<String>, fix: impl Into<String>) -> Outcome {
+    Outcome::Warn(problem.into(), fix.into())
+}
+
+struct Report {
+    failures: usize,
+}
+
+impl Report {
+    fn print(&mut self, name: &str, outcome: Outcome) {
+        match outcome {
+            Outcome::Ok(detail) => println!("[ok]   {name}: {detail}"),
+            Outcome::Skip(detail) => println!("[skip] {name}: {detail}"),
+            Outcome::Warn(problem, fix) => {
+                println!("[warn] {name}: {problem}");
+                println!("       fix: {fix}");
+            }
+            Outcome::Fail(problem, fix) => {
+                self.failures += 1;
+                println!("[FAIL] {name}: {problem}");
+                println!("       fix: {fix}");
+            }
+        }
+    }
+}
+
+pub async fn run(args: DoctorArgs) -> anyhow::Result<()> {
+    let mut report = Report { failures: 0 };
+
+    // Configuration: folders, connections.json, and which provider to check.
+    let home = match Home::locate() {
+        Ok(home) => home,
+        Err(e) => {
+            report.print("configuration", fail(e.message, "set CALCONNECT_HOME"));
+            return finish(&report);
+        }
+    };
+    let records = Records::load(&home);
+    let chosen = choose_provider(&args, records.as_ref().ok());
+    match (&records, &chosen) {
+        (Err(e), _) => report.print(
+            "configuration",
+            fail(e.message.clone(), "move connections.json aside and log in again"),
+        ),
+        (Ok(_), Err(e)) => report.print(
+            "configuration",
+            fail(e.message.clone(), "pass --profile/--client-id as for `calconnect login`"),
+        ),
+        (Ok(r), Ok((spec, client, _))) => report.print(
+            "configuration",
+            ok(format!(
+                "home {} (data) and {} (config); {} stored connection(s); checking {} with client {client}",
+                home.data.display(),
+                home.config.display(),
+                r.connections.len(),
+                describe(spec)
+            )),
+        ),
+    }
+
+    // Redirect URIs against Cal.com's rules (calcom-facts.md §1).
+    let mut uris: Vec<String> = match &chosen {
+        Ok((_, _, Some(uri))) => vec![uri.clone()],
+        _ => vec![format!("http://127.0.0.1:{}{CALLBACK_PATH}", args.port)],
+    };
+    uris.extend(args.redirect_uris.iter().cloned());
+    for uri in &uris {
+        report.print("redirect URI", check_redirect_uri(uri));
+    }
+
+    let profile = chosen.as_ref().ok().map(|(spec, _, _)| spec.profile());
+    let http = probe_client()?;
+    match (&chosen, profile) {
+        (Ok((_, client_id, _)), Some(Ok(profile))) => {
+            let (endpoint, clock) = check_token_endpoint(&http, &profile, client_id).await;
+            report.print("clock", clock);
+            report.print("token endpoint", endpoint);
+        }
+        (_, Some(Err(e))) => {
+            report.print("clock", Outcome::Skip("no usable provider".into()));
+            report.print("token endpoint", fail(e.message, "fix the provider URL"));
+        }
+        _ => {
+            report.print("clock", Outcome::Skip("no provider configured".into()));
+            report.print(
+                "token endpoint",
+                Outcome::Skip("no provider configured".into()),
+            );
+        }
+    }
+
+    // Keys, then the database (opening it applies the migrations).
+    let key_path = home.key_file();
+    let keyring = if key_path.exists() {
+        match local::load_keyring(&home, false) {
+            Ok(k) => {
+                report.print("key file", key_file_outcome(&key_path, &k));
+                Some(k)
+            }
+            Err(e) => {
+                let (problem, fix) = split_fix(&e.message);
+                report.print("key file", fail(problem, fix));
+                None
+            }
+        }
+    } else {
+        report.print(
+            "key file",
+            Outcome::Skip(format!(
+                "none yet at {} (`calconnect login` creates it)",
+                key_path.display()
+            )),
+        );
+        None
+    };
+    if home.database().exists() {
+        match local::open_store(&home).await {
+            Ok(store) => {
+                report.print("database", database_outcome(store.as_ref(), &home).await);
+                if let Some(keyring) = &keyring {
+                    report.print(
+                        "sealed tokens",
+                        sealed_outcome(store.as_ref(), keyring).await,
+                    );
+                }
+            }
+            Err(e) => report.print(
+                "database",
+                fail(
+                    e.message,
+                    "move the database aside and run `calconnect login`",
+                ),
+            ),
+        }
+    } else {
+        report.print(
+            "database",
+            Outcome::Skip(format!(
+                "none yet at {} (`calconnect login` creates it)",
+                home.database().display()
+            )),
+        );
+    }
+
+    if args.synthetic {
+        let outcome = match &chosen {
+            Ok((ProviderSpec::Sandbox { url }, _, _)) => crate::synthetic::run(url).await,
+            _ => fail(
+                "the synthetic flow needs the sandbox profile",
+                "pass --profile sandbox --sandbox-url http://127.0.0.1:PORT",
+            ),
+        };
+        report.print("synthetic flow", outcome);
+    }
+    finish(&report)
+}
+
+fn finish(report: &Report) -> anyhow::Result<()> {
+    if report.failures == 0 {
+        println!("All checks passed.");
+        Ok(())
+    } else {
+        Err(CliError::other(format!(
+            "{} check(s) failed: apply the fixes above and run `calconnect doctor` again",
+            report.failures
+        ))
+        .into())
+    }
+}
+
+fn describe(spec: &ProviderSpec) -> String {
+    match spec {
+        ProviderSpec::CalCom => "cal.com".into(),
+        ProviderSpec::Sandbox { url } => format!("the sandbox at {url}"),
+        ProviderSpec::Custom { authorize_url, .. } => format!("custom provider {authorize_url}"),
+    }
+}
+
+/// Flags first; else the default connection's record; else cal.com with CALCONNECT_CLIENT_ID.
+fn choose_provider(
+    args: &DoctorArgs,
+    records: Option<&Records>,
+) -> Result<(ProviderSpec, String, Option<String>), CliError> {
+    if !args.provider.given() {
+        if let Some(records) = records {
+            let record = records
+                .default
+                .as_ref()
+                .and_then(|d| records.connections.get(d))
+                .or_else(|| records.connections.values().next());
+            if let Some(r) = record {
+                return Ok((
+                    r.provider.clone(),
+                    r.client_id.clone(),
+                    Some(r.redirect_uri.clone()),
+                ));
+            }
+        }
+    }
+    login_cmd::provider(&args.provider).map(|(spec, id)| (spec, id, None))
+}
+
+/// calcom-facts.md §1: https, or http only for localhost, 127.0.0.1, [::1], *.local; no
+/// fragment; matched exactly, so the loopback port must be fixed.
+pub fn check_redirect_uri(uri: &str) -> Outcome {
+    match RedirectUri::parse(uri) {
+        Err(e) => fail(
+            format!("{uri}: {e}"),
+            "use https://…, or http://127.0.0.1:PORT/callback for a local tool (Cal.com allows http only for loopback hosts), without #fragment",
+        ),
+        Ok(_) => {
+            let Ok(url) = url::Url::parse(uri) else {
+                return fail(format!("{uri} is not a URL"), "use an absolute URL");
+            };
+            if url.scheme() == "http" && url.port().is_none() {
+                return warn(
+                    format!("{uri} has no port: Cal.com matches redirect URIs exactly"),
+                    "register the exact URI calconnect uses, e.g. http://127.0.0.1:8976/callback",
+                );
+            }
+            ok(format!(
+                "{uri} is acceptable to Cal.com; register exactly this URI with your client"
+            ))
+        }
+    }
+}
+
+fn probe_client() -> Result<reqwest::Client, CliError> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(15))
+        .build()
+        .map_err(|e| CliError::other(format!("cannot build the HTTP client: {e}")))
+}
+
+/// POSTs a harmless request with an unknown grant type: Cal.com's v2 endpoint answers 400
+/// `invalid_request` "grant_type must be …" (calcom-facts.md §3.2); an RFC 6749 server 400
+/// `unsupported_grant_type`. The answer's `Date` header gives the clock check.
+async fn check_token_endpoint(
+    http: &reqwest::Client,
+    profile: &ProviderProfile,
+    client_id: &str,
+) -> (Outcome, Outcome) {
+    let (url, json) = match profile.token_endpoints() {
+        TokenEndpoints::Unified { url, encoding, .. } => (
+            url.as_str().to_owned(),
+            matches!(encoding, calconnect::BodyEncoding::Json),
+        ),
+        TokenEndpoints::Legacy(legacy) => (legacy.token.as_str().to_owned(), false),
+        _ => {
+            return (
+                Outcome::Skip("unknown endpoint kind".into()),
+                Outcome::Skip(String::new()),
+            );
+        }
+    };
+    let fields = [
+        ("client_id", client_id),
+        ("grant_type", "calconnect_doctor_probe"),
+    ];
+    let request = http.post(&url);
+    let request = if json {
+        request.json(
+            &serde_json::json!({"client_id": client_id, "grant_type": "calconnect_doctor_probe"}),
+        )
+    } else {
+        request.form(&fields)
+    };
+    let response = match request.send().await {
+        Ok(r) => r,
+        Err(e) => {
+            let why = if e.is_timeout() {
+                "timed out"
+            } else {
+                "connection failed"
+            };
+            let problem = format!("cannot reach {url} ({why})");
+            return (
+                fail(problem.clone(), "check the provider URL and your network"),
+                fail(
+                    problem,
+                    "check the provider URL and your network (or a proxy)",
+                ),
+            );
+        }
+    };
+    let clock = clock_outcome(response.headers().get(http::header::DATE));
+    let status = response.status().as_u16();
+    let body: serde_json::Value = response.json().await.unwrap_or(serde_json::Value::Null);
+    let error = body.get("error").and_then(|e| e.as_str()).unwrap_or("");
+    let endpoint = match (status, error) {
+        (400, "invalid_request" | "unsupported_grant_type") => ok(format!(
+            "{url} answers like Cal.com (400 {error} for an unknown grant type)"
+        )),
+        (404, _) => warn(
+            format!("{url} answers 404 (calcom#27685)"),
+            "calconnect falls back to the legacy /api/auth/oauth/token endpoints; if that fails too, check the provider URL",
+        ),
+        (401, "invalid_client") => fail(
+            format!("{url} does not know client `{client_id}` (401 invalid_client)"),
+            "check --client-id: create a PUBLIC client at https://app.cal.com/settings/developer/oauth",
+        ),
+        _ => fail(
+            format!("{url} answered HTTP {status} without an OAuth error body"),
+            "check that the URL is the provider's token endpoint",
+        ),
+    };
+    (endpoint, clock)
+}
+
+fn clock_outcome(date: Option<&http::HeaderValue>) -> Outcome {
+    let Some(theirs) = date.and_then(|d| d.to_str().ok()).and_then(parse_http_date) else {
+        return warn(
+            "the provider sent no Date header",
+            "compare your clock with a time server (timedatectl / sntp)",
+        );
+    };
+    let skew = (SystemClock.now() - theirs).whole_seconds();
+    if skew.abs() > MAX_SKEW_SECS {
+        fail(
+            format!("your clock is {skew}s off the provider's"),
+            "enable time synchronisation (timedatectl set-ntp true); token expiry depends on it",
+        )
+    } else {
+        ok(format!(
+            "within {}s of the provider's Date header",
+            skew.abs()
+        ))
+    }
+}
+
+/// RFC 9110 §5.6.7 IMF-fixdate: `Sun, 06 Nov 1994 08:49:37 GMT`.
+pub fn parse_http_date(s: &str) -> Option<time::OffsetDateTime> {
+    let format = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    time::PrimitiveDateTime::parse(s.trim(), format)
+        .ok()
+        .map(time::PrimitiveDateTime::assume_utc)
+}
+
+fn split_fix(message: &str) -> (String, String) {
+    match message.split_once(": move it aside") {
+        Some((problem, fix)) => (problem.to_owned(), format!("move it aside{fix}")),
+        None => (
+            message.to_owned(),
+            "run `calconnect login` again".to_owned(),
+        ),
+    }
+}
+
+fn key_file_outcome(path: &std::path::Path, keyring: &calconnect::Keyring) -> Outcome {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        if let Ok(meta) = std::fs::metadata(path) {
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                return warn(
+                    format!("{} is readable by others (mode {mode:o})", path.display()),
+                    format!("chmod 600 {}", path.display()),
+                );
+            }
+        }
+    }
+    ok(format!(
+        "{} loads (active key `{}`), owner-only",
+        path.display(),
+        keyring.active_key_id()
+    ))
+}
+
+async fn database_outcome(store: &dyn calconnect::ConnectionStore, home: &Home) -> Outcome {
+    match store.count_connections().await {
+        Ok(n) => ok(format!(
+            "{} opens, migrations applied, {n} connection(s)",
+            home.database().display()
+        )),
+        Err(e) => fail(
+            format!("{} does not answer: {e}", home.database().display()),
+            "move the database aside and run `calconnect login`",
+        ),
+    }
+}
+
+async fn sealed_outcome(
+    store: &dyn calconnect::ConnectionStore,
+    keyring: &calconnect::Keyring,
+) -> Outcome {
+    let all = match store.list_for_end_user(&local::end_user()).await {
+        Ok(all) => all,
+        Err(e) => {
+            return fail(
+                format!("cannot list connections: {e}"),
+                "run `calconnect doctor` again",
+            );
+        }
+    };
+    let mut unreadable = 0;
+    let mut not_active = 0;
+    for c in &all {
+        let ctx = SealContext::connection(c.id.as_uuid(), SealedField::AccessToken);
+        if keyring.open_string(&c.access_token, ctx).is_err() {
+            unreadable += 1;
+        }
+        if c.status != calconnect::store::ConnectionStatus::Active {
+            not_active += 1;
+        }
+    }
+    if unreadable > 0 {
+        fail(
+            format!(
+                "{unreadable} of {} connection(s) cannot be opened with the key file",
+                all.len()
+            ),
+            "put the key that sealed them back into the key file, or delete them and log in again",
+        )
+    } else if not_active > 0 {
+        warn(
+            format!(
+                "{not_active} connection(s) need a new login (see `calconnect connections list`)"
+            ),
+            "run `calconnect login` again",
+        )
+    } else {
+        ok(format!(
+            "{} connection(s) open with the key file and are active",
+            all.len()
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_dates() {
+        let t = parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT").unwrap();
+        assert_eq!(t.unix_timestamp(), 784_111_777);
+        assert!(parse_http_date("yesterday").is_none());
+    }
+
+    #[test]
+    fn redirect_uri_rules() {
+        assert!(matches!(
+            check_redirect_uri("http://127.0.0.1:8976/callback"),
+            Outcome::Ok(_)
+        ));
+        assert!(matches!(
+            check_redirect_uri("https://app.example.com/cb"),
+            Outcome::Ok(_)
+        ));
+        assert!(matches!(
+            check_redirect_uri("http://example.com/cb"),
+            Outcome::Fail(..)
+        ));
+        assert!(matches!(
+            check_redirect_uri("https://x.com/cb#frag"),
+            Outcome::Fail(..)
+        ));
+        assert!(matches!(
+            check_redirect_uri("http://localhost/cb"),
+            Outcome::Warn(..)
+        ));
+    }
+}
