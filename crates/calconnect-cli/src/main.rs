@@ -97,10 +97,20 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The local commands talk to a person or a script: only warnings from the libraries.
+    let default_filter = match cli.command {
+        Command::Login(_)
+        | Command::Token(_)
+        | Command::Api(_)
+        | Command::Connections(_)
+        | Command::Doctor(_)
+        | Command::Completions(_) => "warn",
+        _ => "info",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
         .with_writer(std::io::stderr)
         .init();

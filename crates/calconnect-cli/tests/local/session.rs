@@ -165,3 +165,42 @@ async fn corrupted_key_file_is_one_line_with_the_fix() {
         assert!(line.contains("cannot be read"), "{line}");
     }
 }
+
+#[tokio::test]
+async fn concurrent_token_processes_refresh_one_at_a_time() {
+    let home = tempfile::tempdir().unwrap();
+    let home = home.path();
+    let port = free_port();
+    // 30 s tokens, under the 60 s margin: each process refreshes, one after the other under the
+    // store's lease, each with the refresh token the previous one stored.
+    let sb = sandbox(port, 30).await;
+    assert_eq!(login(home, &sb, port).await.code, 0);
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            calconnect(home)
+                .arg("token")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outs = tokio::task::spawn_blocking(move || {
+        children
+            .into_iter()
+            .map(|c| c.wait_with_output().unwrap())
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap();
+    for out in outs {
+        assert!(out.status.success(), "{out:?}");
+    }
+    assert_eq!(sb.token_calls("refresh_token", "ok"), 4);
+    assert_eq!(
+        sb.token_calls("refresh_token", "invalid_grant:refresh_token_revoked"),
+        0
+    );
+    let after = run(home, &["token"]).await;
+    assert_eq!(after.code, 0, "{after:?}");
+}
