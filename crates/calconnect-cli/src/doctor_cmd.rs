@@ -163,14 +163,11 @@ pub async fn run(args: DoctorArgs) -> anyhow::Result<()> {
         None
     };
     if home.database().exists() {
-        match local::open_store(&home).await {
+        match local::open_sqlite(&home).await {
             Ok(store) => {
-                report.print("database", database_outcome(store.as_ref(), &home).await);
+                report.print("database", database_outcome(&store, &home).await);
                 if let Some(keyring) = &keyring {
-                    report.print(
-                        "sealed tokens",
-                        sealed_outcome(store.as_ref(), keyring).await,
-                    );
+                    report.print("sealed tokens", sealed_outcome(&store, keyring).await);
                 }
             }
             Err(e) => report.print(
@@ -420,23 +417,56 @@ fn key_file_outcome(path: &std::path::Path, keyring: &calconnect::Keyring) -> Ou
     ))
 }
 
-async fn database_outcome(store: &dyn calconnect::ConnectionStore, home: &Home) -> Outcome {
-    match store.count_connections().await {
-        Ok(n) => ok(format!(
-            "{} opens, migrations applied, {n} connection(s)",
-            home.database().display()
+/// Opening applied any missing migration; compare the schema with this build's.
+async fn database_outcome(store: &calconnect_sqlite::SqliteStore, home: &Home) -> Outcome {
+    use calconnect::ConnectionStore as _;
+    let db = home.database();
+    let known = calconnect_sqlite::MIGRATIONS
+        .iter()
+        .map(|m| m.0)
+        .max()
+        .unwrap_or(0);
+    let applied: Result<Option<i64>, _> =
+        sqlx::query_scalar("SELECT MAX(version) FROM calconnect_migrations")
+            .fetch_one(store.pool())
+            .await;
+    let count = store.count_connections().await;
+    match (applied, count) {
+        (Ok(Some(v)), Ok(n)) if v == known => ok(format!(
+            "{} opens, schema at migration {v} of {known}, {n} connection(s)",
+            db.display()
         )),
-        Err(e) => fail(
-            format!("{} does not answer: {e}", home.database().display()),
+        (Ok(Some(v)), Ok(_)) if v > known => fail(
+            format!(
+                "{} has schema version {v}, newer than this build knows ({known})",
+                db.display()
+            ),
+            "upgrade calconnect",
+        ),
+        (Ok(v), Ok(_)) => fail(
+            format!(
+                "{} is at schema version {} of {known} after opening",
+                db.display(),
+                v.unwrap_or(0)
+            ),
+            "check that the folder is writable, then run `calconnect doctor` again",
+        ),
+        (Err(e), _) => fail(
+            format!("{} has no migration record: {e}", db.display()),
+            "move the database aside and run `calconnect login`",
+        ),
+        (_, Err(e)) => fail(
+            format!("{} does not answer: {e}", db.display()),
             "move the database aside and run `calconnect login`",
         ),
     }
 }
 
 async fn sealed_outcome(
-    store: &dyn calconnect::ConnectionStore,
+    store: &calconnect_sqlite::SqliteStore,
     keyring: &calconnect::Keyring,
 ) -> Outcome {
+    use calconnect::ConnectionStore as _;
     let all = match store.list_for_end_user(&local::end_user()).await {
         Ok(all) => all,
         Err(e) => {

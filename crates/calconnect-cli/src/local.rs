@@ -161,6 +161,11 @@ fn one_line_error(e: &dyn std::error::Error) -> String {
 
 /// Opens (creating if needed) the SQLite store; migrations run on open.
 pub async fn open_store(home: &Home) -> Result<Arc<dyn ConnectionStore>, CliError> {
+    Ok(Arc::new(open_sqlite(home).await?))
+}
+
+/// [`open_store`], with the concrete type.
+pub async fn open_sqlite(home: &Home) -> Result<calconnect_sqlite::SqliteStore, CliError> {
     ensure_private_dir(&home.data)?;
     let path = home.database();
     let store = calconnect_sqlite::SqliteStore::open(&path, Arc::new(calconnect::SystemClock))
@@ -172,7 +177,7 @@ pub async fn open_store(home: &Home) -> Result<Arc<dyn ConnectionStore>, CliErro
                 one_line_error(&e)
             ))
         })?;
-    Ok(Arc::new(store))
+    Ok(store)
 }
 
 /// Which provider a connection was made with (no secrets: public clients only).

@@ -18,6 +18,7 @@ async fn doctor_passes_after_login_and_runs_the_synthetic_flow() {
         "[ok]   token endpoint:",
         "[ok]   key file:",
         "[ok]   database:",
+        "schema at migration ",
         "[ok]   sealed tokens: 1 connection(s)",
         "[ok]   synthetic flow: signed in, consented, exchanged the code with PKCE and read /v2/me as alice",
         "All checks passed.",
