@@ -7,7 +7,7 @@ async fn token_api_connections_and_refresh() {
     let home = tempfile::tempdir().unwrap();
     let home = home.path();
     let port = free_port();
-    // Access tokens live 30 s at the sandbox, under the CLI's 60 s margin: every `token` refreshes.
+    // Access tokens live 30 s at the sandbox, under the keeper's margin: every `token` refreshes.
     let sb = sandbox(port, 30).await;
     assert_eq!(login(home, &sb, port).await.code, 0);
 
@@ -171,8 +171,8 @@ async fn concurrent_token_processes_refresh_one_at_a_time() {
     let home = tempfile::tempdir().unwrap();
     let home = home.path();
     let port = free_port();
-    // 30 s tokens, under the 60 s margin: each process refreshes, one after the other under the
-    // store's lease, each with the refresh token the previous one stored.
+    // 30 s tokens, under the keeper's margin: each process wants a refresh; they take turns
+    // under the store's lease, each with the refresh token the previous one stored.
     let sb = sandbox(port, 30).await;
     assert_eq!(login(home, &sb, port).await.code, 0);
     let children: Vec<_> = (0..4)
