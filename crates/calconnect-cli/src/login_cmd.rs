@@ -205,100 +205,138 @@ pub async fn run(args: LoginArgs) -> anyhow::Result<()> {
     let arrived = loopback::wait(&listener, args.timeout).await?;
     let verified =
         match Callback::parse(&arrived.query).and_then(|cb| pending.verify(cb, &SystemClock)) {
-            Ok(v) => {
-                arrived.respond(true, "").await;
-                v
-            }
+            Ok(v) => v,
             Err(e) => {
                 arrived.respond(false, &e.to_string()).await;
                 return Err(callback_error(&e).into());
             }
         };
-    let tokens = flow.exchange(verified).await.map_err(|e| {
-        let text = chain(&e);
-        if e.is_transient() {
-            CliError::other(format!("{text}; try `calconnect login` again"))
-        } else {
-            CliError::auth(format!("{text}; run `calconnect login` again"))
+    // The browser waits for the outcome, so the page tells the truth.
+    let done = Done {
+        flow: &flow,
+        store: store.as_ref(),
+        keyring: &keyring,
+        home: &home,
+        record,
+    };
+    match done.complete(verified).await {
+        Ok((who, id)) => {
+            arrived.respond(true, &format!("Logged in as {who}")).await;
+            println!("Logged in as {who} on {}.", spec.name());
+            println!(
+                "Connection {id} is stored in {}.",
+                home.database().display()
+            );
+            Ok(())
         }
-    })?;
-    let me = match flow.me(&tokens.access_token).await {
-        Ok(me) => Some(me),
-        Err(calconnect::MeError::NotSupported) => None,
         Err(e) => {
-            return Err(CliError::api(format!(
-                "logged in, but asking who you are failed: {}",
-                chain(&e)
-            ))
-            .into());
+            arrived.respond(false, &e.message).await;
+            Err(e.into())
         }
-    };
-    let owner = match (tokens.identity, &me) {
-        (Some(calconnect::CalIdentity::Team(team)), _) => CalOwner::Team(team),
-        (Some(calconnect::CalIdentity::User(user)), _) => CalOwner::User(user),
-        (_, Some(me)) => CalOwner::User(me.id),
-        (_, None) => {
-            return Err(CliError::other(
-                "the provider's tokens name no Cal.com user and it has no /v2/me: calconnect cannot tell whose connection this is",
-            )
-            .into());
-        }
-    };
-    let saved = save_connection(
-        store.as_ref(),
-        &keyring,
-        &mut OsRng,
-        TokensToSave {
-            end_user: local::end_user(),
-            identity: CalIdentity {
-                client_id: record.client_id.clone(),
-                owner,
-            },
-            scopes: tokens.scopes.clone().unwrap_or_default(),
-            access_token: SecretString::from(tokens.access_token.expose_secret().to_owned()),
-            refresh_token: tokens
-                .refresh_token
-                .as_ref()
-                .map(|t| SecretString::from(t.expose_secret().to_owned())),
-            access_expires_at: Some(tokens.expires_at),
-            refresh_expires_at_estimate: Some(tokens.expires_at + time::Duration::days(30)),
-        },
-    )
-    .await
-    .map_err(|e| CliError::other(format!("cannot store the connection: {}", chain(&e))))?;
-    let id = saved.connection().id.as_uuid().to_string();
-    let mut records = Records::load(&home)?;
-    records.connections.insert(
-        id.clone(),
-        Record {
-            username: me.as_ref().and_then(|m| m.username.clone()),
-            email: me.as_ref().and_then(|m| m.email.clone()),
-            ..record
-        },
-    );
-    records.default = Some(id.clone());
-    records.save(&home)?;
-    let who = match &me {
-        Some(m) => format!(
-            "{} ({}{})",
-            m.username.as_deref().unwrap_or("?"),
-            m.email
-                .as_deref()
-                .map(|e| format!("{e}, "))
-                .unwrap_or_default(),
-            match owner {
-                CalOwner::Team(t) => format!("team {t}"),
-                CalOwner::User(u) => format!("user {u}"),
+    }
+}
+
+/// What completes a login once the callback is verified.
+struct Done<'a> {
+    flow: &'a calconnect::AuthorizationFlow,
+    store: &'a dyn calconnect::ConnectionStore,
+    keyring: &'a calconnect::Keyring,
+    home: &'a Home,
+    record: Record,
+}
+
+impl Done<'_> {
+    /// Exchange, `/v2/me`, seal and store; returns who logged in and the connection id.
+    async fn complete(
+        self,
+        verified: calconnect::VerifiedCallback,
+    ) -> Result<(String, String), CliError> {
+        let Self {
+            flow,
+            store,
+            keyring,
+            home,
+            record,
+        } = self;
+        let tokens = flow.exchange(verified).await.map_err(|e| {
+            let text = chain(&e);
+            if e.is_transient() {
+                CliError::other(format!("{text}; try `calconnect login` again"))
+            } else {
+                CliError::auth(format!("{text}; run `calconnect login` again"))
             }
-        ),
-        None => format!("{} {}", owner.kind(), owner.id()),
-    };
-    println!("Logged in as {who} on {}.", spec.name());
-    println!(
-        "Connection {id} is stored in {}.",
-        home.database().display()
-    );
-    Ok(())
+        })?;
+        let me = match flow.me(&tokens.access_token).await {
+            Ok(me) => Some(me),
+            Err(calconnect::MeError::NotSupported) => None,
+            Err(e) => {
+                return Err(CliError::api(format!(
+                    "logged in, but asking who you are failed: {}",
+                    chain(&e)
+                )));
+            }
+        };
+        let owner = match (tokens.identity, &me) {
+            (Some(calconnect::CalIdentity::Team(team)), _) => CalOwner::Team(team),
+            (Some(calconnect::CalIdentity::User(user)), _) => CalOwner::User(user),
+            (_, Some(me)) => CalOwner::User(me.id),
+            (_, None) => {
+                return Err(CliError::other(
+                    "the provider's tokens name no Cal.com user and it has no /v2/me: calconnect cannot tell whose connection this is",
+                ));
+            }
+        };
+        let saved = save_connection(
+            store,
+            keyring,
+            &mut OsRng,
+            TokensToSave {
+                end_user: local::end_user(),
+                identity: CalIdentity {
+                    client_id: record.client_id.clone(),
+                    owner,
+                },
+                scopes: tokens.scopes.clone().unwrap_or_default(),
+                access_token: SecretString::from(tokens.access_token.expose_secret().to_owned()),
+                refresh_token: tokens
+                    .refresh_token
+                    .as_ref()
+                    .map(|t| SecretString::from(t.expose_secret().to_owned())),
+                access_expires_at: Some(tokens.expires_at),
+                refresh_expires_at_estimate: Some(tokens.expires_at + time::Duration::days(30)),
+            },
+        )
+        .await
+        .map_err(|e| CliError::other(format!("cannot store the connection: {}", chain(&e))))?;
+        let id = saved.connection().id.as_uuid().to_string();
+        let mut records = Records::load(home)?;
+        records.connections.insert(
+            id.clone(),
+            Record {
+                username: me.as_ref().and_then(|m| m.username.clone()),
+                email: me.as_ref().and_then(|m| m.email.clone()),
+                ..record
+            },
+        );
+        records.default = Some(id.clone());
+        records.save(home)?;
+        let who = match &me {
+            Some(m) => format!(
+                "{} ({}{})",
+                m.username.as_deref().unwrap_or("?"),
+                m.email
+                    .as_deref()
+                    .map(|e| format!("{e}, "))
+                    .unwrap_or_default(),
+                match owner {
+                    CalOwner::Team(t) => format!("team {t}"),
+                    CalOwner::User(u) => format!("user {u}"),
+                }
+            ),
+            None => format!("{} {}", owner.kind(), owner.id()),
+        };
+        Ok((who, id))
+    }
 }
 
 fn callback_error(e: &CallbackError) -> CliError {

@@ -43,7 +43,10 @@ impl Arrived {
         let (title, text) = if ok {
             (
                 "Logged in",
-                "calconnect received the authorization. You can close this tab and return to the terminal.".to_owned(),
+                format!(
+                    "{}. You can close this tab and return to the terminal.",
+                    html_escape(detail)
+                ),
             )
         } else {
             (

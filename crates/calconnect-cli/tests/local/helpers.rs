@@ -253,6 +253,9 @@ pub async fn login(home: &Path, sb: &Sandbox, port: u16) -> Out {
     );
     let (status, page) = follow(&redirect).await;
     assert_eq!(status, 200, "{page}");
-    assert!(page.contains("You can close this tab"), "{page}");
+    assert!(
+        page.contains("Logged in as alice") && page.contains("You can close this tab"),
+        "{page}"
+    );
     login.finish().await
 }

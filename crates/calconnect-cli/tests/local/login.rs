@@ -197,3 +197,40 @@ async fn help_and_completions() {
         assert!(out.stdout.contains("calconnect"), "{shell}");
     }
 }
+
+#[tokio::test]
+async fn a_failed_exchange_shows_in_the_browser_and_the_terminal() {
+    let home = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let sb = sandbox(port, 1800).await;
+    // The token endpoints answer 500 more times than the client retries.
+    sb.inject_fault(
+        calconnect_sandbox::FaultKind::ServerError { status: 500 },
+        10,
+    )
+    .unwrap();
+    let base = base(&sb);
+    let port_text = port.to_string();
+    let mut login = Login::spawn(
+        home.path(),
+        &[
+            "--profile",
+            "sandbox",
+            "--sandbox-url",
+            &base,
+            "--port",
+            &port_text,
+            "--no-browser",
+        ],
+    );
+    let url = login.authorize_url();
+    let redirect = consent(&sb, &url, "allow").await;
+    let (status, page) = follow(&redirect).await;
+    assert_eq!(status, 400, "{page}");
+    assert!(page.contains("Login failed"), "{page}");
+    let out = login.finish().await;
+    assert_eq!(out.code, 1, "{out:?}");
+    let line = out.one_line_error();
+    assert!(line.contains("calconnect login"), "{line}");
+    assert!(!out.stderr.contains(NO_TOKEN_HINT));
+}
