@@ -84,7 +84,7 @@ pub async fn run(args: ConnectionsArgs) -> anyhow::Result<()> {
                         serde_json::Value::Null => "-".into(),
                         other => other.to_string(),
                     };
-                    println!("{k:<20} {text}");
+                    println!("{k:<28} {text}");
                 }
             }
             Ok(())

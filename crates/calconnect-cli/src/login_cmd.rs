@@ -184,13 +184,12 @@ pub async fn run(args: LoginArgs) -> anyhow::Result<()> {
         .map_err(|e| CliError::other(format!("cannot build the HTTP client: {e}")))?;
     let flow = flow_for(&record, http)?;
 
-    // Local state first: a broken key file should stop us before the browser is involved.
+    // Bind before printing the URL, so the redirect cannot arrive before we listen; then the
+    // local state: a broken key file stops us before the browser is involved.
+    let listener = loopback::bind(args.port).await?;
     let home = Home::locate()?;
     let keyring = local::load_keyring(&home, true)?;
     let store = local::open_store(&home).await?;
-
-    // Bind before printing the URL, so the redirect cannot arrive before we listen.
-    let listener = loopback::bind(args.port).await?;
     let (url, pending) = flow.start(&options, &mut OsRng);
     eprintln!("Log in to {} in your browser:", spec.name());
     eprintln!("  {}", url.as_str());

@@ -126,6 +126,7 @@ async fn occupied_port_names_the_fix() {
         )),
         "{line}"
     );
+    assert!(!home.path().join("key").exists(), "nothing created");
 }
 
 #[tokio::test]

@@ -164,6 +164,26 @@ async fn corrupted_key_file_is_one_line_with_the_fix() {
         );
         assert!(line.contains("cannot be read"), "{line}");
     }
+    // login stops before the browser is involved.
+    let base = base(&sb);
+    let port = free_port().to_string();
+    let out = run(
+        home,
+        &[
+            "login",
+            "--profile",
+            "sandbox",
+            "--sandbox-url",
+            &base,
+            "--port",
+            &port,
+            "--no-browser",
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.one_line_error().contains("move it aside"), "{out:?}");
+    assert!(!out.stderr.contains("/auth/oauth2/authorize"), "{out:?}");
 }
 
 #[tokio::test]
