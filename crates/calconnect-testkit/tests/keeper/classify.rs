@@ -251,3 +251,39 @@ async fn no_refresh_token_needs_reauth() {
         "{err}"
     );
 }
+
+/// After a 5xx (Cal.com answered, nothing rotated) a revocation is the user's: `needs_reauth`.
+/// After a dropped connection Cal.com may have rotated before the answer was lost, so the
+/// same revocation reads as `refresh_lost` — the honest answer for an ambiguous loss.
+#[tokio::test]
+async fn answered_errors_clear_the_intent_lost_answers_keep_it() {
+    use calconnect_sandbox::FaultKind;
+    for (fault, lost) in [
+        (FaultKind::ServerError { status: 502 }, false),
+        (FaultKind::RateLimited, false),
+        (FaultKind::Drop, true),
+    ] {
+        let env = env().await;
+        let id = env.connect(1).await;
+        let keeper = env.keeper();
+        env.sandbox.inject_fault(fault.clone(), 1).unwrap();
+        assert!(keeper.refresh_now(id).await.unwrap_err().is_transient());
+        let c = env.parts.store.get_connection(id).await.unwrap();
+        assert_eq!(c.refresh_intent_started_at.is_some(), lost, "{fault:?}");
+        env.sandbox
+            .revoke_grant(CONFIDENTIAL_CLIENT_ID, Owner::User(1));
+        env.advance(Duration::minutes(31));
+        let err = keeper.access_token(id).await.unwrap_err();
+        if lost {
+            assert!(
+                matches!(err, KeeperError::RefreshLost { .. }),
+                "{fault:?}: {err}"
+            );
+        } else {
+            assert!(
+                matches!(err, KeeperError::NeedsReauth { .. }),
+                "{fault:?}: {err}"
+            );
+        }
+    }
+}
