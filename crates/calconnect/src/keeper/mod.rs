@@ -42,9 +42,11 @@
 //!   │     re-read: version moved and refresh token changed → newer tokens exist: use them
 //!   │     else invalid_grant with a stale I (found at S1)     → status refresh_lost
 //!   │     else                                                → status needs_reauth (Cal.com's reason)
-//!   └── network / timeout / 5xx / 429 → status stays active, I stays set (the answer may have
-//!         been lost after Cal.com rotated: if so, the next refresh is classified refresh_lost),
-//!         backoff with jitter; the old access token is served while it is still valid
+//!   ├── 5xx / 429 / other HTTP errors (Cal.com answered, nothing rotated) → I cleared
+//!   └── network / timeout / unreadable answer → I stays set (Cal.com may have rotated before
+//!         the answer was lost: then the next refresh is rightly classified refresh_lost)
+//!       either way the status stays active, refreshes back off (exponential, jittered) and the
+//!       old access token is served while it is still valid
 //! ```
 //!
 //! A fenced write that finds the version moved (our lease expired during a slow call and
