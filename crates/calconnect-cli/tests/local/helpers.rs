@@ -229,6 +229,11 @@ pub async fn follow(redirect: &str) -> (u16, String) {
 
 /// A full `calconnect login --profile sandbox` as alice; returns the CLI's output.
 pub async fn login(home: &Path, sb: &Sandbox, port: u16) -> Out {
+    login_with_scopes(home, sb, port, "PROFILE_READ,SCHEDULE_READ").await
+}
+
+/// [`login`] requesting `scopes`.
+pub async fn login_with_scopes(home: &Path, sb: &Sandbox, port: u16, scopes: &str) -> Out {
     let base = base(sb);
     let port_text = port.to_string();
     let mut login = Login::spawn(
@@ -243,6 +248,8 @@ pub async fn login(home: &Path, sb: &Sandbox, port: u16) -> Out {
             "--no-browser",
             "--timeout",
             "60s",
+            "--scopes",
+            scopes,
         ],
     );
     let url = login.authorize_url();

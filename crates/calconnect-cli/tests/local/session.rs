@@ -224,3 +224,40 @@ async fn concurrent_token_processes_refresh_one_at_a_time() {
     let after = run(home, &["token"]).await;
     assert_eq!(after.code, 0, "{after:?}");
 }
+
+#[tokio::test]
+async fn api_exit_codes_tell_usage_auth_and_api_errors_apart() {
+    let home = tempfile::tempdir().unwrap();
+    let home = home.path();
+    let port = free_port();
+    let sb = sandbox(port, 1800).await;
+    assert_eq!(
+        login_with_scopes(home, &sb, port, "PROFILE_READ")
+            .await
+            .code,
+        0
+    );
+    // Missing scope: a new login is the fix (auth).
+    let out = run(home, &["api", "GET", "/v2/schedules"]).await;
+    assert_eq!(out.code, 3, "{out:?}");
+    assert!(out.one_line_error().contains("SCHEDULE_READ"), "{out:?}");
+    // Usage.
+    for args in [
+        &["api", "FETCH", "/v2/me"][..],
+        &["api", "POST", "/v2/schedules", "--data", "{bad"],
+        &["api", "GET", "/v2/me", "--query", "novalue"],
+    ] {
+        let out = run(home, args).await;
+        assert_eq!(out.code, 2, "{args:?} {out:?}");
+        out.one_line_error();
+    }
+    // The API said no (the sandbox has no POST /v2/schedules): 4, with Cal.com's envelope.
+    let out = run(
+        home,
+        &["api", "POST", "/v2/schedules", "--data", r#"{"name":"x"}"#],
+    )
+    .await;
+    assert_eq!(out.code, 4, "{out:?}");
+    assert!(out.stdout.contains("\"status\": \"error\""), "{out:?}");
+    assert!(!out.stdout.contains(NO_TOKEN_HINT) && !out.stderr.contains(NO_TOKEN_HINT));
+}
