@@ -105,7 +105,7 @@ pub async fn run(args: ApiArgs) -> anyhow::Result<()> {
 }
 
 fn api_error(e: &ApiError) -> CliError {
-    let text = e.to_string().replace('\n', " ");
+    let text = crate::fresh::chain(e).replace('\n', " ");
     match e {
         ApiError::Token { source, .. } if source.requires_reauthorization() => {
             CliError::auth(format!("{text}; run `calconnect login`"))
@@ -114,7 +114,11 @@ fn api_error(e: &ApiError) -> CliError {
             format!("{text}; run `calconnect login` (with --scopes if scopes are missing)"),
         ),
         ApiError::InvalidRequest { .. } => CliError::usage(text),
-        ApiError::Token { .. } => CliError::other(text),
+        // No answer at all (network, timeout): not the API's verdict.
+        ApiError::Transient { envelope: None, .. } => CliError::other(text),
+        ApiError::Token { .. } => {
+            CliError::other(format!("{text}; `calconnect doctor` checks the setup"))
+        }
         _ => CliError::api(text),
     }
 }

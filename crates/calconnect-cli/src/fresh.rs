@@ -100,6 +100,10 @@ fn keeper_error(e: &KeeperError) -> CliError {
         CliError::auth(format!("{text}; run `calconnect login` to connect again"))
     } else if let KeeperError::NotFound { .. } = e {
         CliError::auth(format!("{text}; run `calconnect login`"))
+    } else if let KeeperError::Crypto { .. } = e {
+        CliError::other(format!(
+            "{text}; put back the key file that sealed it (see `calconnect doctor`), or delete the connection and run `calconnect login`"
+        ))
     } else {
         CliError::other(text)
     }
