@@ -235,3 +235,47 @@ async fn a_failed_exchange_shows_in_the_browser_and_the_terminal() {
     assert!(line.contains("calconnect login"), "{line}");
     assert!(!out.stderr.contains(NO_TOKEN_HINT));
 }
+
+#[tokio::test]
+async fn custom_profile_logs_in_with_the_token_claims() {
+    let home = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let sb = sandbox(port, 1800).await;
+    let authorize = sb.authorize_url().to_string();
+    let token = sb.token_url().to_string();
+    let port_text = port.to_string();
+    let mut login = Login::spawn(
+        home.path(),
+        &[
+            "--profile",
+            "custom",
+            "--client-id",
+            "calconnect-cli",
+            "--authorize-url",
+            &authorize,
+            "--token-url",
+            &token,
+            "--port",
+            &port_text,
+            "--no-browser",
+            "--scopes",
+            "PROFILE_READ",
+        ],
+    );
+    let url = login.authorize_url();
+    let redirect = consent(&sb, &url, "allow").await;
+    let (status, page) = follow(&redirect).await;
+    assert_eq!(status, 200, "{page}");
+    let out = login.finish().await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout.contains("Logged in as user 1 on custom."),
+        "{out:?}"
+    );
+    // A custom provider has no Cal.com API, but `token` works.
+    let token = run(home.path(), &["token"]).await;
+    assert_eq!(token.code, 0, "{token:?}");
+    let api = run(home.path(), &["api", "GET", "/v2/me"]).await;
+    assert_eq!(api.code, 2, "{api:?}");
+    assert!(api.one_line_error().contains("no Cal.com API"), "{api:?}");
+}
