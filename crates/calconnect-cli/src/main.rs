@@ -97,14 +97,15 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // The local commands talk to a person or a script: only warnings from the libraries.
+    // The local commands talk to a person or a script: their own messages say what happened,
+    // so library logs only on RUST_LOG=….
     let default_filter = match cli.command {
         Command::Login(_)
         | Command::Token(_)
         | Command::Api(_)
         | Command::Connections(_)
         | Command::Doctor(_)
-        | Command::Completions(_) => "warn",
+        | Command::Completions(_) => "error",
         _ => "info",
     };
     tracing_subscriber::fmt()

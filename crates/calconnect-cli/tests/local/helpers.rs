@@ -41,7 +41,7 @@ pub fn calconnect(home: &Path) -> Command {
         .env_remove("CALCONNECT_CLIENT_ID")
         .env_remove("CALCONNECT_SANDBOX_URL")
         .env_remove("CALCONNECT_KEYS")
-        .env("RUST_LOG", "warn")
+        .env_remove("RUST_LOG")
         .stdin(Stdio::null());
     cmd
 }
@@ -68,6 +68,11 @@ impl Out {
         assert!(last.starts_with("error: "), "{self:?}");
         assert!(!self.stderr.contains("panicked"), "{self:?}");
         assert!(!self.stderr.contains("backtrace"), "{self:?}");
+        // No library log lines around the explanation.
+        assert!(
+            !self.stderr.contains("WARN") && !self.stderr.contains("INFO"),
+            "{self:?}"
+        );
         last
     }
 }
