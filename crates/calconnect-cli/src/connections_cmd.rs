@@ -78,7 +78,8 @@ pub async fn run(args: ConnectionsArgs) -> anyhow::Result<()> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else if let Some(map) = v.as_object() {
-                for (k, v) in map {
+                for k in SHOW_ORDER {
+                    let Some(v) = map.get(*k) else { continue };
                     let text = match v {
                         serde_json::Value::String(s) => s.clone(),
                         serde_json::Value::Null => "-".into(),
@@ -109,6 +110,27 @@ pub async fn run(args: ConnectionsArgs) -> anyhow::Result<()> {
         }
     }
 }
+
+/// Field order of `connections show`.
+const SHOW_ORDER: &[&str] = &[
+    "id",
+    "username",
+    "email",
+    "owner",
+    "profile",
+    "provider",
+    "client_id",
+    "redirect_uri",
+    "scopes",
+    "status",
+    "status_reason",
+    "access_expires_at",
+    "last_refreshed_at",
+    "refresh_expires_at_estimate",
+    "has_refresh_token",
+    "created_at",
+    "default",
+];
 
 async fn list(store: &dyn ConnectionStore, records: &Records, json: bool) -> anyhow::Result<()> {
     let all = store
