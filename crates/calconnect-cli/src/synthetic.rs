@@ -8,6 +8,7 @@ use calconnect::{
     AuthorizationFlow, AuthorizeOptions, Callback, ClientConfig, HttpClient, HttpConfig,
     ProviderProfile, SystemClock, UrlPolicy,
 };
+use calconnect_sandbox::browser::SandboxBrowser;
 use calconnect_sandbox::{DEFAULT_PUBLIC_REDIRECT_URI, PUBLIC_CLIENT_ID};
 use std::sync::Arc;
 
@@ -35,47 +36,12 @@ async fn walk(base: &str) -> Result<String, String> {
     let options = AuthorizeOptions::new(["PROFILE_READ"]).map_err(|e| e.to_string())?;
     let (url, pending) = flow.start(&options, &mut rand::rngs::OsRng);
 
-    let browser = reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(std::time::Duration::from_secs(15))
-        .build()
-        .map_err(|e| format!("the browser ({e})"))?;
-    let login_url = format!("{}/auth/login", base.trim_end_matches('/'));
-    let login = browser
-        .post(&login_url)
-        .form(&[("user_id", "1"), ("callbackUrl", "/_sandbox/")])
-        .send()
+    let base_url = url::Url::parse(base).map_err(|_| "the sandbox URL".to_owned())?;
+    let browser = SandboxBrowser::new(&base_url).map_err(|e| e.to_string())?;
+    let redirect = browser
+        .sign_in_and_allow(1, url.as_str())
         .await
-        .map_err(|_| "signing in (the sandbox did not answer)".to_owned())?;
-    if !login.status().is_redirection() {
-        return Err(format!("signing in (HTTP {})", login.status().as_u16()));
-    }
-    let page = browser
-        .get(url.as_str())
-        .send()
-        .await
-        .map_err(|_| "the consent page".to_owned())?;
-    let redirect = if page.status().is_redirection() {
-        location(&page)?
-    } else {
-        let html = page
-            .text()
-            .await
-            .map_err(|_| "the consent page".to_owned())?;
-        let mut form = hidden_inputs(&html);
-        if form.is_empty() {
-            return Err("the consent page (no form)".into());
-        }
-        form.push(("action".into(), "allow".into()));
-        let submitted = browser
-            .post(url.as_url().clone())
-            .form(&form)
-            .send()
-            .await
-            .map_err(|_| "submitting consent".to_owned())?;
-        location(&submitted)?
-    };
+        .map_err(|e| e.to_string())?;
     let callback =
         Callback::from_redirect_url(&redirect).map_err(|e| format!("the callback ({e})"))?;
     let verified = pending
@@ -90,36 +56,4 @@ async fn walk(base: &str) -> Result<String, String> {
         .await
         .map_err(|e| format!("/v2/me ({e})"))?;
     Ok(me.username.unwrap_or_else(|| format!("user {}", me.id)))
-}
-
-fn location(resp: &reqwest::Response) -> Result<String, String> {
-    resp.headers()
-        .get("location")
-        .and_then(|l| l.to_str().ok())
-        .map(str::to_owned)
-        .ok_or_else(|| {
-            format!(
-                "consent (HTTP {} without a redirect)",
-                resp.status().as_u16()
-            )
-        })
-}
-
-fn hidden_inputs(html: &str) -> Vec<(String, String)> {
-    html.split("<input type=\"hidden\" name=\"")
-        .skip(1)
-        .filter_map(|rest| {
-            let (name, rest) = rest.split_once("\" value=\"")?;
-            let value = rest.split_once('"')?.0;
-            Some((
-                name.to_owned(),
-                value
-                    .replace("&quot;", "\"")
-                    .replace("&lt;", "<")
-                    .replace("&gt;", ">")
-                    .replace("&#39;", "'")
-                    .replace("&amp;", "&"),
-            ))
-        })
-        .collect()
 }

@@ -14,6 +14,8 @@
 //! ```
 
 pub mod api;
+#[cfg(feature = "browser")]
+pub mod browser;
 pub mod clock;
 pub mod control;
 pub mod jwt;

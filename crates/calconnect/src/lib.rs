@@ -19,19 +19,8 @@
 //! #
 //! # /// Plays the user: signs in as the seed's alice and clicks "Allow"; returns the redirect.
 //! # async fn user_signs_in_and_allows(sandbox: &calconnect_sandbox::Sandbox, url: &str) -> Result<String, Error> {
-//! #     let browser = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
-//! #     let login = browser.post(sandbox.base_url().join("/auth/login")?)
-//! #         .form(&[("user_id", "1"), ("callbackUrl", "/_sandbox/")]).send().await?;
-//! #     let cookie = login.headers()["set-cookie"].to_str()?.split(';').next().unwrap_or("").to_owned();
-//! #     let page = browser.get(url).header("cookie", &cookie).send().await?.text().await?;
-//! #     let mut form: Vec<(String, String)> = page.split("<input type=\"hidden\" name=\"").skip(1)
-//! #         .filter_map(|rest| {
-//! #             let (name, rest) = rest.split_once("\" value=\"")?;
-//! #             Some((name.to_owned(), rest.split_once('"')?.0.replace("&amp;", "&")))
-//! #         }).collect();
-//! #     form.push(("action".into(), "allow".into()));
-//! #     let allowed = browser.post(sandbox.authorize_url()).header("cookie", &cookie).form(&form).send().await?;
-//! #     Ok(allowed.headers()["location"].to_str()?.to_owned())
+//! #     let browser = calconnect_sandbox::browser::SandboxBrowser::new(sandbox.base_url())?;
+//! #     Ok(browser.sign_in_and_allow(1, url).await?)
 //! # }
 //! #
 //! # #[tokio::main(flavor = "current_thread")]

@@ -11,6 +11,7 @@ use calconnect::{
     AccessToken, AuthorizationFlow, AuthorizeOptions, Callback, ClientConfig, ClientSecret,
     HttpClient, HttpConfig, ProviderProfile, RefreshToken, SystemClock, TokenSet, UrlPolicy,
 };
+use calconnect_sandbox::browser::SandboxBrowser;
 use calconnect_sandbox::jwt::{self, ACCESS_TOKEN_TYPE, Claims};
 use calconnect_sandbox::{
     CONFIDENTIAL_CLIENT_ID, CONFIDENTIAL_CLIENT_SECRET, DEFAULT_REDIRECT_URI, Sandbox,
@@ -104,34 +105,11 @@ impl Env {
     pub async fn connect(&self, flow: &AuthorizationFlow, scopes: &[&str]) -> TokenSet {
         let options = AuthorizeOptions::new(scopes.iter().copied()).unwrap();
         let (url, pending) = flow.start(&options, &mut rand::rngs::OsRng);
-        let browser = reqwest::Client::builder()
-            .cookie_store(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
-        let login = browser
-            .post(self.sandbox.base_url().join("/auth/login").unwrap())
-            .form(&[
-                ("user_id", ALICE.to_string()),
-                ("callbackUrl", "/_sandbox/".to_owned()),
-            ])
-            .send()
+        let browser = SandboxBrowser::new(self.sandbox.base_url()).unwrap();
+        let redirect = browser
+            .sign_in_and_allow(ALICE, url.as_str())
             .await
             .unwrap();
-        assert!(login.status().is_redirection(), "{}", login.status());
-        let page = browser.get(url.as_str()).send().await.unwrap();
-        assert_eq!(page.status(), 200, "the consent page");
-        let html = page.text().await.unwrap();
-        let mut form = hidden_inputs(&html);
-        form.push(("action".into(), "allow".into()));
-        let allowed = browser
-            .post(self.sandbox.authorize_url())
-            .form(&form)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(allowed.status(), 303);
-        let redirect = allowed.headers()["location"].to_str().unwrap().to_owned();
         let verified = pending
             .verify(
                 Callback::from_redirect_url(&redirect).unwrap(),
@@ -153,21 +131,6 @@ pub fn quick_retries() -> RetryPolicy {
 
 pub fn governor(limit: u32, window: Duration) -> GovernorConfig {
     GovernorConfig::new(limit, window)
-}
-
-/// `<input type="hidden" name="K" value="V">` pairs of a page.
-fn hidden_inputs(html: &str) -> Vec<(String, String)> {
-    html.split("<input type=\"hidden\" name=\"")
-        .skip(1)
-        .filter_map(|rest| {
-            let (name, rest) = rest.split_once("\" value=\"")?;
-            let (value, _) = rest.split_once('"')?;
-            Some((
-                name.to_owned(),
-                value.replace("&quot;", "\"").replace("&amp;", "&"),
-            ))
-        })
-        .collect()
 }
 
 /// Time is the sandbox's (frozen) clock; sleeping moves it forward. Records every sleep.

@@ -9,6 +9,7 @@ use calconnect::{
     RefreshToken, TokenEndpoints, TransientError, UnauthorizedClientReason, UrlPolicy,
     VerifiedCallback,
 };
+use calconnect_sandbox::browser::{Decision, SandboxBrowser};
 use calconnect_sandbox::{
     CONFIDENTIAL_CLIENT_ID, CONFIDENTIAL_CLIENT_SECRET, ClientStatus, DEFAULT_PUBLIC_REDIRECT_URI,
     DEFAULT_REDIRECT_URI, FaultKind, FaultSpec, FaultTarget, Owner, PUBLIC_CLIENT_ID, Sandbox,
@@ -67,7 +68,7 @@ impl Env {
         )
     }
 
-    /// Signs in as `user`, opens the authorize URL, submits the consent form with `action`
+    /// Signs in as `user`, opens the authorize URL, answers the consent page with `action`
     /// (`allow`/`deny`) and `account`; returns the redirect to the client.
     async fn consent(
         &self,
@@ -76,57 +77,17 @@ impl Env {
         action: &str,
         account: Option<&str>,
     ) -> String {
-        let browser = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
-        let login = browser
-            .post(self.sandbox.base_url().join("/auth/login").unwrap())
-            .form(&[
-                ("user_id", user.to_string()),
-                ("callbackUrl", "/_sandbox/".into()),
-            ])
-            .send()
+        let browser = SandboxBrowser::new(self.sandbox.base_url()).unwrap();
+        browser.sign_in(user).await.unwrap();
+        let decision = if action == "allow" {
+            Decision::Allow
+        } else {
+            Decision::Deny
+        };
+        browser
+            .authorize(authorize_url, decision, account)
             .await
-            .unwrap();
-        let cookie = login.headers()["set-cookie"]
-            .to_str()
             .unwrap()
-            .split(';')
-            .next()
-            .unwrap()
-            .to_owned();
-        let page = browser
-            .get(authorize_url)
-            .header("cookie", &cookie)
-            .send()
-            .await
-            .unwrap();
-        if page.status().is_redirection() {
-            return page.headers()["location"].to_str().unwrap().to_owned();
-        }
-        assert_eq!(page.status(), 200, "consent page expected");
-        let html = page.text().await.unwrap();
-        let mut form = hidden_inputs(&html);
-        form.retain(|(k, _)| account.is_none() || k != "account");
-        form.push(("action".into(), action.into()));
-        if let Some(account) = account {
-            form.push(("account".into(), account.into()));
-        }
-        let submitted = browser
-            .post(self.sandbox.authorize_url())
-            .header("cookie", &cookie)
-            .form(&form)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            submitted.status(),
-            303,
-            "{}",
-            submitted.text().await.unwrap_or_default()
-        );
-        submitted.headers()["location"].to_str().unwrap().to_owned()
     }
 
     /// The full browser part: start, sign in as `user`, allow, verify the callback.
@@ -158,24 +119,6 @@ fn confidential_client(secret: &str) -> ClientConfig {
 
 fn scopes() -> AuthorizeOptions {
     AuthorizeOptions::new(["PROFILE_READ", "SCHEDULE_READ"]).unwrap()
-}
-
-/// `<input type="hidden" name="K" value="V">` pairs of a page.
-fn hidden_inputs(html: &str) -> Vec<(String, String)> {
-    html.split("<input type=\"hidden\" name=\"")
-        .skip(1)
-        .filter_map(|rest| {
-            let (name, rest) = rest.split_once("\" value=\"")?;
-            let (value, _) = rest.split_once('"')?;
-            let value = value
-                .replace("&quot;", "\"")
-                .replace("&#39;", "'")
-                .replace("&lt;", "<")
-                .replace("&gt;", ">")
-                .replace("&amp;", "&");
-            Some((name.to_owned(), value))
-        })
-        .collect()
 }
 
 #[tokio::test]
