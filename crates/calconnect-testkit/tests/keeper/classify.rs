@@ -287,3 +287,52 @@ async fn answered_errors_clear_the_intent_lost_answers_keep_it() {
         }
     }
 }
+
+/// While our call is out (lease run out), another instance marks the row `refresh_lost`. Our
+/// answer holds the only live refresh token: the fenced write retries at the new version and
+/// the status goes back to `active`, with an event saying so.
+#[derive(Debug)]
+struct MarkLostMeanwhile {
+    parts: KeeperParts,
+}
+
+#[async_trait]
+impl RefreshHooks for MarkLostMeanwhile {
+    async fn at(&self, step: RefreshStep, id: ConnectionId) {
+        if step == RefreshStep::AfterResponse {
+            self.parts
+                .store
+                .set_status(
+                    id,
+                    calconnect::store::StatusChange {
+                        status: ConnectionStatus::RefreshLost,
+                        reason: "refresh_lost: test".into(),
+                        expected_version: None,
+                    },
+                )
+                .await
+                .unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_write_that_outlived_its_lease_restores_the_connection() {
+    let env = env().await;
+    let id = env.connect(1).await;
+    let keeper = env.parts.keeper(KeeperConfig {
+        hooks: Arc::new(MarkLostMeanwhile {
+            parts: env.parts.clone(),
+        }),
+        ..config()
+    });
+    env.advance(Duration::minutes(31));
+    let fresh = keeper.access_token(id).await.unwrap();
+    let c = env.parts.store.get_connection(id).await.unwrap();
+    assert_eq!(c.status, ConnectionStatus::Active);
+    let (stored, _) = env.parts.open_tokens(id).await;
+    assert!(stored.ct_eq(&fresh.access_token));
+    let reason = last_event_reason(&env.parts, id).await;
+    assert!(reason.starts_with("refresh_recovered: "), "{reason}");
+    assert!(usable(env.sandbox.base_url().as_str(), &stored).await);
+}
