@@ -6,6 +6,30 @@
 //! Cal.com's answer and the write, or a transient error mistaken for revocation each disconnect
 //! a user. The keeper prevents the first, detects the second, and never does the third.
 //!
+//! # Quick start
+//!
+//! ```no_run
+//! # use std::sync::Arc;
+//! # use calconnect::store::{ConnectionId, ConnectionStore};
+//! # use calconnect::{AuthorizationFlow, HttpClient, Keyring, ProviderProfile};
+//! # async fn demo(store: Arc<dyn ConnectionStore>, keyring: Arc<Keyring>, flow: Arc<AuthorizationFlow>,
+//! #     profile: ProviderProfile, http: HttpClient, id: ConnectionId) -> Result<(), Box<dyn std::error::Error>> {
+//! use calconnect::{CalClient, KeeperConfig, SystemClock, TokenKeeper};
+//!
+//! // Once per process: the store, keyring and flow the broker already has.
+//! let keeper = TokenKeeper::new(store, keyring, flow, Arc::new(SystemClock), KeeperConfig::default());
+//! let sweep = keeper.spawn_sweep(); // keeps idle connections alive
+//!
+//! // A token valid for more than 5 minutes (from memory; refreshed first if needed) ...
+//! let token = keeper.access_token(id).await?;
+//! // ... or let the API client ask for it, and for a replacement after a 401.
+//! let api = CalClient::for_profile(&profile, http, Arc::new(keeper.token_source(id)))?.build();
+//! let me = api.me().await?;
+//!
+//! sweep.stop().await; // on shutdown
+//! # let _ = (token, me); Ok(()) }
+//! ```
+//!
 //! # Hot path
 //!
 //! [`TokenKeeper::access_token`] answers from an in-memory cache while the token is valid for
@@ -65,7 +89,9 @@ mod source;
 mod sweep;
 mod telemetry;
 
-pub use config::{KeeperConfig, NoHooks, RefreshHooks, RefreshStep, SweepConfig};
+pub use config::{
+    KeeperConfig, KeeperConfigError, NoHooks, RefreshHooks, RefreshStep, SweepConfig,
+};
 pub use error::{FreshToken, KeeperError};
 pub use source::KeeperTokenSource;
 pub use sweep::{SweepError, SweepHandle, SweepReport};
