@@ -39,8 +39,14 @@ enum Command {
     ///   calconnect sandbox
     ///   calconnect sandbox --listen 127.0.0.1:5555 --redirect-uri http://localhost:3000/callback
     ///   calconnect sandbox --seed my-seed.toml
+    #[command(verbatim_doc_comment)]
     Sandbox(sandbox_cmd::SandboxArgs),
-    /// Manage the keys that seal tokens at rest (`calconnect keys generate`).
+    /// Manage the keys that seal tokens at rest.
+    ///
+    /// Examples:
+    ///   calconnect keys generate --out ~/.config/calconnect/broker.key
+    ///   calconnect keys rotate --sqlite calconnect.db --key-file keys.txt
+    #[command(verbatim_doc_comment)]
     Keys(keys_cmd::KeysArgs),
     /// Log in to Cal.com in the browser and store the connection on this machine.
     ///
@@ -73,7 +79,12 @@ enum Command {
     #[command(verbatim_doc_comment, after_help = exit::EXIT_CODES_HELP)]
     Api(api_cmd::ApiArgs),
     /// List, show or delete the connections stored on this machine.
-    #[command(after_help = exit::EXIT_CODES_HELP)]
+    ///
+    /// Examples:
+    ///   calconnect connections list
+    ///   calconnect connections show alice --json
+    ///   calconnect connections delete alice
+    #[command(verbatim_doc_comment, after_help = exit::EXIT_CODES_HELP)]
     Connections(connections_cmd::ConnectionsArgs),
     /// Check configuration, redirect URIs, clock, database, keys and the token endpoint.
     ///
