@@ -1,0 +1,59 @@
+//! calconnect-broker: a self-hosted service that owns the Cal.com OAuth flow and token lifecycle
+//! for apps in any language (issue 7; DESIGN.md "Who uses it and how").
+//!
+//! - The app's backend uses the JSON API with an API key: connect sessions, connections, fresh
+//!   access tokens, a proxy to Cal.com API v2, the webhook delivery log.
+//! - The end user's browser follows `connect_url` → Cal.com consent → `/oauth/callback`.
+//! - Webhooks tell the app when a connection is created, breaks or recovers.
+//!
+//! [`router`] builds the whole service on an [`AppState`] (testable with `oneshot`);
+//! [`Broker::builder`] opens the database, binds and serves. `calconnect serve` runs it.
+
+pub mod api_keys;
+pub mod config;
+mod connect;
+pub mod connections;
+pub mod db;
+pub mod error;
+mod extract;
+pub mod metrics;
+mod ops;
+pub mod pages;
+pub mod proxy;
+mod server;
+pub mod sessions;
+pub mod state;
+pub mod tokens;
+pub mod webhooks;
+
+pub use config::{BrokerConfig, ConfigError, DatabaseConfig, EXAMPLE_CONFIG, LogFormat};
+pub use db::BrokerDb;
+pub use error::ApiError;
+pub use server::{Broker, BrokerBuilder, MAX_BODY_BYTES, StartError, open_storage, router};
+pub use state::AppState;
+
+use axum::Router;
+use calconnect::store::ConnectionStore;
+use calconnect::{AuthorizationFlow, Clock};
+use std::sync::Arc;
+
+/// Routes added by later steps (tokens, proxy, webhooks).
+fn extra_routes() -> Router<AppState> {
+    Router::new()
+}
+
+/// `/api/openapi.json`.
+fn openapi_routes() -> Router<AppState> {
+    Router::new()
+}
+
+/// The token provider behind the access-token endpoint and the proxy.
+fn keeper_tokens(
+    _store: Arc<dyn ConnectionStore>,
+    _config: &BrokerConfig,
+    _flow: AuthorizationFlow,
+    _clock: Arc<dyn Clock>,
+    _name: Option<String>,
+) -> Arc<dyn tokens::TokenProvider> {
+    Arc::new(tokens::Unavailable)
+}
