@@ -13,29 +13,7 @@ use std::path::PathBuf;
 use url::Url;
 
 /// An example configuration (shown by `calconnect serve --help`).
-pub const EXAMPLE_CONFIG: &str = r#"# broker.toml
-listen = "127.0.0.1:8080"                      # CALCONNECT_LISTEN
-public_base_url = "https://connect.example.com" # CALCONNECT_PUBLIC_BASE_URL (redirect URI = <this>/oauth/callback)
-database_url = "sqlite://calconnect.db"        # CALCONNECT_DATABASE_URL (or postgres://user@host/db)
-log_format = "text"                            # CALCONNECT_LOG_FORMAT: text | json
-
-[provider]
-kind = "cal_com"                               # CALCONNECT_PROVIDER: cal_com | self_hosted | sandbox
-# web_url = "http://127.0.0.1:5555"            # CALCONNECT_PROVIDER_URL (self_hosted, sandbox)
-# api_url = "https://api.cal.example.com/v2"   # CALCONNECT_PROVIDER_API_URL (self_hosted)
-
-[client]
-id = "your-oauth-client-id"                    # CALCONNECT_CLIENT_ID
-# secret: set CALCONNECT_CLIENT_SECRET rather than writing it here
-scopes = ["PROFILE_READ", "SCHEDULE_READ"]     # default scopes of a connect session
-
-[keys]
-file = "/etc/calconnect/keys"                  # CALCONNECT_KEY_FILE, or the keys in CALCONNECT_KEYS
-
-[webhooks]
-urls = ["https://app.example.com/hooks/calconnect"] # CALCONNECT_WEBHOOK_URLS (comma-separated)
-# secret: set CALCONNECT_WEBHOOK_SECRET
-"#;
+pub const EXAMPLE_CONFIG: &str = include_str!("example-config.toml");
 
 /// A configuration problem: the key and what to do.
 #[derive(Debug, thiserror::Error)]
@@ -280,6 +258,26 @@ impl BrokerConfig {
             webhooks,
             connect_session_ttl: time::Duration::seconds(ttl),
         })
+    }
+}
+
+/// The log format named by `CALCONNECT_LOG_FORMAT` or the file's `log_format` (before the rest
+/// is validated, so logging can start first). Unknown values fall back to text here; validation
+/// reports them.
+pub fn log_format_of(toml_text: &str, env: &Env) -> LogFormat {
+    let from_file = toml::from_str::<toml::Table>(toml_text).ok().and_then(|t| {
+        t.get("log_format")
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+    });
+    match env
+        .get("CALCONNECT_LOG_FORMAT")
+        .cloned()
+        .or(from_file)
+        .as_deref()
+    {
+        Some("json") => LogFormat::Json,
+        _ => LogFormat::Text,
     }
 }
 

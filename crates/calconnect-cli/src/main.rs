@@ -1,7 +1,9 @@
 //! The `calconnect` command line.
 
+mod api_keys_cmd;
 mod keys_cmd;
 mod sandbox_cmd;
+mod serve_cmd;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -25,17 +27,35 @@ enum Command {
     Sandbox(sandbox_cmd::SandboxArgs),
     /// Manage the keys that seal tokens at rest (`calconnect keys generate`).
     Keys(keys_cmd::KeysArgs),
+    /// Run the broker: connect links, OAuth callback, fresh tokens, API proxy, webhooks.
+    ///
+    /// Examples:
+    ///   calconnect serve --config broker.toml
+    ///   CALCONNECT_DATABASE_URL=postgres://calconnect@db/calconnect calconnect serve -c broker.toml
+    #[command(verbatim_doc_comment)]
+    Serve(serve_cmd::ServeArgs),
+    /// Manage the broker's API keys (create shows the key once; list; revoke).
+    ///
+    /// Examples:
+    ///   calconnect api-keys create --config broker.toml --name my-app
+    ///   calconnect api-keys list --config broker.toml
+    ///   calconnect api-keys revoke --config broker.toml 4b1d…
+    #[command(verbatim_doc_comment)]
+    ApiKeys(api_keys_cmd::ApiKeysArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if serve_cmd::wants_json_logs(&cli.command) {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -47,6 +67,8 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Sandbox(args) => sandbox_cmd::run(args).await,
             Command::Keys(args) => keys_cmd::run(args).await,
+            Command::Serve(args) => serve_cmd::run(args).await,
+            Command::ApiKeys(args) => api_keys_cmd::run(args).await,
         }
     });
     match result {
