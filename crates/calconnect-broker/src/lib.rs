@@ -9,6 +9,7 @@
 //! [`router`] builds the whole service on an [`AppState`] (testable with `oneshot`);
 //! [`Broker::builder`] opens the database, binds and serves. `calconnect serve` runs it.
 
+mod access_token;
 pub mod api_keys;
 pub mod config;
 mod connect;
@@ -37,9 +38,21 @@ use calconnect::store::ConnectionStore;
 use calconnect::{AuthorizationFlow, Clock};
 use std::sync::Arc;
 
-/// Routes added by later steps (tokens, proxy, webhooks).
+/// Token, proxy and webhook-log routes (under `/api/v1`).
 fn extra_routes() -> Router<AppState> {
+    use axum::routing::{any, post};
     Router::new()
+        .route(
+            "/connections/{id}/access-token",
+            post(access_token::access_token),
+        )
+        .route(
+            "/connections/{id}/proxy/{*rest}",
+            any(proxy::proxy).layer(tower_http::limit::RequestBodyLimitLayer::new(
+                proxy::MAX_PROXY_BODY_BYTES,
+            )),
+        )
+        .route("/webhook-deliveries", axum::routing::get(webhooks::list))
 }
 
 /// `/api/openapi.json`.

@@ -56,6 +56,40 @@ pub(crate) struct Session {
     pub(crate) expires_at_ms: i64,
 }
 
+/// A fresh session id and 256-bit link token.
+pub(crate) fn new_id_and_token() -> (String, String) {
+    let mut rng = rand::rngs::OsRng;
+    let mut bytes = [0u8; 32];
+    rng.fill_bytes(&mut bytes);
+    let token = URL_SAFE_NO_PAD.encode(bytes);
+    let mut b = [0u8; 16];
+    rng.fill_bytes(&mut b);
+    let id = uuid::Builder::from_random_bytes(b).into_uuid().to_string();
+    (id, token)
+}
+
+/// Creates a connect link for `end_user_id` valid for `ttl_ms` (reconnect links in webhooks).
+pub(crate) async fn reconnect_link(
+    state: &AppState,
+    end_user_id: &str,
+    scopes: Vec<String>,
+    team: bool,
+    ttl_ms: i64,
+) -> Result<String, DbError> {
+    let (id, token) = new_id_and_token();
+    let now = state.now_ms();
+    let session = Session {
+        end_user_id: end_user_id.to_owned(),
+        scopes,
+        return_to: None,
+        team,
+        expires_at_ms: now + ttl_ms,
+    };
+    insert(&state.db, &id, &token_hash(&token), &session, now).await?;
+    let base = state.config.public_base_url.as_str().trim_end_matches('/');
+    Ok(format!("{base}/connect/{token}"))
+}
+
 pub(crate) fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
@@ -85,17 +119,7 @@ pub(crate) async fn create(
             ));
         }
     }
-    let mut rng = rand::rngs::OsRng;
-    let mut bytes = [0u8; 32];
-    rng.fill_bytes(&mut bytes);
-    let token = URL_SAFE_NO_PAD.encode(bytes);
-    let id = uuid::Builder::from_random_bytes({
-        let mut b = [0u8; 16];
-        rng.fill_bytes(&mut b);
-        b
-    })
-    .into_uuid()
-    .to_string();
+    let (id, token) = new_id_and_token();
     let now = state.now_ms();
     let ttl_ms = i64::try_from(state.config.connect_session_ttl.whole_milliseconds()).unwrap_or(0);
     let session = Session {
@@ -117,7 +141,7 @@ pub(crate) async fn create(
     ))
 }
 
-async fn insert(
+pub(crate) async fn insert(
     db: &BrokerDb,
     id: &str,
     hash: &str,
