@@ -13,6 +13,7 @@
 pub mod bench;
 pub mod conformance;
 pub mod fixtures;
+pub mod keeper;
 pub mod postgres;
 
 use async_trait::async_trait;

@@ -131,6 +131,8 @@
 //! - [`token_response`], [`errors`], [`claims`]: tolerant token parsing, one error enum per
 //!   operation with Cal.com's reasons, unverified identity claims.
 //! - [`http`]: the one hardened HTTP client.
+//! - [`keeper`]: [`TokenKeeper`] — fresh access tokens, refreshes that never lose a
+//!   connection (single flight, leases, intents, fenced writes), the keep-alive sweep.
 //! - [`api`]: [`CalClient`], the Cal.com API v2 client, and the [`AccessTokenSource`] it takes
 //!   tokens from.
 //!
@@ -150,6 +152,7 @@ pub mod endpoint;
 pub mod errors;
 pub mod flow;
 pub mod http;
+pub mod keeper;
 pub mod me;
 pub mod pending;
 pub mod pending_registry;
@@ -178,6 +181,10 @@ pub use flow::{
     AuthorizationFlow, AuthorizeOptions, AuthorizeOptionsError, AuthorizeUrl, RevocableToken,
 };
 pub use http::{HttpClient, HttpClientError, HttpConfig, TransportError, TransportErrorKind};
+pub use keeper::{
+    FreshToken, KeeperConfig, KeeperError, KeeperTokenSource, RefreshHooks, RefreshStep,
+    SweepConfig, TokenKeeper,
+};
 pub use me::{CalUser, MeError};
 pub use pending::{PENDING_AUTHORIZATION_TTL, PendingAuthorization, PendingDecodeError, StateKey};
 pub use pending_registry::PendingAuthorizations;

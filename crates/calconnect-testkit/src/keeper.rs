@@ -1,0 +1,198 @@
+//! The token keeper's test environment: a sandbox signing with a known key, connections with
+//! real rotating refresh tokens (no browser needed), and the sandbox counters that prove how
+//! many refreshes happened.
+
+use calconnect::crypto::{Keyring, SealContext, SealedField};
+use calconnect::store::{
+    CalIdentity, CalOwner, ConnectionId, ConnectionStore, EndUserId, TokenWrite, TokensToSave,
+    save_connection,
+};
+use calconnect::{
+    AccessToken, AuthorizationFlow, ClientConfig, ClientSecret, Clock, HttpClient, HttpConfig,
+    KeeperConfig, ProviderProfile, RefreshToken, StaticToken, TokenKeeper, UrlPolicy,
+};
+use calconnect_sandbox::jwt::{self, Claims, REFRESH_TOKEN_TYPE};
+use calconnect_sandbox::{
+    CONFIDENTIAL_CLIENT_ID, CONFIDENTIAL_CLIENT_SECRET, DEFAULT_REDIRECT_URI, Sandbox,
+};
+use rand::rngs::OsRng;
+use secrecy::{ExposeSecret, SecretString};
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+use time::{Duration, OffsetDateTime};
+
+/// The sandbox's signing key in keeper tests (lets tests mint a first refresh token).
+pub const SIGNING_KEY: &[u8] = b"calconnect-keeper-tests-signing-key";
+/// Scopes of test connections.
+pub const SCOPES: &[&str] = &["PROFILE_READ", "SCHEDULE_READ"];
+
+/// A sandbox for keeper tests; `frozen` pins its clock (in-process tests with a mock clock).
+pub async fn sandbox(frozen: Option<OffsetDateTime>) -> Sandbox {
+    let mut builder = Sandbox::builder().signing_key(SIGNING_KEY);
+    if let Some(at) = frozen {
+        builder = builder.frozen_clock(at);
+    }
+    builder.start().await.unwrap()
+}
+
+/// The sandbox as a provider profile.
+pub fn profile(sandbox_url: &str) -> ProviderProfile {
+    ProviderProfile::sandbox(
+        sandbox_url.trim_end_matches('/'),
+        UrlPolicy::allow_insecure_loopback_http(),
+    )
+    .unwrap()
+}
+
+/// The hardened HTTP client with a short total timeout (for the delay-fault tests).
+pub fn http(total_timeout: StdDuration) -> HttpClient {
+    HttpClient::new(HttpConfig::default().total_timeout(total_timeout)).unwrap()
+}
+
+/// The seeded confidential client's flow against `sandbox_url`.
+pub fn flow(sandbox_url: &str, http: HttpClient, clock: Arc<dyn Clock>) -> AuthorizationFlow {
+    let client = ClientConfig::confidential(
+        CONFIDENTIAL_CLIENT_ID,
+        ClientSecret::new(CONFIDENTIAL_CLIENT_SECRET),
+        DEFAULT_REDIRECT_URI,
+    )
+    .unwrap();
+    AuthorizationFlow::new(profile(sandbox_url), client, http, clock)
+}
+
+/// Everything a keeper needs, sharing one clock.
+#[derive(Debug, Clone)]
+pub struct KeeperParts {
+    /// The store.
+    pub store: Arc<dyn ConnectionStore>,
+    /// The keyring.
+    pub keyring: Arc<Keyring>,
+    /// The flow.
+    pub flow: Arc<AuthorizationFlow>,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl KeeperParts {
+    /// A keeper over these parts.
+    pub fn keeper(&self, config: KeeperConfig) -> TokenKeeper {
+        TokenKeeper::new(
+            self.store.clone(),
+            self.keyring.clone(),
+            self.flow.clone(),
+            self.clock.clone(),
+            config,
+        )
+    }
+
+    /// Connects Cal.com user `user` of the seeded confidential client: mints a legacy refresh
+    /// token (accepted once, calcom-facts.md §3.3 step 5), trades it for a real rotating pair
+    /// and saves that pair. The sandbox's counters are not reset.
+    pub async fn connect(&self, sandbox: &Sandbox, user: i64) -> ConnectionId {
+        let now = sandbox.now().unix_timestamp();
+        let legacy = Claims {
+            user_id: Some(user),
+            team_id: None,
+            scope: SCOPES.iter().map(|s| (*s).to_owned()).collect(),
+            token_type: REFRESH_TOKEN_TYPE.to_owned(),
+            client_id: CONFIDENTIAL_CLIENT_ID.to_owned(),
+            secret: None,
+            code_challenge: None,
+            code_challenge_method: None,
+            iat: now - 1,
+            exp: now + 30 * 24 * 3600,
+        };
+        let legacy = RefreshToken::new(jwt::sign(&legacy, SIGNING_KEY));
+        let tokens = self.flow.refresh(&legacy).await.unwrap();
+        let refresh = tokens.refresh_token.unwrap();
+        let saved = save_connection(
+            self.store.as_ref(),
+            &self.keyring,
+            &mut OsRng,
+            TokensToSave {
+                end_user: EndUserId::new(&format!("app-user-{user}")).unwrap(),
+                identity: CalIdentity {
+                    client_id: CONFIDENTIAL_CLIENT_ID.to_owned(),
+                    owner: CalOwner::User(user),
+                },
+                scopes: SCOPES.iter().map(|s| (*s).to_owned()).collect(),
+                access_token: SecretString::from(tokens.access_token.expose_secret()),
+                refresh_token: Some(SecretString::from(refresh.expose_secret())),
+                access_expires_at: Some(tokens.expires_at),
+                refresh_expires_at_estimate: Some(tokens.expires_at + Duration::days(30)),
+            },
+        )
+        .await
+        .unwrap();
+        saved.connection().id
+    }
+
+    /// Marks the stored access token of `id` as expired at `at` (same sealed token).
+    pub async fn expire_at(&self, id: ConnectionId, at: OffsetDateTime) {
+        let c = self.store.get_connection(id).await.unwrap();
+        self.store
+            .write_tokens(
+                id,
+                TokenWrite {
+                    expected_version: c.version,
+                    access_token: c.access_token.clone(),
+                    refresh_token: None,
+                    access_expires_at: Some(at),
+                    refresh_expires_at_estimate: c.refresh_expires_at_estimate,
+                    scopes: None,
+                },
+            )
+            .await
+            .unwrap();
+    }
+
+    /// The stored access and refresh tokens of `id`, opened (panics on a corrupt row).
+    pub async fn open_tokens(&self, id: ConnectionId) -> (AccessToken, Option<RefreshToken>) {
+        let c = self.store.get_connection(id).await.unwrap();
+        let access = self
+            .keyring
+            .open_string(
+                &c.access_token,
+                SealContext::connection(id.as_uuid(), SealedField::AccessToken),
+            )
+            .unwrap();
+        let refresh = c.refresh_token.as_ref().map(|r| {
+            let t = self
+                .keyring
+                .open_string(
+                    r,
+                    SealContext::connection(id.as_uuid(), SealedField::RefreshToken),
+                )
+                .unwrap();
+            RefreshToken::new(t.expose_secret())
+        });
+        (AccessToken::new(access.expose_secret()), refresh)
+    }
+}
+
+/// Successful refreshes the sandbox answered.
+pub fn refreshes(sandbox: &Sandbox) -> u64 {
+    sandbox.token_calls("refresh_token", "ok")
+}
+
+/// `invalid_grant` answers of any reason.
+pub fn invalid_grants(sandbox: &Sandbox) -> u64 {
+    sandbox
+        .token_call_counts()
+        .iter()
+        .filter(|c| c.outcome.starts_with("invalid_grant"))
+        .map(|c| c.count)
+        .sum()
+}
+
+/// Whether the sandbox's API accepts `token` (`GET /v2/me`).
+pub async fn usable(sandbox_url: &str, token: &AccessToken) -> bool {
+    let client = calconnect::CalClient::for_profile(
+        &profile(sandbox_url),
+        http(StdDuration::from_secs(10)),
+        Arc::new(StaticToken::new(token.clone())),
+    )
+    .unwrap()
+    .build();
+    client.me().await.is_ok()
+}

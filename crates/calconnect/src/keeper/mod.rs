@@ -1,0 +1,326 @@
+//! [`TokenKeeper`]: fresh access tokens for stored connections, with refreshes that never lose
+//! a connection (DESIGN.md "Flow of data" steps 5–7).
+//!
+//! Cal.com access tokens live 30 minutes; every refresh rotates the refresh token and deletes
+//! all older ones (calcom-facts.md §3.3, §3.5). So a second concurrent refresh, a crash between
+//! Cal.com's answer and the write, or a transient error mistaken for revocation each disconnect
+//! a user. The keeper prevents the first, detects the second, and never does the third.
+//!
+//! # Hot path
+//!
+//! [`TokenKeeper::access_token`] answers from an in-memory cache while the token is valid for
+//! longer than [`KeeperConfig::margin`]: no store, no network. Access tokens stay valid at
+//! Cal.com until they expire even after a refresh elsewhere (§3.3), so a cached token is never
+//! wrong, only older.
+//!
+//! # Single flight
+//!
+//! In one process, callers that need a refresh of one connection share one refresh task
+//! (spawned, so a cancelled caller never abandons a refresh half-way). Across processes, the
+//! store's refresh lease decides; the others poll the store until the winner's write appears
+//! (bounded by [`KeeperConfig::lease_wait`]), then use it.
+//!
+//! # The refresh, as a state machine
+//!
+//! The stored row moves through these states (`v` = version, `I` = refresh intent, `L` =
+//! lease):
+//!
+//! ```text
+//!  S0 idle (v, no I, L free)
+//!   │ acquire_lease                                 ── LeaseHeld ─▶ wait for v+1 or L expiry, re-read
+//!   ▼
+//!  S1 leased (v, L ours)          re-read: if tokens already fresh (someone else wrote) → release, done
+//!   │ record_refresh_intent(v)    note: an I found here is STALE (its lease ended, no write cleared it)
+//!   ▼
+//!  S2 intent (v, I, L ours)       ◀── crash here: RT still valid; next refresher succeeds (step before_call)
+//!   │ POST refresh_token
+//!   ├── 200 ─▶ S3 answered (Cal.com rotated; only this process knows the new RT)
+//!   │           ◀── crash here: I stays set; next refresher gets invalid_grant + stale I → refresh_lost
+//!   │          write_tokens(v) ─▶ S4 written (v+1, no I) ◀── crash here: tokens fine, lease expires
+//!   │          release_lease ─▶ S0
+//!   ├── invalid_grant / invalid_client / unauthorized_client
+//!   │     re-read: version moved and refresh token changed → newer tokens exist: use them
+//!   │     else invalid_grant with a stale I (found at S1)     → status refresh_lost
+//!   │     else                                                → status needs_reauth (Cal.com's reason)
+//!   └── network / timeout / 5xx / 429 → status stays active, I stays set (the answer may have
+//!         been lost after Cal.com rotated: if so, the next refresh is classified refresh_lost),
+//!         backoff with jitter; the old access token is served while it is still valid
+//! ```
+//!
+//! A fenced write that finds the version moved (our lease expired during a slow call and
+//! another refresher marked the row `refresh_lost`) still holds the only live refresh token:
+//! the keeper re-reads, writes at the new version and restores `active`.
+//!
+//! Every status change is a store event with a reason a person can read, which the broker turns
+//! into webhooks. Metrics (`calconnect_keeper_*`) and `tracing` spans carry connection ids and
+//! outcomes, never tokens.
+
+mod config;
+mod error;
+mod flight;
+mod refresh;
+mod source;
+mod sweep;
+mod telemetry;
+
+pub use config::{KeeperConfig, NoHooks, RefreshHooks, RefreshStep, SweepConfig};
+pub use error::{FreshToken, KeeperError};
+pub use source::KeeperTokenSource;
+pub use sweep::{SweepError, SweepHandle, SweepReport};
+pub use telemetry::describe_metrics;
+
+use crate::clock::Clock;
+use crate::crypto::Keyring;
+use crate::flow::AuthorizationFlow;
+use crate::secret::AccessToken;
+use crate::store::{ConnectionId, ConnectionStore, LeaseOwner};
+use flight::Trigger;
+use rand::rngs::StdRng;
+use rand::{RngCore, SeedableRng};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use time::OffsetDateTime;
+
+/// Hands out fresh access tokens for stored connections and refreshes them safely. Cheap to
+/// clone (one shared state); create one per process.
+#[derive(Debug, Clone)]
+pub struct TokenKeeper {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    store: Arc<dyn ConnectionStore>,
+    keyring: Arc<Keyring>,
+    flow: Arc<AuthorizationFlow>,
+    clock: Arc<dyn Clock>,
+    config: KeeperConfig,
+    owner: LeaseOwner,
+    cache: RwLock<HashMap<ConnectionId, CachedToken>>,
+    flights: Mutex<HashMap<ConnectionId, flight::Flight>>,
+    backoff: Mutex<HashMap<ConnectionId, Backoff>>,
+    rng: Mutex<StdRng>,
+}
+
+/// The last access token seen for a connection (possibly within the margin: then it is only
+/// served as a fallback while refreshes fail transiently).
+#[derive(Debug, Clone)]
+struct CachedToken {
+    token: AccessToken,
+    expires_at: OffsetDateTime,
+}
+
+/// Consecutive transient failures of one connection and when to try again.
+#[derive(Debug, Clone, Copy)]
+struct Backoff {
+    failures: u32,
+    next_attempt_at: OffsetDateTime,
+}
+
+impl TokenKeeper {
+    /// A keeper over `store`, opening tokens with `keyring` and refreshing with `flow`.
+    /// `clock` should be the one the flow and store use.
+    pub fn new(
+        store: Arc<dyn ConnectionStore>,
+        keyring: Arc<Keyring>,
+        flow: Arc<AuthorizationFlow>,
+        clock: Arc<dyn Clock>,
+        config: KeeperConfig,
+    ) -> Self {
+        let mut os = rand::rngs::OsRng;
+        let seed = config.jitter_seed.unwrap_or_else(|| os.next_u64());
+        let owner = match &config.instance_name {
+            Some(name) => LeaseOwner::new(name.clone()),
+            None => {
+                let mut bytes = [0u8; 16];
+                os.fill_bytes(&mut bytes);
+                let id = uuid::Builder::from_random_bytes(bytes).into_uuid();
+                LeaseOwner::new(format!("keeper-{id}"))
+            }
+        };
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                keyring,
+                flow,
+                clock,
+                config,
+                owner,
+                cache: RwLock::new(HashMap::new()),
+                flights: Mutex::new(HashMap::new()),
+                backoff: Mutex::new(HashMap::new()),
+                rng: Mutex::new(StdRng::seed_from_u64(seed)),
+            }),
+        }
+    }
+
+    /// This instance's name in refresh leases.
+    pub fn lease_owner(&self) -> &LeaseOwner {
+        &self.inner.owner
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &KeeperConfig {
+        &self.inner.config
+    }
+
+    /// An access token for `id` valid for longer than the margin, refreshing first if needed.
+    /// While refreshes fail transiently, the old token is served as long as it is still valid.
+    ///
+    /// # Errors
+    /// [`KeeperError::NeedsReauth`] and [`KeeperError::RefreshLost`] (the user must reconnect),
+    /// [`KeeperError::Transient`] (no valid token for now; the connection stays active),
+    /// [`KeeperError::NotFound`], and store, crypto or protocol failures.
+    pub async fn access_token(&self, id: ConnectionId) -> Result<FreshToken, KeeperError> {
+        let now = self.inner.clock.now();
+        if let Some(fresh) = self.inner.cached(id, now, self.inner.config.margin) {
+            return Ok(fresh);
+        }
+        self.inner.slow_access_token(id, now).await
+    }
+
+    /// Refreshes now, whatever the token's age ("refresh now" button), shared with any
+    /// concurrent refresh of the same connection.
+    ///
+    /// # Errors
+    /// As [`TokenKeeper::access_token`], but a transient failure is returned, not hidden
+    /// behind the old token.
+    pub async fn refresh_now(&self, id: ConnectionId) -> Result<FreshToken, KeeperError> {
+        self.inner.run_flight(id, Trigger::Forced).await
+    }
+
+    /// The API rejected `rejected` (401): refresh unless the stored token is already another
+    /// one, and return the newer token (the API client's path, DESIGN.md step 5).
+    ///
+    /// # Errors
+    /// As [`TokenKeeper::refresh_now`].
+    pub async fn refresh_rejected(
+        &self,
+        id: ConnectionId,
+        rejected: &AccessToken,
+    ) -> Result<FreshToken, KeeperError> {
+        self.inner.forget_if(id, rejected);
+        self.inner
+            .run_flight(id, Trigger::Rejected(rejected.clone()))
+            .await
+    }
+
+    /// A [`crate::api::AccessTokenSource`] for [`crate::api::CalClient`], for one connection.
+    pub fn token_source(&self, id: ConnectionId) -> KeeperTokenSource {
+        KeeperTokenSource::new(self.clone(), id)
+    }
+
+    /// Drops the cached token of `id` (after a disconnect, for example).
+    pub fn forget(&self, id: ConnectionId) {
+        self.inner.write_cache().remove(&id);
+    }
+}
+
+impl Inner {
+    fn read_cache(&self) -> std::sync::RwLockReadGuard<'_, HashMap<ConnectionId, CachedToken>> {
+        self.cache.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write_cache(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<ConnectionId, CachedToken>> {
+        self.cache.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The cached token if it is valid for longer than `margin` at `now`.
+    fn cached(
+        &self,
+        id: ConnectionId,
+        now: OffsetDateTime,
+        margin: time::Duration,
+    ) -> Option<FreshToken> {
+        let cache = self.read_cache();
+        let entry = cache.get(&id)?;
+        (entry.expires_at - now > margin).then(|| FreshToken {
+            access_token: entry.token.clone(),
+            expires_at: entry.expires_at,
+        })
+    }
+
+    fn remember(&self, id: ConnectionId, fresh: &FreshToken) {
+        let mut cache = self.write_cache();
+        let newer = cache
+            .get(&id)
+            .is_none_or(|old| old.expires_at <= fresh.expires_at);
+        if newer {
+            cache.insert(
+                id,
+                CachedToken {
+                    token: fresh.access_token.clone(),
+                    expires_at: fresh.expires_at,
+                },
+            );
+        }
+    }
+
+    fn forget_if(&self, id: ConnectionId, rejected: &AccessToken) {
+        let mut cache = self.write_cache();
+        if cache.get(&id).is_some_and(|c| c.token.ct_eq(rejected)) {
+            cache.remove(&id);
+        }
+    }
+
+    fn backoff_until(&self, id: ConnectionId) -> Option<OffsetDateTime> {
+        let map = self.backoff.lock().unwrap_or_else(PoisonError::into_inner);
+        map.get(&id).map(|b| b.next_attempt_at)
+    }
+
+    /// Records a transient failure; returns the wait before the next attempt (exponential,
+    /// with "equal jitter": between half and all of the doubled delay).
+    fn record_failure(&self, id: ConnectionId, now: OffsetDateTime) -> std::time::Duration {
+        let mut map = self.backoff.lock().unwrap_or_else(PoisonError::into_inner);
+        let failures = map.get(&id).map_or(0, |b| b.failures).saturating_add(1);
+        let base = self.config.backoff_base;
+        let exp = base.saturating_mul(1u32 << failures.saturating_sub(1).min(20));
+        let capped = exp.min(self.config.backoff_max);
+        let jitter = {
+            let mut rng = self.rng.lock().unwrap_or_else(PoisonError::into_inner);
+            0.5 + (rng.next_u32() as f64 / u32::MAX as f64) * 0.5
+        };
+        let wait = capped.mul_f64(jitter);
+        let next_attempt_at = now + wait;
+        map.insert(
+            id,
+            Backoff {
+                failures,
+                next_attempt_at,
+            },
+        );
+        wait
+    }
+
+    fn clear_backoff(&self, id: ConnectionId) {
+        let mut map = self.backoff.lock().unwrap_or_else(PoisonError::into_inner);
+        map.remove(&id);
+    }
+
+    /// Not cached (or within the margin): refresh through the single flight, or, while backing
+    /// off after transient failures, serve the old token while it is valid.
+    async fn slow_access_token(
+        self: &Arc<Self>,
+        id: ConnectionId,
+        now: OffsetDateTime,
+    ) -> Result<FreshToken, KeeperError> {
+        if let Some(until) = self.backoff_until(id).filter(|t| *t > now) {
+            if let Some(old) = self.cached(id, now, time::Duration::ZERO) {
+                return Ok(old);
+            }
+            return Err(KeeperError::Transient {
+                id,
+                reason: "refreshes failed recently and the old access token has expired".into(),
+                retry_after: (until - now).try_into().ok(),
+                source: None,
+            });
+        }
+        match self.run_flight(id, Trigger::Expiring).await {
+            Err(err @ KeeperError::Transient { .. }) => {
+                let now = self.clock.now();
+                self.cached(id, now, time::Duration::ZERO).ok_or(err)
+            }
+            other => other,
+        }
+    }
+}

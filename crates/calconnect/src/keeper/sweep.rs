@@ -1,0 +1,156 @@
+//! The keep-alive sweep: refreshes idle connections before their sliding refresh-token window
+//! closes (calcom-facts.md §3.5: 30 days today, perhaps a year later), so a user who does not
+//! use the app for a month is not disconnected.
+//!
+//! Work is spread over time and instances: each sweep claims at most
+//! [`SweepConfig::batch`](super::SweepConfig::batch) due connections, leased to this instance
+//! in the same store step (so two instances never claim the same row), refreshes them with at
+//! most `concurrency` at once, and the next sweep starts after a jittered interval. A
+//! connection becomes due once its refresh token is `refresh_at_fraction` of the window old,
+//! which leaves the rest of the window to work through a backlog or an outage.
+
+use super::flight::Trigger;
+use super::{TokenKeeper, telemetry};
+use crate::store::{DueQuery, StoreError};
+use futures::StreamExt;
+use rand::RngCore;
+use std::sync::PoisonError;
+use time::OffsetDateTime;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// What one sweep did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SweepReport {
+    /// Due connections claimed.
+    pub claimed: usize,
+    /// Refreshed (or found refreshed by someone else).
+    pub kept_alive: usize,
+    /// Skipped because their refreshes are backing off after transient failures.
+    pub backing_off: usize,
+    /// Found dead (`needs_reauth` or `refresh_lost` now).
+    pub broken: usize,
+    /// Failed for now (transient, store or other errors); retried by a later sweep.
+    pub failed: usize,
+}
+
+/// Why a sweep could not run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SweepError {
+    /// Claiming due connections failed.
+    #[error("the keep-alive sweep could not claim due connections: {0}")]
+    Store(#[source] StoreError),
+}
+
+/// A running sweep task. [`SweepHandle::stop`] ends it after the sweep in progress, if any.
+#[derive(Debug)]
+pub struct SweepHandle {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl SweepHandle {
+    /// Stops the sweep gracefully: a batch in progress finishes, no new one starts.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        if let Err(e) = self.task.await {
+            tracing::warn!(error = %e, "the keep-alive sweep task ended abnormally");
+        }
+    }
+}
+
+impl TokenKeeper {
+    /// Runs one keep-alive sweep now.
+    ///
+    /// # Errors
+    /// [`SweepError`] when the store cannot be queried; failures of single connections are
+    /// counted in the report instead.
+    pub async fn sweep_once(&self) -> Result<SweepReport, SweepError> {
+        let inner = &self.inner;
+        let config = &inner.config;
+        let now = inner.clock.now();
+        let before = now - config.sweep.refresh_age(config.refresh_window);
+        let claimed = inner
+            .store
+            .claim_due_for_refresh(DueQuery {
+                // Only keep-alive: idle access tokens are left to expire (refreshing them
+                // would mean a refresh every 30 minutes per connection).
+                access_expires_before: OffsetDateTime::UNIX_EPOCH,
+                last_refreshed_before: before,
+                limit: config.sweep.batch,
+                owner: inner.owner.clone(),
+                lease_for: config.lease_for,
+            })
+            .await
+            .map_err(SweepError::Store)?;
+        let mut report = SweepReport {
+            claimed: claimed.len(),
+            ..SweepReport::default()
+        };
+        let results = futures::stream::iter(claimed)
+            .map(|c| async move {
+                let outcome = if inner.backoff_until(c.id).is_some_and(|t| t > now) {
+                    "backing_off"
+                } else {
+                    match inner.run_flight(c.id, Trigger::KeepAlive(before)).await {
+                        Ok(_) => "kept_alive",
+                        Err(e) if e.requires_reauthorization() => "broken",
+                        Err(_) => "failed",
+                    }
+                };
+                // Our claim's lease, if the flight did not already release it.
+                let _ = inner.store.release_lease(c.id, &inner.owner).await;
+                telemetry::swept(outcome);
+                outcome
+            })
+            .buffer_unordered(config.sweep.concurrency.max(1))
+            .collect::<Vec<_>>()
+            .await;
+        for outcome in results {
+            match outcome {
+                "kept_alive" => report.kept_alive += 1,
+                "backing_off" => report.backing_off += 1,
+                "broken" => report.broken += 1,
+                _ => report.failed += 1,
+            }
+        }
+        Ok(report)
+    }
+
+    /// Starts the keep-alive sweep in the background: one sweep per jittered
+    /// [`SweepConfig::interval`](super::SweepConfig::interval), first after one interval.
+    pub fn spawn_sweep(&self) -> SweepHandle {
+        let (stop, mut stopped) = watch::channel(false);
+        let keeper = self.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let wait = keeper.jittered_interval();
+                tokio::select! {
+                    _ = stopped.changed() => break,
+                    () = keeper.inner.config.timer.sleep(wait) => {}
+                }
+                match keeper.sweep_once().await {
+                    Ok(report) => tracing::debug!(?report, "keep-alive sweep done"),
+                    Err(e) => tracing::warn!(error = %e, "keep-alive sweep failed"),
+                }
+                if *stopped.borrow() {
+                    break;
+                }
+            }
+        });
+        SweepHandle { stop, task }
+    }
+
+    /// The sweep interval ±20 %.
+    fn jittered_interval(&self) -> std::time::Duration {
+        let base = self.inner.config.sweep.interval;
+        let mut rng = self
+            .inner
+            .rng
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let factor = 0.8 + (rng.next_u32() as f64 / u32::MAX as f64) * 0.4;
+        base.mul_f64(factor)
+    }
+}
