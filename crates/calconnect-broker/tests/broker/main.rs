@@ -5,3 +5,5 @@
 mod api;
 mod flow;
 mod helpers;
+mod tokens;
+mod webhooks;
