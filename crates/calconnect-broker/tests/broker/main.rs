@@ -5,6 +5,7 @@
 mod api;
 mod flow;
 mod helpers;
+mod schemathesis;
 mod secrets;
 mod tokens;
 mod webhooks;
