@@ -10,14 +10,19 @@ use std::sync::Arc;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_instances_share_flows_and_refresh_once() {
-    let Some(db) = TestDatabase::create().await else { return };
+    let Some(db) = TestDatabase::create().await else {
+        return;
+    };
     let clock = Arc::new(MockClock::new(calconnect::SystemClock.now()));
     // Instance A's address is the public one (the load balancer's, for the redirect URI).
     let a_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let public = format!("http://{}", a_listener.local_addr().unwrap());
     let sandbox = Arc::new(
         calconnect_sandbox::Sandbox::builder()
-            .redirect_uri(calconnect_sandbox::ClientType::Confidential, format!("{public}/oauth/callback"))
+            .redirect_uri(
+                calconnect_sandbox::ClientType::Confidential,
+                format!("{public}/oauth/callback"),
+            )
             .start()
             .await
             .unwrap(),
@@ -53,7 +58,10 @@ async fn two_instances_share_flows_and_refresh_once() {
     let alice = q["connection_id"].clone();
     let bob = b.connected("user-2", BOB).await;
     let (status, c) = a.get(&format!("/api/v1/connections/{alice}")).await;
-    assert_eq!((status, c["status"].as_str()), (StatusCode::OK, Some("active")));
+    assert_eq!(
+        (status, c["status"].as_str()),
+        (StatusCode::OK, Some("active"))
+    );
 
     // 29 minutes later both tokens are inside the keepers' 5-minute margin: a storm of
     // access-token requests through both instances.
@@ -67,7 +75,11 @@ async fn two_instances_share_flows_and_refresh_once() {
             2 => (a.base.clone(), bob.clone()),
             _ => (b.base.clone(), bob.clone()),
         };
-        let key = if i % 2 == 0 { a.api_key.clone() } else { b.api_key.clone() };
+        let key = if i % 2 == 0 {
+            a.api_key.clone()
+        } else {
+            b.api_key.clone()
+        };
         tasks.push(tokio::spawn(async move {
             let r = no_redirects()
                 .post(format!("{base}/api/v1/connections/{id}/access-token"))
@@ -85,8 +97,15 @@ async fn two_instances_share_flows_and_refresh_once() {
         let (id, token) = t.await.unwrap();
         tokens.entry(id).or_default().insert(token);
     }
-    assert_eq!(sandbox.token_calls("refresh_token", "ok"), 2, "one refresh per connection");
-    assert_eq!(sandbox.token_calls("refresh_token", "invalid_grant:refresh_token_revoked"), 0);
+    assert_eq!(
+        sandbox.token_calls("refresh_token", "ok"),
+        2,
+        "one refresh per connection"
+    );
+    assert_eq!(
+        sandbox.token_calls("refresh_token", "invalid_grant:refresh_token_revoked"),
+        0
+    );
     for (id, set) in &tokens {
         assert_eq!(set.len(), 1, "every caller got the refreshed token of {id}");
     }
