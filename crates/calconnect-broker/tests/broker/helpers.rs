@@ -27,6 +27,7 @@ pub struct TestApp {
     _dir: tempfile::TempDir,
 }
 
+#[derive(Default)]
 pub struct Options {
     pub clock: Option<Arc<dyn Clock>>,
     pub extra_toml: String,
@@ -37,22 +38,6 @@ pub struct Options {
     pub webhook: Option<calconnect_broker::webhooks::WorkerConfig>,
     pub public_base_url: Option<String>,
     pub instance_name: Option<String>,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Self {
-            clock: None,
-            extra_toml: String::new(),
-            env: Env::new(),
-            database_url: None,
-            sandbox: None,
-            listener: None,
-            webhook: None,
-            public_base_url: None,
-            instance_name: None,
-        }
-    }
 }
 
 pub fn key_text() -> String {
