@@ -23,6 +23,10 @@ use tower_http::trace::TraceLayer;
 /// Largest JSON request body accepted by the API (the proxy streams and has its own limit).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// Longest a request may take before the broker answers 503 (the proxy's upstream calls have
+/// their own 60-second limit; a streamed response body is not cut).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(65);
+
 /// All routes of the broker, on `state`. Composable: a `calconnect demo` can merge its own pages.
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
@@ -44,6 +48,10 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(ops::metrics))
         .merge(crate::openapi_routes())
         .fallback(|| async { ApiError::not_found("no such route") })
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            REQUEST_TIMEOUT,
+        ))
         .layer(security_headers())
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
