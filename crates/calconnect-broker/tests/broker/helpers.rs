@@ -141,6 +141,12 @@ scopes = ["PROFILE_READ", "SCHEDULE_READ"]
 }
 
 impl TestApp {
+    /// Stops the broker gracefully (keeps the sandbox and the database directory alive).
+    pub async fn shutdown(self) -> (Arc<Sandbox>, tempfile::TempDir) {
+        self.broker.shutdown().await;
+        (self.sandbox, self._dir)
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

@@ -189,3 +189,45 @@ async fn rate_limits_pass_through() {
         "Cal.com's envelope passes through: {body}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_finishes_an_in_flight_refresh() {
+    use calconnect::{Clock, MockClock};
+    let clock = Arc::new(MockClock::new(calconnect::SystemClock.now()));
+    let app = spawn_with(Options {
+        clock: Some(clock.clone() as Arc<dyn Clock>),
+        ..Options::default()
+    })
+    .await;
+    let id = app.connected("user-1", ALICE).await;
+    clock.advance(time::Duration::minutes(29));
+    app.sandbox
+        .inject_fault(calconnect_sandbox::FaultKind::Delay { ms: 400 }, 1)
+        .unwrap();
+    let url = app.url(&format!("/api/v1/connections/{id}/access-token"));
+    let key = app.api_key.clone();
+    let request = tokio::spawn(async move {
+        json_of(
+            no_redirects()
+                .post(url)
+                .bearer_auth(key)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    });
+    // The refresh has reached Cal.com once the one-shot delay fault is taken.
+    tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while !app.sandbox.faults().is_empty() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .unwrap();
+    let sandbox = app.sandbox.clone();
+    let _kept = app.shutdown().await;
+    let (status, body) = request.await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(sandbox.token_calls("refresh_token", "ok"), 1);
+}
