@@ -37,7 +37,7 @@ async fn schemathesis_finds_no_server_error_and_no_schema_violation() {
         ])
         .args(["--checks", &checks])
         .args(["--max-examples", "40", "--seed", "1", "--workers", "1"])
-        .args(["--request-timeout", "10"])
+        .args(["--request-timeout", "10", "--generation-database", "none"])
         .env("NO_COLOR", "1")
         .output()
         .await
