@@ -27,7 +27,9 @@ async fn schemathesis_finds_no_server_error_and_no_schema_violation() {
     let checks = std::env::var("CALCONNECT_SCHEMATHESIS_CHECKS").unwrap_or_else(|_| {
         "not_a_server_error,response_schema_conformance,content_type_conformance,status_code_conformance".into()
     });
+    let scratch = tempfile::tempdir().unwrap();
     let output = tokio::process::Command::new("schemathesis")
+        .current_dir(scratch.path())
         .arg("run")
         .arg(app.url("/api/openapi.json"))
         .args(["--url", &app.base])
