@@ -213,6 +213,15 @@ impl ConnectionStore for PostgresStore {
         self.record_refresh_intent_impl(id, owner, expected_version)
             .await
     }
+    async fn clear_refresh_intent(
+        &self,
+        id: ConnectionId,
+        owner: &LeaseOwner,
+        expected_version: i64,
+    ) -> Result<(), StoreError> {
+        self.clear_refresh_intent_impl(id, owner, expected_version)
+            .await
+    }
     async fn write_tokens(
         &self,
         id: ConnectionId,

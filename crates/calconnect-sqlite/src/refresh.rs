@@ -187,6 +187,41 @@ impl SqliteStore {
         })
     }
 
+    pub(crate) async fn clear_refresh_intent_impl(
+        &self,
+        id: ConnectionId,
+        owner: &LeaseOwner,
+        expected_version: i64,
+    ) -> Result<(), StoreError> {
+        let now = micros(self.now());
+        let done = sqlx::query(
+            "UPDATE connections SET refresh_intent_started_at = NULL, updated_at = ?1 \
+             WHERE id = ?2 AND lease_owner = ?3 AND version = ?4",
+        )
+        .bind(now)
+        .bind(id.as_uuid())
+        .bind(owner.as_str())
+        .bind(expected_version)
+        .execute(&self.pool)
+        .await
+        .map_err(self.err("clearing a refresh intent"))?;
+        if done.rows_affected() == 1 {
+            return Ok(());
+        }
+        let miss = self.miss(id).await?;
+        if miss.lease_owner.as_deref() != Some(owner.as_str()) {
+            return Err(StoreError::LeaseNotHeld {
+                id,
+                owner: owner.clone(),
+            });
+        }
+        Err(StoreError::VersionMismatch {
+            id,
+            expected: expected_version,
+            actual: miss.version,
+        })
+    }
+
     pub(crate) async fn write_tokens_impl(
         &self,
         id: ConnectionId,

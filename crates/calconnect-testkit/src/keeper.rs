@@ -194,5 +194,11 @@ pub async fn usable(sandbox_url: &str, token: &AccessToken) -> bool {
     )
     .unwrap()
     .build();
-    client.me().await.is_ok()
+    match client.me().await {
+        Ok(_) => true,
+        Err(e) => {
+            eprintln!("the sandbox API refused the token: {e}");
+            false
+        }
+    }
 }

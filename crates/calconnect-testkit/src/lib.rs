@@ -64,6 +64,7 @@ macro_rules! conformance_tests {
             lease_contention_between_tasks,
             lease_expiry_renewal_and_release,
             fenced_token_writes,
+            clearing_refresh_intent,
             concurrent_fenced_writers_one_wins,
             status_changes_and_events,
             delete_keeps_events,

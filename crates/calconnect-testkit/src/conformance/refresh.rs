@@ -125,6 +125,64 @@ pub async fn lease_expiry_renewal_and_release(backend: &dyn TestBackend) {
         .unwrap();
 }
 
+/// Clearing an intent (after a call that certainly did not rotate) needs the lease owner and
+/// the version, keeps the version, and works after our lease ran out if nobody took it.
+pub async fn clearing_refresh_intent(backend: &dyn TestBackend) {
+    let (clock, dyn_clock) = mock_clock();
+    let ring = keyring("k1");
+    let store = backend.open(dyn_clock).await;
+    let c = one_connection(store.as_ref(), &ring).await;
+    let a = LeaseOwner::new("a");
+    let b = LeaseOwner::new("b");
+    let grant = store
+        .acquire_lease(c.id, &a, Duration::minutes(1))
+        .await
+        .unwrap();
+    store
+        .record_refresh_intent(c.id, &a, grant.version)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.clear_refresh_intent(c.id, &b, grant.version).await,
+        Err(StoreError::LeaseNotHeld { .. })
+    ));
+    assert!(matches!(
+        store
+            .clear_refresh_intent(c.id, &a, grant.version + 1)
+            .await,
+        Err(StoreError::VersionMismatch { .. })
+    ));
+    clock.advance(Duration::minutes(2)); // our lease ran out; nobody took it
+    store
+        .clear_refresh_intent(c.id, &a, grant.version)
+        .await
+        .unwrap();
+    let cleared = store.get_connection(c.id).await.unwrap();
+    assert_eq!(cleared.refresh_intent_started_at, None);
+    assert_eq!(cleared.version, grant.version, "not a token write");
+    // Once someone else holds the lease, the old owner cannot clear its intent.
+    store
+        .acquire_lease(c.id, &b, Duration::minutes(1))
+        .await
+        .unwrap();
+    store
+        .record_refresh_intent(c.id, &b, grant.version)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.clear_refresh_intent(c.id, &a, grant.version).await,
+        Err(StoreError::LeaseNotHeld { .. })
+    ));
+    assert!(
+        store
+            .get_connection(c.id)
+            .await
+            .unwrap()
+            .refresh_intent_started_at
+            .is_some()
+    );
+}
+
 /// Refresh intent needs the lease and the version; token writes are fenced by the version and
 /// clear the intent; `None` keeps the refresh token; re-sealing keeps the version.
 pub async fn fenced_token_writes(backend: &dyn TestBackend) {

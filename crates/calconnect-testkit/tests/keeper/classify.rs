@@ -193,6 +193,21 @@ async fn stale_intent_with_a_live_refresh_token_just_refreshes() {
     assert!(c.lease.is_none(), "the lease was released");
 }
 
+/// A real timer that reports each sleep (so the test knows the waiter is waiting).
+#[derive(Debug)]
+struct SignallingTimer(tokio::sync::mpsc::UnboundedSender<()>);
+
+#[async_trait]
+impl calconnect::api::Timer for SignallingTimer {
+    fn now(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
+    async fn sleep(&self, duration: std::time::Duration) {
+        let _ = self.0.send(());
+        tokio::time::sleep(duration).await;
+    }
+}
+
 #[tokio::test]
 async fn a_held_lease_makes_others_wait_then_use_the_result() {
     let env = env().await;
@@ -202,19 +217,28 @@ async fn a_held_lease_makes_others_wait_then_use_the_result() {
         instance_name: Some("other".into()),
         ..config()
     });
+    env.advance(Duration::minutes(31));
     let lease = env
         .parts
         .store
         .acquire_lease(id, other.lease_owner(), Duration::seconds(60))
         .await
         .unwrap();
-    env.advance(Duration::minutes(31));
-    let waiter = env.keeper();
+    let (slept, mut sleeping) = tokio::sync::mpsc::unbounded_channel();
+    let waiter = env.parts.keeper(KeeperConfig {
+        timer: Arc::new(SignallingTimer(slept)),
+        ..config()
+    });
     let waiting = tokio::spawn({
         let waiter = waiter.clone();
         async move { waiter.access_token(id).await }
     });
-    tokio::task::yield_now().await;
+    // The waiter finds the lease held and starts polling the store.
+    sleeping.recv().await.unwrap();
+    assert!(
+        !waiting.is_finished(),
+        "the waiter must wait for the lease holder"
+    );
     // The other instance refreshes (its own lease is "already ours" to it).
     let written = other.refresh_now(id).await.unwrap();
     let got = waiting.await.unwrap().unwrap();
@@ -250,4 +274,89 @@ async fn no_refresh_token_needs_reauth() {
         matches!(&err, KeeperError::NeedsReauth { reason, .. } if reason == "no_refresh_token"),
         "{err}"
     );
+}
+
+/// After a 5xx (Cal.com answered, nothing rotated) a revocation is the user's: `needs_reauth`.
+/// After a dropped connection Cal.com may have rotated before the answer was lost, so the
+/// same revocation reads as `refresh_lost` — the honest answer for an ambiguous loss.
+#[tokio::test]
+async fn answered_errors_clear_the_intent_lost_answers_keep_it() {
+    use calconnect_sandbox::FaultKind;
+    for (fault, lost) in [
+        (FaultKind::ServerError { status: 502 }, false),
+        (FaultKind::RateLimited, false),
+        (FaultKind::Drop, true),
+    ] {
+        let env = env().await;
+        let id = env.connect(1).await;
+        let keeper = env.keeper();
+        env.sandbox.inject_fault(fault.clone(), 1).unwrap();
+        assert!(keeper.refresh_now(id).await.unwrap_err().is_transient());
+        let c = env.parts.store.get_connection(id).await.unwrap();
+        assert_eq!(c.refresh_intent_started_at.is_some(), lost, "{fault:?}");
+        env.sandbox
+            .revoke_grant(CONFIDENTIAL_CLIENT_ID, Owner::User(1));
+        env.advance(Duration::minutes(31));
+        let err = keeper.access_token(id).await.unwrap_err();
+        if lost {
+            assert!(
+                matches!(err, KeeperError::RefreshLost { .. }),
+                "{fault:?}: {err}"
+            );
+        } else {
+            assert!(
+                matches!(err, KeeperError::NeedsReauth { .. }),
+                "{fault:?}: {err}"
+            );
+        }
+    }
+}
+
+/// While our call is out (lease run out), another instance marks the row `refresh_lost`. Our
+/// answer holds the only live refresh token: the fenced write retries at the new version and
+/// the status goes back to `active`, with an event saying so.
+#[derive(Debug)]
+struct MarkLostMeanwhile {
+    parts: KeeperParts,
+}
+
+#[async_trait]
+impl RefreshHooks for MarkLostMeanwhile {
+    async fn at(&self, step: RefreshStep, id: ConnectionId) {
+        if step == RefreshStep::AfterResponse {
+            self.parts
+                .store
+                .set_status(
+                    id,
+                    calconnect::store::StatusChange {
+                        status: ConnectionStatus::RefreshLost,
+                        reason: "refresh_lost: test".into(),
+                        expected_version: None,
+                    },
+                )
+                .await
+                .unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_write_that_outlived_its_lease_restores_the_connection() {
+    let env = env().await;
+    let id = env.connect(1).await;
+    let keeper = env.parts.keeper(KeeperConfig {
+        hooks: Arc::new(MarkLostMeanwhile {
+            parts: env.parts.clone(),
+        }),
+        ..config()
+    });
+    env.advance(Duration::minutes(31));
+    let fresh = keeper.access_token(id).await.unwrap();
+    let c = env.parts.store.get_connection(id).await.unwrap();
+    assert_eq!(c.status, ConnectionStatus::Active);
+    let (stored, _) = env.parts.open_tokens(id).await;
+    assert!(stored.ct_eq(&fresh.access_token));
+    let reason = last_event_reason(&env.parts, id).await;
+    assert!(reason.starts_with("refresh_recovered: "), "{reason}");
+    assert!(usable(env.sandbox.base_url().as_str(), &stored).await);
 }

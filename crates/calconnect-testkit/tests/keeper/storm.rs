@@ -142,3 +142,53 @@ async fn rejected_token_refreshes_once_and_refresh_now_always() {
     assert_eq!(refreshes(&env.sandbox), 2);
     assert_eq!(invalid_grants(&env.sandbox), 0);
 }
+
+#[tokio::test]
+async fn token_source_refreshes_once_after_a_401() {
+    use calconnect::crypto::{SealContext, SealedField};
+    use calconnect::store::TokenWrite;
+    let env = env().await;
+    let id = env.connect(1).await;
+    // A stored access token Cal.com does not accept, though its expiry looks fine.
+    let c = env.parts.store.get_connection(id).await.unwrap();
+    let bogus = env
+        .parts
+        .keyring
+        .seal_secret(
+            &mut rand::rngs::OsRng,
+            SealContext::connection(id.as_uuid(), SealedField::AccessToken),
+            &secrecy::SecretString::from("not-a-cal-com-token"),
+        )
+        .unwrap();
+    env.parts
+        .store
+        .write_tokens(
+            id,
+            TokenWrite {
+                expected_version: c.version,
+                access_token: bogus,
+                refresh_token: None,
+                access_expires_at: c.access_expires_at,
+                refresh_expires_at_estimate: None,
+                scopes: None,
+            },
+        )
+        .await
+        .unwrap();
+    let keeper = env.keeper();
+    let api = calconnect::CalClient::for_profile(
+        &calconnect_testkit::keeper::profile(&env.url()),
+        calconnect_testkit::keeper::http(std::time::Duration::from_secs(10)),
+        std::sync::Arc::new(keeper.token_source(id)),
+    )
+    .unwrap()
+    .build();
+    api.me().await.unwrap();
+    api.me().await.unwrap();
+    assert_eq!(
+        refreshes(&env.sandbox),
+        1,
+        "one refresh, then the cached new token"
+    );
+    assert_eq!(invalid_grants(&env.sandbox), 0);
+}

@@ -135,3 +135,84 @@ impl SweepConfig {
         window * fraction
     }
 }
+
+/// A [`KeeperConfig`] value that cannot work.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeeperConfigError {
+    /// The margin is negative or not shorter than an access token's life at Cal.com.
+    #[error(
+        "keeper margin must be between 0 and 30 minutes (Cal.com access tokens live 30 minutes); 5 minutes is the default"
+    )]
+    Margin,
+    /// The lease does not outlast the token call.
+    #[error(
+        "keeper lease_for must be longer than refresh_timeout (plus time to write); the default is 60 s for a 30 s timeout"
+    )]
+    LeaseTooShort,
+    /// The refresh window is outside what Cal.com may use.
+    #[error(
+        "keeper refresh_window must be between 1 day and 2 years (Cal.com: 30 days today, perhaps 1 year later)"
+    )]
+    RefreshWindow,
+    /// The sweep would never run or never refresh.
+    #[error("keeper sweep needs interval > 0, batch > 0 and concurrency > 0")]
+    Sweep,
+}
+
+impl KeeperConfig {
+    /// Checks the values against each other and against Cal.com's lifetimes (calcom-facts.md
+    /// §3.5). Call it where configuration is loaded.
+    ///
+    /// # Errors
+    /// [`KeeperConfigError`] naming the setting to fix.
+    pub fn validate(&self) -> Result<(), KeeperConfigError> {
+        if self.margin < Duration::ZERO || self.margin >= Duration::minutes(30) {
+            return Err(KeeperConfigError::Margin);
+        }
+        let timeout = Duration::try_from(self.refresh_timeout).unwrap_or(Duration::MAX);
+        if self.lease_for <= timeout {
+            return Err(KeeperConfigError::LeaseTooShort);
+        }
+        if self.refresh_window < Duration::days(1) || self.refresh_window > Duration::days(730) {
+            return Err(KeeperConfigError::RefreshWindow);
+        }
+        if self.sweep.interval.is_zero() || self.sweep.batch == 0 || self.sweep.concurrency == 0 {
+            return Err(KeeperConfigError::Sweep);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_bad_values_are_named() {
+        assert_eq!(KeeperConfig::default().validate(), Ok(()));
+        let short_lease = KeeperConfig {
+            lease_for: Duration::seconds(10),
+            ..KeeperConfig::default()
+        };
+        assert_eq!(
+            short_lease.validate(),
+            Err(KeeperConfigError::LeaseTooShort)
+        );
+        let margin = KeeperConfig {
+            margin: Duration::minutes(31),
+            ..KeeperConfig::default()
+        };
+        assert_eq!(margin.validate(), Err(KeeperConfigError::Margin));
+    }
+
+    #[test]
+    fn sweep_age_is_a_fraction_of_the_window() {
+        let sweep = SweepConfig::default();
+        assert_eq!(sweep.refresh_age(Duration::days(30)), Duration::days(15));
+        assert_eq!(
+            sweep.refresh_age(Duration::days(365)),
+            Duration::hours(365 * 12)
+        );
+    }
+}

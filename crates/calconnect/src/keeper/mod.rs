@@ -6,6 +6,30 @@
 //! Cal.com's answer and the write, or a transient error mistaken for revocation each disconnect
 //! a user. The keeper prevents the first, detects the second, and never does the third.
 //!
+//! # Quick start
+//!
+//! ```no_run
+//! # use std::sync::Arc;
+//! # use calconnect::store::{ConnectionId, ConnectionStore};
+//! # use calconnect::{AuthorizationFlow, HttpClient, Keyring, ProviderProfile};
+//! # async fn demo(store: Arc<dyn ConnectionStore>, keyring: Arc<Keyring>, flow: Arc<AuthorizationFlow>,
+//! #     profile: ProviderProfile, http: HttpClient, id: ConnectionId) -> Result<(), Box<dyn std::error::Error>> {
+//! use calconnect::{CalClient, KeeperConfig, SystemClock, TokenKeeper};
+//!
+//! // Once per process: the store, keyring and flow the broker already has.
+//! let keeper = TokenKeeper::new(store, keyring, flow, Arc::new(SystemClock), KeeperConfig::default());
+//! let sweep = keeper.spawn_sweep(); // keeps idle connections alive
+//!
+//! // A token valid for more than 5 minutes (from memory; refreshed first if needed) ...
+//! let token = keeper.access_token(id).await?;
+//! // ... or let the API client ask for it, and for a replacement after a 401.
+//! let api = CalClient::for_profile(&profile, http, Arc::new(keeper.token_source(id)))?.build();
+//! let me = api.me().await?;
+//!
+//! sweep.stop().await; // on shutdown
+//! # let _ = (token, me); Ok(()) }
+//! ```
+//!
 //! # Hot path
 //!
 //! [`TokenKeeper::access_token`] answers from an in-memory cache while the token is valid for
@@ -42,9 +66,11 @@
 //!   │     re-read: version moved and refresh token changed → newer tokens exist: use them
 //!   │     else invalid_grant with a stale I (found at S1)     → status refresh_lost
 //!   │     else                                                → status needs_reauth (Cal.com's reason)
-//!   └── network / timeout / 5xx / 429 → status stays active, I stays set (the answer may have
-//!         been lost after Cal.com rotated: if so, the next refresh is classified refresh_lost),
-//!         backoff with jitter; the old access token is served while it is still valid
+//!   ├── 5xx / 429 / other HTTP errors (Cal.com answered, nothing rotated) → I cleared
+//!   └── network / timeout / unreadable answer → I stays set (Cal.com may have rotated before
+//!         the answer was lost: then the next refresh is rightly classified refresh_lost)
+//!       either way the status stays active, refreshes back off (exponential, jittered) and the
+//!       old access token is served while it is still valid
 //! ```
 //!
 //! A fenced write that finds the version moved (our lease expired during a slow call and
@@ -63,7 +89,9 @@ mod source;
 mod sweep;
 mod telemetry;
 
-pub use config::{KeeperConfig, NoHooks, RefreshHooks, RefreshStep, SweepConfig};
+pub use config::{
+    KeeperConfig, KeeperConfigError, NoHooks, RefreshHooks, RefreshStep, SweepConfig,
+};
 pub use error::{FreshToken, KeeperError};
 pub use source::KeeperTokenSource;
 pub use sweep::{SweepError, SweepHandle, SweepReport};

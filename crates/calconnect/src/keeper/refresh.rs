@@ -222,6 +222,7 @@ impl Inner {
             }
             Ok(Err(e)) if e.is_transient() => {
                 telemetry::token_call("transient");
+                self.clear_intent_if_unrotated(&c, &e).await;
                 let hint = match &e {
                     RefreshError::RateLimited { retry_after } => *retry_after,
                     _ => None,
@@ -235,10 +236,37 @@ impl Inner {
             }
             Ok(Err(e)) => {
                 telemetry::token_call("protocol_error");
+                self.clear_intent_if_unrotated(&c, &e).await;
                 Step::Done(Err(KeeperError::Refresh {
                     id,
                     source: Arc::new(e),
                 }))
+            }
+        }
+    }
+
+    /// Cal.com answered with an error that certainly did not rotate the refresh token (an HTTP
+    /// error status, not a lost or unreadable answer): clear our intent, so a later
+    /// `invalid_grant` is read as the user's revocation, not as a lost refresh. Network errors,
+    /// timeouts and unreadable answers keep it: Cal.com may have rotated before the answer was
+    /// lost, and then the next refresh is rightly `refresh_lost`.
+    async fn clear_intent_if_unrotated(&self, c: &Connection, err: &RefreshError) {
+        use crate::errors::TransientError;
+        let certain = match err {
+            RefreshError::Transient(t) => matches!(
+                t,
+                TransientError::ServerError { .. } | TransientError::HtmlErrorPage { .. }
+            ),
+            RefreshError::Protocol(_) => false,
+            _ => true,
+        };
+        if certain {
+            if let Err(e) = self
+                .store
+                .clear_refresh_intent(c.id, &self.owner, c.version)
+                .await
+            {
+                tracing::debug!(connection_id = %c.id, error = %e, "the refresh intent stays set");
             }
         }
     }

@@ -411,6 +411,27 @@ impl ConnectionStore for MemoryStore {
         Ok(())
     }
 
+    async fn clear_refresh_intent(
+        &self,
+        id: ConnectionId,
+        owner: &LeaseOwner,
+        expected_version: i64,
+    ) -> Result<(), StoreError> {
+        let now = self.now();
+        let mut inner = self.lock();
+        let c = inner.connection(id)?;
+        if !c.lease.as_ref().is_some_and(|l| l.owner == *owner) {
+            return Err(StoreError::LeaseNotHeld {
+                id,
+                owner: owner.clone(),
+            });
+        }
+        check_version(c, expected_version)?;
+        c.refresh_intent_started_at = None;
+        c.updated_at = now;
+        Ok(())
+    }
+
     async fn write_tokens(
         &self,
         id: ConnectionId,

@@ -177,6 +177,27 @@ pub trait ConnectionStore: Send + Sync + std::fmt::Debug {
         expected_version: i64,
     ) -> Result<(), StoreError>;
 
+    /// Clears the refresh intent after a token call that certainly did not rotate the refresh
+    /// token (the provider answered with an error that is neither a dead grant nor ambiguous,
+    /// such as 5xx or 429), so a later `invalid_grant` is not mistaken for a lost refresh.
+    /// Needs `owner` to be the lease holder (even if its lease ran out, as long as nobody took
+    /// it over) and the version to match. Does not bump the version.
+    ///
+    /// The default does nothing (an intent left set only makes classification more
+    /// pessimistic: `refresh_lost` instead of `needs_reauth`); every backend here implements it.
+    ///
+    /// # Errors
+    /// [`StoreError::LeaseNotHeld`], [`StoreError::VersionMismatch`], [`StoreError::NotFound`].
+    async fn clear_refresh_intent(
+        &self,
+        id: ConnectionId,
+        owner: &LeaseOwner,
+        expected_version: i64,
+    ) -> Result<(), StoreError> {
+        let _ = (id, owner, expected_version);
+        Ok(())
+    }
+
     /// Writes refreshed tokens if the version still matches; bumps the version, sets
     /// `last_refreshed_at` to now and clears the refresh intent. The lease is left alone.
     ///
