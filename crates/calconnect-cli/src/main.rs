@@ -1,6 +1,7 @@
 //! The `calconnect` command line.
 
 mod api_cmd;
+mod api_keys_cmd;
 mod completions;
 mod connections_cmd;
 mod doctor_cmd;
@@ -11,6 +12,7 @@ mod local;
 mod login_cmd;
 mod loopback;
 mod sandbox_cmd;
+mod serve_cmd;
 mod synthetic;
 mod token_cmd;
 
@@ -104,6 +106,21 @@ enum Command {
     ///   calconnect completions fish > ~/.config/fish/completions/calconnect.fish
     #[command(verbatim_doc_comment)]
     Completions(completions::CompletionsArgs),
+    /// Run the broker: connect links, OAuth callback, fresh tokens, API proxy, webhooks.
+    ///
+    /// Examples:
+    ///   calconnect serve --config broker.toml
+    ///   CALCONNECT_DATABASE_URL=postgres://calconnect@db/calconnect calconnect serve -c broker.toml
+    #[command(verbatim_doc_comment)]
+    Serve(serve_cmd::ServeArgs),
+    /// Manage the broker's API keys (create shows the key once; list; revoke).
+    ///
+    /// Examples:
+    ///   calconnect api-keys create --config broker.toml --name my-app
+    ///   calconnect api-keys list --config broker.toml
+    ///   calconnect api-keys revoke --config broker.toml 4b1d…
+    #[command(verbatim_doc_comment)]
+    ApiKeys(api_keys_cmd::ApiKeysArgs),
 }
 
 fn main() -> ExitCode {
@@ -119,13 +136,16 @@ fn main() -> ExitCode {
         | Command::Completions(_) => "error",
         _ => "info",
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if serve_cmd::wants_json_logs(&cli.command) {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -146,6 +166,8 @@ fn main() -> ExitCode {
                 completions::run::<Cli>(&args);
                 Ok(())
             }
+            Command::Serve(args) => serve_cmd::run(args).await,
+            Command::ApiKeys(args) => api_keys_cmd::run(args).await,
         }
     });
     match result {

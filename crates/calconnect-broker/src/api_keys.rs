@@ -1,0 +1,238 @@
+//! API keys: created by `calconnect api-keys create`, shown once, stored as the SHA-256 of the key
+//! (a 256-bit random key needs no slow hash), listed and revoked. The request extractor
+//! [`Authenticated`] checks `Authorization: Bearer <key>`.
+
+use crate::db::{BrokerDb, DbError, db_err, with_pool};
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rand::{CryptoRng, RngCore};
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
+use sqlx::Row as _;
+
+/// Every key starts with this (so secret scanners can find leaked keys).
+pub const KEY_PREFIX: &str = "cck_";
+
+/// A listed API key (never the key itself).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ApiKeyInfo {
+    /// Id (for revocation).
+    pub id: String,
+    /// A name given at creation.
+    pub name: String,
+    /// The first characters of the key, to recognise it.
+    pub prefix: String,
+    /// Created (unix ms).
+    pub created_at_ms: i64,
+    /// Revoked (unix ms), if it was.
+    pub revoked_at_ms: Option<i64>,
+}
+
+/// A key just created: the only time the key is available.
+#[derive(Debug)]
+pub struct CreatedApiKey {
+    /// Its listing.
+    pub info: ApiKeyInfo,
+    /// The key (`Debug` is redacted by `secrecy`).
+    pub key: SecretString,
+}
+
+fn hash(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+/// Creates a key named `name`.
+///
+/// # Errors
+/// [`DbError`].
+pub async fn create(
+    db: &BrokerDb,
+    name: &str,
+    now_ms: i64,
+    rng: &mut (impl RngCore + CryptoRng),
+) -> Result<CreatedApiKey, DbError> {
+    let mut bytes = [0u8; 32];
+    rng.fill_bytes(&mut bytes);
+    let key = format!("{KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes));
+    let mut id_bytes = [0u8; 16];
+    rng.fill_bytes(&mut id_bytes);
+    let id = uuid::Builder::from_random_bytes(id_bytes)
+        .into_uuid()
+        .to_string();
+    let prefix: String = key.chars().take(KEY_PREFIX.len() + 6).collect();
+    let key_hash = hash(&key);
+    with_pool!(db, |pool| {
+        sqlx::query(
+            "INSERT INTO broker_api_keys (id, name, prefix, key_hash, created_at_ms) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&id)
+        .bind(name)
+        .bind(&prefix)
+        .bind(&key_hash)
+        .bind(now_ms)
+        .execute(pool)
+        .await
+        .map(|_| ())
+    })
+    .map_err(db_err("creating an API key"))?;
+    Ok(CreatedApiKey {
+        info: ApiKeyInfo {
+            id,
+            name: name.to_owned(),
+            prefix,
+            created_at_ms: now_ms,
+            revoked_at_ms: None,
+        },
+        key: SecretString::from(key),
+    })
+}
+
+/// All keys, oldest first.
+///
+/// # Errors
+/// [`DbError`].
+pub async fn list(db: &BrokerDb) -> Result<Vec<ApiKeyInfo>, DbError> {
+    with_pool!(db, |pool| {
+        let rows = sqlx::query(
+            "SELECT id, name, prefix, created_at_ms, revoked_at_ms FROM broker_api_keys ORDER BY created_at_ms, id",
+        )
+        .fetch_all(pool)
+        .await?;
+        let list: Result<Vec<ApiKeyInfo>, sqlx::Error> = rows.iter()
+            .map(|r| {
+                Ok(ApiKeyInfo {
+                    id: r.try_get("id")?,
+                    name: r.try_get("name")?,
+                    prefix: r.try_get("prefix")?,
+                    created_at_ms: r.try_get("created_at_ms")?,
+                    revoked_at_ms: r.try_get("revoked_at_ms")?,
+                })
+            })
+            .collect();
+        list
+    })
+    .map_err(db_err("listing API keys"))
+}
+
+/// Revokes key `id`; `false` if there is no such unrevoked key.
+///
+/// # Errors
+/// [`DbError`].
+pub async fn revoke(db: &BrokerDb, id: &str, now_ms: i64) -> Result<bool, DbError> {
+    let done = with_pool!(db, |pool| {
+        sqlx::query(
+            "UPDATE broker_api_keys SET revoked_at_ms = $1 WHERE id = $2 AND revoked_at_ms IS NULL",
+        )
+        .bind(now_ms)
+        .bind(id)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected())
+    })
+    .map_err(db_err("revoking an API key"))?;
+    Ok(done > 0)
+}
+
+/// Whether `key` is a live key. The lookup is by hash, so no secret is compared.
+///
+/// # Errors
+/// [`DbError`].
+pub async fn verify(db: &BrokerDb, key: &SecretString) -> Result<bool, DbError> {
+    let key = key.expose_secret();
+    if !key.starts_with(KEY_PREFIX) || key.len() > 128 {
+        return Ok(false);
+    }
+    let key_hash = hash(key);
+    let found: Option<String> = with_pool!(db, |pool| {
+        sqlx::query_scalar(
+            "SELECT id FROM broker_api_keys WHERE key_hash = $1 AND revoked_at_ms IS NULL",
+        )
+        .bind(&key_hash)
+        .fetch_optional(pool)
+        .await
+    })
+    .map_err(db_err("checking an API key"))?;
+    Ok(found.is_some())
+}
+
+/// Proof that the request carried a live API key.
+#[derive(Debug, Clone, Copy)]
+pub struct Authenticated;
+
+impl FromRequestParts<AppState> for Authenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(ApiError::unauthorized)?;
+        let (scheme, key) = header.split_once(' ').ok_or_else(ApiError::unauthorized)?;
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Err(ApiError::unauthorized());
+        }
+        let key = SecretString::from(key.trim().to_owned());
+        if state.api_key_cache.contains(&key) {
+            return Ok(Self);
+        }
+        if verify(&state.db, &key).await? {
+            state.api_key_cache.insert(&key);
+            Ok(Self)
+        } else {
+            Err(ApiError::unauthorized())
+        }
+    }
+}
+
+/// Recently verified keys (by hash) for a few seconds, so hot paths do not read the database on
+/// every request. A revoked key stops working within the cache's TTL.
+#[derive(Debug)]
+pub struct KeyCache {
+    ttl: std::time::Duration,
+    entries: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+}
+
+impl KeyCache {
+    /// How long a verified key is trusted without asking the database again, by default.
+    pub const TTL: std::time::Duration = std::time::Duration::from_secs(5);
+
+    /// A cache trusting a verified key for `ttl` (zero: always ask the database).
+    pub fn new(ttl: std::time::Duration) -> Self {
+        Self {
+            ttl,
+            entries: std::sync::Mutex::default(),
+        }
+    }
+
+    fn contains(&self, key: &SecretString) -> bool {
+        let h = hash(key.expose_secret());
+        let entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        entries.get(&h).is_some_and(|at| at.elapsed() < self.ttl)
+    }
+
+    fn insert(&self, key: &SecretString) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let h = hash(key.expose_secret());
+        let mut entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if entries.len() > 10_000 {
+            entries.clear();
+        }
+        entries.insert(h, std::time::Instant::now());
+    }
+}

@@ -1,0 +1,502 @@
+//! Configuration: a TOML file plus `CALCONNECT_*` environment variables (the variables win),
+//! validated once at startup into [`BrokerConfig`]. Every error names the key and the fix
+//! (DESIGN.md "Decisions already taken": configuration).
+
+use calconnect::crypto::{Keyring, KeyringError};
+use calconnect::{AuthorizeOptions, ClientConfig, ClientSecret, ProviderProfile, UrlPolicy};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use url::Url;
+
+/// An example configuration (shown by `calconnect serve --help`).
+pub const EXAMPLE_CONFIG: &str = include_str!("example-config.toml");
+
+/// A configuration problem: the key and what to do.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration key `{key}`: {message}")]
+pub struct ConfigError {
+    /// The TOML key (and its environment variable).
+    pub key: String,
+    /// What is wrong and the fix.
+    pub message: String,
+}
+
+fn bad(key: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        key: key.to_owned(),
+        message: message.into(),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    listen: Option<String>,
+    public_base_url: Option<String>,
+    database_url: Option<String>,
+    log_format: Option<String>,
+    connect_session_ttl_secs: Option<i64>,
+    #[serde(default)]
+    provider: RawProvider,
+    #[serde(default)]
+    client: RawClient,
+    #[serde(default)]
+    keys: RawKeys,
+    #[serde(default)]
+    webhooks: RawWebhooks,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProvider {
+    kind: Option<String>,
+    web_url: Option<String>,
+    api_url: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawClient {
+    id: Option<String>,
+    secret: Option<String>,
+    scopes: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKeys {
+    file: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWebhooks {
+    urls: Option<Vec<String>>,
+    secret: Option<String>,
+}
+
+/// Where the broker keeps its data.
+#[derive(Clone)]
+pub enum DatabaseConfig {
+    /// A SQLite file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL URL (may hold a password: never shown).
+    Postgres(SecretString),
+}
+
+impl fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Sqlite(p) => write!(f, "Sqlite({})", p.display()),
+            Self::Postgres(_) => f.write_str("Postgres([redacted])"),
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Webhook delivery settings.
+#[derive(Clone)]
+pub struct WebhookConfig {
+    /// Receivers; every event goes to each.
+    pub urls: Vec<Url>,
+    /// The HMAC secret shared with the receivers.
+    pub secret: Option<SecretString>,
+}
+
+impl fmt::Debug for WebhookConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebhookConfig")
+            .field("urls", &self.urls)
+            .field("secret", &self.secret.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// Address to listen on (port 0: any free port).
+    pub listen: SocketAddr,
+    /// Public base URL of the broker (the browser reaches `/connect` and `/oauth/callback` there).
+    pub public_base_url: Url,
+    /// Database.
+    pub database: DatabaseConfig,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// The provider.
+    pub profile: ProviderProfile,
+    /// The OAuth client (its redirect URI is `<public_base_url>/oauth/callback`).
+    pub client: ClientConfig,
+    /// Scopes of a connect session that names none.
+    pub default_scopes: Vec<String>,
+    /// Sealing keys.
+    pub keyring: std::sync::Arc<Keyring>,
+    /// Webhooks.
+    pub webhooks: WebhookConfig,
+    /// How long a connect link stays usable.
+    pub connect_session_ttl: time::Duration,
+}
+
+/// Environment lookup (tests pass a map; `calconnect serve` passes the process environment).
+pub type Env = HashMap<String, String>;
+
+impl BrokerConfig {
+    /// Parses and validates `toml_text` with `env` overriding it.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the key.
+    pub fn from_toml_and_env(toml_text: &str, env: &Env) -> Result<Self, ConfigError> {
+        let raw: RawConfig = toml::from_str(toml_text).map_err(|e| {
+            bad(
+                "(file)",
+                format!(
+                    "{}; see `calconnect serve --help` for an example",
+                    e.message()
+                ),
+            )
+        })?;
+        Self::validate(raw, env)
+    }
+
+    fn validate(raw: RawConfig, env: &Env) -> Result<Self, ConfigError> {
+        let get = |var: &str, file: Option<String>| -> Option<String> {
+            env.get(var).cloned().filter(|v| !v.is_empty()).or(file)
+        };
+        let listen_text = get("CALCONNECT_LISTEN", raw.listen).unwrap_or("127.0.0.1:8080".into());
+        let listen: SocketAddr = listen_text.parse().map_err(|_| {
+            bad("listen", format!("`{listen_text}` is not an address: use host:port such as 127.0.0.1:8080 (CALCONNECT_LISTEN)"))
+        })?;
+        let base_text = get("CALCONNECT_PUBLIC_BASE_URL", raw.public_base_url).ok_or_else(|| {
+            bad("public_base_url", "missing: set the URL where browsers reach this broker, e.g. https://connect.example.com (CALCONNECT_PUBLIC_BASE_URL)")
+        })?;
+        let public_base_url = parse_base_url(&base_text)?;
+        let database = parse_database(
+            &get("CALCONNECT_DATABASE_URL", raw.database_url)
+                .unwrap_or_else(|| "sqlite://calconnect.db".into()),
+        )?;
+        let log_format = match get("CALCONNECT_LOG_FORMAT", raw.log_format).as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(bad(
+                    "log_format",
+                    format!(
+                        "`{other}` is not a log format: use text or json (CALCONNECT_LOG_FORMAT)"
+                    ),
+                ));
+            }
+        };
+        let profile = parse_profile(
+            get("CALCONNECT_PROVIDER", raw.provider.kind),
+            get("CALCONNECT_PROVIDER_URL", raw.provider.web_url),
+            get("CALCONNECT_PROVIDER_API_URL", raw.provider.api_url),
+        )?;
+        let client_id = get("CALCONNECT_CLIENT_ID", raw.client.id).ok_or_else(|| {
+            bad(
+                "client.id",
+                "missing: set your Cal.com OAuth client id (CALCONNECT_CLIENT_ID)",
+            )
+        })?;
+        if raw.client.secret.is_some() {
+            tracing::warn!(
+                "client.secret is in the configuration file; prefer CALCONNECT_CLIENT_SECRET"
+            );
+        }
+        let secret = get("CALCONNECT_CLIENT_SECRET", raw.client.secret);
+        let redirect_uri = redirect_uri_for(&public_base_url);
+        let client = match secret {
+            Some(s) => {
+                ClientConfig::confidential(client_id, ClientSecret::new(s), redirect_uri.as_str())
+            }
+            None => ClientConfig::public(client_id, redirect_uri.as_str()),
+        }
+        .map_err(|e| bad("client", format!("{e}")))?;
+        let default_scopes = raw.client.scopes.unwrap_or_default();
+        AuthorizeOptions::new(default_scopes.iter().cloned())
+            .map_err(|e| bad("client.scopes", e.to_string()))?;
+        let keyring = load_keyring(env, raw.keys.file)?;
+        let webhooks = parse_webhooks(
+            env.get("CALCONNECT_WEBHOOK_URLS")
+                .filter(|v| !v.is_empty())
+                .map(|v| {
+                    v.split(',')
+                        .map(|s| s.trim().to_owned())
+                        .filter(|s| !s.is_empty())
+                        .collect()
+                })
+                .or(raw.webhooks.urls),
+            get("CALCONNECT_WEBHOOK_SECRET", raw.webhooks.secret),
+        )?;
+        let ttl = raw.connect_session_ttl_secs.unwrap_or(30 * 60);
+        if !(60..=7 * 24 * 3600).contains(&ttl) {
+            return Err(bad(
+                "connect_session_ttl_secs",
+                "use between 60 and 604800 seconds",
+            ));
+        }
+        Ok(Self {
+            listen,
+            public_base_url,
+            database,
+            log_format,
+            profile,
+            client,
+            default_scopes,
+            keyring: std::sync::Arc::new(keyring),
+            webhooks,
+            connect_session_ttl: time::Duration::seconds(ttl),
+        })
+    }
+}
+
+/// The log format named by `CALCONNECT_LOG_FORMAT` or the file's `log_format` (before the rest
+/// is validated, so logging can start first). Unknown values fall back to text here; validation
+/// reports them.
+pub fn log_format_of(toml_text: &str, env: &Env) -> LogFormat {
+    let from_file = toml::from_str::<toml::Table>(toml_text).ok().and_then(|t| {
+        t.get("log_format")
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+    });
+    match env
+        .get("CALCONNECT_LOG_FORMAT")
+        .cloned()
+        .or(from_file)
+        .as_deref()
+    {
+        Some("json") => LogFormat::Json,
+        _ => LogFormat::Text,
+    }
+}
+
+/// `<base>/oauth/callback`.
+pub fn redirect_uri_for(base: &Url) -> String {
+    format!("{}/oauth/callback", base.as_str().trim_end_matches('/'))
+}
+
+fn parse_base_url(text: &str) -> Result<Url, ConfigError> {
+    let url = Url::parse(text).map_err(|_| {
+        bad(
+            "public_base_url",
+            format!("`{text}` is not a URL: use e.g. https://connect.example.com"),
+        )
+    })?;
+    let loopback = matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+    let ok_scheme = url.scheme() == "https" || (url.scheme() == "http" && loopback);
+    if !ok_scheme || url.query().is_some() || url.fragment().is_some() || url.cannot_be_a_base() {
+        return Err(bad(
+            "public_base_url",
+            "use an https URL without query or fragment (http only for 127.0.0.1/localhost)",
+        ));
+    }
+    Ok(url)
+}
+
+fn parse_database(text: &str) -> Result<DatabaseConfig, ConfigError> {
+    if let Some(path) = text
+        .strip_prefix("sqlite://")
+        .or_else(|| text.strip_prefix("sqlite:"))
+    {
+        if path.is_empty() {
+            return Err(bad(
+                "database_url",
+                "the SQLite path is empty: use sqlite://calconnect.db",
+            ));
+        }
+        return Ok(DatabaseConfig::Sqlite(PathBuf::from(path)));
+    }
+    if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+        return Ok(DatabaseConfig::Postgres(SecretString::from(
+            text.to_owned(),
+        )));
+    }
+    Err(bad(
+        "database_url",
+        "use sqlite://<path> or postgres://user@host/db (CALCONNECT_DATABASE_URL)",
+    ))
+}
+
+fn parse_profile(
+    kind: Option<String>,
+    web: Option<String>,
+    api: Option<String>,
+) -> Result<ProviderProfile, ConfigError> {
+    let need = |v: Option<String>, key: &str| {
+        v.ok_or_else(|| bad(key, "missing for this provider kind (CALCONNECT_PROVIDER_URL / CALCONNECT_PROVIDER_API_URL)"))
+    };
+    match kind.as_deref().unwrap_or("cal_com") {
+        "cal_com" => Ok(ProviderProfile::cal_com()),
+        "sandbox" => {
+            let web = need(web, "provider.web_url")?;
+            ProviderProfile::sandbox(
+                web.trim_end_matches('/'),
+                UrlPolicy::allow_insecure_loopback_http(),
+            )
+            .map_err(|e| bad("provider.web_url", e.to_string()))
+        }
+        "self_hosted" => {
+            let web = need(web, "provider.web_url")?;
+            let api = need(api, "provider.api_url")?;
+            ProviderProfile::cal_com_self_hosted(&web, &api, UrlPolicy::https_only())
+                .map_err(|e| bad("provider", e.to_string()))
+        }
+        other => Err(bad(
+            "provider.kind",
+            format!(
+                "`{other}` is unknown: use cal_com, self_hosted or sandbox (CALCONNECT_PROVIDER)"
+            ),
+        )),
+    }
+}
+
+fn load_keyring(env: &Env, file: Option<PathBuf>) -> Result<Keyring, ConfigError> {
+    let explain = |key: &str, e: KeyringError| {
+        bad(
+            key,
+            format!("{e}; generate one with `calconnect keys generate`"),
+        )
+    };
+    if let Some(value) = env
+        .get(calconnect::crypto::KEYS_ENV)
+        .filter(|v| !v.is_empty())
+    {
+        return Keyring::from_env_value(&SecretString::from(value.clone()))
+            .map_err(|e| explain("CALCONNECT_KEYS", e));
+    }
+    let file = env.get("CALCONNECT_KEY_FILE").map(PathBuf::from).or(file);
+    match file {
+        Some(path) => Keyring::from_key_file(&path).map_err(|e| explain("keys.file", e)),
+        None => Err(bad(
+            "keys.file",
+            "no sealing key: the broker refuses to store tokens unencrypted. Run `calconnect keys generate --out keys` and set keys.file (CALCONNECT_KEY_FILE) or CALCONNECT_KEYS",
+        )),
+    }
+}
+
+fn parse_webhooks(
+    urls: Option<Vec<String>>,
+    secret: Option<String>,
+) -> Result<WebhookConfig, ConfigError> {
+    let mut parsed = Vec::new();
+    for u in urls.unwrap_or_default() {
+        let url =
+            Url::parse(&u).map_err(|_| bad("webhooks.urls", format!("`{u}` is not a URL")))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(bad("webhooks.urls", format!("`{u}` must be http or https")));
+        }
+        parsed.push(url);
+    }
+    let secret = secret.map(SecretString::from);
+    if !parsed.is_empty() {
+        match &secret {
+            None => {
+                return Err(bad(
+                    "webhooks.secret",
+                    "missing: webhooks are signed; set CALCONNECT_WEBHOOK_SECRET (32+ random characters)",
+                ));
+            }
+            Some(s) if s.expose_secret().len() < 16 => {
+                return Err(bad(
+                    "webhooks.secret",
+                    "too short: use at least 16 (better 32+) random characters",
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(WebhookConfig {
+        urls: parsed,
+        secret,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Env {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    const KEY: &str = "CALCONNECT_KEYS";
+
+    fn key() -> String {
+        use calconnect::crypto::{KeyId, SealingKey};
+        SealingKey::generate(KeyId::new("t").unwrap(), &mut rand::rngs::OsRng)
+            .to_text()
+            .expose_secret()
+            .to_owned()
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let k = key();
+        let e = BrokerConfig::from_toml_and_env("", &env(&[(KEY, &k)])).unwrap_err();
+        assert_eq!(e.key, "public_base_url");
+        let e = BrokerConfig::from_toml_and_env(
+            "public_base_url = \"http://example.com\"",
+            &env(&[(KEY, &k)]),
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "public_base_url");
+        let e = BrokerConfig::from_toml_and_env(
+            "public_base_url = \"https://c.example\"\n[client]\nid = \"x\"",
+            &env(&[]),
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "keys.file", "{e}");
+        let e = BrokerConfig::from_toml_and_env("bogus = 1", &env(&[])).unwrap_err();
+        assert!(e.to_string().contains("bogus"), "{e}");
+        let e = BrokerConfig::from_toml_and_env(
+            "public_base_url = \"https://c.example\"\n[client]\nid = \"x\"\n[webhooks]\nurls=[\"https://h.example/x\"]",
+            &env(&[(KEY, &k)]),
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "webhooks.secret");
+    }
+
+    #[test]
+    fn env_overrides_file_and_secrets_are_hidden() {
+        let k = key();
+        let c = BrokerConfig::from_toml_and_env(
+            EXAMPLE_CONFIG,
+            &env(&[
+                (KEY, &k),
+                ("CALCONNECT_CLIENT_SECRET", "super-secret-client-value"),
+                ("CALCONNECT_WEBHOOK_SECRET", "webhook-secret-value-123456"),
+                ("CALCONNECT_DATABASE_URL", "postgres://u:pgpassword@h/db"),
+                ("CALCONNECT_LISTEN", "127.0.0.1:0"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.listen.port(), 0);
+        assert_eq!(
+            c.client.redirect_uri().as_str(),
+            "https://connect.example.com/oauth/callback"
+        );
+        let shown = format!("{c:?}");
+        for secret in [
+            "super-secret-client-value",
+            "webhook-secret-value-123456",
+            "pgpassword",
+            &k,
+        ] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+    }
+}

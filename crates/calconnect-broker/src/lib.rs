@@ -1,0 +1,83 @@
+//! calconnect-broker: a self-hosted service that owns the Cal.com OAuth flow and token lifecycle
+//! for apps in any language (issue 7; DESIGN.md "Who uses it and how").
+//!
+//! - The app's backend uses the JSON API with an API key: connect sessions, connections, fresh
+//!   access tokens, a proxy to Cal.com API v2, the webhook delivery log.
+//! - The end user's browser follows `connect_url` → Cal.com consent → `/oauth/callback`.
+//! - Webhooks tell the app when a connection is created, breaks or recovers.
+//!
+//! [`router`] builds the whole service on an [`AppState`] (testable with `oneshot`);
+//! [`Broker::builder`] opens the database, binds and serves. `calconnect serve` runs it.
+
+mod access_token;
+pub mod api_keys;
+pub mod config;
+mod connect;
+pub mod connections;
+pub mod db;
+pub mod error;
+mod extract;
+pub mod metrics;
+pub mod openapi;
+mod ops;
+pub mod pages;
+pub mod proxy;
+mod server;
+pub mod sessions;
+pub mod state;
+pub mod tokens;
+pub mod webhooks;
+
+pub use config::{BrokerConfig, ConfigError, DatabaseConfig, EXAMPLE_CONFIG, LogFormat};
+pub use db::BrokerDb;
+pub use error::ApiError;
+pub use server::{Broker, BrokerBuilder, MAX_BODY_BYTES, StartError, open_storage, router};
+pub use state::AppState;
+
+use axum::Router;
+use calconnect::store::ConnectionStore;
+use calconnect::{AuthorizationFlow, Clock};
+use std::sync::Arc;
+
+/// Token, proxy and webhook-log routes (under `/api/v1`).
+fn extra_routes() -> Router<AppState> {
+    use axum::routing::{any, post};
+    Router::new()
+        .route(
+            "/connections/{id}/access-token",
+            post(access_token::access_token),
+        )
+        .route(
+            "/connections/{id}/proxy/{*rest}",
+            any(proxy::proxy).layer(tower_http::limit::RequestBodyLimitLayer::new(
+                proxy::MAX_PROXY_BODY_BYTES,
+            )),
+        )
+        .route("/webhook-deliveries", axum::routing::get(webhooks::list))
+}
+
+/// `/api/openapi.json`.
+fn openapi_routes() -> Router<AppState> {
+    Router::new().route("/api/openapi.json", axum::routing::get(openapi::document))
+}
+
+/// The token keeper behind the access-token endpoint and the proxy.
+fn keeper(
+    store: Arc<dyn ConnectionStore>,
+    config: &BrokerConfig,
+    flow: AuthorizationFlow,
+    clock: Arc<dyn Clock>,
+    name: Option<String>,
+) -> calconnect::keeper::TokenKeeper {
+    let keeper_config = calconnect::keeper::KeeperConfig {
+        instance_name: name,
+        ..calconnect::keeper::KeeperConfig::default()
+    };
+    calconnect::keeper::TokenKeeper::new(
+        store,
+        config.keyring.clone(),
+        Arc::new(flow),
+        clock,
+        keeper_config,
+    )
+}

@@ -1,0 +1,265 @@
+//! `/api/v1/connections/{id}/proxy/{path}`: forwards any method to Cal.com API v2 with the
+//! connection's token (calcom-facts.md §5.2).
+//!
+//! - Headers are allow-listed both ways: the app's API key, cookies and hop-by-hop headers never
+//!   reach Cal.com; Cal.com's rate-limit headers (`X-RateLimit-*-Default`, §5.3) come back.
+//! - Response bodies stream. Request bodies up to [`REPLAYABLE_BODY_BYTES`] are buffered so the
+//!   request can be replayed once after a refresh; larger ones stream and are not replayed.
+//! - On 401, or 403 "no oAuth client found for access token" (§5.2), the keeper refreshes (once
+//!   per connection, whatever the number of callers) and the request is retried once.
+//! - Status codes pass through, 429 included.
+
+use crate::api_keys::Authenticated;
+use crate::connections::parse_id;
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, HeaderName, StatusCode};
+use axum::response::{IntoResponse, Response};
+use calconnect::AccessToken;
+use futures::TryStreamExt as _;
+
+/// Largest request body buffered (and so replayable after a refresh).
+pub const REPLAYABLE_BODY_BYTES: usize = 256 * 1024;
+/// Largest request body forwarded at all.
+pub const MAX_PROXY_BODY_BYTES: usize = 10 * 1024 * 1024;
+
+const REQUEST_HEADERS: &[&str] = &[
+    "accept",
+    "accept-language",
+    "content-type",
+    "cal-api-version",
+    "if-none-match",
+    "if-modified-since",
+    "idempotency-key",
+    "x-request-id",
+];
+
+const RESPONSE_HEADERS: &[&str] = &[
+    "content-type",
+    "content-encoding",
+    "content-language",
+    "cache-control",
+    "etag",
+    "last-modified",
+    "retry-after",
+    "x-request-id",
+];
+
+fn response_header_allowed(name: &HeaderName) -> bool {
+    RESPONSE_HEADERS.contains(&name.as_str()) || name.as_str().starts_with("x-ratelimit-")
+}
+
+/// The streaming HTTP client of the proxy and webhooks: connect timeout, no redirects.
+///
+/// # Errors
+/// When the TLS backend cannot start.
+pub fn client() -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .timeout(std::time::Duration::from_secs(60))
+        .pool_max_idle_per_host(256)
+        .build()
+}
+
+/// The API path after `/proxy/`, checked: no `..`, no empty or encoded-slash tricks.
+fn upstream_path(uri_path: &str) -> Result<String, ApiError> {
+    let (_, rest) = uri_path
+        .split_once("/proxy/")
+        .ok_or_else(|| ApiError::not_found("no such API route"))?;
+    let bad = rest.is_empty()
+        || rest.contains('\\')
+        || rest.split('/').any(|seg| {
+            let lower = seg.to_ascii_lowercase();
+            seg.is_empty()
+                || seg == "."
+                || seg == ".."
+                || lower.contains("%2e")
+                || lower.contains("%2f")
+        });
+    if bad {
+        return Err(ApiError::invalid(
+            "the proxied path must be a plain Cal.com API v2 path such as `me` or `schedules/12`",
+        ));
+    }
+    Ok(rest.to_owned())
+}
+
+enum OutBody {
+    Empty,
+    Buffered(bytes::Bytes),
+    Stream(Body),
+}
+
+/// Forwards the request to Cal.com API v2 `/{path}` with the connection's token (any method;
+/// GET shown). Cal.com's status, body and allow-listed headers come back as they are.
+#[utoipa::path(get, path = "/api/v1/connections/{id}/proxy/{path}", tag = "proxy",
+    params(("id" = String, Path, description = "Connection id"),
+           ("path" = String, Path, description = "Cal.com API v2 path, e.g. `me` or `schedules`")),
+    responses((status = 200, description = "Cal.com's answer (any status)"), (status = 400, description = "Invalid input", body = crate::openapi::ErrorResponse),
+        (status = 401, description = "Missing or invalid API key", body = crate::openapi::ErrorResponse),
+        (status = 404, description = "No such connection", body = crate::openapi::ErrorResponse),
+        (status = 409, description = "The user must reconnect", body = crate::openapi::ErrorResponse),
+        (status = 502, description = "Cal.com unreachable", body = crate::openapi::ErrorResponse),
+        (status = 503, description = "Cal.com or the store unavailable", body = crate::openapi::ErrorResponse)),
+    security(("api_key" = [])))]
+pub(crate) async fn proxy(
+    State(state): State<AppState>,
+    _auth: Authenticated,
+    Path((id, _rest)): Path<(String, String)>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let started = std::time::Instant::now();
+    let id = parse_id(&id)?;
+    let path = upstream_path(request.uri().path())?;
+    let api = state
+        .flow
+        .profile()
+        .api_base()
+        .ok_or_else(|| ApiError::not_found("this provider has no Cal.com API to proxy to"))?;
+    let mut url = format!("{}/{path}", api.as_str().trim_end_matches('/'));
+    if let Some(q) = request.uri().query() {
+        url.push('?');
+        url.push_str(q);
+    }
+    let method = request.method().clone();
+    let mut headers = HeaderMap::new();
+    for (name, value) in request.headers() {
+        if REQUEST_HEADERS.contains(&name.as_str()) {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+    let length = request
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if length.is_some_and(|l| l > MAX_PROXY_BODY_BYTES) {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "proxied request bodies are limited to 10 MiB",
+        ));
+    }
+    let body = request.into_body();
+    let mut out = match length {
+        Some(0) => OutBody::Empty,
+        Some(l) if l <= REPLAYABLE_BODY_BYTES => {
+            let bytes = axum::body::to_bytes(body, REPLAYABLE_BODY_BYTES)
+                .await
+                .map_err(|_| ApiError::invalid("the request body could not be read"))?;
+            OutBody::Buffered(bytes)
+        }
+        None if matches!(method, http::Method::GET | http::Method::HEAD) => OutBody::Empty,
+        _ => OutBody::Stream(body),
+    };
+
+    let fresh = state.tokens.access_token(id).await?;
+    let mut token = fresh.access_token;
+    let mut retried = false;
+    loop {
+        let body = match &mut out {
+            OutBody::Empty => None,
+            OutBody::Buffered(b) => Some(reqwest::Body::from(b.clone())),
+            OutBody::Stream(b) => {
+                let stream = std::mem::take(b)
+                    .into_data_stream()
+                    .map_err(std::io::Error::other);
+                Some(reqwest::Body::wrap_stream(stream))
+            }
+        };
+        let replayable = !matches!(out, OutBody::Stream(_));
+        let mut upstream = state
+            .proxy_http
+            .request(method.clone(), &url)
+            .headers(headers.clone())
+            .bearer_auth(token.expose_secret());
+        if let Some(b) = body {
+            upstream = upstream.body(b);
+        }
+        let response = match upstream.send().await {
+            Ok(r) => r,
+            Err(e) => {
+                // reqwest errors may name the URL (no secret in it: the token is a header).
+                tracing::warn!(error = %e.without_url(), "proxy: Cal.com unreachable");
+                state.metrics.proxy("error", started.elapsed());
+                return Err(ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "upstream_unavailable",
+                    "Cal.com could not be reached; retry later",
+                ));
+            }
+        };
+        let status = response.status();
+        let rejected = status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN;
+        if rejected && !retried && replayable {
+            let resp_headers = response.headers().clone();
+            let text = response.bytes().await.unwrap_or_default();
+            let token_dead = status == StatusCode::UNAUTHORIZED
+                || String::from_utf8_lossy(&text)
+                    .contains("no oAuth client found for access token");
+            if token_dead {
+                retried = true;
+                let rejected_token: AccessToken = token.clone();
+                token = state
+                    .tokens
+                    .refresh_rejected(id, &rejected_token)
+                    .await?
+                    .access_token;
+                continue;
+            }
+            state.metrics.proxy(class(status), started.elapsed());
+            return Ok(build(status, &resp_headers, Body::from(text)));
+        }
+        state.metrics.proxy(class(status), started.elapsed());
+        let resp_headers = response.headers().clone();
+        let stream = response.bytes_stream();
+        return Ok(build(status, &resp_headers, Body::from_stream(stream)));
+    }
+}
+
+fn class(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        429 => "429",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}
+
+fn build(status: StatusCode, upstream: &HeaderMap, body: Body) -> Response {
+    let mut response = (status, body).into_response();
+    let headers = response.headers_mut();
+    for (name, value) in upstream {
+        if response_header_allowed(name) {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_checked() {
+        let ok = |p: &str| upstream_path(&format!("/api/v1/connections/x/proxy/{p}"));
+        assert_eq!(ok("me").unwrap(), "me");
+        assert_eq!(ok("schedules/12").unwrap(), "schedules/12");
+        for bad in [
+            "",
+            "../auth/oauth2/token",
+            "a//b",
+            "%2e%2e/x",
+            "a%2Fb",
+            "a\\b",
+            "./me",
+        ] {
+            assert!(ok(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,337 @@
+//! The router and the running service: [`router`], [`Broker::builder`], graceful shutdown.
+
+use crate::api_keys::KeyCache;
+use crate::config::{BrokerConfig, DatabaseConfig};
+use crate::db::BrokerDb;
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+use crate::state::AppState;
+use crate::tokens::TokenProvider;
+use crate::{connect, connections, ops, sessions};
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue, Request, header};
+use axum::routing::{get, post};
+use calconnect::store::ConnectionStore;
+use calconnect::{AuthorizationFlow, Clock, HttpClient, HttpConfig, StoreError, SystemClock};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+
+/// Largest JSON request body accepted by the API (the proxy streams and has its own limit).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Longest a request may take before the broker answers 503 (the proxy's upstream calls have
+/// their own 60-second limit; a streamed response body is not cut).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(65);
+
+/// All routes of the broker, on `state`. Composable: a `calconnect demo` can merge its own pages.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/connect-sessions", post(sessions::create))
+        .route("/connections", get(connections::list))
+        .route(
+            "/connections/{id}",
+            get(connections::get).delete(connections::delete),
+        )
+        .merge(crate::extra_routes())
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .fallback(|| async { ApiError::not_found("no such API route") });
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/connect/{token}", get(connect::connect))
+        .route("/oauth/callback", get(connect::callback))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .merge(crate::openapi_routes())
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            REQUEST_TIMEOUT,
+        ))
+        .layer(security_headers())
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+                // The path only: queries (codes, states) and headers (keys) are never logged.
+                let path = req
+                    .extensions()
+                    .get::<axum::extract::MatchedPath>()
+                    .map_or("unmatched", |p| p.as_str())
+                    .to_owned();
+                tracing::info_span!("request", method = %req.method(), route = %path)
+            }),
+        )
+        .with_state(state)
+}
+
+fn security_headers() -> tower::layer::util::Stack<
+    SetResponseHeaderLayer<HeaderValue>,
+    tower::layer::util::Stack<
+        SetResponseHeaderLayer<HeaderValue>,
+        SetResponseHeaderLayer<HeaderValue>,
+    >,
+> {
+    let nosniff = SetResponseHeaderLayer::if_not_present(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    let frames = SetResponseHeaderLayer::if_not_present(
+        header::X_FRAME_OPTIONS,
+        HeaderValue::from_static("DENY"),
+    );
+    let referrer = SetResponseHeaderLayer::if_not_present(
+        HeaderName::from_static("referrer-policy"),
+        HeaderValue::from_static("no-referrer"),
+    );
+    tower::layer::util::Stack::new(nosniff, tower::layer::util::Stack::new(frames, referrer))
+}
+
+/// The broker could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The store could not be opened or migrated.
+    #[error("opening the database failed: {0}")]
+    Store(#[from] StoreError),
+    /// The HTTP client could not be built.
+    #[error("building the HTTP client failed: {0}")]
+    Http(String),
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Opens the connection store and the broker tables on the configured database, running both
+/// migrations.
+///
+/// # Errors
+/// [`StoreError`] (never showing a password).
+pub async fn open_storage(
+    database: &DatabaseConfig,
+    clock: Arc<dyn Clock>,
+) -> Result<(Arc<dyn ConnectionStore>, BrokerDb), StoreError> {
+    let (store, db): (Arc<dyn ConnectionStore>, BrokerDb) = match database {
+        DatabaseConfig::Sqlite(path) => {
+            let store = calconnect_sqlite::SqliteStore::open(path, clock).await?;
+            let db = BrokerDb::Sqlite(store.pool().clone());
+            (Arc::new(store), db)
+        }
+        DatabaseConfig::Postgres(url) => {
+            let store = calconnect_postgres::PostgresStore::connect(url, clock).await?;
+            let db = BrokerDb::Postgres(store.pool().clone());
+            (Arc::new(store), db)
+        }
+    };
+    db.migrate().await?;
+    Ok((store, db))
+}
+
+/// Configures a [`Broker`].
+#[derive(Debug)]
+pub struct BrokerBuilder {
+    config: BrokerConfig,
+    clock: Arc<dyn Clock>,
+    listener: Option<std::net::TcpListener>,
+    api_key_cache_ttl: Duration,
+    webhook: crate::webhooks::WorkerConfig,
+    keeper_name: Option<String>,
+}
+
+impl BrokerBuilder {
+    /// The clock (default: the system clock).
+    #[must_use]
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Serve on an already bound listener (tests bind `127.0.0.1:0` first to learn the port
+    /// for the redirect URI).
+    #[must_use]
+    pub fn listener(mut self, listener: std::net::TcpListener) -> Self {
+        self.listener = Some(listener);
+        self
+    }
+
+    /// How long a verified API key is trusted without a database read (default 5 s; zero in
+    /// tests of revocation).
+    #[must_use]
+    pub fn api_key_cache_ttl(mut self, ttl: Duration) -> Self {
+        self.api_key_cache_ttl = ttl;
+        self
+    }
+
+    /// Webhook worker settings (poll interval, backoff).
+    #[must_use]
+    pub fn webhook_worker(mut self, config: crate::webhooks::WorkerConfig) -> Self {
+        self.webhook = config;
+        self
+    }
+
+    /// Name of this instance in refresh leases (default: random).
+    #[must_use]
+    pub fn instance_name(mut self, name: impl Into<String>) -> Self {
+        self.keeper_name = Some(name.into());
+        self
+    }
+
+    /// Opens the database (running migrations), binds, and serves in the background.
+    ///
+    /// # Errors
+    /// [`StartError`].
+    pub async fn start(self) -> Result<Broker, StartError> {
+        let config = Arc::new(self.config);
+        let _ = crate::metrics::keeper_recorder();
+        let (store, db) = open_storage(&config.database, self.clock.clone()).await?;
+        let http =
+            HttpClient::new(HttpConfig::default()).map_err(|e| StartError::Http(e.to_string()))?;
+        let flow = AuthorizationFlow::new(
+            config.profile.clone(),
+            config.client.clone(),
+            http,
+            self.clock.clone(),
+        );
+        let keeper = crate::keeper(
+            store.clone(),
+            &config,
+            flow.clone(),
+            self.clock.clone(),
+            self.keeper_name,
+        );
+        let sweep = keeper.spawn_sweep();
+        let tokens: Arc<dyn TokenProvider> = Arc::new(crate::tokens::KeeperTokens(keeper));
+        let proxy_http = crate::proxy::client().map_err(|e| StartError::Http(e.to_string()))?;
+        let state = AppState {
+            config: config.clone(),
+            flow,
+            store,
+            db,
+            clock: self.clock,
+            api_key_cache: Arc::new(KeyCache::new(self.api_key_cache_ttl)),
+            tokens,
+            proxy_http,
+            metrics: Arc::new(Metrics::default()),
+            webhook_wake: Arc::new(tokio::sync::Notify::new()),
+        };
+        let listener = match self.listener {
+            Some(l) => l,
+            None => {
+                std::net::TcpListener::bind(config.listen).map_err(|source| StartError::Bind {
+                    addr: config.listen,
+                    source,
+                })?
+            }
+        };
+        let bind_err = |source| StartError::Bind {
+            addr: config.listen,
+            source,
+        };
+        listener.set_nonblocking(true).map_err(bind_err)?;
+        let addr = listener.local_addr().map_err(bind_err)?;
+        let listener = tokio::net::TcpListener::from_std(listener).map_err(bind_err)?;
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let worker = crate::webhooks::spawn_worker(state.clone(), self.webhook, stop_rx.clone());
+        let app = router(state.clone());
+        let mut stop_serve = stop_rx;
+        let server = tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stop_serve.wait_for(|s| *s).await;
+            };
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        });
+        tracing::info!(%addr, "broker listening");
+        Ok(Broker {
+            addr,
+            state,
+            stop: stop_tx,
+            server: Some(server),
+            worker: Some(worker),
+            sweep: Some(sweep),
+        })
+    }
+}
+
+/// A running broker.
+#[derive(Debug)]
+pub struct Broker {
+    addr: SocketAddr,
+    state: AppState,
+    stop: tokio::sync::watch::Sender<bool>,
+    server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    worker: Option<tokio::task::JoinHandle<()>>,
+    sweep: Option<calconnect::keeper::SweepHandle>,
+}
+
+impl Broker {
+    /// A builder for `config`.
+    pub fn builder(config: BrokerConfig) -> BrokerBuilder {
+        BrokerBuilder {
+            config,
+            clock: Arc::new(SystemClock),
+            listener: None,
+            api_key_cache_ttl: KeyCache::TTL,
+            webhook: crate::webhooks::WorkerConfig::default(),
+            keeper_name: None,
+        }
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://<addr>`.
+    pub fn local_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The handlers' state (for tests and embedding).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// The broker's own database (API keys, sessions, webhooks).
+    pub fn db(&self) -> &BrokerDb {
+        &self.state.db
+    }
+
+    /// Stops accepting connections, lets in-flight requests (and the refreshes they wait on)
+    /// finish, stops the webhook worker after its current delivery, and waits.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(server) = self.server.take() {
+            match server.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "server ended with an error"),
+                Err(e) => tracing::warn!(error = %e, "server task failed"),
+            }
+        }
+        if let Some(worker) = self.worker.take() {
+            let _ = worker.await;
+        }
+        if let Some(sweep) = self.sweep.take() {
+            sweep.stop().await;
+        }
+    }
+
+    /// Waits until the server ends (after [`Broker::shutdown`] from another handle, or an error).
+    pub async fn wait_for_signal_then_shutdown(
+        self,
+        signal: impl std::future::Future<Output = ()>,
+    ) {
+        signal.await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        self.shutdown().await;
+    }
+}

@@ -1,0 +1,68 @@
+//! Shared state of the handlers.
+
+use crate::api_keys::KeyCache;
+use crate::config::BrokerConfig;
+use crate::db::BrokerDb;
+use crate::metrics::Metrics;
+use crate::tokens::TokenProvider;
+use calconnect::store::ConnectionStore;
+use calconnect::{AuthorizationFlow, Clock};
+use std::sync::Arc;
+
+/// Everything a handler needs. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub(crate) config: Arc<BrokerConfig>,
+    pub(crate) flow: AuthorizationFlow,
+    pub(crate) store: Arc<dyn ConnectionStore>,
+    pub(crate) db: BrokerDb,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) api_key_cache: Arc<KeyCache>,
+    pub(crate) tokens: Arc<dyn TokenProvider>,
+    pub(crate) proxy_http: reqwest::Client,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) webhook_wake: Arc<tokio::sync::Notify>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("flow", &self.flow)
+            .field("db", &self.db)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// Wakes the webhook worker (a new store event may be waiting).
+    pub(crate) fn webhooks_nudge(&self) {
+        self.webhook_wake.notify_one();
+    }
+
+    /// Now, in unix milliseconds, from the injected clock.
+    pub(crate) fn now_ms(&self) -> i64 {
+        unix_ms(self.clock.now())
+    }
+}
+
+/// A time as unix milliseconds.
+pub(crate) fn unix_ms(t: time::OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+/// Unix milliseconds as RFC 3339 text.
+pub(crate) fn rfc3339_ms(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+/// A time as RFC 3339 text.
+pub(crate) fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}

@@ -1,0 +1,12 @@
+//! Broker tests over real sockets: the broker and the sandbox on 127.0.0.1:0, a cookie-jar
+//! browser following each redirect by hand.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod api;
+mod flow;
+mod helpers;
+mod postgres;
+mod schemathesis;
+mod secrets;
+mod tokens;
+mod webhooks;
