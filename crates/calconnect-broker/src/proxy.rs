@@ -73,7 +73,11 @@ fn upstream_path(uri_path: &str) -> Result<String, ApiError> {
         || rest.contains('\\')
         || rest.split('/').any(|seg| {
             let lower = seg.to_ascii_lowercase();
-            seg.is_empty() || seg == "." || seg == ".." || lower.contains("%2e") || lower.contains("%2f")
+            seg.is_empty()
+                || seg == "."
+                || seg == ".."
+                || lower.contains("%2e")
+                || lower.contains("%2f")
         });
     if bad {
         return Err(ApiError::invalid(
@@ -148,7 +152,9 @@ pub(crate) async fn proxy(
             OutBody::Empty => None,
             OutBody::Buffered(b) => Some(reqwest::Body::from(b.clone())),
             OutBody::Stream(b) => {
-                let stream = std::mem::take(b).into_data_stream().map_err(std::io::Error::other);
+                let stream = std::mem::take(b)
+                    .into_data_stream()
+                    .map_err(std::io::Error::other);
                 Some(reqwest::Body::wrap_stream(stream))
             }
         };
@@ -180,11 +186,16 @@ pub(crate) async fn proxy(
             let resp_headers = response.headers().clone();
             let text = response.bytes().await.unwrap_or_default();
             let token_dead = status == StatusCode::UNAUTHORIZED
-                || String::from_utf8_lossy(&text).contains("no oAuth client found for access token");
+                || String::from_utf8_lossy(&text)
+                    .contains("no oAuth client found for access token");
             if token_dead {
                 retried = true;
                 let rejected_token: AccessToken = token.clone();
-                token = state.tokens.refresh_rejected(id, &rejected_token).await?.access_token;
+                token = state
+                    .tokens
+                    .refresh_rejected(id, &rejected_token)
+                    .await?
+                    .access_token;
                 continue;
             }
             state.metrics.proxy(class(status), started.elapsed());
@@ -227,7 +238,15 @@ mod tests {
         let ok = |p: &str| upstream_path(&format!("/api/v1/connections/x/proxy/{p}"));
         assert_eq!(ok("me").unwrap(), "me");
         assert_eq!(ok("schedules/12").unwrap(), "schedules/12");
-        for bad in ["", "../auth/oauth2/token", "a//b", "%2e%2e/x", "a%2Fb", "a\\b", "./me"] {
+        for bad in [
+            "",
+            "../auth/oauth2/token",
+            "a//b",
+            "%2e%2e/x",
+            "a%2Fb",
+            "a\\b",
+            "./me",
+        ] {
             assert!(ok(bad).is_err(), "{bad}");
         }
     }

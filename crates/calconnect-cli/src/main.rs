@@ -1,6 +1,7 @@
 //! The `calconnect` command line.
 
 mod api_keys_cmd;
+mod demo_cmd;
 mod keys_cmd;
 mod sandbox_cmd;
 mod serve_cmd;
@@ -42,12 +43,27 @@ enum Command {
     ///   calconnect api-keys revoke --config broker.toml 4b1d…
     #[command(verbatim_doc_comment)]
     ApiKeys(api_keys_cmd::ApiKeysArgs),
+    /// Try the whole flow locally: a Cal.com sandbox, the broker and an example app in one
+    /// process, nothing to configure. Open the printed address.
+    ///
+    /// Examples:
+    ///   calconnect demo
+    ///   calconnect demo --data-dir ./demo-data --port 3001
+    #[command(verbatim_doc_comment)]
+    Demo(demo_cmd::DemoArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        // The demo prints what to open; its services only log warnings unless RUST_LOG says.
+        let level = if matches!(cli.command, Command::Demo(_)) {
+            "warn"
+        } else {
+            "info"
+        };
+        tracing_subscriber::EnvFilter::new(level)
+    });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -69,6 +85,7 @@ fn main() -> ExitCode {
             Command::Keys(args) => keys_cmd::run(args).await,
             Command::Serve(args) => serve_cmd::run(args).await,
             Command::ApiKeys(args) => api_keys_cmd::run(args).await,
+            Command::Demo(args) => demo_cmd::run(args).await,
         }
     });
     match result {

@@ -71,7 +71,10 @@ pub fn signature(secret: &SecretString, t: i64, body: &[u8]) -> String {
 /// The webhook type of a store event, and whether it carries a reconnect link.
 fn event_type(e: &ConnectionEvent) -> (&'static str, bool) {
     let broken = |s: Option<ConnectionStatus>| {
-        matches!(s, Some(ConnectionStatus::NeedsReauth | ConnectionStatus::RefreshLost))
+        matches!(
+            s,
+            Some(ConnectionStatus::NeedsReauth | ConnectionStatus::RefreshLost)
+        )
     };
     match e.kind {
         EventKind::Created => ("connection.created", false),
@@ -127,8 +130,14 @@ async fn pump(state: &AppState) -> Result<(), Box<dyn std::error::Error + Send +
                 Err(_) => (state.config.default_scopes.clone(), false),
             };
             Some(
-                crate::sessions::reconnect_link(state, e.end_user.as_str(), scopes, team, RECONNECT_TTL_MS)
-                    .await?,
+                crate::sessions::reconnect_link(
+                    state,
+                    e.end_user.as_str(),
+                    scopes,
+                    team,
+                    RECONNECT_TTL_MS,
+                )
+                .await?,
             )
         } else {
             None
@@ -172,11 +181,17 @@ async fn pump(state: &AppState) -> Result<(), Box<dyn std::error::Error + Send +
 
 fn backoff(config: &WorkerConfig, attempts: i64) -> Duration {
     let factor = 2u32.saturating_pow(u32::try_from(attempts.clamp(0, 30)).unwrap_or(30));
-    config.backoff_base.saturating_mul(factor).min(config.backoff_max)
+    config
+        .backoff_base
+        .saturating_mul(factor)
+        .min(config.backoff_max)
 }
 
 /// Sends due deliveries once each.
-async fn deliver_due(state: &AppState, config: &WorkerConfig) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+async fn deliver_due(
+    state: &AppState,
+    config: &WorkerConfig,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let Some(secret) = state.config.webhooks.secret.clone() else {
         return Ok(());
     };
@@ -192,14 +207,21 @@ async fn deliver_due(state: &AppState, config: &WorkerConfig) -> Result<(), Box<
             .header("user-agent", "calconnect-broker")
             .header("calconnect-event-id", &d.event_id)
             .header("calconnect-event-type", &d.event_type)
-            .header("calconnect-signature", signature(&secret, t, d.payload.as_bytes()))
+            .header(
+                "calconnect-signature",
+                signature(&secret, t, d.payload.as_bytes()),
+            )
             .body(d.payload.clone())
             .send()
             .await;
         let now = state.now_ms();
         let (ok, code, error) = match sent {
             Ok(r) if r.status().is_success() => (true, Some(i64::from(r.status().as_u16())), None),
-            Ok(r) => (false, Some(i64::from(r.status().as_u16())), Some(format!("receiver answered {}", r.status().as_u16()))),
+            Ok(r) => (
+                false,
+                Some(i64::from(r.status().as_u16())),
+                Some(format!("receiver answered {}", r.status().as_u16())),
+            ),
             Err(e) if e.is_timeout() => (false, None, Some("timeout".to_owned())),
             Err(e) if e.is_connect() => (false, None, Some("connection failed".to_owned())),
             Err(_) => (false, None, Some("transport error".to_owned())),
@@ -210,8 +232,11 @@ async fn deliver_due(state: &AppState, config: &WorkerConfig) -> Result<(), Box<
         } else {
             let attempts = d.attempts + 1;
             let gave_up = attempts >= config.max_attempts;
-            state.metrics.webhook(if gave_up { "failed" } else { "retry" });
-            let wait = i64::try_from(backoff(config, d.attempts).as_millis()).unwrap_or(i64::MAX / 2);
+            state
+                .metrics
+                .webhook(if gave_up { "failed" } else { "retry" });
+            let wait =
+                i64::try_from(backoff(config, d.attempts).as_millis()).unwrap_or(i64::MAX / 2);
             tracing::info!(delivery = d.id, event = %d.event_id, attempts, error = ?error, "webhook delivery failed");
             outbox::record(
                 &state.db,

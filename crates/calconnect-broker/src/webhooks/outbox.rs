@@ -154,7 +154,9 @@ pub(crate) async fn claim_due(
         .bind(limit)
         .fetch_all(pool)
         .await?;
-        rows.iter().map(|r| delivery_from_row!(r)).collect::<Result<Vec<_>, _>>()
+        rows.iter()
+            .map(|r| delivery_from_row!(r))
+            .collect::<Result<Vec<_>, _>>()
     })
     .map_err(db_err("reading due deliveries"))?;
     let mut claimed = Vec::new();
