@@ -141,6 +141,7 @@ pub(crate) async fn delete(
         .store
         .delete_connection(cid, "deleted through the API")
         .await?;
+    state.tokens.forget(cid);
     state.webhooks_nudge();
     Ok(Json(Deleted {
         id: cid.to_string(),

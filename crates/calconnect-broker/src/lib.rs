@@ -60,13 +60,23 @@ fn openapi_routes() -> Router<AppState> {
     Router::new()
 }
 
-/// The token provider behind the access-token endpoint and the proxy.
-fn keeper_tokens(
-    _store: Arc<dyn ConnectionStore>,
-    _config: &BrokerConfig,
-    _flow: AuthorizationFlow,
-    _clock: Arc<dyn Clock>,
-    _name: Option<String>,
-) -> Arc<dyn tokens::TokenProvider> {
-    Arc::new(tokens::Unavailable)
+/// The token keeper behind the access-token endpoint and the proxy.
+fn keeper(
+    store: Arc<dyn ConnectionStore>,
+    config: &BrokerConfig,
+    flow: AuthorizationFlow,
+    clock: Arc<dyn Clock>,
+    name: Option<String>,
+) -> calconnect::keeper::TokenKeeper {
+    let keeper_config = calconnect::keeper::KeeperConfig {
+        instance_name: name,
+        ..calconnect::keeper::KeeperConfig::default()
+    };
+    calconnect::keeper::TokenKeeper::new(
+        store,
+        config.keyring.clone(),
+        Arc::new(flow),
+        clock,
+        keeper_config,
+    )
 }

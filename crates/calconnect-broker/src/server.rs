@@ -191,13 +191,15 @@ impl BrokerBuilder {
             http,
             self.clock.clone(),
         );
-        let tokens: Arc<dyn TokenProvider> = crate::keeper_tokens(
+        let keeper = crate::keeper(
             store.clone(),
             &config,
             flow.clone(),
             self.clock.clone(),
             self.keeper_name,
         );
+        let sweep = keeper.spawn_sweep();
+        let tokens: Arc<dyn TokenProvider> = Arc::new(crate::tokens::KeeperTokens(keeper));
         let proxy_http = crate::proxy::client().map_err(|e| StartError::Http(e.to_string()))?;
         let state = AppState {
             config: config.clone(),
@@ -246,6 +248,7 @@ impl BrokerBuilder {
             stop: stop_tx,
             server: Some(server),
             worker: Some(worker),
+            sweep: Some(sweep),
         })
     }
 }
@@ -258,6 +261,7 @@ pub struct Broker {
     stop: tokio::sync::watch::Sender<bool>,
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     worker: Option<tokio::task::JoinHandle<()>>,
+    sweep: Option<calconnect::keeper::SweepHandle>,
 }
 
 impl Broker {
@@ -306,6 +310,9 @@ impl Broker {
         }
         if let Some(worker) = self.worker.take() {
             let _ = worker.await;
+        }
+        if let Some(sweep) = self.sweep.take() {
+            sweep.stop().await;
         }
     }
 

@@ -54,21 +54,53 @@ pub trait TokenProvider: Send + Sync + Debug {
     fn forget(&self, id: ConnectionId);
 }
 
-/// A provider that has no tokens (before the keeper is wired).
-#[derive(Debug)]
-pub struct Unavailable;
+/// The token keeper as the broker's [`TokenProvider`].
+#[derive(Debug, Clone)]
+pub struct KeeperTokens(pub calconnect::keeper::TokenKeeper);
+
+fn map(e: calconnect::keeper::KeeperError) -> TokenError {
+    use calconnect::keeper::KeeperError as K;
+    match e {
+        K::NotFound { .. } => TokenError::NotFound,
+        K::NeedsReauth { reason, .. } => TokenError::Reauth {
+            status: "needs_reauth",
+            reason,
+        },
+        K::RefreshLost { reason, .. } => TokenError::Reauth {
+            status: "refresh_lost",
+            reason,
+        },
+        e if e.is_transient() => TokenError::Transient(e.to_string()),
+        K::Store { ref source, .. }
+            if matches!(**source, calconnect::StoreError::Unavailable { .. }) =>
+        {
+            TokenError::Transient(e.to_string())
+        }
+        other => TokenError::Internal(other.to_string()),
+    }
+}
 
 #[async_trait]
-impl TokenProvider for Unavailable {
-    async fn access_token(&self, _id: ConnectionId) -> Result<Fresh, TokenError> {
-        Err(TokenError::Internal("no token keeper".into()))
+impl TokenProvider for KeeperTokens {
+    async fn access_token(&self, id: ConnectionId) -> Result<Fresh, TokenError> {
+        let f = self.0.access_token(id).await.map_err(map)?;
+        Ok(Fresh {
+            access_token: f.access_token,
+            expires_at: f.expires_at,
+        })
     }
     async fn refresh_rejected(
         &self,
-        _id: ConnectionId,
-        _rejected: &AccessToken,
+        id: ConnectionId,
+        rejected: &AccessToken,
     ) -> Result<Fresh, TokenError> {
-        Err(TokenError::Internal("no token keeper".into()))
+        let f = self.0.refresh_rejected(id, rejected).await.map_err(map)?;
+        Ok(Fresh {
+            access_token: f.access_token,
+            expires_at: f.expires_at,
+        })
     }
-    fn forget(&self, _id: ConnectionId) {}
+    fn forget(&self, id: ConnectionId) {
+        self.0.forget(id);
+    }
 }

@@ -5,3 +5,6 @@
 mod api;
 mod flow;
 mod helpers;
+mod secrets;
+mod tokens;
+mod webhooks;

@@ -1,0 +1,172 @@
+//! Access tokens and the API v2 proxy.
+
+use crate::helpers::*;
+use reqwest::StatusCode;
+use std::sync::Arc;
+
+#[tokio::test]
+async fn access_token_is_fresh_and_works_at_cal_com() {
+    let app = spawn_app().await;
+    let id = app.connected("user-1", ALICE).await;
+    let r = app
+        .http
+        .post(app.url(&format!("/api/v1/connections/{id}/access-token")))
+        .bearer_auth(&app.api_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let (status, body) = json_of(r).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let token = body["access_token"].as_str().unwrap();
+    assert!(body["expires_at"].is_string());
+    let me = no_redirects()
+        .get(app.sandbox.api_url().join("v2/me").unwrap())
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), StatusCode::OK);
+    let (status, err) = app
+        .post(
+            "/api/v1/connections/5f0c6a3e-8d1e-4c4e-9a55-0d6f0e4b1a11/access-token",
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
+}
+
+#[tokio::test]
+async fn proxy_forwards_me_and_schedules_with_allowlisted_headers() {
+    let app = spawn_app().await;
+    let id = app.connected("user-1", ALICE).await;
+    let r = app
+        .http
+        .get(app.url(&format!("/api/v1/connections/{id}/proxy/me")))
+        .bearer_auth(&app.api_key)
+        .header("cookie", "secret=1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        r.headers()
+            .keys()
+            .any(|k| k.as_str().starts_with("x-ratelimit-")),
+        "{:?}",
+        r.headers()
+    );
+    let (_, me) = json_of(r).await;
+    assert_eq!(me["data"]["id"], ALICE);
+    let r = app
+        .http
+        .get(app.url(&format!("/api/v1/connections/{id}/proxy/schedules")))
+        .bearer_auth(&app.api_key)
+        .header("cal-api-version", "2024-06-11")
+        .send()
+        .await
+        .unwrap();
+    let (status, schedules) = json_of(r).await;
+    assert_eq!(status, StatusCode::OK, "{schedules}");
+    assert!(
+        schedules["data"][0]["availability"][0]["days"].is_array(),
+        "{schedules}"
+    );
+    // Path tricks are refused before anything is sent.
+    let r = app
+        .http
+        .get(app.url(&format!("/api/v1/connections/{id}/proxy/me%2F..%2Fauth")))
+        .bearer_auth(&app.api_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    // Without an API key: nothing is proxied.
+    let r = app
+        .http
+        .get(app.url(&format!("/api/v1/connections/{id}/proxy/me")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn proxy_refreshes_once_on_401_and_retries() {
+    let app = spawn_app().await;
+    let id = app.connected("user-1", ALICE).await;
+    let (_, first) = app
+        .post(
+            &format!("/api/v1/connections/{id}/access-token"),
+            serde_json::json!({}),
+        )
+        .await;
+    // Cal.com's clock moves past the token's expiry; the broker still thinks it fresh.
+    app.sandbox.advance_clock(time::Duration::minutes(31));
+    let r = app
+        .http
+        .get(app.url(&format!("/api/v1/connections/{id}/proxy/me")))
+        .bearer_auth(&app.api_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(app.sandbox.token_calls("refresh_token", "ok"), 1);
+    let (_, second) = app
+        .post(
+            &format!("/api/v1/connections/{id}/access-token"),
+            serde_json::json!({}),
+        )
+        .await;
+    assert_ne!(first["access_token"], second["access_token"]);
+}
+
+#[tokio::test]
+async fn rate_limits_pass_through() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let sandbox = Arc::new(
+        calconnect_sandbox::Sandbox::builder()
+            .rate_limit(2, time::Duration::minutes(1))
+            .redirect_uri(
+                calconnect_sandbox::ClientType::Confidential,
+                format!("{base}/oauth/callback"),
+            )
+            .start()
+            .await
+            .unwrap(),
+    );
+    let app = spawn_with(Options {
+        listener: Some(listener),
+        sandbox: Some(sandbox),
+        ..Options::default()
+    })
+    .await;
+    let id = app.connected("user-1", ALICE).await;
+    let mut last = None;
+    for _ in 0..3 {
+        last = Some(
+            app.http
+                .get(app.url(&format!("/api/v1/connections/{id}/proxy/me")))
+                .bearer_auth(&app.api_key)
+                .send()
+                .await
+                .unwrap(),
+        );
+    }
+    let r = last.unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(
+        r.headers().contains_key("x-ratelimit-remaining-default"),
+        "{:?}",
+        r.headers()
+    );
+    let (_, body) = json_of(r).await;
+    assert_eq!(
+        body["error"]["code"], "ThrottlerException",
+        "Cal.com's envelope passes through: {body}"
+    );
+}
