@@ -24,18 +24,32 @@ async fn no_secret_in_logs_debug_or_metrics() {
     let buffer = Buffer::default();
     let writer = buffer.clone();
     let subscriber = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("trace,calconnect_sandbox=off,hyper=off,h2=off,reqwest=off,sqlx=off"))
+        .with_env_filter(tracing_subscriber::EnvFilter::new(
+            "trace,calconnect_sandbox=off,hyper=off,h2=off,reqwest=off,sqlx=off",
+        ))
         .with_writer(move || writer.clone())
         .json()
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let mut env = calconnect_broker::config::Env::new();
-    env.insert("CALCONNECT_WEBHOOK_URLS".into(), "http://127.0.0.1:9/unreachable".into());
+    env.insert(
+        "CALCONNECT_WEBHOOK_URLS".into(),
+        "http://127.0.0.1:9/unreachable".into(),
+    );
     env.insert("CALCONNECT_WEBHOOK_SECRET".into(), WEBHOOK_SECRET.into());
-    let app = spawn_with(Options { env, ..Options::default() }).await;
+    let app = spawn_with(Options {
+        env,
+        ..Options::default()
+    })
+    .await;
     let id = app.connected("user-1", ALICE).await;
-    let (_, t) = app.post(&format!("/api/v1/connections/{id}/access-token"), serde_json::json!({})).await;
+    let (_, t) = app
+        .post(
+            &format!("/api/v1/connections/{id}/access-token"),
+            serde_json::json!({}),
+        )
+        .await;
     let access = t["access_token"].as_str().unwrap().to_owned();
     app.sandbox.advance_clock(time::Duration::minutes(31));
     let r = app
@@ -47,9 +61,25 @@ async fn no_secret_in_logs_debug_or_metrics() {
         .unwrap();
     assert_eq!(r.status(), 200);
     // Failing paths too.
-    let _ = app.http.get(app.url("/api/v1/connections?end_user_id=x")).bearer_auth("cck_wrong-key").send().await;
-    let _ = no_redirects().get(app.url("/oauth/callback?code=leaked-code&state=leaked-state")).send().await;
-    let metrics = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let _ = app
+        .http
+        .get(app.url("/api/v1/connections?end_user_id=x"))
+        .bearer_auth("cck_wrong-key")
+        .send()
+        .await;
+    let _ = no_redirects()
+        .get(app.url("/oauth/callback?code=leaked-code&state=leaked-state"))
+        .send()
+        .await;
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let debug = format!("{:?} {:?}", app.broker, app.broker.state());
 
     let mut secrets = vec![

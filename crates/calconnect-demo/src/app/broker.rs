@@ -158,7 +158,7 @@ impl BrokerApi {
         Ok(v["expires_at"].as_str().unwrap_or_default().to_owned())
     }
 
-    /// `GET` a Cal.com API v2 path through the broker's proxy.
+    /// `GET` a Cal.com API v2 path (relative to `/v2/`, e.g. `me`) through the broker's proxy.
     pub(crate) async fn cal_get(
         &self,
         id: &str,

@@ -78,12 +78,11 @@ pub(crate) async fn show(
     // Through the broker's proxy: the broker attaches a fresh token, and on a 401 refreshes
     // once and retries (DESIGN.md flow step 5).
     let (me, schedule, bookings) = tokio::join!(
-        ctx.broker.cal_get(&id, "v2/me", "2024-06-11"),
-        ctx.broker
-            .cal_get(&id, "v2/schedules/default", "2024-06-11"),
+        ctx.broker.cal_get(&id, "me", "2024-06-11"),
+        ctx.broker.cal_get(&id, "schedules/default", "2024-06-11"),
         ctx.broker.cal_get(
             &id,
-            "v2/bookings?status=upcoming&take=5&sortStart=asc",
+            "bookings?status=upcoming&take=5&sortStart=asc",
             "2024-08-13"
         ),
     );
