@@ -28,6 +28,10 @@ fn not_yours() -> Response {
 }
 
 /// The connection if it is the user's; otherwise the page to show.
+#[allow(
+    clippy::result_large_err,
+    reason = "the error is the page to send at once; boxing it buys nothing"
+)]
 pub(crate) async fn owned(ctx: &AppCtx, user: &str, id: &str) -> Result<Conn, Response> {
     match ctx.broker.connection(id).await {
         Ok(c) if c.end_user_id == user => Ok(c),
@@ -45,10 +49,12 @@ pub(crate) struct ShowQuery {
 }
 
 /// What a Cal.com call gave: data, or a line saying why not.
-fn data_or_reason(r: &Result<Value, CallError>) -> Result<&Value, String> {
+/// `active` is the connection's status after the calls: concurrent calls that lost the race to a
+/// failed refresh may report a transient error, but a broken connection explains them all.
+fn data_or_reason(r: &Result<Value, CallError>, active: bool) -> Result<&Value, String> {
     match r {
         Ok(v) => Ok(&v["data"]),
-        Err(e) if e.code == "connection_needs_reauth" => {
+        Err(e) if e.code == "connection_needs_reauth" || !active => {
             Err("The connection needs to be re-authorized, so Cal.com cannot be asked.".into())
         }
         Err(e) if e.status == 503 => Err(
@@ -93,12 +99,13 @@ pub(crate) async fn show(
     };
     let csrf = ctx.sessions.csrf(&user);
     let now = ctx.clock.now();
+    let active = conn.status == "active";
     let body = format!(
         "{notice}{summary}{grid}{bookings}{controls}",
         notice = notice_html(q.notice.as_deref()),
-        summary = summary(&conn, data_or_reason(&me), &csrf, now),
-        grid = grid_card(data_or_reason(&schedule)),
-        bookings = bookings_card(data_or_reason(&bookings)),
+        summary = summary(&conn, data_or_reason(&me, active), &csrf, now),
+        grid = grid_card(data_or_reason(&schedule, active)),
+        bookings = bookings_card(data_or_reason(&bookings, active)),
         controls = super::controls::panel(&conn.id, &csrf),
     );
     page(
@@ -138,8 +145,12 @@ fn summary(c: &Conn, me: Result<&Value, String>, csrf: &str, now: OffsetDateTime
         .access_token_expires_at
         .as_deref()
         .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok());
-    let (_, left) = remaining(expires, now);
     let active = c.status == "active";
+    let left = if active {
+        remaining(expires, now).1
+    } else {
+        "not usable until reconnected".to_owned()
+    };
     let reconnect = if active {
         String::new()
     } else {
@@ -154,9 +165,10 @@ fn summary(c: &Conn, me: Result<&Value, String>, csrf: &str, now: OffsetDateTime
          <dt>Cal.com account</dt><dd data-testid=\"identity\">{who} — {kind} id {cal}</dd>\
          <dt>Status</dt><dd><span class=\"status {st}\" data-testid=\"status\">{st}</span> <span class=\"muted\">{reason}</span></dd>\
          <dt>Granted scopes</dt><dd>{scopes}</dd>\
-         <dt>Access token expires in</dt><dd><span id=\"countdown\" data-testid=\"countdown\" data-expires-at=\"{exp}\">{left}</span> <span class=\"muted\">({exp})</span></dd>\
+         <dt>Access token expires in</dt><dd><span {countdown}data-testid=\"countdown\" data-expires-at=\"{exp}\">{left}</span> <span class=\"muted\">({exp})</span></dd>\
          <dt>Last refresh</dt><dd>{last}</dd><dt>Connection id</dt><dd><code>{id}</code></dd></dl>\
          <p style=\"margin-top:14px\">{refresh} {disconnect}</p></div>{COUNTDOWN_JS}",
+        countdown = if active { "id=\"countdown\" " } else { "" },
         kind = esc(&c.cal_identity.kind),
         cal = c.cal_identity.id,
         st = esc(&c.status),
