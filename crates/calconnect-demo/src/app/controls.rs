@@ -2,7 +2,8 @@
 //! the broker react as it would to the real thing: expire the access token (Cal.com's clock jumps
 //! past it, the next API call gets a 401 and the broker refreshes and retries), revoke the grant
 //! (the next refresh gets `invalid_grant` and the connection becomes `needs_reauth`), make the
-//! token endpoint fail for a minute (refreshes fail transiently; the connection stays active).
+//! token endpoint fail for a minute while the token runs out (refreshes fail transiently; the
+//! connection stays active and recovers once the minute is over).
 
 use super::AppCtx;
 use super::connection::{enc, owned};
@@ -71,6 +72,9 @@ pub(crate) async fn act(
             "revoked"
         }
         "outage" => {
+            // The fault window is in sandbox time: move the clock first (so the current token
+            // is expired at Cal.com and the next call needs a refresh), then arm it.
+            sandbox.advance_clock(past_expiry);
             let fault = FaultKind::ServerError { status: 503 };
             if sandbox.fail_for(fault, time::Duration::minutes(1)).is_err() {
                 return problem(

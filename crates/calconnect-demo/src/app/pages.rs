@@ -62,7 +62,7 @@ pub(crate) fn notice_html(key: Option<&str>) -> String {
         ),
         Some("outage") => (
             "bad",
-            "Demo: Cal.com's token endpoint answers 503 for the next minute (sandbox time). Expire the token to watch the broker keep the connection active and retry.",
+            "Demo: the access token ran out and Cal.com's token endpoint answers 503 for the next minute. The connection stays active; reload after a minute to watch the broker recover.",
         ),
         Some("recovered") => ("", "Demo: Cal.com's token endpoint works again."),
         _ => return String::new(),

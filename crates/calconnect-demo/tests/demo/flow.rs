@@ -160,3 +160,42 @@ async fn disconnect_and_data_kept_between_runs() {
     }
     app.demo.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_outage_keeps_the_connection_active() {
+    let app = start().await;
+    let b = browser();
+    sign_in(&app, &b, "hal").await;
+    let landed = connect(&app, &b, 1, "allow").await;
+    let id = landed.url.rsplit('/').next().unwrap().to_owned();
+    let post = |action: &str, html: &str| {
+        b.post(app.url(&format!("/connections/{id}/demo/{action}")))
+            .form(&[("csrf", csrf(html))])
+            .send()
+    };
+    let outage = page(post("outage", &landed.html).await.unwrap()).await;
+    assert!(outage.html.contains("data-notice=\"outage\""));
+    // The token ran out while Cal.com's token endpoint fails: the refresh fails transiently.
+    let expired = outage;
+    assert!(
+        expired.html.contains("data-testid=\"status\">active<"),
+        "{}",
+        expired.html
+    );
+    assert!(
+        expired.html.contains("Cal.com is unavailable right now"),
+        "{}",
+        expired.html
+    );
+    assert!(!expired.html.contains("reconnect-offer"));
+    assert!(
+        app.demo
+            .sandbox()
+            .token_calls("refresh_token", "fault:server_error")
+            >= 1
+    );
+    let recovered = page(post("recover", &expired.html).await.unwrap()).await;
+    assert!(recovered.html.contains("data-notice=\"recovered\""));
+    assert!(app.demo.sandbox().faults().is_empty());
+    app.demo.shutdown().await;
+}
