@@ -36,6 +36,7 @@ fn start(dir: &std::path::Path) -> (std::process::Child, String, String) {
         }
     }
     let _ = child.kill();
+    let _ = child.wait();
     panic!("no `open` line in:\n{banner}");
 }
 
