@@ -114,11 +114,36 @@ pub(crate) async fn home(
             "<table><tr><th>Account</th><th>Status</th><th>Reason</th><th>Connected</th></tr>{rows}</table>"
         )
     };
+    let ids: Vec<&str> = list.iter().map(|c| c.id.as_str()).collect();
+    let hooks: String = ctx
+        .received
+        .lock()
+        .map(|r| {
+            r.iter()
+                .filter(|(_, id)| ids.contains(&id.as_str()))
+                .take(5)
+                .map(|(kind, id)| {
+                    format!(
+                        "<li><code>{}</code> for <code>{}</code></li>",
+                        esc(kind),
+                        esc(id)
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let hooks = if hooks.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "<div class=\"card\"><h2>Webhooks this app received</h2><ul data-testid=\"webhooks\">{hooks}</ul></div>"
+        )
+    };
     let body = format!(
         "{notice}<div class=\"card\"><h1>Your Cal.com connections</h1>{table}<p>{button}</p>\
          <p class=\"muted\">The button asks the broker for a connect link and sends you to Cal.com's consent screen \
          (here: the local sandbox; sign in as <b>alice</b> or <b>bob</b>).</p></div>\
-         <p class=\"muted\">Operators: <a href=\"/admin\">dashboard</a> (user <code>admin</code>, password printed by <code>calconnect demo</code>).</p>",
+         <p class=\"muted\">Operators: <a href=\"/admin\">dashboard</a> (user <code>admin</code>, password printed by <code>calconnect demo</code>).</p>{hooks}",
         notice = notice_html(q.notice.as_deref()),
         button = post_form("/connect", &csrf, "Connect Cal.com", "", "connect"),
     );
