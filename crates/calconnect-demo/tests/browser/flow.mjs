@@ -1,13 +1,14 @@
 // Drives the calconnect demo's real pages in headless Chromium (Debian's package):
 // sign in to the example app, connect Cal.com (sandbox sign-in + consent), see the weekly grid,
 // revoke through the demo controls and see the reconnect offer, then the deny path.
-// Usage: node flow.mjs <app-url> <artifacts-dir>. Prints "browser flow ok" on success.
+// Usage: node flow.mjs <app-url> <artifacts-dir> (admin password in $CALCONNECT_DEMO_ADMIN). Prints "browser flow ok" on success.
 import { chromium } from 'playwright-core';
 import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const [appUrl, artifacts] = process.argv.slice(2);
+const adminPassword = process.env.CALCONNECT_DEMO_ADMIN;
 if (!appUrl || !artifacts) {
   console.error('usage: node flow.mjs <app-url> <artifacts-dir>');
   process.exit(2);
@@ -20,6 +21,7 @@ const context = await chromium.launchPersistentContext(profile, {
   args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
     '--disable-quic', '--no-first-run', '--disable-component-update', '--disable-sync'],
   viewport: { width: 1100, height: 900 },
+  ...(adminPassword ? { httpCredentials: { username: 'admin', password: adminPassword } } : {}),
 });
 context.setDefaultTimeout(15000);
 const page = context.pages()[0] ?? await context.newPage();
@@ -77,6 +79,15 @@ try {
   await page.click('button[value=deny]');
   await page.waitForSelector('[data-outcome=access_denied]');
   await shot('06-denied');
+
+  if (adminPassword) {
+    step('operator dashboard');
+    await page.goto(`${appUrl}/admin`);
+    await page.waitForSelector('[data-testid=admin-connection]');
+    const text = await page.textContent('main');
+    if (!text.includes('needs_reauth')) throw new Error('the dashboard does not show the revoked connection');
+    await shot('07-operator-dashboard');
+  }
   console.log('browser flow ok');
 } catch (e) {
   failed = true;

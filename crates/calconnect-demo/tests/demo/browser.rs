@@ -50,6 +50,10 @@ async fn the_real_pages_in_headless_chromium() {
         .arg(&script)
         .arg(app.demo.app_url())
         .arg(artifacts())
+        .env(
+            "CALCONNECT_DEMO_ADMIN",
+            secrecy::ExposeSecret::expose_secret(app.demo.admin_password()),
+        )
         .kill_on_drop(true)
         .output()
         .await
