@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 /// The answer.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct AccessTokenResponse {
     /// The bearer token for Cal.com API v2.
     pub access_token: String,
@@ -54,6 +54,15 @@ impl From<TokenError> for ApiError {
     }
 }
 
+/// A fresh access token for Cal.com API v2 (the only place a token leaves the broker).
+#[utoipa::path(post, path = "/api/v1/connections/{id}/access-token", tag = "tokens",
+    params(("id" = String, Path, description = "Connection id")),
+    responses((status = 200, description = "A token valid for at least a few minutes", body = AccessTokenResponse), (status = 400, description = "Invalid input", body = crate::openapi::ErrorResponse),
+        (status = 401, description = "Missing or invalid API key", body = crate::openapi::ErrorResponse),
+        (status = 404, description = "No such connection", body = crate::openapi::ErrorResponse),
+        (status = 409, description = "The user must reconnect", body = crate::openapi::ErrorResponse),
+        (status = 503, description = "Cal.com or the store unavailable; retry", body = crate::openapi::ErrorResponse)),
+    security(("api_key" = [])))]
 pub(crate) async fn access_token(
     State(state): State<AppState>,
     _auth: Authenticated,

@@ -12,7 +12,7 @@ use calconnect::store::{CalOwner, Connection, ConnectionId, EndUserId};
 use serde::{Deserialize, Serialize};
 
 /// A connection as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ConnectionView {
     /// Connection id.
     pub id: String,
@@ -43,7 +43,7 @@ pub struct ConnectionView {
 }
 
 /// A Cal.com user or team.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct IdentityView {
     /// `user` or `team`.
     pub kind: &'static str,
@@ -76,14 +76,15 @@ impl From<&Connection> for ConnectionView {
 }
 
 /// Query of the list.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Only this user's connections.
     pub end_user_id: String,
 }
 
 /// The list.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ConnectionList {
     /// Oldest first.
     pub connections: Vec<ConnectionView>,
@@ -96,6 +97,12 @@ pub(crate) fn parse_id(id: &str) -> Result<ConnectionId, ApiError> {
         .map_err(|_| ApiError::not_found("no such connection"))
 }
 
+/// Lists an end user's connections.
+#[utoipa::path(get, path = "/api/v1/connections", tag = "connections", params(ListQuery),
+    responses((status = 200, description = "The connections", body = ConnectionList), (status = 400, description = "Invalid input", body = crate::openapi::ErrorResponse),
+        (status = 401, description = "Missing or invalid API key", body = crate::openapi::ErrorResponse),
+        (status = 503, description = "Store unavailable", body = crate::openapi::ErrorResponse)),
+    security(("api_key" = [])))]
 pub(crate) async fn list(
     State(state): State<AppState>,
     _auth: Authenticated,
@@ -109,6 +116,14 @@ pub(crate) async fn list(
     }))
 }
 
+/// Reads a connection: identity, scopes, status and reason, expiries. Never tokens.
+#[utoipa::path(get, path = "/api/v1/connections/{id}", tag = "connections",
+    params(("id" = String, Path, description = "Connection id")),
+    responses((status = 200, description = "The connection", body = ConnectionView), (status = 400, description = "Invalid input", body = crate::openapi::ErrorResponse),
+        (status = 401, description = "Missing or invalid API key", body = crate::openapi::ErrorResponse),
+        (status = 404, description = "No such connection", body = crate::openapi::ErrorResponse),
+        (status = 503, description = "Store unavailable", body = crate::openapi::ErrorResponse)),
+    security(("api_key" = [])))]
 pub(crate) async fn get(
     State(state): State<AppState>,
     _auth: Authenticated,
@@ -119,7 +134,7 @@ pub(crate) async fn get(
 }
 
 /// Answer to a delete.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Deleted {
     /// The connection.
     pub id: String,
@@ -131,6 +146,14 @@ pub struct Deleted {
     pub note: &'static str,
 }
 
+/// Deletes a connection locally (Cal.com has no revocation endpoint).
+#[utoipa::path(delete, path = "/api/v1/connections/{id}", tag = "connections",
+    params(("id" = String, Path, description = "Connection id")),
+    responses((status = 200, description = "Deleted", body = Deleted), (status = 400, description = "Invalid input", body = crate::openapi::ErrorResponse),
+        (status = 401, description = "Missing or invalid API key", body = crate::openapi::ErrorResponse),
+        (status = 404, description = "No such connection", body = crate::openapi::ErrorResponse),
+        (status = 503, description = "Store unavailable", body = crate::openapi::ErrorResponse)),
+    security(("api_key" = [])))]
 pub(crate) async fn delete(
     State(state): State<AppState>,
     _auth: Authenticated,

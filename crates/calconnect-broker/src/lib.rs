@@ -18,6 +18,7 @@ pub mod db;
 pub mod error;
 mod extract;
 pub mod metrics;
+pub mod openapi;
 mod ops;
 pub mod pages;
 pub mod proxy;
@@ -57,7 +58,7 @@ fn extra_routes() -> Router<AppState> {
 
 /// `/api/openapi.json`.
 fn openapi_routes() -> Router<AppState> {
-    Router::new()
+    Router::new().route("/api/openapi.json", axum::routing::get(openapi::document))
 }
 
 /// The token keeper behind the access-token endpoint and the proxy.

@@ -56,7 +56,10 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
             break;
         }
     }
-    let text = state.metrics.render(&counts);
+    let mut text = state.metrics.render(&counts);
+    if let Some(handle) = crate::metrics::keeper_recorder() {
+        text.push_str(&handle.render());
+    }
     let mut response = text.into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

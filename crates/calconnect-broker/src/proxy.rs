@@ -93,6 +93,18 @@ enum OutBody {
     Stream(Body),
 }
 
+/// Forwards the request to Cal.com API v2 `/{path}` with the connection's token (any method;
+/// GET shown). Cal.com's status, body and allow-listed headers come back as they are.
+#[utoipa::path(get, path = "/api/v1/connections/{id}/proxy/{path}", tag = "proxy",
+    params(("id" = String, Path, description = "Connection id"),
+           ("path" = String, Path, description = "Cal.com API v2 path, e.g. `me` or `schedules`")),
+    responses((status = 200, description = "Cal.com's answer (any status)"), (status = 400, description = "Invalid input", body = crate::openapi::ErrorResponse),
+        (status = 401, description = "Missing or invalid API key", body = crate::openapi::ErrorResponse),
+        (status = 404, description = "No such connection", body = crate::openapi::ErrorResponse),
+        (status = 409, description = "The user must reconnect", body = crate::openapi::ErrorResponse),
+        (status = 502, description = "Cal.com unreachable", body = crate::openapi::ErrorResponse),
+        (status = 503, description = "Cal.com or the store unavailable", body = crate::openapi::ErrorResponse)),
+    security(("api_key" = [])))]
 pub(crate) async fn proxy(
     State(state): State<AppState>,
     _auth: Authenticated,

@@ -182,6 +182,7 @@ impl BrokerBuilder {
     /// [`StartError`].
     pub async fn start(self) -> Result<Broker, StartError> {
         let config = Arc::new(self.config);
+        let _ = crate::metrics::keeper_recorder();
         let (store, db) = open_storage(&config.database, self.clock.clone()).await?;
         let http =
             HttpClient::new(HttpConfig::default()).map_err(|e| StartError::Http(e.to_string()))?;

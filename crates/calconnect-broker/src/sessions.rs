@@ -19,10 +19,11 @@ use sha2::{Digest, Sha256};
 use sqlx::Row as _;
 
 /// Request body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSession {
     /// The app's id for its user (1–255 characters, no control characters).
+    #[schema(min_length = 1, max_length = 255)]
     pub end_user_id: String,
     /// Scopes to request (default: the configured `client.scopes`).
     #[serde(default)]
@@ -36,7 +37,7 @@ pub struct CreateSession {
 }
 
 /// Response body.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SessionCreated {
     /// Session id.
     pub id: String,
@@ -94,7 +95,19 @@ pub(crate) fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-/// Handler.
+/// Creates a connect session: a link to send the end user's browser to.
+#[utoipa::path(post, path = "/api/v1/connect-sessions", tag = "connect",
+    request_body = CreateSession,
+    responses(
+        (status = 201, description = "Created", body = SessionCreated),
+        (status = 400, description = "Invalid input", body = crate::openapi::ErrorResponse),
+        (status = 401, description = "Missing or invalid API key", body = crate::openapi::ErrorResponse),
+        (status = 413, description = "Body too large", body = crate::openapi::ErrorResponse),
+        (status = 415, description = "Not JSON", body = crate::openapi::ErrorResponse),
+        (status = 422, description = "JSON of the wrong shape", body = crate::openapi::ErrorResponse),
+        (status = 503, description = "Database unavailable", body = crate::openapi::ErrorResponse)
+    ),
+    security(("api_key" = [])))]
 pub(crate) async fn create(
     State(state): State<AppState>,
     _auth: Authenticated,

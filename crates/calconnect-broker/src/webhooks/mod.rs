@@ -297,7 +297,8 @@ pub(crate) fn spawn_worker(
 }
 
 /// Query of the delivery log.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DeliveriesQuery {
     /// Only this connection's deliveries.
     #[serde(default)]
@@ -308,12 +309,18 @@ pub struct DeliveriesQuery {
 }
 
 /// The delivery log.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DeliveryList {
     /// Newest first.
     pub deliveries: Vec<Delivery>,
 }
 
+/// The webhook delivery log, newest first.
+#[utoipa::path(get, path = "/api/v1/webhook-deliveries", tag = "webhooks", params(DeliveriesQuery),
+    responses((status = 200, description = "Deliveries", body = DeliveryList), (status = 400, description = "Invalid input", body = crate::openapi::ErrorResponse),
+        (status = 401, description = "Missing or invalid API key", body = crate::openapi::ErrorResponse),
+        (status = 503, description = "Database unavailable", body = crate::openapi::ErrorResponse)),
+    security(("api_key" = [])))]
 pub(crate) async fn list(
     State(state): State<AppState>,
     _auth: Authenticated,

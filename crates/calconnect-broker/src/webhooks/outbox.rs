@@ -6,7 +6,7 @@ use serde::Serialize;
 use sqlx::Row as _;
 
 /// A delivery row as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Delivery {
     /// Row id.
     pub id: i64,

@@ -168,3 +168,33 @@ async fn health_readiness_and_security_headers() {
         "{metrics}"
     );
 }
+
+#[tokio::test]
+async fn openapi_document_lists_the_api() {
+    let app = spawn_app().await;
+    let (status, doc) = json_of(
+        app.http
+            .get(app.url("/api/openapi.json"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    for path in [
+        "/api/v1/connect-sessions",
+        "/api/v1/connections",
+        "/api/v1/connections/{id}",
+        "/api/v1/connections/{id}/access-token",
+        "/api/v1/connections/{id}/proxy/{path}",
+        "/api/v1/webhook-deliveries",
+    ] {
+        assert!(doc["paths"][path].is_object(), "{path} missing");
+    }
+    std::fs::write(
+        std::env::temp_dir().join("calconnect-openapi.json"),
+        doc.to_string(),
+    )
+    .unwrap();
+}

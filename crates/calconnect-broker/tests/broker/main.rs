@@ -5,6 +5,8 @@
 mod api;
 mod flow;
 mod helpers;
+mod postgres;
+mod schemathesis;
 mod secrets;
 mod tokens;
 mod webhooks;

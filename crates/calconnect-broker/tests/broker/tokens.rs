@@ -122,6 +122,25 @@ async fn proxy_refreshes_once_on_401_and_retries() {
         )
         .await;
     assert_ne!(first["access_token"], second["access_token"]);
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for name in [
+        "calconnect_proxy_requests_total{status=\"2xx\"}",
+        "calconnect_proxy_request_seconds_bucket",
+        "calconnect_token_requests_total{outcome=\"ok\"}",
+        "calconnect_connect_flows_total{outcome=\"created\"}",
+        "calconnect_connections{status=\"active\"} 1",
+        "calconnect_keeper_refreshes_total",
+    ] {
+        assert!(metrics.contains(name), "{name} missing from\n{metrics}");
+    }
 }
 
 #[tokio::test]

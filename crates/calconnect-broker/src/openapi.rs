@@ -1,0 +1,62 @@
+//! The OpenAPI 3 document at `/api/openapi.json`, generated from the handlers' annotations and
+//! the request/response types (utoipa).
+
+use axum::Json;
+use serde::Serialize;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+
+/// Every API error: `{"error": {"code", "message"}}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorResponse {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// An error's code (stable, for programs) and message (for people).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// e.g. `invalid_request`, `unauthorized`, `not_found`, `connection_needs_reauth`.
+    pub code: String,
+    /// What went wrong and what to do.
+    pub message: String,
+}
+
+struct ApiKeyScheme;
+
+impl Modify for ApiKeyScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("An API key from `calconnect api-keys create`"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The document.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "calconnect broker", description = "Connect your users' Cal.com accounts and keep the connections alive."),
+    paths(
+        crate::sessions::create,
+        crate::connections::list,
+        crate::connections::get,
+        crate::connections::delete,
+        crate::access_token::access_token,
+        crate::proxy::proxy,
+        crate::webhooks::list,
+    ),
+    components(schemas(ErrorResponse, ErrorDetail)),
+    modifiers(&ApiKeyScheme)
+)]
+pub struct ApiDoc;
+
+pub(crate) async fn document() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
