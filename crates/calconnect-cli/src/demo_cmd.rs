@@ -47,6 +47,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         sandbox_listen: SocketAddr::new(ip, args.sandbox_port),
     };
     let demo = Demo::start(options).await.context("calconnect demo")?;
+    // Handlers are installed before "open …" is printed, so an early Ctrl-C still stops cleanly.
+    let stop = stop_signal()?;
     let dir = demo.data_dir().display().to_string();
     if demo.key_created() {
         println!("WARNING: generated a sealing key FOR THIS DEMO ONLY at {dir}/keys (mode 0600).");
@@ -69,26 +71,30 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!();
     println!("open {}", demo.app_url());
     println!("(Ctrl-C to stop)");
-    wait_for_signal().await;
+    stop.await;
     eprintln!("stopping…");
     demo.shutdown().await;
     Ok(())
 }
 
-async fn wait_for_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let Ok(mut term) = signal(SignalKind::terminate()) else {
-            let _ = ctrl_c.await;
-            return;
-        };
+/// A future that resolves on Ctrl-C (SIGINT) or SIGTERM; the handlers are registered now.
+#[cfg(unix)]
+fn stop_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut int = signal(SignalKind::interrupt()).context("installing the Ctrl-C handler")?;
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    Ok(async move {
         tokio::select! {
-            _ = ctrl_c => {}
+            _ = int.recv() => {}
             _ = term.recv() => {}
         }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+    })
+}
+
+/// A future that resolves on Ctrl-C.
+#[cfg(not(unix))]
+fn stop_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }
