@@ -30,8 +30,19 @@ async fn connect_shows_the_grid_then_revoke_offers_reconnect() {
     assert!(html.contains("id=\"countdown\""));
     assert!(!html.contains("reconnect-offer"));
 
-    // Expire: Cal.com's clock jumps, the proxy gets a 401, the broker refreshes and retries.
     let id = landed.url.rsplit('/').next().unwrap().to_owned();
+    let refreshed = page(
+        b.post(app.url(&format!("/connections/{id}/refresh")))
+            .form(&[("csrf", csrf(html))])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(refreshed.html.contains("data-notice=\"refreshed\""));
+    assert!(refreshed.html.contains("data-testid=\"weekly-grid\""));
+
+    // Expire: Cal.com's clock jumps, the proxy gets a 401, the broker refreshes and retries.
     let expired = page(
         b.post(app.url(&format!("/connections/{id}/demo/expire")))
             .form(&[("csrf", csrf(html))])
