@@ -60,8 +60,10 @@ impl Sessions {
             .map(|(_, v)| v.to_owned())?;
         let (name, mac) = value.rsplit_once('.')?;
         let expected = self.mac("session", name);
-        (valid_name(name) && bool::from(expected.as_bytes().ct_eq(mac.as_bytes())))
-            .then(|| name.to_owned())
+        (!expected.is_empty()
+            && valid_name(name)
+            && bool::from(expected.as_bytes().ct_eq(mac.as_bytes())))
+        .then(|| name.to_owned())
     }
 
     /// The CSRF token of `name`'s session.
@@ -71,7 +73,8 @@ impl Sessions {
 
     /// Whether `token` is `name`'s CSRF token.
     pub(crate) fn csrf_ok(&self, name: &str, token: &str) -> bool {
-        bool::from(self.csrf(name).as_bytes().ct_eq(token.as_bytes()))
+        let expected = self.csrf(name);
+        !expected.is_empty() && bool::from(expected.as_bytes().ct_eq(token.as_bytes()))
     }
 }
 
