@@ -4,6 +4,7 @@ mod api_cmd;
 mod api_keys_cmd;
 mod completions;
 mod connections_cmd;
+mod demo_cmd;
 mod doctor_cmd;
 mod exit;
 mod fresh;
@@ -121,6 +122,14 @@ enum Command {
     ///   calconnect api-keys revoke --config broker.toml 4b1d…
     #[command(verbatim_doc_comment)]
     ApiKeys(api_keys_cmd::ApiKeysArgs),
+    /// Try the whole flow locally: a Cal.com sandbox, the broker and an example app in one
+    /// process, nothing to configure. Open the printed address.
+    ///
+    /// Examples:
+    ///   calconnect demo
+    ///   calconnect demo --data-dir ./demo-data --port 3001
+    #[command(verbatim_doc_comment)]
+    Demo(demo_cmd::DemoArgs),
 }
 
 fn main() -> ExitCode {
@@ -134,6 +143,8 @@ fn main() -> ExitCode {
         | Command::Connections(_)
         | Command::Doctor(_)
         | Command::Completions(_) => "error",
+        // The demo prints what to open; its services only log warnings.
+        Command::Demo(_) => "warn",
         _ => "info",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -168,6 +179,7 @@ fn main() -> ExitCode {
             }
             Command::Serve(args) => serve_cmd::run(args).await,
             Command::ApiKeys(args) => api_keys_cmd::run(args).await,
+            Command::Demo(args) => demo_cmd::run(args).await,
         }
     });
     match result {

@@ -1,0 +1,189 @@
+//! The example app's client of the broker's JSON API (what an app in any language would write):
+//! connect sessions, connections, fresh access tokens, and the proxy to Cal.com API v2.
+
+use secrecy::{ExposeSecret as _, SecretString};
+use serde::Deserialize;
+use serde_json::Value;
+use std::time::Duration;
+
+/// A connection as the broker's API shows it (the fields the app uses).
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct Conn {
+    pub(crate) id: String,
+    pub(crate) end_user_id: String,
+    pub(crate) cal_identity: Identity,
+    pub(crate) scopes: Vec<String>,
+    pub(crate) status: String,
+    pub(crate) status_reason: String,
+    pub(crate) access_token_expires_at: Option<String>,
+    pub(crate) last_refreshed_at: String,
+    pub(crate) created_at: String,
+}
+
+/// `{kind, id}`.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct Identity {
+    pub(crate) kind: String,
+    pub(crate) id: i64,
+}
+
+/// A failed call: the broker's error code (or `unreachable`) and status.
+#[derive(Debug, Clone)]
+pub(crate) struct CallError {
+    pub(crate) status: u16,
+    pub(crate) code: String,
+}
+
+impl CallError {
+    fn unreachable(e: reqwest::Error) -> Self {
+        tracing::warn!(error = %e.without_url(), "broker unreachable");
+        Self {
+            status: 0,
+            code: "unreachable".into(),
+        }
+    }
+}
+
+/// The broker's API.
+#[derive(Clone)]
+pub(crate) struct BrokerApi {
+    base: String,
+    key: SecretString,
+    http: reqwest::Client,
+}
+
+impl BrokerApi {
+    pub(crate) fn new(base: String, key: SecretString) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(30))
+            .build()?;
+        Ok(Self { base, key, http })
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder) -> Result<(u16, Value), CallError> {
+        let resp = req
+            .bearer_auth(self.key.expose_secret())
+            .send()
+            .await
+            .map_err(CallError::unreachable)?;
+        let status = resp.status().as_u16();
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        Ok((status, body))
+    }
+
+    async fn ok(&self, req: reqwest::RequestBuilder) -> Result<Value, CallError> {
+        let (status, body) = self.send(req).await?;
+        if (200..300).contains(&status) {
+            Ok(body)
+        } else {
+            Err(CallError {
+                status,
+                code: body["error"]["code"]
+                    .as_str()
+                    .unwrap_or("unexpected")
+                    .to_owned(),
+            })
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/api/v1{path}", self.base)
+    }
+
+    /// A connect link for `user` that comes back to `return_to`.
+    pub(crate) async fn connect_session(
+        &self,
+        user: &str,
+        return_to: &str,
+    ) -> Result<String, CallError> {
+        let body = serde_json::json!({"end_user_id": user, "return_to": return_to});
+        let v = self
+            .ok(self.http.post(self.url("/connect-sessions")).json(&body))
+            .await?;
+        v["connect_url"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or(CallError {
+                status: 200,
+                code: "no_connect_url".into(),
+            })
+    }
+
+    /// `user`'s connections.
+    pub(crate) async fn connections(&self, user: &str) -> Result<Vec<Conn>, CallError> {
+        let v = self
+            .ok(self
+                .http
+                .get(self.url("/connections"))
+                .query(&[("end_user_id", user)]))
+            .await?;
+        let list = v.get("connections").cloned().unwrap_or(v);
+        serde_json::from_value(list).map_err(|_| CallError {
+            status: 200,
+            code: "bad_json".into(),
+        })
+    }
+
+    /// One connection.
+    pub(crate) async fn connection(&self, id: &str) -> Result<Conn, CallError> {
+        let v = self
+            .ok(self
+                .http
+                .get(self.url(&format!("/connections/{}", enc(id)))))
+            .await?;
+        serde_json::from_value(v).map_err(|_| CallError {
+            status: 200,
+            code: "bad_json".into(),
+        })
+    }
+
+    /// Deletes a connection.
+    pub(crate) async fn delete(&self, id: &str) -> Result<(), CallError> {
+        self.ok(self
+            .http
+            .delete(self.url(&format!("/connections/{}", enc(id)))))
+            .await
+            .map(|_| ())
+    }
+
+    /// A fresh access token's expiry (the app never needs the token itself here).
+    pub(crate) async fn fresh_token_expiry(&self, id: &str) -> Result<String, CallError> {
+        let v = self
+            .ok(self
+                .http
+                .post(self.url(&format!("/connections/{}/access-token", enc(id)))))
+            .await?;
+        Ok(v["expires_at"].as_str().unwrap_or_default().to_owned())
+    }
+
+    /// `GET` a Cal.com API v2 path (relative to `/v2/`, e.g. `me`) through the broker's proxy.
+    pub(crate) async fn cal_get(
+        &self,
+        id: &str,
+        path_and_query: &str,
+        api_version: &str,
+    ) -> Result<Value, CallError> {
+        self.ok(self
+            .http
+            .get(self.url(&format!("/connections/{}/proxy/{path_and_query}", enc(id))))
+            .header("cal-api-version", api_version))
+            .await
+    }
+
+    /// The webhook delivery log (newest first).
+    pub(crate) async fn deliveries(&self) -> Result<Vec<Value>, CallError> {
+        let v = self
+            .ok(self
+                .http
+                .get(self.url("/webhook-deliveries"))
+                .query(&[("limit", "20")]))
+            .await?;
+        Ok(v["deliveries"].as_array().cloned().unwrap_or_default())
+    }
+}
+
+fn enc(id: &str) -> String {
+    url::form_urlencoded::byte_serialize(id.as_bytes()).collect()
+}

@@ -1,0 +1,151 @@
+//! HTML building blocks: escaping, the page layout, POST forms with the CSRF token, friendly
+//! error pages, and the response headers every page gets.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+
+/// Escapes text for HTML bodies and attribute values.
+pub(crate) fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+const CSS: &str = "
+*{box-sizing:border-box}body{margin:0;font:15px/1.5 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;color:#111827;background:#f9fafb}
+header.top{background:#fff;border-bottom:1px solid #e5e7eb;padding:12px 24px;display:flex;align-items:center;gap:16px}
+header.top .brand{font-weight:700}header.top .who{margin-left:auto;color:#6b7280}
+main{max-width:980px;margin:24px auto;padding:0 16px}
+.card{background:#fff;border:1px solid #e5e7eb;border-radius:10px;padding:20px;margin-bottom:16px}
+h1{font-size:24px;margin:0 0 12px}h2{font-size:17px;margin:0 0 10px}
+.btn{display:inline-block;border:1px solid #111827;background:#111827;color:#fff;border-radius:6px;padding:7px 14px;font:inherit;cursor:pointer;text-decoration:none}
+.btn.secondary{background:#fff;color:#111827;border-color:#d1d5db}.btn.danger{background:#b91c1c;border-color:#b91c1c}
+form.inline{display:inline}
+.status{display:inline-block;border-radius:999px;padding:1px 10px;font-size:13px;font-weight:600}
+.status.active{background:#dcfce7;color:#166534}.status.needs_reauth,.status.refresh_lost{background:#fee2e2;color:#991b1b}
+.notice{border-left:4px solid #2563eb;background:#eff6ff;padding:10px 14px;margin-bottom:16px}
+.notice.bad{border-color:#b91c1c;background:#fef2f2}
+table{border-collapse:collapse;width:100%}td,th{text-align:left;padding:6px 8px;border-bottom:1px solid #f3f4f6;font-size:14px}
+dl{display:grid;grid-template-columns:max-content 1fr;gap:4px 16px;margin:0}dt{color:#6b7280}dd{margin:0}
+.muted{color:#6b7280}.controls form{margin:0 8px 8px 0;display:inline-block}
+code{background:#f3f4f6;padding:1px 4px;border-radius:4px}
+";
+
+/// A whole page.
+pub(crate) fn layout(title: &str, who: Option<&str>, csrf: Option<&str>, body: &str) -> String {
+    let who_html = match (who, csrf) {
+        (Some(w), Some(token)) => format!(
+            "<span class=\"who\">Signed in as <b>{}</b></span>{}",
+            esc(w),
+            post_form("/signout", token, "Sign out", "secondary", "")
+        ),
+        _ => String::new(),
+    };
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+         <title>{title} · calconnect demo</title><style>{CSS}</style></head><body>\
+         <header class=\"top\"><a class=\"brand\" href=\"/\" style=\"color:inherit;text-decoration:none\">Acme Planner</a>\
+         <span class=\"muted\">an example app using calconnect</span>{who_html}</header>\
+         <main>{body}</main></body></html>",
+        title = esc(title),
+    )
+}
+
+/// A POST form with one button (and the CSRF token).
+pub(crate) fn post_form(action: &str, csrf: &str, label: &str, class: &str, id: &str) -> String {
+    let id_attr = if id.is_empty() {
+        String::new()
+    } else {
+        format!(" data-testid=\"{}\"", esc(id))
+    };
+    format!(
+        "<form class=\"inline\" method=\"post\" action=\"{}\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+         <button class=\"btn {}\" type=\"submit\"{id_attr}>{}</button></form>",
+        esc(action),
+        esc(csrf),
+        esc(class),
+        esc(label)
+    )
+}
+
+/// A page response, never cached.
+pub(crate) fn page(status: StatusCode, html: String) -> Response {
+    let mut r = (status, Html(html)).into_response();
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// A friendly error page: what happened (`outcome` also in `data-outcome`) and what to do.
+pub(crate) fn problem(
+    status: StatusCode,
+    outcome: &str,
+    title: &str,
+    what: &str,
+    todo: &str,
+) -> Response {
+    let body = format!(
+        "<div class=\"card\" data-outcome=\"{}\"><h1>{}</h1><p>{}</p><p><b>What to do:</b> {}</p>\
+         <p><a class=\"btn\" href=\"/\">Back to your connections</a></p></div>",
+        esc(outcome),
+        esc(title),
+        esc(what),
+        esc(todo)
+    );
+    page(status, layout(title, None, None, &body))
+}
+
+/// A 303 to `to`.
+pub(crate) fn see_other(to: &str) -> Response {
+    let mut r = StatusCode::SEE_OTHER.into_response();
+    if let Ok(v) = HeaderValue::from_str(to) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r
+}
+
+/// Headers on every response: no sniffing, no framing, no referrer, and a CSP that allows only
+/// inline styles and the inline countdown script (no external resources at all).
+pub(crate) async fn security_headers(mut r: Response) -> Response {
+    let h = r.headers_mut();
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'",
+        ),
+    );
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_markup_and_quotes() {
+        assert_eq!(
+            esc("<a href=\"x\">'&'</a>"),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+        );
+    }
+}

@@ -1,0 +1,118 @@
+//! The example app ("an example app using calconnect"): a tiny web app that uses the broker the
+//! way an app in any language would — over its HTTP JSON API with an API key — plus the demo
+//! controls (which act on the sandbox) and the operator dashboard.
+//!
+//! Pages are server-rendered and work without JavaScript. The demo end user signs in by picking a
+//! name (a signed cookie); every form is a POST carrying a CSRF token bound to that cookie.
+
+mod admin;
+mod broker;
+mod connection;
+mod controls;
+mod grid;
+mod html;
+mod pages;
+mod session;
+mod webhooks;
+
+pub(crate) use broker::BrokerApi;
+
+use axum::Router;
+use axum::routing::{get, post};
+use calconnect::Clock;
+use calconnect::store::ConnectionStore;
+use calconnect_sandbox::Sandbox;
+use secrecy::SecretString;
+use std::sync::{Arc, Mutex};
+
+/// What the app is built from.
+pub(crate) struct AppSetup {
+    pub(crate) app_url: String,
+    pub(crate) broker_url: String,
+    pub(crate) api_key: SecretString,
+    pub(crate) admin_password: SecretString,
+    pub(crate) webhook_secret: SecretString,
+    pub(crate) sandbox: Arc<Sandbox>,
+    pub(crate) store: Arc<dyn ConnectionStore>,
+    pub(crate) clock: Arc<dyn Clock>,
+}
+
+/// The handlers' state. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct AppCtx {
+    pub(crate) app_url: String,
+    pub(crate) broker: BrokerApi,
+    pub(crate) sessions: Arc<session::Sessions>,
+    pub(crate) admin_password: SecretString,
+    pub(crate) webhook_secret: SecretString,
+    pub(crate) sandbox: Arc<Sandbox>,
+    pub(crate) store: Arc<dyn ConnectionStore>,
+    pub(crate) clock: Arc<dyn Clock>,
+    /// Webhook events received (newest first, at most 20): type and connection id.
+    pub(crate) received: Arc<Mutex<Vec<(String, String)>>>,
+}
+
+impl std::fmt::Debug for AppCtx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppCtx")
+            .field("app_url", &self.app_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppCtx {
+    pub(crate) fn new(setup: AppSetup) -> Result<Self, reqwest::Error> {
+        Ok(Self {
+            broker: BrokerApi::new(setup.broker_url, setup.api_key)?,
+            app_url: setup.app_url,
+            sessions: Arc::new(session::Sessions::random()),
+            admin_password: setup.admin_password,
+            webhook_secret: setup.webhook_secret,
+            sandbox: setup.sandbox,
+            store: setup.store,
+            clock: setup.clock,
+            received: Arc::new(Mutex::new(Vec::new())),
+        })
+    }
+}
+
+/// The app's routes.
+pub(crate) fn router(ctx: AppCtx) -> Router {
+    Router::new()
+        .route("/", get(pages::home))
+        .route("/signin", post(pages::sign_in))
+        .route("/signout", post(pages::sign_out))
+        .route("/connect", post(pages::connect))
+        .route("/connected", get(pages::connected))
+        .route("/connections/{id}", get(connection::show))
+        .route("/connections/{id}/refresh", post(connection::refresh))
+        .route("/connections/{id}/disconnect", post(connection::disconnect))
+        .route("/connections/{id}/demo/{action}", post(controls::act))
+        .route("/webhooks/calconnect", post(webhooks::receive))
+        .route("/admin", get(admin::dashboard))
+        .fallback(pages::not_found)
+        .layer(axum::middleware::map_response(html::security_headers))
+        .with_state(ctx)
+}
+
+/// Serves the app on `listener` until the returned sender says stop.
+pub(crate) fn serve(
+    ctx: AppCtx,
+    listener: std::net::TcpListener,
+) -> std::io::Result<(
+    tokio::sync::watch::Sender<bool>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+)> {
+    listener.set_nonblocking(true)?;
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let app = router(ctx);
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            })
+            .await
+    });
+    Ok((stop, task))
+}

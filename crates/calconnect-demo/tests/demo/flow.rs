@@ -1,0 +1,212 @@
+use crate::helpers::*;
+use reqwest::StatusCode;
+
+#[tokio::test]
+async fn connect_shows_the_grid_then_revoke_offers_reconnect() {
+    let app = start().await;
+    let b = browser();
+    let home = sign_in(&app, &b, "ann").await;
+    assert!(home.html.contains("Connect Cal.com"), "{}", home.html);
+    assert!(home.html.contains("data-testid=\"no-connections\""));
+
+    let landed = connect(&app, &b, 1, "allow").await;
+    assert_eq!(landed.status, StatusCode::OK);
+    assert!(landed.url.contains("/connections/"), "{}", landed.url);
+    let html = &landed.html;
+    assert!(html.contains("data-testid=\"weekly-grid\""), "{html}");
+    // Alice's seeded default schedule: Mon–Thu 09:00–17:00, Fri 09:00–13:00, Europe/London.
+    assert!(html.contains("data-day=\"Monday\" data-start=\"540\" data-end=\"1020\""));
+    assert!(html.contains("data-day=\"Friday\" data-start=\"540\" data-end=\"780\""));
+    assert!(!html.contains("data-day=\"Saturday\""));
+    assert!(html.contains("Europe/London"));
+    assert!(html.contains("Alice Anderson"));
+    assert!(html.contains("data-testid=\"status\">active<"));
+    assert!(html.contains("SCHEDULE_READ"));
+    assert!(
+        html.contains("data-testid=\"bookings\""),
+        "upcoming bookings"
+    );
+    assert!(html.contains("30 min meeting"));
+    assert!(html.contains("id=\"countdown\""));
+    assert!(!html.contains("reconnect-offer"));
+
+    let id = landed.url.rsplit('/').next().unwrap().to_owned();
+    let refreshed = page(
+        b.post(app.url(&format!("/connections/{id}/refresh")))
+            .form(&[("csrf", csrf(html))])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(refreshed.html.contains("data-notice=\"refreshed\""));
+    assert!(refreshed.html.contains("data-testid=\"weekly-grid\""));
+
+    // Expire: Cal.com's clock jumps, the proxy gets a 401, the broker refreshes and retries.
+    let expired = page(
+        b.post(app.url(&format!("/connections/{id}/demo/expire")))
+            .form(&[("csrf", csrf(html))])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(expired.html.contains("data-notice=\"expired\""));
+    assert!(
+        expired.html.contains("data-testid=\"status\">active<"),
+        "{}",
+        expired.html
+    );
+    assert!(expired.html.contains("data-testid=\"weekly-grid\""));
+    assert!(app.demo.sandbox().token_calls("refresh_token", "ok") >= 1);
+
+    // Revoke: the next refresh gets invalid_grant; the page offers to reconnect.
+    let revoked = page(
+        b.post(app.url(&format!("/connections/{id}/demo/revoke")))
+            .form(&[("csrf", csrf(&expired.html))])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(
+        revoked.html.contains("data-testid=\"reconnect-offer\""),
+        "{}",
+        revoked.html
+    );
+    assert!(revoked.html.contains("needs_reauth"));
+
+    // Reconnecting brings it back (same Cal.com user: same connection, re-authorized).
+    let again = connect(&app, &b, 1, "allow").await;
+    assert!(again.url.ends_with(&id), "{} vs {id}", again.url);
+    assert!(again.html.contains("data-testid=\"status\">active<"));
+    app.demo.shutdown().await;
+}
+
+#[tokio::test]
+async fn denying_consent_is_a_friendly_page() {
+    let app = start().await;
+    let b = browser();
+    sign_in(&app, &b, "ben").await;
+    let denied = connect(&app, &b, 2, "deny").await;
+    assert_eq!(denied.status, StatusCode::OK);
+    assert!(
+        denied.html.contains("data-outcome=\"access_denied\""),
+        "{}",
+        denied.html
+    );
+    assert!(denied.html.contains("You declined access at Cal.com"));
+    let home = page(b.get(app.url("/")).send().await.unwrap()).await;
+    assert!(home.html.contains("data-testid=\"no-connections\""));
+    app.demo.shutdown().await;
+}
+
+#[tokio::test]
+async fn disconnect_and_data_kept_between_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = calconnect_demo::Demo::start(calconnect_demo::DemoOptions::ephemeral(dir.path()))
+        .await
+        .unwrap();
+    assert!(demo.key_created());
+    let app = Running { demo, dir };
+    let b = browser();
+    sign_in(&app, &b, "cleo").await;
+    let landed = connect(&app, &b, 2, "allow").await;
+    assert!(landed.html.contains("Bob Brown"), "{}", landed.html);
+    let Running { demo, dir } = app;
+    let api_key = std::fs::read_to_string(dir.path().join("app-api-key")).unwrap();
+    demo.shutdown().await;
+
+    let demo = calconnect_demo::Demo::start(calconnect_demo::DemoOptions::ephemeral(dir.path()))
+        .await
+        .unwrap();
+    assert!(!demo.key_created());
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("app-api-key")).unwrap(),
+        api_key,
+        "the API key is reused"
+    );
+    let app = Running { demo, dir };
+    let b = browser();
+    let home = sign_in(&app, &b, "cleo").await;
+    assert!(
+        home.html.contains("data-testid=\"connection-link\""),
+        "{}",
+        home.html
+    );
+    let link_start = home.html.find("href=\"/connections/").unwrap() + 6;
+    let link = &home.html[link_start..link_start + 13 + 36];
+    let conn = page(b.get(app.url(link)).send().await.unwrap()).await;
+    // The sandbox signs with the key kept in the data folder: the old access token still works.
+    assert!(
+        conn.html.contains("data-testid=\"weekly-grid\""),
+        "{}",
+        conn.html
+    );
+    let gone = page(
+        b.post(app.url(&format!("{link}/disconnect")))
+            .form(&[("csrf", csrf(&conn.html))])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(gone.html.contains("data-notice=\"disconnected\""));
+    assert!(gone.html.contains("data-testid=\"no-connections\""));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        for f in [
+            "keys",
+            "app-api-key",
+            "admin-password",
+            "sandbox-signing-key",
+        ] {
+            let mode = std::fs::metadata(app.dir.path().join(f))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{f}");
+        }
+    }
+    app.demo.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_outage_keeps_the_connection_active() {
+    let app = start().await;
+    let b = browser();
+    sign_in(&app, &b, "hal").await;
+    let landed = connect(&app, &b, 1, "allow").await;
+    let id = landed.url.rsplit('/').next().unwrap().to_owned();
+    let post = |action: &str, html: &str| {
+        b.post(app.url(&format!("/connections/{id}/demo/{action}")))
+            .form(&[("csrf", csrf(html))])
+            .send()
+    };
+    let outage = page(post("outage", &landed.html).await.unwrap()).await;
+    assert!(outage.html.contains("data-notice=\"outage\""));
+    // The token ran out while Cal.com's token endpoint fails: the refresh fails transiently.
+    let expired = outage;
+    assert!(
+        expired.html.contains("data-testid=\"status\">active<"),
+        "{}",
+        expired.html
+    );
+    assert!(
+        expired.html.contains("Cal.com is unavailable right now"),
+        "{}",
+        expired.html
+    );
+    assert!(!expired.html.contains("reconnect-offer"));
+    assert!(
+        app.demo
+            .sandbox()
+            .token_calls("refresh_token", "fault:server_error")
+            >= 1
+    );
+    let recovered = page(post("recover", &expired.html).await.unwrap()).await;
+    assert!(recovered.html.contains("data-notice=\"recovered\""));
+    assert!(app.demo.sandbox().faults().is_empty());
+    app.demo.shutdown().await;
+}
