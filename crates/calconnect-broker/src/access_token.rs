@@ -71,6 +71,37 @@ pub(crate) async fn access_token(
     let id = parse_id(&id)?;
     let started = std::time::Instant::now();
     let result = state.tokens.access_token(id).await;
+    respond(&state, result, started)
+}
+
+/// Refreshes the connection now, whatever its token's expiry, and returns the new token. Cal.com
+/// rotates the refresh token on every refresh (calcom-facts.md §3.3), so this is for a person's
+/// "refresh now" button or an app that knows its token went bad — not for every request.
+#[utoipa::path(post, path = "/api/v1/connections/{id}/refresh", tag = "tokens",
+    params(("id" = String, Path, description = "Connection id")),
+    responses((status = 200, description = "The token from a refresh made just now", body = AccessTokenResponse), (status = 400, description = "Invalid input", body = crate::openapi::ErrorResponse),
+        (status = 401, description = "Missing or invalid API key", body = crate::openapi::ErrorResponse),
+        (status = 404, description = "No such connection", body = crate::openapi::ErrorResponse),
+        (status = 409, description = "The user must reconnect", body = crate::openapi::ErrorResponse),
+        (status = 503, description = "Cal.com or the store unavailable; retry", body = crate::openapi::ErrorResponse)),
+    security(("api_key" = [])))]
+pub(crate) async fn refresh(
+    State(state): State<AppState>,
+    _auth: Authenticated,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    let started = std::time::Instant::now();
+    let result = state.tokens.refresh_now(id).await;
+    respond(&state, result, started)
+}
+
+/// The token as JSON, never cached; the outcome counted in the metrics.
+fn respond(
+    state: &AppState,
+    result: Result<crate::tokens::Fresh, TokenError>,
+    started: std::time::Instant,
+) -> Result<Response, ApiError> {
     let outcome = match &result {
         Ok(_) => "ok",
         Err(TokenError::Reauth { .. }) => "needs_reauth",

@@ -47,6 +47,7 @@ fn extra_routes() -> Router<AppState> {
             "/connections/{id}/access-token",
             post(access_token::access_token),
         )
+        .route("/connections/{id}/refresh", post(access_token::refresh))
         .route(
             "/connections/{id}/proxy/{*rest}",
             any(proxy::proxy).layer(tower_http::limit::RequestBodyLimitLayer::new(

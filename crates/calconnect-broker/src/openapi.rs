@@ -49,6 +49,7 @@ impl Modify for ApiKeyScheme {
         crate::connections::get,
         crate::connections::delete,
         crate::access_token::access_token,
+        crate::access_token::refresh,
         crate::proxy::proxy,
         crate::webhooks::list,
     ),

@@ -50,6 +50,9 @@ pub trait TokenProvider: Send + Sync + Debug {
         id: ConnectionId,
         rejected: &AccessToken,
     ) -> Result<Fresh, TokenError>;
+    /// Refresh now, whatever the stored token's expiry (a "refresh now" button, an app that
+    /// knows better); the new token.
+    async fn refresh_now(&self, id: ConnectionId) -> Result<Fresh, TokenError>;
     /// Forget any cached token of `id` (after a delete).
     fn forget(&self, id: ConnectionId);
 }
@@ -95,6 +98,13 @@ impl TokenProvider for KeeperTokens {
         rejected: &AccessToken,
     ) -> Result<Fresh, TokenError> {
         let f = self.0.refresh_rejected(id, rejected).await.map_err(map)?;
+        Ok(Fresh {
+            access_token: f.access_token,
+            expires_at: f.expires_at,
+        })
+    }
+    async fn refresh_now(&self, id: ConnectionId) -> Result<Fresh, TokenError> {
+        let f = self.0.refresh_now(id).await.map_err(map)?;
         Ok(Fresh {
             access_token: f.access_token,
             expires_at: f.expires_at,

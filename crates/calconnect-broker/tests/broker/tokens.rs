@@ -231,3 +231,61 @@ async fn shutdown_finishes_an_in_flight_refresh() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(sandbox.token_calls("refresh_token", "ok"), 1);
 }
+
+#[tokio::test]
+async fn refresh_endpoint_refreshes_now_even_when_the_token_is_fresh() {
+    let app = spawn_app().await;
+    let id = app.connected("user-1", ALICE).await;
+    let path = format!("/api/v1/connections/{id}/access-token");
+    let (status, _) = app.post(&path, serde_json::json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        app.sandbox.token_calls("refresh_token", "ok"),
+        0,
+        "fresh: no refresh"
+    );
+
+    let r = app
+        .http
+        .post(app.url(&format!("/api/v1/connections/{id}/refresh")))
+        .bearer_auth(&app.api_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let (status, body) = json_of(r).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(app.sandbox.token_calls("refresh_token", "ok"), 1);
+    let me = no_redirects()
+        .get(app.sandbox.api_url().join("v2/me").unwrap())
+        .bearer_auth(body["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), StatusCode::OK);
+
+    // After a revoked grant the refresh says the user must reconnect.
+    app.sandbox.revoke_grant(
+        calconnect_sandbox::CONFIDENTIAL_CLIENT_ID,
+        calconnect_sandbox::state::Owner::User(ALICE),
+    );
+    let (status, body) = app
+        .post(
+            &format!("/api/v1/connections/{id}/refresh"),
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "connection_needs_reauth");
+    let (status, _) = app
+        .post(
+            "/api/v1/connections/not-a-uuid/refresh",
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "as for the other connection routes"
+    );
+}

@@ -148,12 +148,13 @@ impl BrokerApi {
             .map(|_| ())
     }
 
-    /// A fresh access token's expiry (the app never needs the token itself here).
-    pub(crate) async fn fresh_token_expiry(&self, id: &str) -> Result<String, CallError> {
+    /// Refreshes the connection now (the broker's `/refresh`); the new token's expiry (the app
+    /// never needs the token itself here).
+    pub(crate) async fn refresh_now(&self, id: &str) -> Result<String, CallError> {
         let v = self
             .ok(self
                 .http
-                .post(self.url(&format!("/connections/{}/access-token", enc(id)))))
+                .post(self.url(&format!("/connections/{}/refresh", enc(id)))))
             .await?;
         Ok(v["expires_at"].as_str().unwrap_or_default().to_owned())
     }

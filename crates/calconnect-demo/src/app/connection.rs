@@ -240,8 +240,8 @@ fn bookings_card(bookings: Result<&Value, String>) -> String {
     format!("<div class=\"card\"><h2>Upcoming bookings</h2>{inner}</div>")
 }
 
-/// `POST /connections/{id}/refresh`: asks the broker for a fresh access token (the broker
-/// refreshes when the stored one is within its margin of expiry), then shows the page again.
+/// `POST /connections/{id}/refresh`: asks the broker to refresh the connection now, then shows
+/// the page again (with the new expiry and last-refresh time).
 pub(crate) async fn refresh(
     State(ctx): State<AppCtx>,
     user: MaybeUser,
@@ -255,7 +255,7 @@ pub(crate) async fn refresh(
     if let Err(r) = owned(&ctx, &user, &id).await {
         return r;
     }
-    let _ = ctx.broker.fresh_token_expiry(&id).await;
+    let _ = ctx.broker.refresh_now(&id).await;
     see_other(&format!("/connections/{}?notice=refreshed", enc(&id)))
 }
 

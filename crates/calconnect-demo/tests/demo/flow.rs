@@ -31,6 +31,7 @@ async fn connect_shows_the_grid_then_revoke_offers_reconnect() {
     assert!(!html.contains("reconnect-offer"));
 
     let id = landed.url.rsplit('/').next().unwrap().to_owned();
+    let refreshes = app.demo.sandbox().token_calls("refresh_token", "ok");
     let refreshed = page(
         b.post(app.url(&format!("/connections/{id}/refresh")))
             .form(&[("csrf", csrf(html))])
@@ -40,6 +41,11 @@ async fn connect_shows_the_grid_then_revoke_offers_reconnect() {
     )
     .await;
     assert!(refreshed.html.contains("data-notice=\"refreshed\""));
+    assert_eq!(
+        app.demo.sandbox().token_calls("refresh_token", "ok"),
+        refreshes + 1,
+        "refresh now refreshes, even with a fresh token"
+    );
     assert!(refreshed.html.contains("data-testid=\"weekly-grid\""));
 
     // Expire: Cal.com's clock jumps, the proxy gets a 401, the broker refreshes and retries.
