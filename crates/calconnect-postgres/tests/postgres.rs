@@ -9,7 +9,6 @@ use calconnect_postgres::PostgresStore;
 use calconnect_testkit::TestBackend;
 use calconnect_testkit::postgres::TestDatabase;
 use secrecy::SecretString;
-use sqlx::Row as _;
 use std::sync::Arc;
 
 struct PgBackend {
@@ -44,33 +43,12 @@ async fn no_token_verifier_or_state_in_clear_in_any_column() {
     let ring = calconnect_testkit::fixtures::keyring("k1");
     calconnect_testkit::conformance::store_level_flow(&store, &ring).await;
 
-    let columns = sqlx::query(
-        "SELECT table_name::text, column_name::text, data_type::text FROM information_schema.columns \
-         WHERE table_schema = 'public' AND data_type IN ('text', 'bytea', 'jsonb', 'character varying')",
-    )
-    .fetch_all(store.pool())
-    .await
-    .unwrap();
     let mut cells = 0;
     let mut everything = Vec::new();
-    for col in &columns {
-        let (table, column, ty): (String, String, String) = (col.get(0), col.get(1), col.get(2));
-        let sql = if ty == "bytea" {
-            format!("SELECT {column} FROM {table} WHERE {column} IS NOT NULL")
-        } else {
-            format!(
-                "SELECT convert_to({column}::text, 'UTF8') FROM {table} WHERE {column} IS NOT NULL"
-            )
-        };
-        for row in sqlx::query(&sql).fetch_all(store.pool()).await.unwrap() {
-            let bytes: Vec<u8> = row.get(0);
-            calconnect_testkit::conformance::assert_no_plaintext(
-                &bytes,
-                &format!("{table}.{column}"),
-            );
-            everything.extend_from_slice(&bytes);
-            cells += 1;
-        }
+    for (place, bytes) in calconnect_testkit::postgres::all_text_cells(store.pool()).await {
+        calconnect_testkit::conformance::assert_no_plaintext(&bytes, &place);
+        everything.extend_from_slice(&bytes);
+        cells += 1;
     }
     assert!(cells > 20, "the scan read {cells} cells");
     // The scan can find things: the client id is stored in clear.

@@ -89,6 +89,42 @@ impl TestDatabase {
     }
 }
 
+/// Every non-null text-like or `bytea` cell of every table in the `public` schema, as bytes,
+/// with its `table.column`: what an at-rest scan looks through for secrets in clear.
+///
+/// # Panics
+/// A query fails (this is a test helper).
+pub async fn all_text_cells(pool: &sqlx::PgPool) -> Vec<(String, Vec<u8>)> {
+    use sqlx::Row as _;
+    let columns = sqlx::query(
+        "SELECT table_name::text, column_name::text, data_type::text FROM information_schema.columns \
+         WHERE table_schema = 'public' \
+         AND data_type IN ('text', 'bytea', 'json', 'jsonb', 'character varying')",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap_or_else(|e| panic!("cannot list columns: {e}"));
+    let mut cells = Vec::new();
+    for col in &columns {
+        let (table, column, ty): (String, String, String) = (col.get(0), col.get(1), col.get(2));
+        let sql = if ty == "bytea" {
+            format!("SELECT \"{column}\" FROM \"{table}\" WHERE \"{column}\" IS NOT NULL")
+        } else {
+            format!(
+                "SELECT convert_to(\"{column}\"::text, 'UTF8') FROM \"{table}\" WHERE \"{column}\" IS NOT NULL"
+            )
+        };
+        let rows = sqlx::query(&sql)
+            .fetch_all(pool)
+            .await
+            .unwrap_or_else(|e| panic!("cannot read {table}.{column}: {e}"));
+        for row in rows {
+            cells.push((format!("{table}.{column}"), row.get::<Vec<u8>, _>(0)));
+        }
+    }
+    cells
+}
+
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         // Async drop does not exist: drop the database from a helper thread with its own

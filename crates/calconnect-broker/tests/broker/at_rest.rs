@@ -8,7 +8,6 @@ use crate::helpers::*;
 use calconnect::{Clock, MockClock};
 use calconnect_testkit::postgres::TestDatabase;
 use reqwest::StatusCode;
-use sqlx::Row as _;
 use std::sync::Arc;
 
 /// Runs the flow and returns every secret that passed through it.
@@ -112,30 +111,12 @@ async fn postgres_columns_hold_no_secret_in_clear() {
     .await;
     let secrets = full_flow(&app, &clock).await;
     let pool = sqlx::PgPool::connect(db.url()).await.unwrap();
-    let columns = sqlx::query(
-        "SELECT table_name::text, column_name::text, data_type::text FROM information_schema.columns \
-         WHERE table_schema = 'public' AND data_type IN ('text', 'bytea', 'jsonb', 'json', 'character varying')",
-    )
-    .fetch_all(&pool)
-    .await
-    .unwrap();
     let mut everything = Vec::new();
     let mut cells = 0;
-    for col in &columns {
-        let (table, column, ty): (String, String, String) = (col.get(0), col.get(1), col.get(2));
-        let sql = if ty == "bytea" {
-            format!("SELECT \"{column}\" FROM \"{table}\" WHERE \"{column}\" IS NOT NULL")
-        } else {
-            format!(
-                "SELECT convert_to(\"{column}\"::text, 'UTF8') FROM \"{table}\" WHERE \"{column}\" IS NOT NULL"
-            )
-        };
-        for row in sqlx::query(&sql).fetch_all(&pool).await.unwrap() {
-            let bytes: Vec<u8> = row.get(0);
-            assert_absent(&bytes, &secrets, &format!("{table}.{column}"));
-            everything.extend(bytes);
-            cells += 1;
-        }
+    for (place, bytes) in calconnect_testkit::postgres::all_text_cells(&pool).await {
+        assert_absent(&bytes, &secrets, &place);
+        everything.extend(bytes);
+        cells += 1;
     }
     assert!(cells > 10, "the scan read only {cells} cells");
     assert!(everything.windows(15).any(|w| w == b"calconnect-demo"));
