@@ -1,5 +1,16 @@
 //! `POST /v2/auth/oauth2/token` (`calcom-facts.md` §3.1–§3.4): JSON or form bodies, the input
 //! pipe of `token.input.pipe.ts` (§3.2, exact texts), then the shared service (§3.3).
+//!
+//! The pipe (`apps/api/v2/src/modules/auth/oauth2/inputs/token.input.pipe.ts`) picks the input
+//! class by whether the body *has* a `client_secret` key, then validates it with class-validator
+//! (`whitelist + forbidNonWhitelisted`) against `inputs/exchange.input.ts` or
+//! `inputs/refresh.input.ts`. The merged confidential exchange input declares exactly
+//! `client_id, grant_type, code, redirect_uri, client_secret`, so a confidential client's
+//! `code_verifier` is refused with `code_verifier property is wrong,property code_verifier should
+//! not exist ` and a confidential code issued with a `code_challenge` can never be exchanged here
+//! (the service burns it, then asks for the verifier the pipe forbids). Such a client exchanges at
+//! the legacy web endpoint instead, which passes `code_verifier` to the service (`docs/calcom.md`
+//! §3.2, §3.6).
 
 use super::errors::{TokenError, no_store};
 use super::faults;
@@ -27,7 +38,8 @@ pub(crate) async fn token(
     {
         return resp;
     }
-    let result = pipe(parsed, &order).and_then(|input| run(&shared, &input));
+    let pkce_for_all = shared.settings().pkce_required_for_all;
+    let result = pipe(parsed, &order, pkce_for_all).and_then(|input| run(&shared, &input));
     let outcome = match &result {
         Ok(_) => "ok".to_owned(),
         Err(e) => e.outcome(),
@@ -181,7 +193,20 @@ const fn opt(name: &'static str) -> Prop {
     }
 }
 
-const EXCHANGE_CONFIDENTIAL: [Prop; 6] = [
+/// `OAuth2ExchangeConfidentialInput` as every merged `exchange.input.ts` declares it: exactly
+/// these five fields, `client_secret` required (`@IsString()` without `@IsOptional()`). With
+/// `whitelist + forbidNonWhitelisted` a `code_verifier` is an unknown property, so a confidential
+/// client cannot send one to the v2 endpoint (`docs/calcom.md` §3.2).
+const EXCHANGE_CONFIDENTIAL: [Prop; 5] = [
+    req("client_id"),
+    req("grant_type"),
+    req("code"),
+    req("redirect_uri"),
+    req("client_secret"),
+];
+/// The unmerged "PKCE for every client" branch (`exchange.input.ts@0f1f5341`, used when
+/// `Settings::pkce_required_for_all` is on): secret and verifier both optional.
+const EXCHANGE_CONFIDENTIAL_PKCE_FOR_ALL: [Prop; 6] = [
     req("client_id"),
     req("grant_type"),
     req("code"),
@@ -196,7 +221,15 @@ const EXCHANGE_PUBLIC: [Prop; 5] = [
     req("redirect_uri"),
     req("code_verifier"),
 ];
+/// `OAuth2RefreshConfidentialInput` (`refresh.input.ts`): `client_secret` required.
 const REFRESH_CONFIDENTIAL: [Prop; 4] = [
+    req("client_id"),
+    req("grant_type"),
+    req("refresh_token"),
+    req("client_secret"),
+];
+/// The unmerged branch's refresh input (`refresh.input.ts@0f1f5341`): secret optional.
+const REFRESH_CONFIDENTIAL_PKCE_FOR_ALL: [Prop; 4] = [
     req("client_id"),
     req("grant_type"),
     req("refresh_token"),
@@ -205,10 +238,21 @@ const REFRESH_CONFIDENTIAL: [Prop; 4] = [
 const REFRESH_PUBLIC: [Prop; 3] = [req("client_id"), req("grant_type"), req("refresh_token")];
 
 /// `OAuth2TokenInputPipe.transform` (§3.2), with its exact error texts.
-fn pipe(body: Option<Value>, order: &[String]) -> Result<TokenInput, TokenError> {
+///
+/// `pkce_for_all` selects the input classes of the unmerged "PKCE for every client" branch.
+fn pipe(
+    body: Option<Value>,
+    order: &[String],
+    pkce_for_all: bool,
+) -> Result<TokenInput, TokenError> {
+    // `if (!value)` catches JavaScript's falsy bodies, `typeof value !== "object"` the other
+    // primitives. An array is an object to JavaScript: it goes on and, having no `client_id`,
+    // fails the next check.
     let obj = match body {
-        None | Some(Value::Null) => return Err(TokenError::pipe("body", "Body is required")),
+        None => return Err(TokenError::pipe("body", "Body is required")),
+        Some(v) if is_falsy(&v) => return Err(TokenError::pipe("body", "Body is required")),
         Some(Value::Object(o)) => o,
+        Some(Value::Array(_)) => Map::new(),
         Some(_) => return Err(TokenError::pipe("body", "Body should be an object")),
     };
     match obj.get("client_id") {
@@ -221,11 +265,14 @@ fn pipe(body: Option<Value>, order: &[String]) -> Result<TokenInput, TokenError>
         }
     }
     let confidential = obj.contains_key("client_secret");
-    let schema: &[Prop] = match (obj.get("grant_type").and_then(Value::as_str), confidential) {
-        (Some("authorization_code"), true) => &EXCHANGE_CONFIDENTIAL,
-        (Some("authorization_code"), false) => &EXCHANGE_PUBLIC,
-        (Some("refresh_token"), true) => &REFRESH_CONFIDENTIAL,
-        (Some("refresh_token"), false) => &REFRESH_PUBLIC,
+    let grant = obj.get("grant_type").and_then(Value::as_str);
+    let schema: &[Prop] = match (grant, confidential, pkce_for_all) {
+        (Some("authorization_code"), true, false) => &EXCHANGE_CONFIDENTIAL,
+        (Some("authorization_code"), true, true) => &EXCHANGE_CONFIDENTIAL_PKCE_FOR_ALL,
+        (Some("authorization_code"), false, _) => &EXCHANGE_PUBLIC,
+        (Some("refresh_token"), true, false) => &REFRESH_CONFIDENTIAL,
+        (Some("refresh_token"), true, true) => &REFRESH_CONFIDENTIAL_PKCE_FOR_ALL,
+        (Some("refresh_token"), false, _) => &REFRESH_PUBLIC,
         _ => {
             return Err(TokenError::pipe(
                 "invalid_grant_type",
@@ -253,6 +300,17 @@ fn pipe(body: Option<Value>, order: &[String]) -> Result<TokenInput, TokenError>
             }
         },
     )
+}
+
+/// JavaScript's falsy JSON values: `null`, `false`, `0` and `""`.
+fn is_falsy(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Bool(b) => !b,
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::String(s) => s.is_empty(),
+        Value::Array(_) | Value::Object(_) => false,
+    }
 }
 
 /// class-validator with `whitelist + forbidNonWhitelisted`, formatted as the pipe's
@@ -332,7 +390,10 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
         let (parsed, order) = parse_body(&headers, text.as_bytes());
-        pipe(parsed, &order).unwrap_err().description.into_owned()
+        pipe(parsed, &order, false)
+            .unwrap_err()
+            .description
+            .into_owned()
     }
 
     #[test]
@@ -342,7 +403,7 @@ mod tests {
         let body = br#"{"zeta":1,"client_id":"c","grant_type":"refresh_token","refresh_token":"r","alpha":2}"#;
         let (parsed, order) = parse_body(&headers, body);
         assert_eq!(
-            pipe(parsed, &order).unwrap_err().description,
+            pipe(parsed, &order, false).unwrap_err().description,
             "zeta property is wrong,property zeta should not exist , alpha property is wrong,property alpha should not exist "
         );
     }
@@ -350,6 +411,31 @@ mod tests {
     #[test]
     fn pipe_texts() {
         assert_eq!(err(json!({})), "client_id is required");
+        assert_eq!(err(json!([])), "client_id is required");
+        assert_eq!(err(json!([{"client_id": "c"}])), "client_id is required");
+        assert_eq!(err(json!(0)), "Body is required");
+        assert_eq!(err(json!(false)), "Body is required");
+        assert_eq!(err(json!("")), "Body is required");
+        assert_eq!(err(json!(7)), "Body should be an object");
+        assert_eq!(err(json!(true)), "Body should be an object");
+        assert_eq!(
+            err(
+                json!({"client_id":"c","grant_type":"authorization_code","code":"x","redirect_uri":"u","client_secret":null})
+            ),
+            "client_secret property is wrong,client_secret must be a string "
+        );
+        assert_eq!(
+            err(
+                json!({"client_id":"c","grant_type":"refresh_token","refresh_token":"r","client_secret":null})
+            ),
+            "client_secret property is wrong,client_secret must be a string "
+        );
+        assert_eq!(
+            err(
+                json!({"client_id":"c","grant_type":"authorization_code","code":"x","redirect_uri":"u","client_secret":"s","code_verifier":"v"})
+            ),
+            "code_verifier property is wrong,property code_verifier should not exist "
+        );
         assert_eq!(
             err(json!({"client_id":"c","grant_type":"password"})),
             "grant_type must be 'authorization_code' or 'refresh_token'"

@@ -154,6 +154,80 @@ async fn token_errors_are_error_only() {
     assert_eq!(legacy_token(&sb, &full).await, (bad, err("invalid_grant")));
 }
 
+/// The legacy route hands `code_verifier` to the shared service
+/// (`apps/web/app/api/auth/oauth/token/route.ts@503bbcce`), which checks PKCE for a confidential
+/// client whose code carries a challenge: the way to keep PKCE for a confidential client.
+#[tokio::test]
+async fn token_verifies_pkce_for_a_confidential_client() {
+    let sb = start().await;
+    let (verifier, challenge) = pkce();
+    let params = [
+        ("client_id", CID),
+        ("redirect_uri", R),
+        ("scope", "PROFILE_READ"),
+        ("code_challenge", challenge.as_str()),
+        ("code_challenge_method", "S256"),
+    ];
+    let code = || code_for(&sb, ALICE, &params);
+    let form = |code: &str, verifier: Option<&str>| {
+        let mut f = vec![
+            ("client_id", CID.to_owned()),
+            ("client_secret", SECRET.to_owned()),
+            ("grant_type", "authorization_code".to_owned()),
+            ("code", code.to_owned()),
+            ("redirect_uri", R.to_owned()),
+        ];
+        if let Some(v) = verifier {
+            f.push(("code_verifier", v.to_owned()));
+        }
+        f
+    };
+    let send = |f: Vec<(&'static str, String)>| {
+        let url = sb.legacy_token_url();
+        async move {
+            let f: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            post(url, &f, None).await
+        }
+    };
+    // Secret and verifier: tokens.
+    let c = code().await;
+    let (s, body) = send(form(&c, Some(&verifier))).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        claims(v["refresh_token"].as_str().unwrap())["codeChallenge"],
+        challenge.as_str()
+    );
+    // Wrong verifier: invalid_grant, and the code is burned.
+    let c = code().await;
+    assert_eq!(
+        send(form(&c, Some("wrong"))).await,
+        (StatusCode::BAD_REQUEST, err("invalid_grant"))
+    );
+    assert_eq!(
+        send(form(&c, Some(&verifier))).await,
+        (StatusCode::BAD_REQUEST, err("invalid_grant"))
+    );
+    // No verifier: invalid_request (pkce_missing_parameters_or_invalid_method).
+    let c = code().await;
+    assert_eq!(
+        send(form(&c, None)).await,
+        (StatusCode::BAD_REQUEST, err("invalid_request"))
+    );
+    // The secret is still checked.
+    let c = code().await;
+    let mut f = form(&c, Some(&verifier));
+    f[1].1 = "wrong".to_owned();
+    assert_eq!(
+        send(f).await,
+        (StatusCode::UNAUTHORIZED, err("invalid_client"))
+    );
+    // Without a challenge at authorize, a verifier is ignored (nothing to check it against).
+    let c = demo_code(&sb, ALICE).await;
+    let (s, body) = send(form(&c, Some(&verifier))).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+}
+
 #[tokio::test]
 async fn token_reads_the_body_as_a_form_whatever_the_content_type() {
     let sb = start().await;

@@ -162,6 +162,89 @@ async fn refresh_errors() {
     assert_eq!(demo_refresh(&sb, rt).await.0, StatusCode::OK);
 }
 
+/// §3.3 refresh steps 1–2 (`OAuthService.refreshAccessToken`): the client and its secret are
+/// checked before the refresh token is even decoded.
+#[tokio::test]
+async fn refresh_checks_the_client_before_the_token() {
+    let sb = start().await;
+    let body = |client: &str, secret: &str| json!({"client_id":client,"client_secret":secret,"grant_type":"refresh_token","refresh_token":"dummy"});
+    assert_err(
+        &sb,
+        body("no-such-client", SECRET),
+        StatusCode::UNAUTHORIZED,
+        "invalid_client",
+        "client_not_found",
+    )
+    .await;
+    assert_err(
+        &sb,
+        body(CID, "wrong-secret"),
+        StatusCode::UNAUTHORIZED,
+        "invalid_client",
+        "invalid_client_credentials",
+    )
+    .await;
+    assert_err(
+        &sb,
+        body(CID, ""),
+        StatusCode::UNAUTHORIZED,
+        "invalid_client",
+        "invalid_client_credentials",
+    )
+    .await;
+    assert_err(
+        &sb,
+        body(CID, SECRET),
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+        "invalid_refresh_token",
+    )
+    .await;
+    // A public client has no secret to check: straight to the token.
+    assert_err(
+        &sb,
+        json!({"client_id":calconnect_sandbox::PUBLIC_CLIENT_ID,"grant_type":"refresh_token","refresh_token":"dummy"}),
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+        "invalid_refresh_token",
+    )
+    .await;
+    // The legacy refresh endpoint shares the order.
+    let legacy = |client_id: &'static str, secret: &'static str| {
+        client()
+            .post(sb.legacy_refresh_url())
+            .form(&[
+                ("client_id", client_id),
+                ("client_secret", secret),
+                ("grant_type", "refresh_token"),
+                ("refresh_token", "dummy"),
+            ])
+            .send()
+    };
+    for (client_id, secret, status, error) in [
+        (
+            "no-such-client",
+            SECRET,
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+        ),
+        (
+            CID,
+            "wrong-secret",
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+        ),
+        (CID, SECRET, StatusCode::BAD_REQUEST, "invalid_grant"),
+    ] {
+        let resp = legacy(client_id, secret).await.unwrap();
+        assert_eq!(resp.status(), status);
+        assert_eq!(
+            resp.text().await.unwrap(),
+            format!(r#"{{"error":"{error}"}}"#)
+        );
+    }
+}
+
 #[tokio::test]
 async fn refresh_token_expires_after_30_days_of_idleness() {
     let sb = start().await;

@@ -345,12 +345,133 @@ async fn pkce_code(sb: &Sandbox, client_id: &str, redirect: &str, challenge: &st
     .await
 }
 
+/// The pipe's text for a `code_verifier` sent with a `client_secret` (the confidential input
+/// declares exactly five fields; `forbidNonWhitelisted`).
+const VERIFIER_FORBIDDEN: &str =
+    "code_verifier property is wrong,property code_verifier should not exist ";
+
 #[tokio::test]
-async fn pkce_failures_burn_the_code() {
+async fn confidential_clients_may_not_send_a_code_verifier() {
+    let sb = start().await;
+    let (verifier, _) = pkce();
+    // Without a challenge at authorize: the verifier alone is refused by the pipe, before the
+    // service runs, so the code survives and the plain exchange then works.
+    let code = demo_code(&sb, ALICE).await;
+    let (s, t) = token_json(&sb, with(exchange(&code), "code_verifier", json!(verifier))).await;
+    assert_eq!(
+        (s, t.as_str()),
+        (
+            StatusCode::BAD_REQUEST,
+            r#"{"error":"invalid_request","error_description":"code_verifier property is wrong,property code_verifier should not exist "}"#
+        )
+    );
+    let (s, body) = token_json(&sb, exchange(&code)).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    // Form bodies are validated the same way (every value is a string).
+    let code = demo_code(&sb, ALICE).await;
+    let (s, t) = token_form(
+        &sb,
+        &[
+            ("client_id", CID),
+            ("client_secret", SECRET),
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", R),
+            ("code_verifier", &verifier),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (s, t.as_str()),
+        (
+            StatusCode::BAD_REQUEST,
+            v2_err("invalid_request", VERIFIER_FORBIDDEN).as_str()
+        )
+    );
+    // `client_secret: null`: the key exists, so the confidential input applies, and null is not
+    // a string (class-validator's IsString text, formatted by the pipe).
+    assert_err(
+        &sb,
+        with(exchange(&code), "client_secret", Value::Null),
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+        "client_secret property is wrong,client_secret must be a string ",
+    )
+    .await;
+    assert_err(
+        &sb,
+        json!({"client_id":CID,"client_secret":null,"grant_type":"refresh_token","refresh_token":"x"}),
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+        "client_secret property is wrong,client_secret must be a string ",
+    )
+    .await;
+    // Unknown properties come first, then the declared ones in declaration order.
+    assert_err(
+        &sb,
+        with(
+            with(exchange(&code), "client_secret", Value::Null),
+            "code_verifier",
+            json!(verifier),
+        ),
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+        "code_verifier property is wrong,property code_verifier should not exist , client_secret property is wrong,client_secret must be a string ",
+    )
+    .await;
+    // None of those touched the code.
+    assert_eq!(token_json(&sb, exchange(&code)).await.0, StatusCode::OK);
+    // A JSON array is an object to JavaScript: it fails at client_id.
+    let (s, t) = token_json(&sb, json!([exchange(&code)])).await;
+    assert_eq!(
+        (s, t.as_str()),
+        (
+            StatusCode::BAD_REQUEST,
+            v2_err("invalid_request", "client_id is required").as_str()
+        )
+    );
+}
+
+#[tokio::test]
+async fn pkce_for_all_mode_takes_the_branch_inputs() {
+    // The unmerged branch (`exchange.input.ts@0f1f5341`): confidential clients send a verifier,
+    // the secret is optional in the input (the service still checks it).
+    let sb = start().await;
+    sb.update_settings(|s| s.pkce_required_for_all = true);
+    let (verifier, challenge) = pkce();
+    let code = pkce_code(&sb, CID, R, &challenge).await;
+    let (s, body) = token_json(&sb, with(exchange(&code), "code_verifier", json!(verifier))).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let code = pkce_code(&sb, CID, R, &challenge).await;
+    assert_err(
+        &sb,
+        with(
+            with(exchange(&code), "code_verifier", json!(verifier)),
+            "client_secret",
+            Value::Null,
+        ),
+        StatusCode::UNAUTHORIZED,
+        "invalid_client",
+        "invalid_client_credentials",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_confidential_code_with_a_challenge_cannot_be_exchanged_at_v2() {
     let sb = start().await;
     let (verifier, challenge) = pkce();
     let code = pkce_code(&sb, CID, R, &challenge).await;
-    // Confidential client with a stored challenge: the verifier is required.
+    // With the verifier: the pipe refuses it; the service never runs, the code survives.
+    assert_err(
+        &sb,
+        with(exchange(&code), "code_verifier", json!(verifier)),
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+        VERIFIER_FORBIDDEN,
+    )
+    .await;
+    // Without it: the service burns the code (step 4), then demands the verifier (step 7).
     assert_err(
         &sb,
         exchange(&code),
@@ -361,16 +482,31 @@ async fn pkce_failures_burn_the_code() {
     .await;
     assert_err(
         &sb,
-        with(exchange(&code), "code_verifier", json!(verifier)),
+        exchange(&code),
         StatusCode::BAD_REQUEST,
         "invalid_grant",
         "code_invalid_or_expired",
     )
     .await;
-    let code = pkce_code(&sb, CID, R, &challenge).await;
+    assert_eq!(sb.refresh_token_rows(CID, Owner::User(ALICE)), 0);
+}
+
+#[tokio::test]
+async fn pkce_failures_burn_the_code() {
+    let sb = start().await;
+    let (verifier, challenge) = pkce();
+    // Public client, wrong verifier: the code is gone afterwards.
+    let code = pkce_code(
+        &sb,
+        PUBLIC_CLIENT_ID,
+        DEFAULT_PUBLIC_REDIRECT_URI,
+        &challenge,
+    )
+    .await;
+    let public = |code: &str, verifier: &str| json!({"client_id":PUBLIC_CLIENT_ID,"grant_type":"authorization_code","code":code,"redirect_uri":DEFAULT_PUBLIC_REDIRECT_URI,"code_verifier":verifier});
     assert_err(
         &sb,
-        with(exchange(&code), "code_verifier", json!("wrong-verifier")),
+        public(&code, "wrong-verifier"),
         StatusCode::BAD_REQUEST,
         "invalid_grant",
         "pkce_verification_failed",
@@ -378,7 +514,7 @@ async fn pkce_failures_burn_the_code() {
     .await;
     assert_err(
         &sb,
-        with(exchange(&code), "code_verifier", json!(verifier)),
+        public(&code, &verifier),
         StatusCode::BAD_REQUEST,
         "invalid_grant",
         "code_invalid_or_expired",
