@@ -138,10 +138,10 @@ pub(crate) fn finish(
         .path_and_query()
         .map_or_else(|| uri.path().to_owned(), |pq| pq.as_str().to_owned());
     let (status, body) = match result {
-        Ok(v) => (StatusCode::OK, v),
-        Err(e) => (e.status, e.body(&url, shared.clock.now())),
+        Ok(v) => (StatusCode::OK, v.to_string()),
+        Err(e) => (e.status, e.render(&url, shared.clock.now())),
     };
-    let mut resp = (status, body.to_string()).into_response();
+    let mut resp = (status, body).into_response();
     let h = resp.headers_mut();
     h.insert(
         axum::http::header::CONTENT_TYPE,
