@@ -149,7 +149,8 @@ pub(crate) fn sanitize(text: &str) -> String {
 /// [`AuthorizationFlow::exchange`](crate::AuthorizationFlow::exchange).
 pub struct VerifiedCallback {
     pub(crate) code: AuthorizationCode,
-    pub(crate) verifier: PkceVerifier,
+    /// The PKCE verifier, when the flow sent a challenge.
+    pub(crate) verifier: Option<PkceVerifier>,
     pub(crate) client_id: String,
     pub(crate) redirect_uri: RedirectUri,
 }
@@ -182,6 +183,17 @@ pub enum CallbackError {
     InvalidRequest {
         /// The provider's description (untrusted, sanitised).
         description: Option<String>,
+    },
+    /// Cal.com refused the team the user chose on the consent page: only a team's OWNER or ADMIN
+    /// may connect it. The web authorize page reports it as `unauthorized_client` with the
+    /// description [`TEAM_REFUSED_DESCRIPTION`] (API v2's authorize endpoint as `access_denied`
+    /// / `team_not_found_or_no_access`); see [docs/calcom.md](../../../docs/calcom.md).
+    #[error(
+        "Cal.com refused the chosen team ({description}): only a team's owner or admin can connect it; connect again and choose your own account or a team you administer"
+    )]
+    TeamNotAllowed {
+        /// Cal.com's description (sanitised).
+        description: String,
     },
     /// `unauthorized_client`: the client may not use this flow (Cal.com: not approved/rejected).
     #[error("the provider does not allow this client to connect ({}): check that the OAuth client is approved", .description.as_deref().unwrap_or("no details"))]
@@ -268,9 +280,30 @@ pub enum CallbackError {
     },
 }
 
+/// Cal.com's `error_description` when the user is not OWNER or ADMIN of the team they chose
+/// (`generateAuthCode.handler.ts`, tRPC UNAUTHORIZED, mapped to `unauthorized_client` by
+/// `authorize-view.tsx`).
+pub const TEAM_REFUSED_DESCRIPTION: &str = "Team not found or user is not an admin/owner";
+
+/// The same refusal from API v2's authorize endpoint (`OAuthService`'s reason).
+const TEAM_REFUSED_REASON: &str = "team_not_found_or_no_access";
+
 impl CallbackError {
     pub(crate) fn from_provider(error: AuthorizeErrorResponse) -> Self {
         let description = error.description;
+        let team_refused = matches!(
+            (error.code.as_str(), description.as_deref()),
+            ("unauthorized_client", Some(TEAM_REFUSED_DESCRIPTION))
+                | (
+                    "access_denied" | "unauthorized_client",
+                    Some(TEAM_REFUSED_REASON)
+                )
+        );
+        if team_refused {
+            return Self::TeamNotAllowed {
+                description: description.unwrap_or_default(),
+            };
+        }
         match error.code.as_str() {
             "access_denied" => Self::AccessDenied { description },
             "invalid_request" => Self::InvalidRequest { description },
@@ -290,6 +323,39 @@ impl CallbackError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_team_is_its_own_error_not_an_unapproved_client() {
+        let from = |query: &str| {
+            CallbackError::from_provider(Callback::parse(query).unwrap().error.unwrap())
+        };
+        // The web authorize page (what third parties use): tRPC UNAUTHORIZED → unauthorized_client.
+        assert_eq!(
+            from(
+                "error=unauthorized_client&error_description=Team+not+found+or+user+is+not+an+admin%2Fowner&state=s"
+            ),
+            CallbackError::TeamNotAllowed {
+                description: TEAM_REFUSED_DESCRIPTION.into()
+            }
+        );
+        // API v2's authorize endpoint.
+        assert!(matches!(
+            from("error=access_denied&error_description=team_not_found_or_no_access"),
+            CallbackError::TeamNotAllowed { .. }
+        ));
+        // An unapproved client stays what it is.
+        assert_eq!(
+            from("error=unauthorized_client&error_description=client_not_approved"),
+            CallbackError::UnauthorizedClient {
+                description: Some("client_not_approved".into())
+            }
+        );
+        let text = from("error=unauthorized_client&error_description=Team+not+found+or+user+is+not+an+admin%2Fowner").to_string();
+        assert!(
+            text.contains("owner or admin") && !text.contains("approved"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn success_callback() {

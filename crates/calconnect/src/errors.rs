@@ -85,6 +85,18 @@ reason_enum!(
     }
 );
 
+/// How long to wait after a token-endpoint 429 that named no wait: Cal.com's throttler blocks
+/// for 60 s ([docs/calcom.md](../../../docs/calcom.md), rate limits).
+pub const TOKEN_RATE_LIMIT_DEFAULT_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+pub(crate) fn wait_text(wait: &Option<std::time::Duration>) -> String {
+    let secs = wait
+        .unwrap_or(TOKEN_RATE_LIMIT_DEFAULT_WAIT)
+        .as_secs()
+        .max(1);
+    format!("{secs} s")
+}
+
 /// A failure worth retrying later: the connection stays healthy (DESIGN.md flow step 6).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -196,10 +208,12 @@ macro_rules! token_operation_error {
                 /// The provider's description.
                 description: Option<String>,
             },
-            /// HTTP 429.
-            #[error("{} was rate limited: try again later", $what)]
+            /// HTTP 429. Cal.com's token endpoint is limited per client IP and its 429 carries
+            /// no `Retry-After`; wait [`TOKEN_RATE_LIMIT_DEFAULT_WAIT`] when `retry_after` is `None`.
+            #[error("{} was rate limited by the provider: try again in {}", $what, crate::errors::wait_text(.retry_after))]
             RateLimited {
-                /// `Retry-After`, when sent.
+                /// How long the provider asks to wait: `Retry-After`, else its
+                /// `X-RateLimit-Reset-*` header; `None` when it sent neither.
                 retry_after: Option<std::time::Duration>,
             },
             /// Network, timeout, 5xx, an HTML error page: retry later.
@@ -248,6 +262,12 @@ token_operation_error!(
     extra: {
         /// The verified callback belongs to another client configuration.
         WrongClient => "the callback was started by another client configuration: finish it with the flow that started it",
+        /// The connection attempt was started under another PKCE setting (a challenge was sent
+        /// and the policy now sends no verifier, or the reverse): the code cannot be exchanged.
+        PkceSettingChanged => "the connection attempt was started under another PKCE setting (confidential_pkce changed since): start the connection again",
+        /// `confidential_pkce = "legacy-endpoint"`, but the provider has no legacy token
+        /// endpoint (it answered 404).
+        LegacyEndpointMissing => "the code exchange failed: confidential_pkce = \"legacy-endpoint\" sends the code to Cal.com's legacy token endpoint (/api/auth/oauth/token), and this server has none (HTTP 404): set confidential_pkce = \"off\"",
     }
 );
 

@@ -8,7 +8,8 @@ use crate::http::{HttpClient, PreparedRequest, RawResponse, TransportErrorKind};
 use crate::pending::{PENDING_AUTHORIZATION_TTL, PendingAuthorization, State};
 use crate::pkce::PkceVerifier;
 use crate::profile::{
-    BodyEncoding, ClientAuthMethod, ProviderProfile, ScopeDelimiter, TokenEndpoints,
+    BodyEncoding, ClientAuthMethod, LegacyTokenEndpoints, PkceUse, ProviderProfile, ScopeDelimiter,
+    TokenEndpoints,
 };
 use crate::secret::{AccessToken, RefreshToken};
 use crate::token_request::{Grant, Revocation, revocation_request, token_request};
@@ -16,7 +17,8 @@ use crate::token_response::{Failure, TokenSet, classify_failure, parse_token_res
 use rand::{CryptoRng, RngCore};
 use secrecy::zeroize::Zeroize;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
+use time::OffsetDateTime;
 use url::Url;
 
 /// What to ask for at the authorization endpoint.
@@ -136,6 +138,10 @@ pub struct AuthorizationFlow {
     client: ClientConfig,
     http: HttpClient,
     clock: Arc<dyn Clock>,
+    /// When the v2 token endpoint last answered 404 (shared by clones: one per process in
+    /// practice); token calls go straight to the legacy endpoints for the profile's
+    /// `legacy_fallback_memory` after it.
+    v2_missing_since: Arc<Mutex<Option<OffsetDateTime>>>,
 }
 
 impl fmt::Debug for AuthorizationFlow {
@@ -160,7 +166,14 @@ impl AuthorizationFlow {
             client,
             http,
             clock,
+            v2_missing_since: Arc::new(Mutex::new(None)),
         }
+    }
+
+    /// What this flow does about PKCE: the client policy
+    /// ([`ProviderProfile::pkce_use`]) for this client's type.
+    pub fn pkce_use(&self) -> PkceUse {
+        self.profile.pkce_use(self.client.is_confidential())
     }
 
     /// The provider profile.
@@ -177,29 +190,36 @@ impl AuthorizationFlow {
         &self.http
     }
 
-    /// Starts an authorization: a fresh 256-bit `state` and PKCE S256 verifier from `rng` (on every
-    /// flow, confidential clients too, calcom-facts.md §3.6), the authorize URL, and the pending
-    /// authorization to keep (sealed) until the callback; it expires after 10 minutes.
+    /// Starts an authorization: a fresh 256-bit `state` from `rng`, a PKCE S256 verifier when the
+    /// client policy uses PKCE ([`Self::pkce_use`]: public clients always; confidential clients
+    /// at Cal.com not by default), the authorize URL, and the pending authorization to keep
+    /// (sealed) until the callback; it expires after 10 minutes.
     ///
     /// The URL is built with `oauth2`'s `AuthorizationRequest`: `response_type=code`, `client_id`,
-    /// `state`, `code_challenge`, `code_challenge_method=S256`, `redirect_uri`, `scope` (commas for
-    /// Cal.com, calcom-facts.md §2; spaces otherwise), and `show_account_selector=true` if asked.
+    /// `state`, with PKCE `code_challenge` and `code_challenge_method=S256`, `redirect_uri`,
+    /// `scope` (commas for Cal.com, see [docs/calcom.md](../../../docs/calcom.md); spaces
+    /// otherwise), and `show_account_selector=true` if asked.
     pub fn start(
         &self,
         options: &AuthorizeOptions,
         rng: &mut (impl RngCore + CryptoRng),
     ) -> (AuthorizeUrl, PendingAuthorization) {
         let state = State::generate(rng);
-        let verifier = PkceVerifier::generate(rng);
+        let verifier = self
+            .pkce_use()
+            .sends_challenge()
+            .then(|| PkceVerifier::generate(rng));
         let oauth_client =
             oauth2::basic::BasicClient::new(oauth2::ClientId::new(self.client.client_id.clone()))
                 .set_auth_uri(oauth2::AuthUrl::from_url(
                     self.profile.authorize_url.as_url().clone(),
                 ))
                 .set_redirect_uri(self.client.redirect_uri.as_oauth2().clone());
-        let mut request = oauth_client
-            .authorize_url(|| oauth2::CsrfToken::new(state.expose().to_owned()))
-            .set_pkce_challenge(verifier.s256_challenge());
+        let mut request =
+            oauth_client.authorize_url(|| oauth2::CsrfToken::new(state.expose().to_owned()));
+        if let Some(verifier) = &verifier {
+            request = request.set_pkce_challenge(verifier.s256_challenge());
+        }
         if !options.scopes.is_empty() {
             let delimiter = match self.profile.scope_delimiter {
                 ScopeDelimiter::Comma => ",",
@@ -225,11 +245,17 @@ impl AuthorizationFlow {
         (AuthorizeUrl(url), pending)
     }
 
-    /// Exchanges the code of a verified callback for tokens (RFC 6749 §4.1.3; calcom-facts.md
-    /// §3.2), falling back to the legacy endpoint on a v2 404 when the profile allows it.
+    /// Exchanges the code of a verified callback for tokens (RFC 6749 §4.1.3): at the profile's
+    /// token endpoint, falling back to the legacy endpoint on a v2 404 when the profile allows
+    /// it, or straight at Cal.com's legacy endpoint when the client policy says
+    /// [`PkceUse::S256ViaLegacyEndpoint`]. The body holds exactly the fields Cal.com's input
+    /// class for the case allows ([docs/calcom.md](../../../docs/calcom.md)).
     ///
     /// # Errors
-    /// [`ExchangeError`], classified from the provider's answer.
+    /// [`ExchangeError`], classified from the provider's answer;
+    /// [`ExchangeError::PkceSettingChanged`] when the callback's flow was started under another
+    /// PKCE setting; [`ExchangeError::LegacyEndpointMissing`] when the legacy-endpoint opt-in
+    /// meets a server without that endpoint.
     #[tracing::instrument(name = "calconnect.exchange", skip_all, fields(client_id = %self.client.client_id))]
     pub async fn exchange(&self, verified: VerifiedCallback) -> Result<TokenSet, ExchangeError> {
         if verified.client_id != self.client.client_id
@@ -237,12 +263,25 @@ impl AuthorizationFlow {
         {
             return Err(ExchangeError::WrongClient);
         }
+        let pkce = self.pkce_use();
+        if pkce.sends_challenge() != verified.verifier.is_some() {
+            return Err(ExchangeError::PkceSettingChanged);
+        }
         let grant = Grant::AuthorizationCode {
             code: &verified.code,
             redirect_uri: verified.redirect_uri.as_str(),
-            verifier: &verified.verifier,
+            verifier: verified.verifier.as_ref(),
         };
-        Ok(self.token_call(&grant).await?)
+        match (pkce, &self.profile.legacy) {
+            (PkceUse::S256ViaLegacyEndpoint, Some(legacy)) => {
+                match self.legacy_call(legacy, &grant).await {
+                    Err(Failure::NotFound) => Err(ExchangeError::LegacyEndpointMissing),
+                    other => Ok(other?),
+                }
+            }
+            (PkceUse::S256ViaLegacyEndpoint, None) => Err(ExchangeError::LegacyEndpointMissing),
+            _ => Ok(self.token_call(&grant).await?),
+        }
     }
 
     /// Refreshes with `refresh_token` (RFC 6749 §6; calcom-facts.md §3.2). Cal.com rotates the
@@ -287,7 +326,7 @@ impl AuthorizationFlow {
         if response.status.is_success() {
             Ok(())
         } else {
-            Err(classify_failure(&response).into())
+            Err(classify_failure(&response, self.clock.now()).into())
         }
     }
 
@@ -299,50 +338,75 @@ impl AuthorizationFlow {
                 encoding,
                 legacy_fallback,
             } => {
+                if let Some(legacy) = legacy_fallback {
+                    if self.v2_recently_missing() {
+                        return self.legacy_call(legacy, grant).await;
+                    }
+                }
                 let response = self
                     .send(token_request(url, *encoding, auth, &self.client, grant))
                     .await?;
                 match legacy_fallback {
-                    // calcom#27685: v2 answered 404 in production; the request never reached the
-                    // handler, so the code is not burned and the legacy endpoint can take it.
+                    // Cal.com issue 27685: v2 answered 404 in production; the request never
+                    // reached the handler, so the code is not burned and the legacy endpoint can
+                    // take it. Remembered, so the next calls skip the wasted round trip.
                     Some(legacy) if response.status == http::StatusCode::NOT_FOUND => {
-                        tracing::warn!("v2 token endpoint answered 404; using the legacy endpoint");
-                        let legacy_url = match grant {
-                            Grant::AuthorizationCode { .. } => &legacy.token,
-                            Grant::RefreshToken(_) => &legacy.refresh,
-                        };
-                        let request = token_request(
-                            legacy_url,
-                            BodyEncoding::Form,
-                            ClientAuthMethod::ClientSecretPost,
-                            &self.client,
-                            grant,
+                        tracing::warn!(
+                            memory_secs = self.profile.legacy_fallback_memory.as_secs(),
+                            "v2 token endpoint answered 404; using the legacy endpoint"
                         );
-                        self.tokens_from(self.send(request).await?)
+                        self.remember_v2_missing();
+                        self.legacy_call(legacy, grant).await
                     }
                     _ => self.tokens_from(response),
                 }
             }
-            TokenEndpoints::Legacy(legacy) => {
-                let legacy_url = match grant {
-                    Grant::AuthorizationCode { .. } => &legacy.token,
-                    Grant::RefreshToken(_) => &legacy.refresh,
-                };
-                let request = token_request(
-                    legacy_url,
-                    BodyEncoding::Form,
-                    ClientAuthMethod::ClientSecretPost,
-                    &self.client,
-                    grant,
-                );
-                self.tokens_from(self.send(request).await?)
-            }
+            TokenEndpoints::Legacy(legacy) => self.legacy_call(legacy, grant).await,
         }
+    }
+
+    /// A token call at Cal.com's legacy web endpoints: one URL per grant, form body,
+    /// `client_secret_post` (the only method they read).
+    async fn legacy_call(
+        &self,
+        legacy: &LegacyTokenEndpoints,
+        grant: &Grant<'_>,
+    ) -> Result<TokenSet, Failure> {
+        let url = match grant {
+            Grant::AuthorizationCode { .. } => &legacy.token,
+            Grant::RefreshToken(_) => &legacy.refresh,
+        };
+        let request = token_request(
+            url,
+            BodyEncoding::Form,
+            ClientAuthMethod::ClientSecretPost,
+            &self.client,
+            grant,
+        );
+        self.tokens_from(self.send(request).await?)
+    }
+
+    fn v2_recently_missing(&self) -> bool {
+        let since = *self
+            .v2_missing_since
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        since.is_some_and(|at| self.clock.now() < at + self.profile.legacy_fallback_memory)
+    }
+
+    fn remember_v2_missing(&self) {
+        if self.profile.legacy_fallback_memory.is_zero() {
+            return;
+        }
+        *self
+            .v2_missing_since
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(self.clock.now());
     }
 
     fn tokens_from(&self, response: RawResponse) -> Result<TokenSet, Failure> {
         if !response.status.is_success() {
-            return Err(classify_failure(&response));
+            return Err(classify_failure(&response, self.clock.now()));
         }
         if response.is_html() {
             return Err(Failure::Transient(TransientError::HtmlErrorPage {

@@ -33,13 +33,13 @@ fn cal_com_authorize_url_is_exact() {
         .show_account_selector(true);
     let (url, pending) = flow.start(&options, &mut StdRng::seed_from_u64(7));
     let state = pending.state.expose().to_owned();
-    let challenge = pending.verifier.s256_challenge().as_str().to_owned();
     assert_eq!(state.len(), 43);
+    // A confidential client at Cal.com: no PKCE (its v2 token endpoint refuses the verifier).
+    assert!(pending.verifier.is_none());
     assert_eq!(
         url.as_str(),
         format!(
             "https://app.cal.com/auth/oauth2/authorize?response_type=code&client_id=cid&state={state}\
-             &code_challenge={challenge}&code_challenge_method=S256\
              &redirect_uri=https%3A%2F%2Fapp.example%2Fcb&scope=BOOKING_READ%2CPROFILE_READ&show_account_selector=true"
         )
     );
@@ -70,7 +70,13 @@ fn custom_authorize_url_uses_spaces_and_no_cal_com_extras() {
         .show_account_selector(true);
     let (url, pending) = flow.start(&options, &mut StdRng::seed_from_u64(1));
     let state = pending.state.expose().to_owned();
-    let challenge = pending.verifier.s256_challenge().as_str().to_owned();
+    let challenge = pending
+        .verifier
+        .as_ref()
+        .unwrap()
+        .s256_challenge()
+        .as_str()
+        .to_owned();
     assert_eq!(
         url.as_str(),
         format!(
@@ -191,9 +197,14 @@ fn flow_and_its_futures_can_cross_threads() {
 #[test]
 fn verified_callback_debug_is_redacted() {
     let clock = clock();
-    let flow = flow(ProviderProfile::cal_com(), clock.clone());
+    let flow = flow(
+        ProviderProfile::cal_com()
+            .with_confidential_pkce(crate::ConfidentialPkce::ViaLegacyEndpoint)
+            .unwrap(),
+        clock.clone(),
+    );
     let (_, pending) = flow.start(&AuthorizeOptions::default(), &mut rand::rngs::OsRng);
-    let verifier = pending.verifier.expose().to_owned();
+    let verifier = pending.verifier.as_ref().unwrap().expose().to_owned();
     let cb = Callback::parse(&format!("code=THE-CODE&state={}", pending.state.expose())).unwrap();
     let verified = pending.verify(cb, clock.as_ref()).unwrap();
     let shown = format!("{verified:?} {flow:?}");

@@ -156,7 +156,9 @@ pub use api::{
     AccessTokenSource, ApiError, CalClient, GovernorConfig, RetryPolicy, StaticToken,
     TokenSourceError,
 };
-pub use callback::{AuthorizationCode, Callback, CallbackError, VerifiedCallback};
+pub use callback::{
+    AuthorizationCode, Callback, CallbackError, TEAM_REFUSED_DESCRIPTION, VerifiedCallback,
+};
 pub use claims::{CalIdentity, UnverifiedClaims, read_unverified_claims};
 pub use client::{ClientConfig, ClientConfigError, RedirectUri};
 pub use clock::{Clock, MockClock, SystemClock};
@@ -164,7 +166,7 @@ pub use crypto::{Keyring, SealedBlob};
 pub use endpoint::{EndpointUrl, EndpointUrlError, UrlPolicy};
 pub use errors::{
     ExchangeError, InvalidClientReason, InvalidGrantReason, ProtocolError, RefreshError,
-    RevokeError, TransientError, UnauthorizedClientReason,
+    RevokeError, TOKEN_RATE_LIMIT_DEFAULT_WAIT, TransientError, UnauthorizedClientReason,
 };
 pub use flow::{
     AuthorizationFlow, AuthorizeOptions, AuthorizeOptionsError, AuthorizeUrl, RevocableToken,
@@ -179,7 +181,8 @@ pub use pending::{PENDING_AUTHORIZATION_TTL, PendingAuthorization, PendingDecode
 pub use pending_registry::PendingAuthorizations;
 pub use pkce::PkceVerifier;
 pub use profile::{
-    BodyEncoding, ClientAuthMethod, CustomProvider, LegacyTokenEndpoints, ProfileError,
+    BodyEncoding, ClientAuthMethod, ConfidentialPkce, CustomProvider,
+    DEFAULT_LEGACY_FALLBACK_MEMORY, LegacyTokenEndpoints, PkcePolicyError, PkceUse, ProfileError,
     ProviderKind, ProviderProfile, ScopeDelimiter, TokenEndpoints,
 };
 pub use secret::{AccessToken, ClientSecret, RefreshToken};

@@ -27,8 +27,9 @@ pub const PENDING_AUTHORIZATION_TTL: Duration = Duration::minutes(10);
 /// Random bytes in a `state`: 256 bits (the issue asks for at least 128).
 const STATE_BYTES: usize = 32;
 
-/// Format version of [`PendingAuthorization::to_sealable_bytes`].
-const FORMAT_VERSION: u8 = 1;
+/// Format version of [`PendingAuthorization::to_sealable_bytes`]. Version 1 always had a
+/// verifier; version 2 has none when the client policy sends no PKCE. Both are read.
+const FORMAT_VERSION: u8 = 2;
 
 /// The `state` parameter. Single use: not `Clone`.
 pub(crate) struct State(SecretString);
@@ -76,7 +77,8 @@ fn hex_lower(bytes: &[u8]) -> String {
 /// A started, not yet finished, authorization. Consumed by [`PendingAuthorization::verify`].
 pub struct PendingAuthorization {
     pub(crate) state: State,
-    pub(crate) verifier: PkceVerifier,
+    /// The PKCE verifier, when the authorize URL carried a challenge.
+    pub(crate) verifier: Option<PkceVerifier>,
     pub(crate) client_id: String,
     pub(crate) redirect_uri: RedirectUri,
     pub(crate) issuer: Option<String>,
@@ -158,7 +160,7 @@ impl PendingAuthorization {
         let persisted = Persisted {
             v: FORMAT_VERSION,
             state: self.state.expose(),
-            verifier: self.verifier.expose(),
+            verifier: self.verifier.as_ref().map(PkceVerifier::expose),
             client_id: &self.client_id,
             redirect_uri: self.redirect_uri.as_str(),
             issuer: self.issuer.as_deref(),
@@ -179,14 +181,16 @@ impl PendingAuthorization {
     pub fn from_unsealed_bytes(bytes: &SecretSlice<u8>) -> Result<Self, PendingDecodeError> {
         let owned: Owned = serde_json::from_slice(bytes.expose_secret())
             .map_err(|_| PendingDecodeError::Malformed)?;
-        if owned.v != FORMAT_VERSION {
-            return Err(PendingDecodeError::UnsupportedVersion { version: owned.v });
+        match (owned.v, &owned.verifier) {
+            (1, Some(_)) | (FORMAT_VERSION, _) => {}
+            (1, None) => return Err(PendingDecodeError::Malformed),
+            (version, _) => return Err(PendingDecodeError::UnsupportedVersion { version }),
         }
         let time =
             |t| OffsetDateTime::from_unix_timestamp(t).map_err(|_| PendingDecodeError::Malformed);
         Ok(Self {
             state: State(SecretString::from(owned.state)),
-            verifier: PkceVerifier::from_persisted(owned.verifier),
+            verifier: owned.verifier.map(PkceVerifier::from_persisted),
             client_id: owned.client_id,
             redirect_uri: RedirectUri::parse(&owned.redirect_uri)
                 .map_err(|_| PendingDecodeError::Malformed)?,
@@ -201,7 +205,7 @@ impl PendingAuthorization {
 struct Persisted<'a> {
     v: u8,
     state: &'a str,
-    verifier: &'a str,
+    verifier: Option<&'a str>,
     client_id: &'a str,
     redirect_uri: &'a str,
     issuer: Option<&'a str>,
@@ -213,7 +217,8 @@ struct Persisted<'a> {
 struct Owned {
     v: u8,
     state: String,
-    verifier: String,
+    #[serde(default)]
+    verifier: Option<String>,
     client_id: String,
     redirect_uri: String,
     issuer: Option<String>,
@@ -260,7 +265,7 @@ mod tests {
         let mut rng = rand::rngs::OsRng;
         PendingAuthorization {
             state: State::generate(&mut rng),
-            verifier: PkceVerifier::generate(&mut rng),
+            verifier: Some(PkceVerifier::generate(&mut rng)),
             client_id: "cid".into(),
             redirect_uri: RedirectUri::parse("https://app.example/cb").unwrap(),
             issuer: None,
@@ -287,11 +292,11 @@ mod tests {
     fn verify_success_yields_code_and_verifier() {
         let clock = clock();
         let p = pending(&clock);
-        let verifier = p.verifier.expose().to_owned();
+        let verifier = p.verifier.as_ref().unwrap().expose().to_owned();
         let cb = callback_for(&p, "code=the-code");
         let verified = p.verify(cb, &clock).unwrap();
         assert_eq!(verified.code.expose(), "the-code");
-        assert_eq!(verified.verifier.expose(), verifier);
+        assert_eq!(verified.verifier.unwrap().expose(), verifier);
     }
 
     #[test]
@@ -362,20 +367,45 @@ mod tests {
         let p = pending(&clock);
         let key = p.state_key();
         let shown = format!("{p:?}");
+        let verifier = p.verifier.as_ref().unwrap().expose();
         assert!(
-            !shown.contains(p.state.expose()) && !shown.contains(p.verifier.expose()),
+            !shown.contains(p.state.expose()) && !shown.contains(verifier),
             "{shown}"
         );
         let bytes = p.to_sealable_bytes();
         assert_eq!(format!("{bytes:?}"), "SecretBox<[u8]>([REDACTED])");
         let back = PendingAuthorization::from_unsealed_bytes(&bytes).unwrap();
         assert_eq!(back.state_key(), key);
-        assert_eq!(back.verifier.expose(), p.verifier.expose());
+        assert_eq!(back.verifier.unwrap().expose(), verifier);
         assert_eq!(back.expires_at, p.expires_at);
         assert_eq!(
             PendingAuthorization::from_unsealed_bytes(&SecretSlice::from(b"{}".to_vec()))
                 .unwrap_err(),
             PendingDecodeError::Malformed
+        );
+    }
+
+    #[test]
+    fn reads_version_1_and_a_pending_without_verifier() {
+        let v1 = br#"{"v":1,"state":"S","verifier":"V","client_id":"cid","redirect_uri":"https://app.example/cb","issuer":null,"created_at":1800000000,"expires_at":1800000600}"#;
+        let back =
+            PendingAuthorization::from_unsealed_bytes(&SecretSlice::from(v1.to_vec())).unwrap();
+        assert_eq!(back.verifier.unwrap().expose(), "V");
+        let v1_without = br#"{"v":1,"state":"S","client_id":"cid","redirect_uri":"https://app.example/cb","created_at":1800000000,"expires_at":1800000600}"#;
+        assert_eq!(
+            PendingAuthorization::from_unsealed_bytes(&SecretSlice::from(v1_without.to_vec()))
+                .unwrap_err(),
+            PendingDecodeError::Malformed
+        );
+        let clock = clock();
+        let mut p = pending(&clock);
+        p.verifier = None;
+        let back = PendingAuthorization::from_unsealed_bytes(&p.to_sealable_bytes()).unwrap();
+        assert!(back.verifier.is_none());
+        let v3 = br#"{"v":3,"state":"S","client_id":"cid","redirect_uri":"https://app.example/cb","created_at":1800000000,"expires_at":1800000600}"#;
+        assert_eq!(
+            PendingAuthorization::from_unsealed_bytes(&SecretSlice::from(v3.to_vec())).unwrap_err(),
+            PendingDecodeError::UnsupportedVersion { version: 3 }
         );
     }
 }

@@ -1,5 +1,7 @@
-//! PKCE (RFC 7636), S256 only, on every flow: Cal.com requires it for public clients and, once a
-//! challenge was sent, also for confidential ones (calcom-facts.md §3.6).
+//! PKCE (RFC 7636), S256 only. Whether a flow uses it is the client policy's decision
+//! ([`ProviderProfile::pkce_use`](crate::ProviderProfile::pkce_use)): always for public clients,
+//! which Cal.com requires; for confidential clients only where the token endpoint accepts a
+//! verifier from them (not Cal.com's v2 endpoint, [docs/calcom.md](../../../docs/calcom.md)).
 //!
 //! The challenge is computed by the `oauth2` crate (`PkceCodeChallenge::from_code_verifier_sha256`);
 //! the verifier's randomness comes from the caller's rng (DESIGN.md: injected rng), which

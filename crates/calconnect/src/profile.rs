@@ -1,9 +1,14 @@
 //! Provider profiles: where the endpoints are and how to talk to them.
 //!
-//! Endpoints are configuration (DESIGN.md "Not in scope"): Cal.com (cloud, self-hosted, legacy
-//! web token endpoints, the local sandbox) and `custom`, any RFC 6749 server.
+//! Endpoints are configuration ([architecture](../../../docs/architecture.md)): Cal.com (cloud,
+//! self-hosted, legacy web token endpoints, the local sandbox) and `custom`, any RFC 6749 server.
+//!
+//! A profile also carries the **client policy**: whether a flow uses PKCE and where a
+//! confidential client exchanges its code ([`ConfidentialPkce`], decided in one place by
+//! [`ProviderProfile::pkce_use`]).
 
 use crate::endpoint::{EndpointUrl, EndpointUrlError, UrlPolicy};
+use std::fmt;
 
 /// How the client authenticates at the token (and revocation) endpoint, RFC 6749 §2.3.1.
 /// Only used for confidential clients; public clients send just `client_id`.
@@ -52,6 +57,111 @@ pub enum ProviderKind {
     Sandbox,
     /// Any RFC 6749 server.
     Custom,
+}
+
+/// How long a flow goes straight to the legacy endpoints after the v2 token endpoint answered 404
+/// (Cal.com issue 27685), before it tries v2 again.
+pub const DEFAULT_LEGACY_FALLBACK_MEMORY: std::time::Duration =
+    std::time::Duration::from_secs(15 * 60);
+
+/// Whether a **confidential** client uses PKCE, and where it then exchanges its code. Public
+/// clients always use PKCE S256 (Cal.com requires it of them; RFC 9700 §2.1.1).
+///
+/// Cal.com's v2 token endpoint refuses `code_verifier` from a confidential client (its input
+/// class for that case has exactly `client_id, grant_type, code, redirect_uri, client_secret`,
+/// validated with `forbidNonWhitelisted`), and a confidential code issued with a
+/// `code_challenge` can then never be exchanged there. See
+/// [docs/calcom.md, "PKCE and client types"](../../../docs/calcom.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfidentialPkce {
+    /// No `code_challenge` at authorize, no `code_verifier` at the token endpoint: Cal.com's
+    /// documented confidential path (the default for Cal.com, self-hosted and sandbox profiles).
+    /// The client secret authenticates the exchange; `state` and the browser binding protect the
+    /// flow against forged callbacks.
+    Off,
+    /// PKCE S256 as for public clients, at the profile's one token endpoint (the default for
+    /// custom profiles, RFC 9700 §2.1.1). Refused for Cal.com profiles, whose v2 endpoint rejects it.
+    On,
+    /// Cal.com only, opt-in: send a `code_challenge` and exchange the code at Cal.com's legacy web
+    /// token endpoint (`/api/auth/oauth/token`, form body, `client_secret` and `code_verifier`),
+    /// which passes the verifier to the same service that checks it. Refreshes stay on v2. Choose
+    /// it when a leaked code must be useless even to someone holding the client secret; it
+    /// depends on an endpoint Cal.com calls legacy.
+    ViaLegacyEndpoint,
+}
+
+impl ConfidentialPkce {
+    /// The setting's name in configuration files (`confidential_pkce = "…"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Off => "off",
+            Self::On => "on",
+            Self::ViaLegacyEndpoint => "legacy-endpoint",
+        }
+    }
+
+    /// Parses a configuration value (`off`, `on`, `legacy-endpoint`).
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "off" => Some(Self::Off),
+            "on" => Some(Self::On),
+            "legacy-endpoint" => Some(Self::ViaLegacyEndpoint),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for ConfidentialPkce {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a flow does about PKCE, for one client type at one profile: the client policy's outcome
+/// ([`ProviderProfile::pkce_use`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PkceUse {
+    /// No PKCE.
+    None,
+    /// S256 challenge at authorize, verifier at the profile's token endpoint.
+    S256,
+    /// S256 challenge at authorize, verifier at Cal.com's legacy web token endpoint.
+    S256ViaLegacyEndpoint,
+}
+
+impl PkceUse {
+    /// Whether a `code_challenge` is sent.
+    pub fn sends_challenge(self) -> bool {
+        !matches!(self, Self::None)
+    }
+}
+
+impl fmt::Display for PkceUse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::None => "no PKCE (confidential client: the client secret authenticates the code exchange; state and the browser binding protect the flow)",
+            Self::S256 => "PKCE S256 (code_challenge at authorize, code_verifier at the token endpoint)",
+            Self::S256ViaLegacyEndpoint => "PKCE S256 with the code exchanged at Cal.com's legacy token endpoint (confidential_pkce = \"legacy-endpoint\")",
+        })
+    }
+}
+
+/// A client policy setting does not fit the profile.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PkcePolicyError {
+    /// `legacy-endpoint` on a profile without Cal.com's legacy endpoints.
+    #[error(
+        "confidential_pkce = \"legacy-endpoint\" needs Cal.com's legacy token endpoint, and this provider profile has none: use \"on\" (custom providers) or \"off\""
+    )]
+    NoLegacyEndpoint,
+    /// `on` for a Cal.com profile, whose v2 token endpoint refuses a confidential `code_verifier`.
+    #[error(
+        "confidential_pkce = \"on\" cannot work with Cal.com: its v2 token endpoint refuses code_verifier from confidential clients; use \"off\" (Cal.com's documented path) or \"legacy-endpoint\""
+    )]
+    RefusedByCalCom,
 }
 
 /// Cal.com's legacy web token endpoints (calcom-facts.md §3.1): one per grant, form only.
@@ -106,6 +216,10 @@ pub struct ProviderProfile {
     pub(crate) client_auth: ClientAuthMethod,
     pub(crate) scope_delimiter: ScopeDelimiter,
     pub(crate) issuer: Option<String>,
+    /// Cal.com's legacy web endpoints, whatever the fallback setting (the PKCE opt-in needs them).
+    pub(crate) legacy: Option<LegacyTokenEndpoints>,
+    pub(crate) confidential_pkce: ConfidentialPkce,
+    pub(crate) legacy_fallback_memory: std::time::Duration,
 }
 
 impl ProviderProfile {
@@ -178,6 +292,9 @@ impl ProviderProfile {
             client_auth: provider.client_auth,
             scope_delimiter: ScopeDelimiter::Space,
             issuer: provider.issuer,
+            legacy: None,
+            confidential_pkce: ConfidentialPkce::On,
+            legacy_fallback_memory: DEFAULT_LEGACY_FALLBACK_MEMORY,
         })
     }
 
@@ -215,6 +332,60 @@ impl ProviderProfile {
             *encoding = body;
         }
         self
+    }
+
+    /// Sets whether confidential clients use PKCE ([`ConfidentialPkce`]).
+    ///
+    /// # Errors
+    /// [`PkcePolicyError`] when the setting cannot work with this profile: `legacy-endpoint`
+    /// without Cal.com's legacy endpoints, or `on` for a Cal.com profile.
+    pub fn with_confidential_pkce(
+        mut self,
+        mode: ConfidentialPkce,
+    ) -> Result<Self, PkcePolicyError> {
+        match mode {
+            ConfidentialPkce::ViaLegacyEndpoint if self.legacy.is_none() => {
+                return Err(PkcePolicyError::NoLegacyEndpoint);
+            }
+            ConfidentialPkce::On if self.is_cal_com() => {
+                return Err(PkcePolicyError::RefusedByCalCom);
+            }
+            _ => {}
+        }
+        self.confidential_pkce = mode;
+        Ok(self)
+    }
+
+    /// The confidential-client PKCE setting.
+    pub fn confidential_pkce(&self) -> ConfidentialPkce {
+        self.confidential_pkce
+    }
+
+    /// **The client policy**, the one place where it is decided: what a flow of a `confidential`
+    /// (or public) client does about PKCE at this profile. Public clients: S256 always.
+    /// Confidential clients: per [`ConfidentialPkce`] (Cal.com default off, custom default on).
+    pub fn pkce_use(&self, confidential: bool) -> PkceUse {
+        if !confidential {
+            return PkceUse::S256;
+        }
+        match self.confidential_pkce {
+            ConfidentialPkce::Off => PkceUse::None,
+            ConfidentialPkce::On => PkceUse::S256,
+            ConfidentialPkce::ViaLegacyEndpoint => PkceUse::S256ViaLegacyEndpoint,
+        }
+    }
+
+    /// After the v2 token endpoint answered 404, go straight to the legacy endpoints for `memory`
+    /// (default [`DEFAULT_LEGACY_FALLBACK_MEMORY`]), then try v2 again. Zero tries v2 every time.
+    #[must_use]
+    pub fn with_legacy_fallback_memory(mut self, memory: std::time::Duration) -> Self {
+        self.legacy_fallback_memory = memory;
+        self
+    }
+
+    /// Cal.com's legacy web token endpoints, if this is a Cal.com profile.
+    pub fn legacy_endpoints(&self) -> Option<&LegacyTokenEndpoints> {
+        self.legacy.as_ref()
     }
 
     /// The kind of provider.
@@ -264,6 +435,12 @@ impl ProviderProfile {
             client_auth: ClientAuthMethod::ClientSecretPost,
             scope_delimiter: ScopeDelimiter::Comma,
             issuer: None,
+            legacy: Some(LegacyTokenEndpoints {
+                token: web.join_path("api/auth/oauth/token"),
+                refresh: web.join_path("api/auth/oauth/refreshToken"),
+            }),
+            confidential_pkce: ConfidentialPkce::Off,
+            legacy_fallback_memory: DEFAULT_LEGACY_FALLBACK_MEMORY,
         }
     }
 }

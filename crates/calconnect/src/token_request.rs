@@ -1,10 +1,11 @@
 //! Token-endpoint requests, built byte for byte.
 //!
 //! Written by hand instead of `oauth2`'s `exchange_code`/`exchange_refresh_token` because Cal.com
-//! differs from what that API can express: the v2 endpoint rejects any field outside its whitelist
-//! (calcom-facts.md §3.2) so the exact field set must be pinned by tests; it is also sent as JSON;
-//! the legacy web endpoints are separate URLs per grant (§3.1); and the response side needs
-//! tolerant parsing, Cal.com's `error_description` reasons and a size limit (see `token_response`).
+//! differs from what that API can express: the v2 endpoint rejects any field outside the input
+//! class of the case ([docs/calcom.md](../../../docs/calcom.md), request fields), so the exact
+//! field set must be pinned by tests (`tests/it/contract.rs`); it is also sent as JSON; the
+//! legacy web endpoints are separate URLs per grant; and the response side needs tolerant
+//! parsing, Cal.com's `error_description` reasons and a size limit (see `token_response`).
 
 use crate::callback::AuthorizationCode;
 use crate::client::ClientConfig;
@@ -26,7 +27,9 @@ pub(crate) enum Grant<'a> {
     AuthorizationCode {
         code: &'a AuthorizationCode,
         redirect_uri: &'a str,
-        verifier: &'a PkceVerifier,
+        /// Sent only when the client policy uses PKCE: Cal.com's v2 endpoint refuses a
+        /// confidential client's `code_verifier`.
+        verifier: Option<&'a PkceVerifier>,
     },
     RefreshToken(&'a RefreshToken),
 }
@@ -37,8 +40,8 @@ pub(crate) struct Revocation<'a> {
     pub(crate) hint: &'static str,
 }
 
-/// The body fields, in the order they are sent. JSON and form use the same order; the order is
-/// Cal.com's own table (calcom-facts.md §3.2).
+/// The body fields, in the order they are sent. JSON and form use the same order, that of
+/// Cal.com's input classes (`exchange.input.ts`, `refresh.input.ts`).
 #[derive(Serialize, Default)]
 struct Fields<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -82,9 +85,10 @@ impl<'a> Fields<'a> {
 
 /// Builds a token request for `grant`.
 ///
-/// Cal.com's whitelist (calcom-facts.md §3.2) holds exactly: code grant `client_id, grant_type,
-/// code, redirect_uri, [client_secret], code_verifier`; refresh grant `client_id, grant_type,
-/// refresh_token, [client_secret]`. Nothing else is ever sent: no `scope`, no `state`.
+/// Cal.com's input classes hold exactly: code grant `client_id, grant_type, code, redirect_uri`
+/// plus `client_secret` (confidential) **or** `code_verifier` (public; a confidential client
+/// sends one only to the legacy endpoint); refresh grant `client_id, grant_type, refresh_token,
+/// [client_secret]`. Nothing else is ever sent: no `scope`, no `state`.
 pub(crate) fn token_request(
     url: &EndpointUrl,
     encoding: BodyEncoding,
@@ -102,7 +106,7 @@ pub(crate) fn token_request(
             fields.grant_type = Some("authorization_code");
             fields.code = Some(code.expose());
             fields.redirect_uri = Some(redirect_uri);
-            fields.code_verifier = Some(verifier.expose());
+            fields.code_verifier = verifier.map(PkceVerifier::expose);
         }
         Grant::RefreshToken(token) => {
             fields.grant_type = Some("refresh_token");

@@ -34,13 +34,24 @@ fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// A code grant with a PKCE verifier (public clients, custom profiles, the legacy opt-in).
 fn code_grant<R>(f: impl FnOnce(&Grant<'_>) -> R) -> R {
     let code = AuthorizationCode(SecretString::from("CODE"));
     let verifier = PkceVerifier::from_persisted("VERIFIER".into());
     f(&Grant::AuthorizationCode {
         code: &code,
         redirect_uri: REDIRECT,
-        verifier: &verifier,
+        verifier: Some(&verifier),
+    })
+}
+
+/// A code grant without PKCE (a confidential client at Cal.com by default).
+fn code_grant_without_pkce<R>(f: impl FnOnce(&Grant<'_>) -> R) -> R {
+    let code = AuthorizationCode(SecretString::from("CODE"));
+    f(&Grant::AuthorizationCode {
+        code: &code,
+        redirect_uri: REDIRECT,
+        verifier: None,
     })
 }
 
@@ -69,7 +80,7 @@ const FORM_HEADERS: &[(&str, &str)] = &[
 fn cal_com_v2_confidential_code_exchange_is_json_with_the_whitelisted_fields() {
     let p = ProviderProfile::cal_com();
     let (url, enc) = v2(&p);
-    let r = code_grant(|g| {
+    let r = code_grant_without_pkce(|g| {
         token_request(
             url,
             enc,
@@ -83,7 +94,7 @@ fn cal_com_v2_confidential_code_exchange_is_json_with_the_whitelisted_fields() {
     assert_eq!(headers(&r), h(JSON_HEADERS));
     assert_eq!(
         body(&r),
-        r#"{"client_id":"cid","grant_type":"authorization_code","code":"CODE","redirect_uri":"https://app.example/cb","client_secret":"SECRET","code_verifier":"VERIFIER"}"#
+        r#"{"client_id":"cid","grant_type":"authorization_code","code":"CODE","redirect_uri":"https://app.example/cb","client_secret":"SECRET"}"#
     );
 }
 
@@ -131,7 +142,7 @@ fn cal_com_v2_refresh_confidential_and_public() {
 fn cal_com_v2_form_encoding_option() {
     let p = ProviderProfile::cal_com().with_token_body_encoding(BodyEncoding::Form);
     let (url, enc) = v2(&p);
-    let r = code_grant(|g| {
+    let r = code_grant_without_pkce(|g| {
         token_request(
             url,
             enc,
@@ -143,7 +154,7 @@ fn cal_com_v2_form_encoding_option() {
     assert_eq!(headers(&r), h(FORM_HEADERS));
     assert_eq!(
         body(&r),
-        "client_id=cid&grant_type=authorization_code&code=CODE&redirect_uri=https%3A%2F%2Fapp.example%2Fcb&client_secret=SECRET&code_verifier=VERIFIER"
+        "client_id=cid&grant_type=authorization_code&code=CODE&redirect_uri=https%3A%2F%2Fapp.example%2Fcb&client_secret=SECRET"
     );
 }
 

@@ -182,8 +182,9 @@ struct RawError {
     error_description: Option<Value>,
 }
 
-/// Classifies a token-endpoint answer that is not a 2xx JSON success.
-pub(crate) fn classify_failure(response: &RawResponse) -> Failure {
+/// Classifies a token-endpoint answer that is not a 2xx JSON success. `now` converts a rate-limit
+/// reset given as an epoch into a wait.
+pub(crate) fn classify_failure(response: &RawResponse, now: OffsetDateTime) -> Failure {
     let status = response.status;
     if status.is_redirection() {
         return Failure::Protocol(ProtocolError::Redirected {
@@ -194,7 +195,7 @@ pub(crate) fn classify_failure(response: &RawResponse) -> Failure {
         return Failure::NotFound;
     }
     if status == http::StatusCode::TOO_MANY_REQUESTS {
-        return Failure::RateLimited(retry_after(response));
+        return Failure::RateLimited(rate_limit_wait(response, now));
     }
     if response.is_html() {
         return Failure::Transient(TransientError::HtmlErrorPage {
@@ -268,20 +269,15 @@ pub fn fuzz_classify(status: u16, content_type: &str, body: &[u8]) {
         headers,
         body: secrecy::zeroize::Zeroizing::new(body.to_vec()),
     };
-    let _ = classify_failure(&response);
+    let _ = classify_failure(&response, OffsetDateTime::UNIX_EPOCH);
 }
 
-/// `Retry-After` in seconds (the HTTP-date form is ignored).
-fn retry_after(response: &RawResponse) -> Option<std::time::Duration> {
-    response
-        .headers
-        .get(http::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .map(std::time::Duration::from_secs)
+/// How long a 429 asks us to wait: `Retry-After` in seconds (the HTTP-date form is ignored),
+/// else the throttler's `X-RateLimit-Reset-*` header. Cal.com's token endpoint sends no
+/// `Retry-After`, only the reset ([docs/calcom.md](../../../docs/calcom.md), rate limits); the
+/// caller applies a bounded default when neither is present.
+fn rate_limit_wait(response: &RawResponse, now: OffsetDateTime) -> Option<std::time::Duration> {
+    crate::api::RateLimitHeaders::parse(&response.headers, now.unix_timestamp()).reset
 }
 
 #[cfg(test)]

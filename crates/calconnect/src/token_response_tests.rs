@@ -169,7 +169,7 @@ fn response(status: u16, content_type: &str, body: &str) -> RawResponse {
 }
 
 fn classify(status: u16, body: &str) -> Failure {
-    classify_failure(&response(status, "application/json", body))
+    classify_failure(&response(status, "application/json", body), now())
 }
 
 fn oauth(status: u16, error: &str, description: &str) -> Failure {
@@ -269,23 +269,37 @@ fn transport_level_answers() {
         .headers
         .insert(http::header::RETRY_AFTER, HeaderValue::from_static("30"));
     assert!(
-        matches!(classify_failure(&limited), Failure::RateLimited(Some(d)) if d.as_secs() == 30)
+        matches!(classify_failure(&limited, now()), Failure::RateLimited(Some(d)) if d.as_secs() == 30)
     );
     assert!(matches!(classify(429, ""), Failure::RateLimited(None)));
-    let html = classify_failure(&response(
-        502,
-        "text/html; charset=utf-8",
-        "<html><body>Bad gateway</body></html>",
-    ));
+    // Cal.com's token endpoint: no Retry-After, only the throttler's reset (seconds remaining).
+    let mut throttled = response(429, "application/json", r#"{"status":"error"}"#);
+    throttled
+        .headers
+        .insert("x-ratelimit-reset-default", HeaderValue::from_static("42"));
+    assert!(
+        matches!(classify_failure(&throttled, now()), Failure::RateLimited(Some(d)) if d.as_secs() == 42)
+    );
+    let html = classify_failure(
+        &response(
+            502,
+            "text/html; charset=utf-8",
+            "<html><body>Bad gateway</body></html>",
+        ),
+        now(),
+    );
     assert!(matches!(
         html,
         Failure::Transient(TransientError::HtmlErrorPage { status: 502 })
     ));
-    let sniffed = classify_failure(&response(
-        403,
-        "text/plain",
-        "  <!DOCTYPE html><html>Cloudflare</html>",
-    ));
+    let sniffed = classify_failure(
+        &response(
+            403,
+            "text/plain",
+            "  <!DOCTYPE html><html>Cloudflare</html>",
+        ),
+        now(),
+    );
     assert!(matches!(
         sniffed,
         Failure::Transient(TransientError::HtmlErrorPage { status: 403 })

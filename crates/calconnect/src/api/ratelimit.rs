@@ -2,7 +2,7 @@
 //! governor per access token that queues requests instead of provoking 429s.
 //!
 //! Cal.com counts requests per access token in a fixed window that starts at the first hit
-//! (500 per 60 s by default) and blocks the token for 60 s once exceeded. A token bucket would
+//! (120 per 60 s for third-party OAuth tokens) and blocks the token for 60 s once exceeded. A token bucket would
 //! overrun a fixed window (a full bucket at the window's end plus refills), so the governor keeps
 //! a **sliding log**: a request occupies a slot from the moment it is sent until `window` after
 //! its answer arrived. Since Cal.com counts a request somewhere between those two moments, no
@@ -77,7 +77,8 @@ impl RateLimitHeaders {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct GovernorConfig {
-    /// Requests per access token per window (Cal.com: 500, §5.3).
+    /// Requests per access token per window (Cal.com gives third-party OAuth tokens its default
+    /// limit, 120 per minute; see [docs/calcom.md](../../../../docs/calcom.md), rate limits).
     pub limit: u32,
     /// The window (Cal.com: 60 s).
     pub window: Duration,
@@ -86,7 +87,7 @@ pub struct GovernorConfig {
 impl Default for GovernorConfig {
     fn default() -> Self {
         Self {
-            limit: 500,
+            limit: 120,
             window: Duration::from_secs(60),
         }
     }

@@ -297,8 +297,14 @@ impl Inner {
     }
 
     /// Records a transient failure; returns the wait before the next attempt (exponential,
-    /// with "equal jitter": between half and all of the doubled delay).
-    fn record_failure(&self, id: ConnectionId, now: OffsetDateTime) -> std::time::Duration {
+    /// with "equal jitter": between half and all of the doubled delay), and never shorter than
+    /// `at_least` (the provider's own rate-limit wait).
+    fn record_failure(
+        &self,
+        id: ConnectionId,
+        now: OffsetDateTime,
+        at_least: Option<std::time::Duration>,
+    ) -> std::time::Duration {
         let mut map = self.backoff.lock().unwrap_or_else(PoisonError::into_inner);
         let failures = map.get(&id).map_or(0, |b| b.failures).saturating_add(1);
         let base = self.config.backoff_base;
@@ -308,7 +314,9 @@ impl Inner {
             let mut rng = self.rng.lock().unwrap_or_else(PoisonError::into_inner);
             0.5 + (rng.next_u32() as f64 / u32::MAX as f64) * 0.5
         };
-        let wait = capped.mul_f64(jitter);
+        let wait = at_least.map_or(capped.mul_f64(jitter), |min| {
+            capped.mul_f64(jitter).max(min)
+        });
         let next_attempt_at = now + wait;
         map.insert(
             id,

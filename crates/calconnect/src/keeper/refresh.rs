@@ -224,10 +224,14 @@ impl Inner {
                 telemetry::token_call("transient");
                 self.clear_intent_if_unrotated(&c, &e).await;
                 let hint = match &e {
-                    RefreshError::RateLimited { retry_after } => *retry_after,
+                    // Cal.com's token-endpoint 429 has no Retry-After: its reset header, else
+                    // the throttler's 60 s block.
+                    RefreshError::RateLimited { retry_after } => {
+                        Some(retry_after.unwrap_or(crate::errors::TOKEN_RATE_LIMIT_DEFAULT_WAIT))
+                    }
                     _ => None,
                 };
-                let reason = if hint.is_some() || matches!(e, RefreshError::RateLimited { .. }) {
+                let reason = if matches!(e, RefreshError::RateLimited { .. }) {
                     "Cal.com rate-limited the token call"
                 } else {
                     "the token call failed (network or Cal.com error)"
@@ -279,11 +283,11 @@ impl Inner {
         hint: Option<std::time::Duration>,
         source: Option<RefreshError>,
     ) -> KeeperError {
-        let wait = self.record_failure(id, self.clock.now());
+        let wait = self.record_failure(id, self.clock.now(), hint);
         KeeperError::Transient {
             id,
             reason: reason.to_owned(),
-            retry_after: Some(hint.map_or(wait, |h| h.max(wait))),
+            retry_after: Some(wait),
             source: source.map(Arc::new),
         }
     }

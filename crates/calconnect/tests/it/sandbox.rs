@@ -61,6 +61,16 @@ impl Env {
         )
     }
 
+    /// A confidential client that keeps PKCE by exchanging at the legacy endpoint.
+    fn confidential_with_legacy_pkce(&self) -> AuthorizationFlow {
+        self.flow_with(
+            self.profile()
+                .with_confidential_pkce(calconnect::ConfidentialPkce::ViaLegacyEndpoint)
+                .unwrap(),
+            confidential_client(CONFIDENTIAL_CLIENT_SECRET),
+        )
+    }
+
     fn public(&self) -> AuthorizationFlow {
         self.flow_with(
             self.profile(),
@@ -159,6 +169,29 @@ async fn confidential_client_full_flow_with_refresh_rotation() {
 }
 
 #[tokio::test]
+async fn confidential_client_with_the_legacy_pkce_opt_in_full_flow() {
+    let env = env().await;
+    let flow = env.confidential_with_legacy_pkce();
+    let (url, pending) = flow.start(&scopes(), &mut rand::rngs::OsRng);
+    assert!(url.as_str().contains("code_challenge_method=S256"));
+    let redirect = env.consent(url.as_str(), ALICE, "allow", None).await;
+    let verified = pending
+        .verify(
+            Callback::from_redirect_url(&redirect).unwrap(),
+            env.clock.as_ref(),
+        )
+        .unwrap();
+    let tokens = flow.exchange(verified).await.unwrap();
+    assert_eq!(tokens.identity, Some(CalIdentity::User(ALICE)));
+    // Refreshes stay on v2, without PKCE.
+    let refreshed = flow
+        .refresh(tokens.refresh_token.as_ref().unwrap())
+        .await
+        .unwrap();
+    assert!(refreshed.refresh_token_rotated);
+}
+
+#[tokio::test]
 async fn public_client_full_flow() {
     let env = env().await;
     let flow = env.public();
@@ -211,7 +244,8 @@ async fn authorize_errors_surface_as_typed_callback_errors() {
         .unwrap_err();
     assert_eq!(err, CallbackError::AccessDenied { description: None });
 
-    // A team the user does not administer: access_denied with Cal.com's reason.
+    // A team the user does not administer: the web page's `unauthorized_client` with Cal.com's
+    // prose, its own typed error (not "client not approved").
     let options = scopes().show_account_selector(true);
     let (url, pending) = flow.start(&options, &mut rand::rngs::OsRng);
     let redirect = env
@@ -223,7 +257,10 @@ async fn authorize_errors_surface_as_typed_callback_errors() {
             env.clock.as_ref(),
         )
         .unwrap_err();
-    assert!(matches!(err, CallbackError::AccessDenied { .. }), "{err:?}");
+    assert!(
+        matches!(err, CallbackError::TeamNotAllowed { .. }),
+        "{err:?}"
+    );
 
     // A scope the client did not register: Cal.com's browser sees invalid_request (§2).
     let (url, pending) = flow.start(
@@ -329,9 +366,12 @@ async fn crossed(env: &Env, flow: &AuthorizationFlow) -> VerifiedCallback {
 #[tokio::test]
 async fn exchange_errors_are_classified() {
     let env = env().await;
-    let flow = env.confidential();
-
-    let err = flow.exchange(crossed(&env, &flow).await).await.unwrap_err();
+    // PKCE is checked for a public client at v2 …
+    let public = env.public();
+    let err = public
+        .exchange(crossed(&env, &public).await)
+        .await
+        .unwrap_err();
     assert!(
         matches!(
             err,
@@ -341,6 +381,15 @@ async fn exchange_errors_are_classified() {
         ),
         "{err:?}"
     );
+    // … and for a confidential client with the legacy-endpoint opt-in, at the legacy endpoint
+    // (which answers `{"error": …}` without a description).
+    let legacy_pkce = env.confidential_with_legacy_pkce();
+    let err = legacy_pkce
+        .exchange(crossed(&env, &legacy_pkce).await)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ExchangeError::InvalidGrant { .. }), "{err:?}");
+    let flow = env.confidential();
 
     // The code expires after 10 minutes of sandbox time.
     let verified = env.authorize(&flow, ALICE, &scopes()).await;
@@ -462,7 +511,13 @@ async fn refresh_errors_are_classified() {
     env.sandbox.inject_fault(FaultKind::RateLimited, 1).unwrap();
     let err = flow.refresh(&refresh).await.unwrap_err();
     assert!(
-        matches!(err, RefreshError::RateLimited { retry_after: None }),
+        // Like Cal.com's throttler: no Retry-After, only `X-RateLimit-Reset-Default`.
+        matches!(
+            err,
+            RefreshError::RateLimited {
+                retry_after: Some(_)
+            }
+        ),
         "{err:?}"
     );
     env.sandbox.inject_fault(FaultKind::Drop, 1).unwrap();
@@ -644,11 +699,25 @@ async fn client_review_status_and_legacy_error_shapes() {
 
 #[tokio::test]
 async fn works_when_pkce_is_required_for_every_client() {
-    // The unmerged "PKCE for all" branch (calcom-facts.md §3.6): PKCE on every flow keeps working.
+    // The unmerged "PKCE for all" branch (docs/calcom.md, PKCE and client types): the default
+    // confidential policy sends no challenge and is refused at authorize with a clear error; the
+    // legacy-endpoint opt-in keeps working.
     let env = env().await;
     env.sandbox
         .update_settings(|s| s.pkce_required_for_all = true);
-    let flow = env.confidential();
+    let (url, pending) = env.confidential().start(&scopes(), &mut rand::rngs::OsRng);
+    let redirect = env.consent(url.as_str(), ALICE, "allow", None).await;
+    let err = pending
+        .verify(
+            Callback::from_redirect_url(&redirect).unwrap(),
+            env.clock.as_ref(),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(err, CallbackError::InvalidRequest { .. }),
+        "{err:?}"
+    );
+    let flow = env.confidential_with_legacy_pkce();
     let tokens = flow
         .exchange(env.authorize(&flow, ALICE, &scopes()).await)
         .await

@@ -41,7 +41,8 @@ fn confidential() -> ClientConfig {
     ClientConfig::confidential("cid", ClientSecret::new("CLIENT-SECRET"), REDIRECT).unwrap()
 }
 
-/// Starts a flow and verifies a callback carrying `code`; returns the authorize URL's challenge.
+/// Starts a flow and verifies a callback carrying `code`; returns the authorize URL's challenge
+/// (empty when the client policy sends none).
 fn verified(flow: &AuthorizationFlow, clock: &MockClock, code: &str) -> (VerifiedCallback, String) {
     let (url, pending) = flow.start(
         &AuthorizeOptions::new(["BOOKING_READ"]).unwrap(),
@@ -51,7 +52,7 @@ fn verified(flow: &AuthorizationFlow, clock: &MockClock, code: &str) -> (Verifie
     let callback = Callback::parse(&format!("code={code}&state={}", query["state"])).unwrap();
     (
         pending.verify(callback, clock).unwrap(),
-        query["code_challenge"].clone(),
+        query.get("code_challenge").cloned().unwrap_or_default(),
     )
 }
 
@@ -68,6 +69,8 @@ async fn exchange_sends_exactly_the_whitelisted_json() {
     let clock = clock();
     let flow = sandbox_flow(&server.base, confidential(), clock.clone());
     let (verified, challenge) = verified(&flow, &clock, "CODE-1");
+    // A confidential client at Cal.com: no PKCE (the v2 endpoint refuses its code_verifier).
+    assert_eq!(challenge, "");
     let tokens = flow.exchange(verified).await.unwrap();
     assert_eq!(tokens.access_token.expose_secret(), "AT-1");
     assert_eq!(
@@ -82,18 +85,10 @@ async fn exchange_sends_exactly_the_whitelisted_json() {
         (r.method.as_str(), r.path.as_str()),
         ("POST", "/v2/auth/oauth2/token")
     );
-    let body: serde_json::Value = serde_json::from_str(&r.body).unwrap();
-    let verifier = body["code_verifier"].as_str().unwrap();
-    let derived = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(sha2::Sha256::digest(verifier.as_bytes()));
-    assert_eq!(
-        derived, challenge,
-        "the verifier sent matches the challenge in the authorize URL"
-    );
     assert_eq!(
         r.body,
         format!(
-            r#"{{"client_id":"cid","grant_type":"authorization_code","code":"CODE-1","redirect_uri":"{REDIRECT}","client_secret":"CLIENT-SECRET","code_verifier":"{verifier}"}}"#
+            r#"{{"client_id":"cid","grant_type":"authorization_code","code":"CODE-1","redirect_uri":"{REDIRECT}","client_secret":"CLIENT-SECRET"}}"#
         )
     );
     let names: Vec<&str> = r.headers.iter().map(|(k, _)| k.as_str()).collect();
@@ -117,6 +112,34 @@ async fn exchange_sends_exactly_the_whitelisted_json() {
         header(&r.headers, "user-agent")
             .unwrap()
             .starts_with("calconnect/")
+    );
+}
+
+#[tokio::test]
+async fn a_public_client_sends_the_verifier_of_its_challenge() {
+    let server = Responder::start(vec![("/v2/auth/oauth2/token", Reply::Json(200, TOKENS))]).await;
+    let clock = clock();
+    let flow = sandbox_flow(
+        &server.base,
+        ClientConfig::public("pub", REDIRECT).unwrap(),
+        clock.clone(),
+    );
+    let (verified, challenge) = verified(&flow, &clock, "CODE-P");
+    flow.exchange(verified).await.unwrap();
+    let r = &server.requests()[0];
+    let body: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    let verifier = body["code_verifier"].as_str().unwrap();
+    let derived = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(sha2::Sha256::digest(verifier.as_bytes()));
+    assert_eq!(
+        derived, challenge,
+        "the verifier sent matches the challenge in the authorize URL"
+    );
+    assert_eq!(
+        r.body,
+        format!(
+            r#"{{"client_id":"pub","grant_type":"authorization_code","code":"CODE-P","redirect_uri":"{REDIRECT}","code_verifier":"{verifier}"}}"#
+        )
     );
 }
 
@@ -145,13 +168,13 @@ async fn v2_404_falls_back_to_the_legacy_endpoints() {
     assert_eq!(refreshed.refresh_token.unwrap().expose_secret(), "RT-L");
     assert!(!refreshed.refresh_token_rotated);
 
+    // The 404 is remembered: the refresh goes straight to the legacy endpoint.
     let paths: Vec<String> = server.requests().iter().map(|r| r.path.clone()).collect();
     assert_eq!(
         paths,
         [
             "/v2/auth/oauth2/token",
             "/api/auth/oauth/token",
-            "/v2/auth/oauth2/token",
             "/api/auth/oauth/refreshToken"
         ]
     );
@@ -162,9 +185,59 @@ async fn v2_404_falls_back_to_the_legacy_endpoints() {
     );
     assert!(legacy.body.starts_with("client_id=pub&grant_type=authorization_code&code=CODE-2&redirect_uri=http%3A%2F%2F127.0.0.1%3A1%2Fcallback&code_verifier="));
     assert_eq!(
-        server.requests()[3].body,
+        server.requests()[2].body,
         "client_id=pub&grant_type=refresh_token&refresh_token=RT-L"
     );
+}
+
+#[tokio::test]
+async fn the_v2_404_is_remembered_for_a_while_then_v2_is_tried_again() {
+    let legacy_tokens =
+        r#"{"access_token":"AT-L","token_type":"bearer","refresh_token":"RT-L","expires_in":1800}"#;
+    let server = Responder::start(vec![(
+        "/api/auth/oauth/refreshToken",
+        Reply::Json(200, legacy_tokens),
+    )])
+    .await;
+    let clock = clock();
+    let profile = ProviderProfile::sandbox(&server.base, UrlPolicy::allow_insecure_loopback_http())
+        .unwrap()
+        .with_legacy_fallback_memory(Duration::from_secs(600));
+    let flow = AuthorizationFlow::new(profile, confidential(), http(), clock.clone());
+    let clone = flow.clone();
+    let rt = RefreshToken::new("RT");
+    flow.refresh(&rt).await.unwrap();
+    clone.refresh(&rt).await.unwrap(); // clones share the memory
+    clock.advance(time::Duration::seconds(599));
+    flow.refresh(&rt).await.unwrap();
+    clock.advance(time::Duration::seconds(2));
+    flow.refresh(&rt).await.unwrap(); // memory over: v2 first again
+    let paths: Vec<String> = server.requests().iter().map(|r| r.path.clone()).collect();
+    assert_eq!(
+        paths,
+        [
+            "/v2/auth/oauth2/token",
+            "/api/auth/oauth/refreshToken",
+            "/api/auth/oauth/refreshToken",
+            "/api/auth/oauth/refreshToken",
+            "/v2/auth/oauth2/token",
+            "/api/auth/oauth/refreshToken",
+        ]
+    );
+
+    // A memory of zero asks v2 every time.
+    let server = Responder::start(vec![(
+        "/api/auth/oauth/refreshToken",
+        Reply::Json(200, legacy_tokens),
+    )])
+    .await;
+    let profile = ProviderProfile::sandbox(&server.base, UrlPolicy::allow_insecure_loopback_http())
+        .unwrap()
+        .with_legacy_fallback_memory(Duration::ZERO);
+    let flow = AuthorizationFlow::new(profile, confidential(), http(), clock);
+    flow.refresh(&rt).await.unwrap();
+    flow.refresh(&rt).await.unwrap();
+    assert_eq!(server.requests().len(), 4);
 }
 
 #[tokio::test]
