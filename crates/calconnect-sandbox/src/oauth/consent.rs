@@ -125,7 +125,11 @@ fn allow(
 ) -> Response {
     let team_id = match account.and_then(|a| a.strip_prefix("team/")) {
         None => None,
-        // findTeamBySlugWithAdminRole: only OWNER or ADMIN may authorize for a team.
+        // findTeamBySlugWithAdminRole: only OWNER or ADMIN may authorize for a team. The web
+        // page (what third parties use) gets tRPC UNAUTHORIZED with this prose from
+        // `generateAuthCode.handler.ts`, which `authorize-view.tsx` maps to `unauthorized_client`
+        // (docs/calcom.md, authorize page errors). API v2's own authorize endpoint would say
+        // access_denied/team_not_found_or_no_access; the sandbox serves the web page.
         Some(slug) => {
             let found = shared
                 .db()
@@ -144,8 +148,8 @@ fn allow(
                 None => {
                     return super::see_other(&error_redirect(
                         &valid.redirect_uri,
-                        "access_denied",
-                        Some("team_not_found_or_no_access"),
+                        "unauthorized_client",
+                        Some("Team not found or user is not an admin/owner"),
                         req.state.as_deref(),
                     ));
                 }

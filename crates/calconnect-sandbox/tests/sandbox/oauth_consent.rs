@@ -133,15 +133,17 @@ async fn team_selection_needs_owner_or_admin() {
     let c = claims(v["access_token"].as_str().unwrap());
     assert_eq!(c["teamId"], 10);
     assert_eq!(c["userId"], serde_json::Value::Null);
-    // bob is only a MEMBER of acme.
+    // bob is only a MEMBER of acme: the web page's tRPC UNAUTHORIZED, mapped to
+    // unauthorized_client with the handler's prose (generateAuthCode.handler.ts,
+    // authorize-view.tsx).
     let bob = login(&sb, BOB).await;
     let resp = consent(&sb, &bob, &p, "allow", Some("team/acme")).await;
     assert_eq!(
         location(&resp),
-        "http://127.0.0.1:8080/oauth/callback?error=access_denied&error_description=team_not_found_or_no_access&state=xyz"
+        "http://127.0.0.1:8080/oauth/callback?error=unauthorized_client&error_description=Team+not+found+or+user+is+not+an+admin%2Fowner&state=xyz"
     );
     let resp = consent(&sb, &alice, &p, "allow", Some("team/nope")).await;
-    assert!(location(&resp).contains("error=access_denied"));
+    assert!(location(&resp).contains("error=unauthorized_client"));
 }
 
 #[tokio::test]
