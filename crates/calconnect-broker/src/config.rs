@@ -3,7 +3,9 @@
 //! (DESIGN.md "Decisions already taken": configuration).
 
 use calconnect::crypto::{Keyring, KeyringError};
-use calconnect::{AuthorizeOptions, ClientConfig, ClientSecret, ProviderProfile, UrlPolicy};
+use calconnect::{
+    AuthorizeOptions, ClientConfig, ClientSecret, ConfidentialPkce, ProviderProfile, UrlPolicy,
+};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -56,6 +58,7 @@ struct RawProvider {
     kind: Option<String>,
     web_url: Option<String>,
     api_url: Option<String>,
+    confidential_pkce: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -203,6 +206,18 @@ impl BrokerConfig {
             get("CALCONNECT_PROVIDER_URL", raw.provider.web_url),
             get("CALCONNECT_PROVIDER_API_URL", raw.provider.api_url),
         )?;
+        let profile = match get("CALCONNECT_CONFIDENTIAL_PKCE", raw.provider.confidential_pkce) {
+            None => profile,
+            Some(text) => {
+                let key = "provider.confidential_pkce";
+                let mode = ConfidentialPkce::parse(&text).ok_or_else(|| {
+                    bad(key, format!("`{text}` is not a setting: use off (Cal.com's documented path, the default) or legacy-endpoint (CALCONNECT_CONFIDENTIAL_PKCE)"))
+                })?;
+                profile
+                    .with_confidential_pkce(mode)
+                    .map_err(|e| bad(key, e.to_string()))?
+            }
+        };
         let client_id = get("CALCONNECT_CLIENT_ID", raw.client.id).ok_or_else(|| {
             bad(
                 "client.id",
@@ -498,5 +513,35 @@ mod tests {
         ] {
             assert!(!shown.contains(secret), "{secret} in {shown}");
         }
+    }
+
+    #[test]
+    fn confidential_pkce_follows_the_client_policy() {
+        let k = key();
+        let base = "public_base_url = \"https://c.example\"\n[client]\nid = \"x\"\n[provider]\n";
+        let with = |extra: &str, vars: &[(&str, &str)]| {
+            let mut all = vec![(KEY, k.as_str()), ("CALCONNECT_CLIENT_SECRET", "s3cret")];
+            all.extend_from_slice(vars);
+            BrokerConfig::from_toml_and_env(&format!("{base}{extra}"), &env(&all))
+        };
+        let c = with("", &[]).unwrap();
+        assert_eq!(c.profile.confidential_pkce(), ConfidentialPkce::Off);
+        assert_eq!(
+            c.profile.pkce_use(c.client.is_confidential()),
+            calconnect::PkceUse::None
+        );
+        let c = with("confidential_pkce = \"legacy-endpoint\"", &[]).unwrap();
+        assert_eq!(
+            c.profile.pkce_use(true),
+            calconnect::PkceUse::S256ViaLegacyEndpoint
+        );
+        let c = with("", &[("CALCONNECT_CONFIDENTIAL_PKCE", "legacy-endpoint")]).unwrap();
+        assert_eq!(c.profile.confidential_pkce(), ConfidentialPkce::ViaLegacyEndpoint);
+        let e = with("confidential_pkce = \"on\"", &[]).unwrap_err();
+        assert_eq!(e.key, "provider.confidential_pkce");
+        assert!(e.to_string().contains("refuses code_verifier"), "{e}");
+        let e = with("confidential_pkce = \"maybe\"", &[]).unwrap_err();
+        assert_eq!(e.key, "provider.confidential_pkce");
+        assert!(e.to_string().contains("legacy-endpoint"), "{e}");
     }
 }

@@ -263,6 +263,18 @@ pub(crate) async fn callback(
                 ),
             );
         }
+        Err(CallbackError::TeamNotAllowed { .. }) => {
+            state.metrics.flow("team_not_allowed");
+            return finish.respond(
+                &[("outcome", "error"), ("error", "team_not_allowed")],
+                Page::new(
+                    StatusCode::FORBIDDEN,
+                    "team_not_allowed",
+                    "Cal.com refused the team",
+                    "Only an owner or admin of a Cal.com team can connect it, so nothing was connected. Go back to the application and connect again, choosing your own account or a team you administer.",
+                ),
+            );
+        }
         Err(e) => {
             tracing::info!(error = %e, "callback rejected");
             state.metrics.flow("callback_rejected");

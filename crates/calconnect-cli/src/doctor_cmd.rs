@@ -118,6 +118,13 @@ pub async fn run(args: DoctorArgs) -> anyhow::Result<()> {
     }
 
     let profile = chosen.as_ref().ok().map(|(spec, _, _)| spec.profile());
+    // The client policy: `login` is a public client, so PKCE S256 always (docs/calcom.md).
+    if let Some(Ok(profile)) = &profile {
+        report.print(
+            "client policy",
+            ok(format!("public client: {}", profile.pkce_use(false))),
+        );
+    }
     let http = probe_client()?;
     match (&chosen, profile) {
         (Ok((_, client_id, _)), Some(Ok(profile))) => {

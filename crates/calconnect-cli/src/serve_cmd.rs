@@ -43,11 +43,21 @@ pub fn wants_json_logs(command: &crate::Command) -> bool {
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let config = load_config(args.config.as_deref())?;
+    let policy = format!(
+        "{} client: {}",
+        if config.client.is_confidential() {
+            "confidential"
+        } else {
+            "public"
+        },
+        config.profile.pkce_use(config.client.is_confidential())
+    );
     let broker = Broker::builder(config)
         .start()
         .await
         .context("the broker could not start")?;
     eprintln!("calconnect broker listening on {}", broker.local_url());
+    eprintln!("client policy: {policy}");
     broker
         .wait_for_signal_then_shutdown(async {
             let ctrl_c = tokio::signal::ctrl_c();

@@ -203,3 +203,28 @@ async fn expired_links_and_flows_are_refused() {
     let (_, list) = app.get("/api/v1/connections?end_user_id=user-1").await;
     assert_eq!(list["connections"].as_array().unwrap().len(), 0);
 }
+
+#[tokio::test]
+async fn a_team_cal_com_refused_is_reported_as_such_not_as_an_unapproved_client() {
+    // Cal.com's web authorize page: a user who is not OWNER/ADMIN of the chosen team comes back
+    // with `error=unauthorized_client` and this prose (docs/calcom.md, authorize errors).
+    let app = spawn_app().await;
+    let url = app
+        .session("user-1", Some("https://app.example/done"))
+        .await;
+    let b = browser();
+    let to_cal = b.get(&url).send().await.unwrap();
+    let state = query_of(&location(&to_cal))["state"].clone();
+    let r = b
+        .get(app.url(&format!(
+            "/oauth/callback?error=unauthorized_client&error_description=Team%20not%20found%20or%20user%20is%20not%20an%20admin%2Fowner&state={state}"
+        )))
+        .send()
+        .await
+        .unwrap();
+    let q = query_of(&location(&r));
+    assert_eq!(q["outcome"], "error");
+    assert_eq!(q["error"], "team_not_allowed");
+    let (_, list) = app.get("/api/v1/connections?end_user_id=user-1").await;
+    assert_eq!(list["connections"].as_array().unwrap().len(), 0);
+}
