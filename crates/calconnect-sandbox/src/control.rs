@@ -82,7 +82,10 @@ pub struct SettingsView {
     pub access_token_ttl_seconds: Option<i64>,
     pub refresh_token_ttl_seconds: Option<i64>,
     pub code_ttl_seconds: Option<i64>,
+    /// Requests per bearer token per window (API v2).
     pub rate_limit: Option<u32>,
+    /// Requests per client IP per window without a bearer (API v2 and the v2 token endpoint).
+    pub ip_rate_limit: Option<u32>,
     pub rate_window_seconds: Option<i64>,
     pub pkce_required_for_all: Option<bool>,
     pub bookings_expired_token_403: Option<bool>,
@@ -96,6 +99,7 @@ impl SettingsView {
             refresh_token_ttl_seconds: Some(s.refresh_token_ttl.whole_seconds()),
             code_ttl_seconds: Some(s.code_ttl.whole_seconds()),
             rate_limit: Some(s.rate_limit),
+            ip_rate_limit: Some(s.ip_rate_limit),
             rate_window_seconds: Some(s.rate_window.whole_seconds()),
             pkce_required_for_all: Some(s.pkce_required_for_all),
             bookings_expired_token_403: Some(s.bookings_expired_token_403),
@@ -115,6 +119,9 @@ impl SettingsView {
         }
         if let Some(v) = self.rate_limit {
             s.rate_limit = v;
+        }
+        if let Some(v) = self.ip_rate_limit {
+            s.ip_rate_limit = v;
         }
         if let Some(v) = self.rate_window_seconds {
             s.rate_window = Duration::seconds(v);

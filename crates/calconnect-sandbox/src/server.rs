@@ -102,10 +102,19 @@ impl SandboxBuilder {
         self
     }
 
-    /// Requests per access token per window on API v2.
+    /// Requests per bearer token per window on API v2 (default 120 per 60 s, Cal.com's limit
+    /// for third-party OAuth tokens). The window is shared with [`SandboxBuilder::ip_rate_limit`].
     pub fn rate_limit(mut self, limit: u32, window: Duration) -> Self {
         self.settings.rate_limit = limit;
         self.settings.rate_window = window;
+        self
+    }
+
+    /// Requests per client IP per window without a bearer: bearer-less API v2 calls and
+    /// `POST /v2/auth/oauth2/token` (default 120, as at Cal.com). Tests that make more than 120
+    /// token calls per sandbox minute from one address raise this.
+    pub fn ip_rate_limit(mut self, limit: u32) -> Self {
+        self.settings.ip_rate_limit = limit;
         self
     }
 

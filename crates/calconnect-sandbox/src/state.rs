@@ -20,9 +20,14 @@ pub struct Settings {
     pub refresh_token_ttl: Duration,
     /// Authorization-code lifetime (Cal.com: 10 minutes).
     pub code_ttl: Duration,
-    /// API v2 requests allowed per access token per window (Cal.com: 500).
+    /// API v2 requests allowed per bearer token per window (Cal.com: 120 for third-party OAuth
+    /// tokens, `RATE_LIMIT_DEFAULT_LIMIT`; the 500 of `RATE_LIMIT_DEFAULT_LIMIT_ACCESS_TOKEN` is
+    /// for platform tokens only).
     pub rate_limit: u32,
-    /// Rate-limit window (Cal.com: 60 s).
+    /// Requests allowed per client IP per window for requests without a bearer: API v2 calls and
+    /// `POST /v2/auth/oauth2/token` (Cal.com: 120, `RATE_LIMIT_DEFAULT_LIMIT`).
+    pub ip_rate_limit: u32,
+    /// Rate-limit window, also the block duration (Cal.com: 60 s).
     pub rate_window: Duration,
     /// The unmerged "PKCE for every client" branch (§3.6).
     pub pkce_required_for_all: bool,
@@ -36,7 +41,8 @@ impl Default for Settings {
             access_token_ttl: Duration::seconds(1800),
             refresh_token_ttl: Duration::days(30),
             code_ttl: Duration::minutes(10),
-            rate_limit: 500,
+            rate_limit: 120,
+            ip_rate_limit: 120,
             rate_window: Duration::seconds(60),
             pkce_required_for_all: false,
             bookings_expired_token_403: false,

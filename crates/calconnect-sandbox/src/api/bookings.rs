@@ -23,7 +23,7 @@
 
 use super::auth::ExpiredTokenPolicy;
 use super::envelope::{ApiError, iso_millis};
-use super::{ApiRequest, respond};
+use super::{ApiRequest, PeerIp, respond};
 use crate::state::{Booking, Db, Shared};
 use axum::extract::{OriginalUri, State};
 use axum::http::HeaderMap;
@@ -171,12 +171,14 @@ fn div_ceil(a: usize, b: usize) -> usize {
 pub(super) async fn list(
     State(shared): State<Arc<Shared>>,
     OriginalUri(uri): OriginalUri,
+    PeerIp(peer): PeerIp,
     headers: HeaderMap,
 ) -> Response {
     let req = ApiRequest {
         shared: &shared,
         uri: &uri,
         headers: &headers,
+        peer,
     };
     respond(
         &req,

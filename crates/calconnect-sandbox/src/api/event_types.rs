@@ -10,7 +10,7 @@
 //! version header; the sandbox serves the 2024-06-14 shape for every version.
 
 use super::auth::ExpiredTokenPolicy;
-use super::{ApiRequest, respond};
+use super::{ApiRequest, PeerIp, respond};
 use crate::seed::{SeedEventType, SeedUser};
 use crate::state::Shared;
 use axum::extract::{OriginalUri, State};
@@ -64,12 +64,14 @@ fn event_type_json(e: &SeedEventType, owner: &SeedUser) -> Value {
 pub(super) async fn list(
     State(shared): State<Arc<Shared>>,
     OriginalUri(uri): OriginalUri,
+    PeerIp(peer): PeerIp,
     headers: HeaderMap,
 ) -> Response {
     let req = ApiRequest {
         shared: &shared,
         uri: &uri,
         headers: &headers,
+        peer,
     };
     respond(
         &req,

@@ -28,13 +28,19 @@ impl Sandbox {
             .update_settings(|s| s.bookings_expired_token_403 = on);
     }
 
-    /// Changes the API v2 rate limit (requests per access token per window) from now on.
-    /// Counters already running keep their window.
+    /// Changes the API v2 rate limit (requests per bearer token per window) from now on. As at
+    /// Cal.com, whose counters are keyed by tracker, limit and window, a changed limit or window
+    /// starts fresh counters.
     pub fn set_rate_limit(&self, limit: u32, window: Duration) {
         self.shared.update_settings(|s| {
             s.rate_limit = limit;
             s.rate_window = window;
         });
+    }
+
+    /// Changes the per-IP limit (requests without a bearer, the v2 token endpoint included).
+    pub fn set_ip_rate_limit(&self, limit: u32) {
+        self.shared.update_settings(|s| s.ip_rate_limit = limit);
     }
 
     /// Forgets every rate-limit counter and block.

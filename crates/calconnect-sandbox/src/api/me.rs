@@ -4,7 +4,7 @@
 //! seeds no organizations, so it is always absent and `organizationId` is `null`.
 
 use super::auth::ExpiredTokenPolicy;
-use super::{ApiRequest, respond};
+use super::{ApiRequest, PeerIp, respond};
 use crate::seed::SeedUser;
 use crate::state::Shared;
 use axum::extract::{OriginalUri, State};
@@ -34,12 +34,14 @@ pub(crate) fn user_json(u: &SeedUser) -> Value {
 pub(super) async fn get(
     State(shared): State<Arc<Shared>>,
     OriginalUri(uri): OriginalUri,
+    PeerIp(peer): PeerIp,
     headers: HeaderMap,
 ) -> Response {
     let req = ApiRequest {
         shared: &shared,
         uri: &uri,
         headers: &headers,
+        peer,
     };
     respond(
         &req,

@@ -1,6 +1,7 @@
 //! The API v2 subset (`calcom-facts.md` §5.2, §5.3): `/v2/me`, `/v2/schedules` (both response
 //! shapes), `/v2/event-types`, `/v2/bookings`, with Cal.com's bearer authentication, scope guard,
-//! error envelope, `X-Request-Id` and per-token rate limiting.
+//! error envelope, `X-Request-Id` and rate limiting (per bearer token, else per client IP; see
+//! [`ratelimit`]).
 //!
 //! Every endpoint goes through `respond`, which runs the steps in Cal.com's order: the global
 //! throttler guard (so 401s and 403s carry rate-limit headers too), the auth guard, the scope
@@ -22,13 +23,16 @@ pub mod stats;
 use crate::state::Shared;
 use auth::{Caller, ExpiredTokenPolicy};
 use axum::Router;
-use axum::extract::{OriginalUri, State};
+use axum::extract::{ConnectInfo, FromRequestParts, OriginalUri, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use envelope::ApiError;
 use ratelimit::{RateLimiter, RateOutcome};
 use serde_json::Value;
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 /// API state kept in [`Shared`]: the rate-limit counters and request statistics.
@@ -90,6 +94,26 @@ pub(crate) struct ApiRequest<'a> {
     pub shared: &'a Shared,
     pub uri: &'a Uri,
     pub headers: &'a HeaderMap,
+    /// The client's IP (the throttler's tracker for requests without a bearer).
+    pub peer: Option<IpAddr>,
+}
+
+/// The TCP peer's address, Express's `req.ip` as Cal.com sees it (neither `main.ts` nor
+/// `app.ts` sets `trust proxy`). `None` when the router runs without connect info.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PeerIp(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for PeerIp {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
+    }
 }
 
 /// Runs throttler → auth → scope guard → `handler`, and renders the answer.
@@ -100,35 +124,33 @@ pub(crate) fn respond(
     handler: impl FnOnce(&Caller) -> Result<Value, ApiError>,
 ) -> Response {
     let shared = req.shared;
-    let token = auth::bearer(req.headers);
-    let rate = token.map(|t| {
-        let settings = shared.settings();
-        let window_ms = i64::try_from(settings.rate_window.whole_milliseconds()).unwrap_or(60_000);
-        let now_ms = i64::try_from(shared.clock.now().unix_timestamp_nanos() / 1_000_000)
-            .unwrap_or_default();
-        // Block duration = window (both 60 s at Cal.com).
-        shared.api.limiter.hit(
-            ratelimit::tracker_key(t),
-            now_ms,
-            settings.rate_limit,
-            window_ms,
-            window_ms,
-        )
-    });
-    let result = if rate.is_some_and(|r| r.blocked) {
+    let rate = ratelimit::check(shared, req.headers, req.peer);
+    let result = if rate.blocked {
         Err(ApiError::throttled())
     } else {
-        auth::authenticate(shared, token, policy).and_then(|caller| {
+        auth::authenticate(shared, auth::bearer(req.headers), policy).and_then(|caller| {
             guard::check(&caller.claims.scope, required_scopes)?;
             handler(&caller)
         })
     };
-    finish(shared, req.uri, result, rate)
+    finish(shared, req.uri, result, Some(rate))
 }
 
 /// Renders a success (`200`, the value as is) or the error envelope, adds `X-Request-Id` and the
 /// rate-limit headers, and counts the answer.
 pub(crate) fn finish(
+    shared: &Shared,
+    uri: &Uri,
+    result: Result<Value, ApiError>,
+    rate: Option<RateOutcome>,
+) -> Response {
+    let resp = render(shared, uri, result, rate);
+    shared.api.stats.record(uri.path(), resp.status().as_u16());
+    resp
+}
+
+/// [`finish`] without counting the answer in the API statistics (for the token endpoint).
+pub(crate) fn render(
     shared: &Shared,
     uri: &Uri,
     result: Result<Value, ApiError>,
@@ -151,21 +173,25 @@ pub(crate) fn finish(
         h.insert(HeaderName::from_static("x-request-id"), v);
     }
     if let Some(r) = rate {
-        h.insert(
-            HeaderName::from_static("x-ratelimit-limit-default"),
-            HeaderValue::from(r.limit),
-        );
-        h.insert(
-            HeaderName::from_static("x-ratelimit-remaining-default"),
-            HeaderValue::from(r.remaining),
-        );
-        h.insert(
-            HeaderName::from_static("x-ratelimit-reset-default"),
-            HeaderValue::from(r.reset_secs),
-        );
+        rate_headers(h, r);
     }
-    shared.api.stats.record(uri.path(), status.as_u16());
     resp
+}
+
+/// Sets `X-RateLimit-{Limit,Remaining,Reset}-Default` as the throttler guard does.
+pub(crate) fn rate_headers(h: &mut HeaderMap, r: RateOutcome) {
+    h.insert(
+        HeaderName::from_static("x-ratelimit-limit-default"),
+        HeaderValue::from(r.limit),
+    );
+    h.insert(
+        HeaderName::from_static("x-ratelimit-remaining-default"),
+        HeaderValue::from(r.remaining),
+    );
+    h.insert(
+        HeaderName::from_static("x-ratelimit-reset-default"),
+        HeaderValue::from(r.reset_secs),
+    );
 }
 
 /// Nest's unmatched-route answer: 404 `Cannot GET /v2/foo` (no guards run, so no rate limit).

@@ -22,7 +22,7 @@
 
 use super::auth::ExpiredTokenPolicy;
 use super::envelope::ApiError;
-use super::{ApiRequest, ApiVersion, respond, schedules_old};
+use super::{ApiRequest, ApiVersion, PeerIp, respond, schedules_old};
 use crate::seed::{SeedSchedule, SeedUser};
 use crate::state::{Db, Shared};
 use axum::extract::{OriginalUri, Path, State};
@@ -79,6 +79,7 @@ fn render(s: &SeedSchedule, user: &SeedUser, db: &Db, new: bool, shared: &Shared
 pub(super) async fn list(
     State(shared): State<Arc<Shared>>,
     OriginalUri(uri): OriginalUri,
+    PeerIp(peer): PeerIp,
     headers: HeaderMap,
 ) -> Response {
     let new = is_new_shape(&headers);
@@ -86,6 +87,7 @@ pub(super) async fn list(
         shared: &shared,
         uri: &uri,
         headers: &headers,
+        peer,
     };
     respond(&req, SCOPE, ExpiredTokenPolicy::Unauthorized, |caller| {
         let db = shared.db();
@@ -102,6 +104,7 @@ pub(super) async fn list(
 pub(super) async fn default(
     State(shared): State<Arc<Shared>>,
     OriginalUri(uri): OriginalUri,
+    PeerIp(peer): PeerIp,
     headers: HeaderMap,
 ) -> Response {
     let new = is_new_shape(&headers);
@@ -109,6 +112,7 @@ pub(super) async fn default(
         shared: &shared,
         uri: &uri,
         headers: &headers,
+        peer,
     };
     respond(&req, SCOPE, ExpiredTokenPolicy::Unauthorized, |caller| {
         let db = shared.db();
@@ -124,6 +128,7 @@ pub(super) async fn default(
 pub(super) async fn by_id(
     State(shared): State<Arc<Shared>>,
     OriginalUri(uri): OriginalUri,
+    PeerIp(peer): PeerIp,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
@@ -132,6 +137,7 @@ pub(super) async fn by_id(
         shared: &shared,
         uri: &uri,
         headers: &headers,
+        peer,
     };
     respond(&req, SCOPE, ExpiredTokenPolicy::Unauthorized, |caller| {
         let db = shared.db();

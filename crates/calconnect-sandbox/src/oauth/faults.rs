@@ -4,28 +4,42 @@
 //! time (a "fail for D seconds" mode for demos; a frozen clock only moves when advanced). The first
 //! matching rule wins; at most one fault applies per call.
 //!
-//! Shapes (the real service was not observed failing like this, so these are choices):
+//! Shapes:
 //! - `server_error {status}`: that 5xx status with the endpoint's unexpected-error body — v2
 //!   `{"error":"server_error","error_description":"An unexpected error occurred"}` (§3.4), legacy
 //!   token `{"error":"error_code_exchange"}`, legacy refresh `{"error":"server_error"}`.
-//! - `rate_limited`: 429 with a bare OAuth-style body
-//!   `{"error":"too_many_requests","error_description":"Too many requests. Please try again later."}`
-//!   (legacy: `{"error":"too_many_requests"}`) and `X-RateLimit-*-Default` headers, no
-//!   `Retry-After` (§5.3 says Cal.com's guard sets none). Not the API v2 envelope: the token
-//!   endpoint answers bare JSON everywhere else.
+//! - `rate_limited`: on the v2 endpoint, exactly the 429 of Cal.com's throttler guard there
+//!   (`apps/api/v2/src/lib/throttler/throttler-guard.ts` throws `ThrottlerException("Too many
+//!   requests. Please try again later.")`, which the global `apps/api/v2/src/filters/
+//!   http-exception.filter.ts` renders; the route's own `OAuth2HttpExceptionFilter` only catches
+//!   `OAuth2HttpException`): the API v2 error envelope
+//!   `{"status":"error","timestamp":…,"path":"/v2/auth/oauth2/token","error":{"code":
+//!   "ThrottlerException","message":"Too many requests. Please try again later.","details":"Too
+//!   many requests. Please try again later."}}`, `X-RateLimit-Limit-Default` (the tracker's
+//!   limit), `X-RateLimit-Remaining-Default: 0`, `X-RateLimit-Reset-Default` (the block, in
+//!   seconds), `X-Request-Id`; no `Retry-After`, no `Cache-Control` (the guard throws before the
+//!   route's `@Header`s apply). See `docs/calcom.md` §5.3. The legacy web endpoints have no
+//!   throttler at Cal.com, so their 429 is the sandbox's own choice: `{"error":"too_many_requests"}`
+//!   with the same rate-limit headers.
 //! - `drop`: the connection is closed without a complete response.
 //! - `not_found`: the v2 endpoint answers 404 in the API v2 error envelope, as a missing Nest
 //!   route does (calcom#27685). Applies to the v2 endpoint only, whatever the target.
 //! - `encryption_key_missing`: the §3.4 500 answers of a server without its signing key.
 //! - `delay {ms}`: the call waits, then is processed normally (and counted by its real outcome).
+//!
+//! On the v2 endpoint the throttler guard counts every call except those answered by `drop`,
+//! `not_found` (no route, no guard) and `rate_limited` (the fault stands for the guard).
 
 use super::errors::no_store;
+use crate::api::envelope::ApiError;
+use crate::api::ratelimit;
 use crate::state::{Shared, TokenEndpoint};
 use axum::body::Body;
-use axum::http::{HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use std::net::IpAddr;
 use time::OffsetDateTime;
 
 /// What goes wrong.
@@ -39,7 +53,7 @@ pub enum FaultKind {
     },
     /// Wait this long, then answer normally.
     Delay { ms: u64 },
-    /// 429 Too Many Requests.
+    /// 429 Too Many Requests: on the v2 endpoint exactly the throttler guard's answer (module docs).
     RateLimited,
     /// Close the connection without a complete response.
     Drop,
@@ -118,15 +132,36 @@ impl FaultKind {
     }
 }
 
+fn hits(rule: &FaultRule, endpoint: TokenEndpoint) -> bool {
+    rule.target.matches(endpoint)
+        && (rule.kind != FaultKind::NotFound || endpoint == TokenEndpoint::V2)
+}
+
+/// The fault the next call of `endpoint` would get, without using it up.
+pub(crate) fn pending(shared: &Shared, endpoint: TokenEndpoint) -> Option<FaultKind> {
+    let now = shared.clock.now();
+    shared
+        .db()
+        .faults
+        .iter()
+        .find(|r| r.until.is_none_or(|u| u > now) && hits(r, endpoint))
+        .map(|r| r.kind.clone())
+}
+
+/// Whether the throttler guard runs for a call that gets `fault` (see the module docs).
+pub(crate) fn guarded(fault: Option<&FaultKind>) -> bool {
+    !matches!(
+        fault,
+        Some(FaultKind::NotFound | FaultKind::Drop | FaultKind::RateLimited)
+    )
+}
+
 /// Takes the fault (if any) for this call, consuming one use of its rule.
 fn take(shared: &Shared, endpoint: TokenEndpoint) -> Option<FaultKind> {
     let now = shared.clock.now();
     let mut db = shared.db();
     db.faults.retain(|r| r.until.is_none_or(|u| u > now));
-    let idx = db.faults.iter().position(|r| {
-        r.target.matches(endpoint)
-            && (r.kind != FaultKind::NotFound || endpoint == TokenEndpoint::V2)
-    })?;
+    let idx = db.faults.iter().position(|r| hits(r, endpoint))?;
     let rule = &mut db.faults[idx];
     let kind = rule.kind.clone();
     if let Some(n) = rule.remaining.as_mut() {
@@ -138,15 +173,26 @@ fn take(shared: &Shared, endpoint: TokenEndpoint) -> Option<FaultKind> {
     Some(kind)
 }
 
+/// The request a fault answers.
+pub(crate) struct FaultRequest<'a> {
+    pub uri: &'a Uri,
+    pub headers: &'a HeaderMap,
+    pub peer: Option<IpAddr>,
+}
+
 /// Applies the pending fault for this call, if any. `Some(response)` ends the call (already
 /// counted); `None` means "process normally" (after any injected delay).
 pub(crate) async fn apply(
     shared: &Shared,
     endpoint: TokenEndpoint,
     grant: &str,
-    path: &str,
+    req: &FaultRequest<'_>,
 ) -> Option<Response> {
     let kind = take(shared, endpoint)?;
+    let url = req
+        .uri
+        .path_and_query()
+        .map_or_else(|| req.uri.path().to_owned(), |pq| pq.as_str().to_owned());
     let resp = match &kind {
         FaultKind::Delay { ms } => {
             tokio::time::sleep(std::time::Duration::from_millis(*ms)).await;
@@ -164,32 +210,25 @@ pub(crate) async fn apply(
             no_store(status, body)
         }
         FaultKind::RateLimited => {
-            let body = if endpoint.is_legacy() {
-                json!({"error":"too_many_requests"})
+            let settings = shared.settings();
+            let rate = ratelimit::blocked_outcome(&settings, req.headers, req.peer);
+            if endpoint.is_legacy() {
+                let mut r = no_store(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    json!({"error":"too_many_requests"}),
+                );
+                crate::api::rate_headers(r.headers_mut(), rate);
+                r
             } else {
-                json!({"error":"too_many_requests",
-                    "error_description":"Too many requests. Please try again later."})
-            };
-            let mut r = no_store(StatusCode::TOO_MANY_REQUESTS, body);
-            let h = r.headers_mut();
-            let limit = shared.settings().rate_limit;
-            h.insert("x-ratelimit-limit-default", HeaderValue::from(limit));
-            h.insert("x-ratelimit-remaining-default", HeaderValue::from(0u32));
-            h.insert("x-ratelimit-reset-default", HeaderValue::from(60u32));
-            r
+                crate::api::render(shared, req.uri, Err(ApiError::throttled()), Some(rate))
+            }
         }
-        FaultKind::NotFound => {
-            let message = format!("Cannot POST {path}");
-            let now = shared
-                .clock
-                .now()
-                .format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_default();
-            let body = json!({"status":"error","timestamp":now,"path":path,
-                "error":{"code":"NotFoundException","message":message,
-                    "details":{"message":message,"error":"Not Found","statusCode":404}}});
-            (StatusCode::NOT_FOUND, axum::Json(body)).into_response()
-        }
+        FaultKind::NotFound => crate::api::render(
+            shared,
+            req.uri,
+            Err(ApiError::not_found(format!("Cannot POST {url}"))),
+            None,
+        ),
         FaultKind::Drop => dropped_connection(),
         FaultKind::EncryptionKeyMissing => {
             if endpoint.is_legacy() {

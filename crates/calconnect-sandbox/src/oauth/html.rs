@@ -268,9 +268,12 @@ pub(crate) fn control_index(shared: &crate::state::Shared) -> Response {
 <tr><td><code>POST clock/advance</code></td><td><code>{{\"seconds\":600}}</code></td></tr>\
 <tr><td><code>POST grants/revoke</code></td><td><code>{{\"client_id\":\"calconnect-demo\",\"user_id\":1}}</code> (or <code>team_id</code>)</td></tr>\
 <tr><td><code>POST clients/&lt;id&gt;/status</code></td><td><code>{{\"status\":\"REJECTED\"}}</code></td></tr>\
-<tr><td><code>GET|POST settings</code></td><td><code>{{\"pkce_required_for_all\":true,\"refresh_token_ttl_seconds\":31536000}}</code></td></tr>\
+<tr><td><code>GET|POST settings</code></td><td><code>{{\"pkce_required_for_all\":true,\"refresh_token_ttl_seconds\":31536000}}</code>; \
+rate limits as at Cal.com, 120 per minute per bearer token (<code>rate_limit</code>) and 120 per minute per client IP for \
+requests without one, the v2 token endpoint included (<code>ip_rate_limit</code>): <code>{{\"ip_rate_limit\":10000}}</code></td></tr>\
 <tr><td><code>GET|POST|DELETE faults</code></td><td><code>{{\"kind\":\"server_error\",\"status\":503,\"count\":2}}</code>, \
-<code>{{\"kind\":\"delay\",\"ms\":2000}}</code>, <code>{{\"kind\":\"rate_limited\"}}</code>, <code>{{\"kind\":\"drop\"}}</code>, \
+<code>{{\"kind\":\"delay\",\"ms\":2000}}</code>, <code>{{\"kind\":\"rate_limited\"}}</code> (v2: Cal.com&#39;s throttler 429, \
+a <code>ThrottlerException</code> envelope, no <code>Retry-After</code>), <code>{{\"kind\":\"drop\"}}</code>, \
 <code>{{\"kind\":\"not_found\",\"for_seconds\":60}}</code>, <code>{{\"kind\":\"encryption_key_missing\"}}</code>; optional <code>\"target\":\"any|v2|legacy\"</code></td></tr>\
 <tr><td><code>GET|DELETE token-calls</code></td><td><code>?grant=refresh_token&amp;outcome=ok</code></td></tr>\
 <tr><td><code>GET codes</code>, <code>GET codes/latest</code>, <code>GET tokens</code></td><td><code>?client_id=&amp;user_id=</code></td></tr>\

@@ -8,9 +8,10 @@ use super::errors::TokenError;
 use super::faults;
 use super::grants::{self, ExchangeRequest};
 use super::token::success;
+use crate::api::PeerIp;
 use crate::state::{Shared, TokenEndpoint};
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::Response;
 use std::collections::HashMap;
@@ -59,11 +60,22 @@ fn finish(
 
 /// `POST /api/auth/oauth/token`: `client_id`, `code`, `redirect_uri` required and
 /// `grant_type=authorization_code`, else 400 `{"error":"invalid_request"}`; no whitelist.
-pub(crate) async fn token(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+pub(crate) async fn token(
+    State(shared): State<Arc<Shared>>,
+    OriginalUri(uri): OriginalUri,
+    PeerIp(peer): PeerIp,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let f = form(&body);
     let grant = grant_label(&f);
     let endpoint = TokenEndpoint::LegacyToken;
-    if let Some(resp) = faults::apply(&shared, endpoint, grant, "/api/auth/oauth/token").await {
+    let fault = faults::FaultRequest {
+        uri: &uri,
+        headers: &headers,
+        peer,
+    };
+    if let Some(resp) = faults::apply(&shared, endpoint, grant, &fault).await {
         return resp;
     }
     let result = (|| {
@@ -98,15 +110,20 @@ pub(crate) async fn token(State(shared): State<Arc<Shared>>, body: Bytes) -> Res
 /// taken, as `split(" ")[1]` does).
 pub(crate) async fn refresh(
     State(shared): State<Arc<Shared>>,
+    OriginalUri(uri): OriginalUri,
+    PeerIp(peer): PeerIp,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let f = form(&body);
     let grant = grant_label(&f);
     let endpoint = TokenEndpoint::LegacyRefresh;
-    if let Some(resp) =
-        faults::apply(&shared, endpoint, grant, "/api/auth/oauth/refreshToken").await
-    {
+    let fault = faults::FaultRequest {
+        uri: &uri,
+        headers: &headers,
+        peer,
+    };
+    if let Some(resp) = faults::apply(&shared, endpoint, grant, &fault).await {
         return resp;
     }
     let result = (|| {

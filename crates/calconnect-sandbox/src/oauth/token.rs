@@ -15,9 +15,12 @@
 use super::errors::{TokenError, no_store};
 use super::faults;
 use super::grants::{self, ExchangeRequest, Minted};
+use crate::api::PeerIp;
+use crate::api::envelope::ApiError;
+use crate::api::ratelimit;
 use crate::state::{Shared, TokenEndpoint};
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 #[cfg(test)]
@@ -25,32 +28,52 @@ use serde_json::json;
 use serde_json::{Map, Value};
 use std::sync::Arc;
 
-/// The v2 token endpoint.
+/// The v2 token endpoint: Nest's global throttler guard (per client IP, the request has no
+/// bearer; see [`crate::api::ratelimit`]), then the input pipe, then the service. Every answer
+/// that passed the guard carries its `X-RateLimit-*-Default` headers.
 pub(crate) async fn token(
     State(shared): State<Arc<Shared>>,
+    OriginalUri(uri): OriginalUri,
+    PeerIp(peer): PeerIp,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let (parsed, order) = parse_body(&headers, &body);
     let grant = grant_label(parsed.as_ref());
-    if let Some(resp) =
-        faults::apply(&shared, TokenEndpoint::V2, grant, "/v2/auth/oauth2/token").await
-    {
-        return resp;
+    let endpoint = TokenEndpoint::V2;
+    let rate = faults::guarded(faults::pending(&shared, endpoint).as_ref())
+        .then(|| ratelimit::check(&shared, &headers, peer));
+    if let Some(r) = rate.filter(|r| r.blocked) {
+        shared
+            .db()
+            .count_token_call(endpoint, grant, "rate_limited");
+        return crate::api::render(&shared, &uri, Err(ApiError::throttled()), Some(r));
     }
-    let pkce_for_all = shared.settings().pkce_required_for_all;
-    let result = pipe(parsed, &order, pkce_for_all).and_then(|input| run(&shared, &input));
-    let outcome = match &result {
-        Ok(_) => "ok".to_owned(),
-        Err(e) => e.outcome(),
+    let fault = faults::FaultRequest {
+        uri: &uri,
+        headers: &headers,
+        peer,
     };
-    shared
-        .db()
-        .count_token_call(TokenEndpoint::V2, grant, &outcome);
-    match result {
-        Ok(m) => success(&m, true),
-        Err(e) => e.v2_response(),
+    let mut resp = match faults::apply(&shared, endpoint, grant, &fault).await {
+        Some(resp) => resp,
+        None => {
+            let pkce_for_all = shared.settings().pkce_required_for_all;
+            let result = pipe(parsed, &order, pkce_for_all).and_then(|input| run(&shared, &input));
+            let outcome = match &result {
+                Ok(_) => "ok".to_owned(),
+                Err(e) => e.outcome(),
+            };
+            shared.db().count_token_call(endpoint, grant, &outcome);
+            match result {
+                Ok(m) => success(&m, true),
+                Err(e) => e.v2_response(),
+            }
+        }
+    };
+    if let Some(r) = rate {
+        crate::api::rate_headers(resp.headers_mut(), r);
     }
+    resp
 }
 
 /// The success body (§3.4): bare, `token_type` lowercase, `scope` space-joined (omitted by the

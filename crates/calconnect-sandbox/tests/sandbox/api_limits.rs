@@ -26,13 +26,13 @@ async fn default_limit_headers_decrease() {
     let sb = sandbox().await;
     let t = token(1, &[]);
     let a = get(&sb, "/v2/me", Some(&t), None).await;
-    assert_eq!(rate(&a), r("500", "499", "60"));
+    assert_eq!(rate(&a), r("120", "119", "60"));
     sb.advance_clock(Duration::seconds(15));
     let a = get(&sb, "/v2/schedules", Some(&t), None).await;
-    assert_eq!(rate(&a), r("500", "498", "45"));
+    assert_eq!(rate(&a), r("120", "118", "45"));
     // Every token has its own counter.
     let a = get(&sb, "/v2/me", Some(&token(2, &[])), None).await;
-    assert_eq!(rate(&a), r("500", "499", "60"));
+    assert_eq!(rate(&a), r("120", "119", "60"));
 }
 
 #[tokio::test]
@@ -174,4 +174,246 @@ async fn two_thousand_requests_under_the_limit_are_all_answered() {
     assert_eq!(sb.api_calls_with_status("/v2", 200), 2000);
     let a = get(&sb, "/v2/me", Some(&t), None).await;
     assert_eq!(a.headers["x-ratelimit-remaining-default"], "2999");
+}
+
+const THROTTLED: &str = "Too many requests. Please try again later.";
+/// `T0` as `Date.prototype.toISOString()` writes it.
+const T0_ISO: &str = "2026-12-01T08:00:00.000Z";
+
+/// Cal.com's 429 byte for byte: `ThrottlerException` in the v2 envelope, `details` a string.
+fn throttled_body(timestamp: &str, path: &str) -> String {
+    format!(
+        r#"{{"status":"error","timestamp":"{timestamp}","path":"{path}","error":{{"code":"ThrottlerException","message":"{THROTTLED}","details":"{THROTTLED}"}}}}"#
+    )
+}
+
+struct Raw {
+    status: StatusCode,
+    headers: reqwest::header::HeaderMap,
+    text: String,
+}
+
+fn h(raw: &Raw, name: &str) -> String {
+    raw.headers[name].to_str().unwrap().to_owned()
+}
+
+/// The guard's own 429 at `T0`: headers as asserted, no `Retry-After`, no `Cache-Control`.
+fn assert_throttled(raw: &Raw, path: &str, limit: &str, reset: &str) {
+    assert_throttled_at(raw, T0_ISO, path, limit, reset);
+}
+
+fn assert_throttled_at(raw: &Raw, timestamp: &str, path: &str, limit: &str, reset: &str) {
+    assert_eq!(raw.status, StatusCode::TOO_MANY_REQUESTS, "{}", raw.text);
+    assert_eq!(raw.text, throttled_body(timestamp, path));
+    assert_eq!(h(raw, "content-type"), "application/json; charset=utf-8");
+    assert_eq!(h(raw, "x-ratelimit-limit-default"), limit);
+    assert_eq!(h(raw, "x-ratelimit-remaining-default"), "0");
+    assert_eq!(h(raw, "x-ratelimit-reset-default"), reset);
+    assert!(uuid::Uuid::parse_str(&h(raw, "x-request-id")).is_ok());
+    for absent in ["retry-after", "cache-control", "pragma"] {
+        assert!(raw.headers.get(absent).is_none(), "{absent}");
+    }
+}
+
+async fn send(req: reqwest::RequestBuilder) -> Raw {
+    let resp = req.send().await.unwrap();
+    Raw {
+        status: resp.status(),
+        headers: resp.headers().clone(),
+        text: resp.text().await.unwrap(),
+    }
+}
+
+/// `POST /v2/auth/oauth2/token` with an empty JSON object (a pipe error after the guard).
+async fn token_call(sb: &Sandbox, extra: Option<(&str, &str)>) -> Raw {
+    let mut req = crate::helpers::client()
+        .post(sb.token_url())
+        .json(&json!({}));
+    if let Some((k, v)) = extra {
+        req = req.header(k, v);
+    }
+    send(req).await
+}
+
+async fn me(sb: &Sandbox, auth: Option<&str>) -> Raw {
+    let mut req = crate::helpers::client().get(sb.api_url().join("/v2/me").unwrap());
+    if let Some(a) = auth {
+        req = req.header("authorization", a);
+    }
+    send(req).await
+}
+
+const CLIENT_ID_REQUIRED: &str =
+    r#"{"error":"invalid_request","error_description":"client_id is required"}"#;
+
+#[tokio::test]
+async fn default_is_120_per_token_per_minute() {
+    let sb = sandbox().await;
+    let t = format!("Bearer {}", token(1, &["PROFILE_READ"]));
+    for i in 0..120u32 {
+        let a = me(&sb, Some(&t)).await;
+        assert_eq!(a.status, StatusCode::OK, "request {i}");
+        assert_eq!(
+            h(&a, "x-ratelimit-remaining-default"),
+            (119 - i).to_string()
+        );
+    }
+    assert_throttled(&me(&sb, Some(&t)).await, "/v2/me", "120", "60");
+    // Another token has its own counter; the client IP is not touched by bearer requests.
+    let other = format!("Bearer {}", token(2, &["PROFILE_READ"]));
+    assert_eq!(me(&sb, Some(&other)).await.status, StatusCode::OK);
+    let a = token_call(&sb, None).await;
+    assert_eq!(h(&a, "x-ratelimit-remaining-default"), "119");
+    // The block (60 s) ends.
+    sb.advance_clock(Duration::seconds(60));
+    assert_eq!(me(&sb, Some(&t)).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn the_token_endpoint_is_limited_per_ip_at_120() {
+    let sb = sandbox().await;
+    for i in 0..120u32 {
+        let a = token_call(&sb, None).await;
+        assert_eq!(
+            (a.status, a.text.as_str()),
+            (StatusCode::BAD_REQUEST, CLIENT_ID_REQUIRED),
+            "call {i}"
+        );
+        // The guard's headers are on every answer it let through, next to the route's own.
+        assert_eq!(h(&a, "x-ratelimit-limit-default"), "120");
+        assert_eq!(
+            h(&a, "x-ratelimit-remaining-default"),
+            (119 - i).to_string()
+        );
+        assert_eq!(h(&a, "x-ratelimit-reset-default"), "60");
+        assert_eq!(h(&a, "cache-control"), "no-store");
+    }
+    assert_throttled(
+        &token_call(&sb, None).await,
+        "/v2/auth/oauth2/token",
+        "120",
+        "60",
+    );
+    assert_eq!(sb.token_calls("unknown", "rate_limited"), 1);
+    assert_eq!(
+        sb.token_calls("unknown", "invalid_request:client_id_required"),
+        120
+    );
+    // Bearer-less API calls are counted against the same IP: blocked before authentication.
+    assert_throttled(&me(&sb, None).await, "/v2/me", "120", "60");
+    // A bearer request is counted against its token instead.
+    let t = format!("Bearer {}", token(1, &["PROFILE_READ"]));
+    assert_eq!(me(&sb, Some(&t)).await.status, StatusCode::OK);
+    // The legacy web endpoints (Next.js) have no throttler.
+    let legacy = send(
+        crate::helpers::client()
+            .post(sb.legacy_token_url())
+            .form(&[("client_id", "x")]),
+    )
+    .await;
+    assert_eq!(
+        (legacy.status, legacy.text.as_str()),
+        (StatusCode::BAD_REQUEST, r#"{"error":"invalid_request"}"#)
+    );
+    assert!(legacy.headers.get("x-ratelimit-limit-default").is_none());
+    // Half-way through the block the reset counts down; after it, a fresh window.
+    sb.advance_clock(Duration::seconds(30));
+    assert_throttled_at(
+        &token_call(&sb, None).await,
+        "2026-12-01T08:00:30.000Z",
+        "/v2/auth/oauth2/token",
+        "120",
+        "30",
+    );
+    sb.advance_clock(Duration::seconds(30));
+    let a = token_call(&sb, None).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert_eq!(h(&a, "x-ratelimit-remaining-default"), "119");
+}
+
+#[tokio::test]
+async fn the_throttler_runs_before_authentication_and_the_scope_guard() {
+    let sb = sandbox_with(
+        Sandbox::builder()
+            .rate_limit(1, Duration::seconds(60))
+            .ip_rate_limit(1),
+    )
+    .await;
+    // An invalid token: 401, then 429 (counted against that "token").
+    assert_eq!(
+        me(&sb, Some("Bearer not-a-jwt")).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_throttled(
+        &me(&sb, Some("Bearer not-a-jwt")).await,
+        "/v2/me",
+        "1",
+        "60",
+    );
+    // No bearer: 401, then 429 (the IP).
+    assert_eq!(me(&sb, None).await.status, StatusCode::UNAUTHORIZED);
+    assert_throttled(&me(&sb, None).await, "/v2/me", "1", "60");
+    // Missing scope: 403, then 429.
+    let t = format!("Bearer {}", token(1, &["BOOKING_READ"]));
+    assert_eq!(me(&sb, Some(&t)).await.status, StatusCode::FORBIDDEN);
+    assert_throttled(&me(&sb, Some(&t)).await, "/v2/me", "1", "60");
+    // Unknown routes run no guards: 404 without rate-limit headers, never 429.
+    let a = send(crate::helpers::client().get(sb.api_url().join("/v2/nope").unwrap())).await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    assert!(a.headers.get("x-ratelimit-limit-default").is_none());
+}
+
+#[tokio::test]
+async fn a_platform_client_header_is_its_own_tracker() {
+    let sb = sandbox_with(Sandbox::builder().ip_rate_limit(1)).await;
+    let header = Some(("x-cal-client-id", "some-platform-client"));
+    assert_eq!(
+        token_call(&sb, header).await.status,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(token_call(&sb, None).await.status, StatusCode::BAD_REQUEST);
+    assert_throttled(
+        &token_call(&sb, header).await,
+        "/v2/auth/oauth2/token",
+        "1",
+        "60",
+    );
+    assert_throttled(
+        &token_call(&sb, None).await,
+        "/v2/auth/oauth2/token",
+        "1",
+        "60",
+    );
+}
+
+#[tokio::test]
+async fn the_ip_limit_is_a_setting() {
+    let sb = sandbox().await;
+    let url = sb.control_url().join("settings").unwrap();
+    let v: serde_json::Value = crate::helpers::client()
+        .post(url)
+        .json(&json!({"ip_rate_limit": 2}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["ip_rate_limit"], 2);
+    assert_eq!(v["rate_limit"], 120);
+    assert_eq!(sb.settings().ip_rate_limit, 2);
+    let a = token_call(&sb, None).await;
+    assert_eq!(h(&a, "x-ratelimit-limit-default"), "2");
+    assert_eq!(token_call(&sb, None).await.status, StatusCode::BAD_REQUEST);
+    assert_throttled(
+        &token_call(&sb, None).await,
+        "/v2/auth/oauth2/token",
+        "2",
+        "60",
+    );
+    // A changed limit is another counter (Cal.com keys them by tracker, limit and ttl).
+    sb.set_ip_rate_limit(3);
+    let a = token_call(&sb, None).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert_eq!(h(&a, "x-ratelimit-remaining-default"), "2");
 }

@@ -125,24 +125,60 @@ async fn server_error_fault_for_the_next_n_calls() {
     );
 }
 
+/// The injected 429 of the v2 endpoint is the throttler guard's: the API v2 envelope with
+/// `details` a bare string, rate-limit headers for the IP tracker, no `Retry-After`, no
+/// `Cache-Control`.
 #[tokio::test]
 async fn rate_limited_fault() {
-    let sb = start().await;
+    let sb = Sandbox::builder()
+        .frozen_clock(time::OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap())
+        .start()
+        .await
+        .unwrap();
     sb.inject_fault(FaultKind::RateLimited, 1).unwrap();
+    let resp = client()
+        .post(format!("{}?via=test", sb.token_url()))
+        .json(&refresh_body("x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    let h = resp.headers().clone();
+    assert_eq!(h["content-type"], "application/json; charset=utf-8");
+    assert_eq!(h["x-ratelimit-limit-default"], "120");
+    assert_eq!(h["x-ratelimit-remaining-default"], "0");
+    assert_eq!(h["x-ratelimit-reset-default"], "60");
+    assert!(uuid::Uuid::parse_str(h["x-request-id"].to_str().unwrap()).is_ok());
+    for absent in ["retry-after", "cache-control", "pragma"] {
+        assert!(h.get(absent).is_none(), "{absent}");
+    }
+    assert_eq!(
+        resp.text().await.unwrap(),
+        r#"{"status":"error","timestamp":"2027-01-15T08:00:00.000Z","path":"/v2/auth/oauth2/token?via=test","error":{"code":"ThrottlerException","message":"Too many requests. Please try again later.","details":"Too many requests. Please try again later."}}"#
+    );
+    assert_eq!(sb.token_calls("refresh_token", "fault:rate_limited"), 1);
+    // The fault stands for the guard: the call was not counted against the IP.
     let resp = client()
         .post(sb.token_url())
         .json(&refresh_body("x"))
         .send()
         .await
         .unwrap();
+    assert_eq!(resp.headers()["x-ratelimit-remaining-default"], "119");
+    // The legacy endpoints have no throttler at Cal.com: their injected 429 is the sandbox's own.
+    sb.inject_fault(FaultKind::RateLimited, 1).unwrap();
+    let resp = client()
+        .post(sb.legacy_refresh_url())
+        .form(&[("client_id", CID), ("grant_type", "refresh_token")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
-    assert_eq!(resp.headers()["x-ratelimit-remaining-default"], "0");
     assert!(resp.headers().get("retry-after").is_none());
     assert_eq!(
         resp.text().await.unwrap(),
-        r#"{"error":"too_many_requests","error_description":"Too many requests. Please try again later."}"#
+        r#"{"error":"too_many_requests"}"#
     );
-    assert_eq!(sb.token_calls("refresh_token", "fault:rate_limited"), 1);
 }
 
 #[tokio::test]
@@ -313,7 +349,7 @@ async fn settings_over_http() {
     assert_eq!(
         v,
         json!({"access_token_ttl_seconds":1800,"refresh_token_ttl_seconds":2_592_000,"code_ttl_seconds":600,
-            "rate_limit":500,"rate_window_seconds":60,"pkce_required_for_all":false,"bookings_expired_token_403":false})
+            "rate_limit":120,"ip_rate_limit":120,"rate_window_seconds":60,"pkce_required_for_all":false,"bookings_expired_token_403":false})
     );
     let (s, v) = post(&sb, "settings", json!({"access_token_ttl_seconds":60,"refresh_token_ttl_seconds":31_536_000,"pkce_required_for_all":true})).await;
     assert_eq!(s, StatusCode::OK);
