@@ -14,6 +14,13 @@
 //!   (`checkUserOwnsSchedule`);
 //! - `/default` for a user without a default schedule → 200 `{"status":"success","data":null}`
 //!   (`getUserScheduleDefault` returns `null`, in both versions).
+//! - the list for a user without schedules: 2024-06-11 → `data: []`
+//!   (`schedules_2024_06_11/services/schedules.service.ts` maps an empty list); 2024-04-15 →
+//!   **500** `{"statusCode":500,"message":"Internal server error"}`: its service calls
+//!   `PrismaScheduleRepository.findManyDetailedScheduleByUserId`
+//!   (`packages/lib/server/repository/schedule.ts`), which throws a plain
+//!   `Error("Schedules not found")` for zero schedules, and no Cal.com filter catches a plain
+//!   `Error` (Nest's default body, see [`super::envelope`]; `docs/calcom.md` §5.2).
 //!
 //! The 2024-04-15 controller uses the same ownership check; its lookup
 //! (`ScheduleRepository.findDetailedScheduleById`) throws plain `Error`s for an unknown or
@@ -97,6 +104,10 @@ pub(super) async fn list(
             .filter(|s| s.owner_id == caller.user.id)
             .map(|s| render(s, &caller.user, &db, new, &shared))
             .collect();
+        if data.is_empty() && !new {
+            // `findManyDetailedScheduleByUserId` throws `new Error("Schedules not found")`.
+            return Err(ApiError::unhandled());
+        }
         Ok(json!({"status": "success", "data": data}))
     })
 }

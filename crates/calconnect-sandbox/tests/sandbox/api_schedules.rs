@@ -150,11 +150,40 @@ async fn schedule_errors() {
     );
     // dev has no schedules and no default schedule.
     let dev = token(3, &["SCHEDULE_READ"]);
-    for v in [None, Some("2024-06-11")] {
+    for v in [None, Some("2024-04-15"), Some("2024-06-11")] {
         let a = get(&sb, "/v2/schedules/default", Some(&dev), v).await;
         assert_eq!(a.status, StatusCode::OK);
         assert_eq!(a.body, json!({"status":"success","data":null}));
-        let a = get(&sb, "/v2/schedules", Some(&dev), v).await;
-        assert_eq!(a.body, json!({"status":"success","data":[]}));
+    }
+    let a = get(&sb, "/v2/schedules", Some(&dev), Some("2024-06-11")).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(a.body, json!({"status":"success","data":[]}));
+}
+
+/// 2024-04-15 (also the version without a header) for a user without schedules: the repository
+/// throws a plain `Error("Schedules not found")`, which only Nest's base filter answers.
+#[tokio::test]
+async fn old_schedule_list_without_schedules_is_a_bare_500() {
+    let sb = sandbox().await;
+    let dev = format!("Bearer {}", token(3, &["SCHEDULE_READ"]));
+    for v in [None, Some("2024-04-15"), Some("2099-01-01")] {
+        let mut req = crate::helpers::client()
+            .get(sb.api_url().join("/v2/schedules").unwrap())
+            .header("authorization", &dev);
+        if let Some(v) = v {
+            req = req.header("cal-api-version", v);
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR, "{v:?}");
+        assert_eq!(
+            resp.headers()["content-type"],
+            "application/json; charset=utf-8"
+        );
+        // The guards ran: the rate-limit headers are there.
+        assert!(resp.headers().get("x-ratelimit-limit-default").is_some());
+        assert_eq!(
+            resp.text().await.unwrap(),
+            r#"{"statusCode":500,"message":"Internal server error"}"#
+        );
     }
 }
