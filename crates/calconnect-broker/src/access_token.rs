@@ -1,6 +1,6 @@
 //! `POST /api/v1/connections/{id}/access-token` → `{access_token, expires_at}`: the only place a
 //! token leaves the broker. Always fresh: the keeper refreshes first when the token is within its
-//! margin of expiry (DESIGN.md flow step 5).
+//! margin of expiry (docs/architecture.md §3.5).
 
 use crate::api_keys::Authenticated;
 use crate::connections::parse_id;
@@ -75,7 +75,7 @@ pub(crate) async fn access_token(
 }
 
 /// Refreshes the connection now, whatever its token's expiry, and returns the new token. Cal.com
-/// rotates the refresh token on every refresh (calcom-facts.md §3.3), so this is for a person's
+/// rotates the refresh token on every refresh (docs/calcom.md §3.4), so this is for a person's
 /// "refresh now" button or an app that knows its token went bad — not for every request.
 #[utoipa::path(post, path = "/api/v1/connections/{id}/refresh", tag = "tokens",
     params(("id" = String, Path, description = "Connection id")),

@@ -1,6 +1,6 @@
 //! Configuration: a TOML file plus `CALCONNECT_*` environment variables (the variables win),
 //! validated once at startup into [`BrokerConfig`]. Every error names the key and the fix
-//! (DESIGN.md "Decisions already taken": configuration).
+//! (docs/architecture.md §6: configuration).
 
 use calconnect::crypto::{Keyring, KeyringError};
 use calconnect::{

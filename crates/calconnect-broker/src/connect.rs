@@ -1,6 +1,6 @@
 //! The browser's part: `GET /connect/{token}` binds the browser with a cookie and sends it to
 //! Cal.com's authorize URL; `GET /oauth/callback` checks the answer against the pending
-//! authorization (state, browser binding, expiry: DESIGN.md flow steps 1–2), exchanges the code
+//! authorization (state, browser binding, expiry: docs/architecture.md §3.1–§3.2), exchanges the code
 //! and saves the connection (step 3–4), then redirects to `return_to` or shows a page.
 //!
 //! The pending authorization lives in the shared store (so a flow started on one instance can
@@ -343,7 +343,7 @@ pub(crate) async fn callback(
             .as_ref()
             .map(|t| SecretString::from(t.expose_secret().to_owned())),
         access_expires_at: Some(tokens.expires_at),
-        // Sliding 30-day refresh window (calcom-facts.md §3.5); only an estimate.
+        // Sliding 30-day refresh window (docs/calcom.md §3.6); only an estimate.
         refresh_expires_at_estimate: Some(now + time::Duration::days(30)),
     };
     let outcome = match save_connection(

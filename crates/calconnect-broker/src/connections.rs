@@ -140,7 +140,7 @@ pub struct Deleted {
     pub id: String,
     /// Always true.
     pub deleted: bool,
-    /// Always false: Cal.com has no revocation endpoint (calcom-facts.md §4).
+    /// Always false: Cal.com has no revocation endpoint (docs/calcom.md §4).
     pub revoked_at_provider: bool,
     /// What that means.
     pub note: &'static str,

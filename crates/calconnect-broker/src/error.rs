@@ -1,5 +1,5 @@
 //! Errors of the JSON API: `{"error": {"code", "message"}}` with the right status. Internal
-//! causes are logged once (without secrets) and replaced by a generic message (STYLE.md habit 5).
+//! causes are logged once (without secrets) and replaced by a generic message (docs/architecture.md §7.5).
 
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};

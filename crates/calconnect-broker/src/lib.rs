@@ -1,5 +1,5 @@
 //! calconnect-broker: a self-hosted service that owns the Cal.com OAuth flow and token lifecycle
-//! for apps in any language (issue 7; DESIGN.md "Who uses it and how").
+//! for apps in any language (issue 7; docs/architecture.md §1.1).
 //!
 //! - The app's backend uses the JSON API with an API key: connect sessions, connections, fresh
 //!   access tokens, a proxy to Cal.com API v2, the webhook delivery log.

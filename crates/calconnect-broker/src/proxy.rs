@@ -1,11 +1,11 @@
 //! `/api/v1/connections/{id}/proxy/{path}`: forwards any method to Cal.com API v2 with the
-//! connection's token (calcom-facts.md §5.2).
+//! connection's token (docs/calcom.md §5).
 //!
 //! - Headers are allow-listed both ways: the app's API key, cookies and hop-by-hop headers never
-//!   reach Cal.com; Cal.com's rate-limit headers (`X-RateLimit-*-Default`, §5.3) come back.
+//!   reach Cal.com; Cal.com's rate-limit headers (`X-RateLimit-*-Default`, §6) come back.
 //! - Response bodies stream. Request bodies up to [`REPLAYABLE_BODY_BYTES`] are buffered so the
 //!   request can be replayed once after a refresh; larger ones stream and are not replayed.
-//! - On 401, or 403 "no oAuth client found for access token" (§5.2), the keeper refreshes (once
+//! - On 401, or 403 "no oAuth client found for access token" (§5), the keeper refreshes (once
 //!   per connection, whatever the number of callers) and the request is retried once.
 //! - Status codes pass through, 429 included.
 

@@ -39,7 +39,7 @@ enum ConnectionsCommand {
         json: bool,
     },
     /// Deletes a connection's stored tokens. Cal.com has no revocation endpoint
-    /// (calcom-facts.md §4): access tokens stay valid until they expire (30 minutes).
+    /// (docs/calcom.md §4): access tokens stay valid until they expire (30 minutes).
     ///
     /// Examples:
     ///   calconnect connections delete 3f2a

@@ -107,7 +107,7 @@ pub async fn run(args: DoctorArgs) -> anyhow::Result<()> {
         ),
     }
 
-    // Redirect URIs against Cal.com's rules (calcom-facts.md §1).
+    // Redirect URIs against Cal.com's rules (docs/calcom.md §1).
     let mut uris: Vec<String> = match &chosen {
         Ok((_, _, Some(uri))) => vec![uri.clone()],
         _ => vec![format!("http://127.0.0.1:{}{CALLBACK_PATH}", args.port)],
@@ -253,7 +253,7 @@ fn choose_provider(
     login_cmd::provider(&args.provider).map(|(spec, id)| (spec, id, None))
 }
 
-/// calcom-facts.md §1: https, or http only for localhost, 127.0.0.1, [::1], *.local; no
+/// docs/calcom.md §1: https, or http only for localhost, 127.0.0.1, [::1], *.local; no
 /// fragment; matched exactly, so the loopback port must be fixed.
 pub fn check_redirect_uri(uri: &str) -> Outcome {
     match RedirectUri::parse(uri) {
@@ -288,7 +288,7 @@ fn probe_client() -> Result<reqwest::Client, CliError> {
 }
 
 /// POSTs a harmless request with an unknown grant type: Cal.com's v2 endpoint answers 400
-/// `invalid_request` "grant_type must be …" (calcom-facts.md §3.2); an RFC 6749 server 400
+/// `invalid_request` "grant_type must be …" (docs/calcom.md §3.2); an RFC 6749 server 400
 /// `unsupported_grant_type`. The answer's `Date` header gives the clock check.
 async fn check_token_endpoint(
     http: &reqwest::Client,

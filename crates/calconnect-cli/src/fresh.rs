@@ -1,7 +1,7 @@
 //! A fresh access token for a stored connection, from the library's [`TokenKeeper`]: cached
 //! while valid for longer than its margin, refreshed under the store's lease with a refresh
-//! intent and a fenced write, single flight within the process (calcom-facts.md §3.3,
-//! DESIGN.md steps 5–6). Two `calconnect token` processes never refresh the same connection at
+//! intent and a fenced write, single flight within the process (docs/calcom.md §3.4,
+//! docs/architecture.md §3.5–§3.6). Two `calconnect token` processes never refresh the same connection at
 //! once; `invalid_grant`/`invalid_client`/`unauthorized_client` mark it `needs_reauth`.
 
 use crate::exit::CliError;

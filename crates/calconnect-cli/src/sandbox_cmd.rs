@@ -44,7 +44,7 @@ pub struct SandboxArgs {
     #[arg(long, default_value_t = 500)]
     rate_limit: u32,
     /// Require PKCE (S256) from every client, confidential ones too (the unmerged Cal.com
-    /// branch of calcom-facts.md §3.6). Also switchable at runtime via POST /_sandbox/settings.
+    /// branch of docs/calcom.md §3.7). Also switchable at runtime via POST /_sandbox/settings.
     #[arg(long)]
     pkce_required_for_all: bool,
 }

@@ -1,7 +1,7 @@
 //! `calconnect doctor --synthetic`: a full flow against the sandbox, as a browser would walk it
 //! (sign in as the seed's first user, consent, callback), then the code exchange and `/v2/me`.
 //! Nothing is stored, and no refresh is made: a refresh would rotate (and so kill) the refresh
-//! token of a real login of the same user (calcom-facts.md §3.3).
+//! token of a real login of the same user (docs/calcom.md §3.4).
 
 use crate::doctor_cmd::Outcome;
 use calconnect::{

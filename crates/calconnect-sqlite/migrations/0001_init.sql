@@ -22,7 +22,7 @@ CREATE TABLE connections (
     refresh_intent_started_at   INTEGER,
     created_at                  INTEGER NOT NULL,
     updated_at                  INTEGER NOT NULL,
-    -- One connection per Cal.com identity and client (calcom-facts.md §3.3).
+    -- One connection per Cal.com identity and client (docs/calcom.md §3.4).
     UNIQUE (client_id, owner_kind, owner_id)
 );
 

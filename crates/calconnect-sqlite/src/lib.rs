@@ -1,6 +1,6 @@
 //! [`ConnectionStore`] on SQLite: the embedded default. One file, WAL journal, busy timeout,
 //! foreign keys on, `synchronous = FULL` (a refreshed token that was acknowledged must survive a
-//! power cut: Cal.com has already killed the old one, calcom-facts.md §3.3).
+//! power cut: Cal.com has already killed the old one, docs/calcom.md §3.4).
 //!
 //! Several pools or processes may open the same file (two token keepers, a CLI next to the
 //! broker): every read-modify-write runs in `BEGIN IMMEDIATE`, single-statement writes are atomic

@@ -86,7 +86,7 @@ impl KeeperParts {
     }
 
     /// Connects Cal.com user `user` of the seeded confidential client: mints a legacy refresh
-    /// token (accepted once, calcom-facts.md §3.3 step 5), trades it for a real rotating pair
+    /// token (Cal.com accepts it until it expires, docs/calcom.md §3.4 step 5), trades it for a real rotating pair
     /// and saves that pair. The sandbox's counters are not reset.
     pub async fn connect(&self, sandbox: &Sandbox, user: i64) -> ConnectionId {
         let now = sandbox.now().unix_timestamp();

@@ -1,5 +1,5 @@
 //! The redirect back from the authorization endpoint (RFC 6749 §4.1.2, §4.1.2.1; RFC 9207 `iss`;
-//! Cal.com: calcom-facts.md §2 "Allow", "Deny", "Errors after the client is validated").
+//! Cal.com: docs/calcom.md §2 "Allow", "Deny", "Errors after the client is validated").
 //!
 //! [`Callback::parse`] only reads the query; nothing in it is trusted until
 //! [`PendingAuthorization::verify`](crate::PendingAuthorization::verify) has compared the state.
@@ -10,7 +10,7 @@ use secrecy::{ExposeSecret, SecretString};
 use std::fmt;
 use time::OffsetDateTime;
 
-/// Longest callback query accepted. Cal.com codes are ~54 characters (calcom-facts.md §2); this
+/// Longest callback query accepted. Cal.com codes are ~54 characters (docs/calcom.md §2); this
 /// leaves room for long error descriptions and foreign parameters.
 pub const MAX_CALLBACK_QUERY_BYTES: usize = 16 * 1024;
 
@@ -51,7 +51,7 @@ impl Callback {
     /// Parses the query string of the redirect (with or without the leading `?`).
     ///
     /// Unknown parameters are ignored (an existing query on the redirect URI is kept by Cal.com,
-    /// calcom-facts.md §2). When both `error` and `code` are present the error wins.
+    /// docs/calcom.md §2). When both `error` and `code` are present the error wins.
     ///
     /// # Errors
     /// [`CallbackError::Malformed`] for an oversized query or a parameter given twice
@@ -145,7 +145,7 @@ pub(crate) fn sanitize(text: &str) -> String {
 }
 
 /// A callback that matched its pending authorization: the only way to get what the code
-/// exchange needs (STYLE.md habit 3). Consumed by
+/// exchange needs (docs/architecture.md §7.3). Consumed by
 /// [`AuthorizationFlow::exchange`](crate::AuthorizationFlow::exchange).
 pub struct VerifiedCallback {
     pub(crate) code: AuthorizationCode,
@@ -178,7 +178,7 @@ pub enum CallbackError {
         description: Option<String>,
     },
     /// The provider rejected the authorization request (`invalid_request`; Cal.com reports bad
-    /// scopes, PKCE problems and team access this way, calcom-facts.md §2).
+    /// scopes, PKCE problems and team access this way, docs/calcom.md §2).
     #[error("the provider rejected the authorization request ({}): check the requested scopes and the client settings, then connect again", .description.as_deref().unwrap_or("no details"))]
     InvalidRequest {
         /// The provider's description (untrusted, sanitised).

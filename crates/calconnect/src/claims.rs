@@ -1,9 +1,9 @@
-//! Reading Cal.com's JWT claims (calcom-facts.md §3.5) **without verifying them**.
+//! Reading Cal.com's JWT claims (docs/calcom.md §3.6) **without verifying them**.
 //!
 //! # Security
 //! The signature cannot be checked (HS256 with the server's secret), so the claims are a hint:
 //! used only to learn which Cal.com user or team a token belongs to (so one user gets one
-//! connection per client, DESIGN.md flow step 4) and, if `expires_in` is missing, when it expires.
+//! connection per client, docs/architecture.md §3.4) and, if `expires_in` is missing, when it expires.
 //! Never use them for an authorization decision; `GET /v2/me` is the authority.
 
 use base64::Engine as _;
@@ -21,7 +21,7 @@ const MAX_TOKEN_CHARS: usize = 16 * 1024;
 pub enum CalIdentity {
     /// A user (`userId` claim; `/v2/me` `data.id`).
     User(i64),
-    /// A team selected at consent (`teamId` claim, `userId` null; calcom-facts.md §3.6).
+    /// A team selected at consent (`teamId` claim, `userId` null; docs/calcom.md §3.7).
     Team(i64),
 }
 

@@ -4,7 +4,7 @@ use crate::secret::ClientSecret;
 use std::fmt;
 use url::{Host, Url};
 
-/// A redirect URI as Cal.com accepts it (calcom-facts.md §1, `validateRedirectUris.ts`): `https`,
+/// A redirect URI as Cal.com accepts it (docs/calcom.md §1, `validateRedirectUris.ts`): `https`,
 /// or `http` only for `localhost`, `127.0.0.1`, `[::1]` or `*.local`; no `#fragment`. It must
 /// equal a registered URI exactly, so it is kept byte for byte as given.
 ///
@@ -87,7 +87,7 @@ pub struct ClientConfig {
 }
 
 impl ClientConfig {
-    /// A confidential client (has a secret; Cal.com `CONFIDENTIAL`, calcom-facts.md §1).
+    /// A confidential client (has a secret; Cal.com `CONFIDENTIAL`, docs/calcom.md §1).
     ///
     /// # Errors
     /// [`ClientConfigError`] for an empty id or an unusable redirect URI.
@@ -99,7 +99,7 @@ impl ClientConfig {
         Self::build(client_id.into(), Some(secret), redirect_uri)
     }
 
-    /// A public client (no secret, PKCE only; Cal.com `PUBLIC`, calcom-facts.md §3.6).
+    /// A public client (no secret, PKCE only; Cal.com `PUBLIC`, docs/calcom.md §3.7).
     ///
     /// # Errors
     /// [`ClientConfigError`] for an empty id or an unusable redirect URI.

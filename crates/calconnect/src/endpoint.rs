@@ -1,4 +1,4 @@
-//! Validated endpoint URLs (STYLE.md habit 2): `https` only; plain `http` only for a loopback
+//! Validated endpoint URLs (docs/architecture.md §7.2): `https` only; plain `http` only for a loopback
 //! host and only when the caller names the opt-in [`UrlPolicy::allow_insecure_loopback_http`]
 //! (a loudly named switch, in the manner of rustls' `dangerous()` options).
 

@@ -1,6 +1,6 @@
-//! Errors of the token operations (STYLE.md habit 4: one enum per operation), and the shared
+//! Errors of the token operations (docs/architecture.md §7.4: one enum per operation), and the shared
 //! classification pieces they are made of. Later layers decide a connection's status from this
-//! classification (DESIGN.md flow step 6, calcom-facts.md §7), so each provider answer maps to
+//! classification (docs/architecture.md §3.6, docs/calcom.md §8), so each provider answer maps to
 //! exactly one variant.
 
 use crate::http::TransportError;
@@ -48,7 +48,7 @@ macro_rules! reason_enum {
 }
 
 reason_enum!(
-    /// Cal.com's `error_description` for `invalid_grant` (calcom-facts.md §3.3, §3.4).
+    /// Cal.com's `error_description` for `invalid_grant` (docs/calcom.md §3.4, §3.5).
     InvalidGrantReason {
         /// Code unknown, used or older than 10 minutes.
         CodeInvalidOrExpired => "code_invalid_or_expired",
@@ -97,7 +97,7 @@ pub(crate) fn wait_text(wait: &Option<std::time::Duration>) -> String {
     format!("{secs} s")
 }
 
-/// A failure worth retrying later: the connection stays healthy (DESIGN.md flow step 6).
+/// A failure worth retrying later: the connection stays healthy (docs/architecture.md §3.6).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TransientError {
@@ -190,7 +190,7 @@ macro_rules! token_operation_error {
                 /// Cal.com's reason.
                 reason: UnauthorizedClientReason,
             },
-            /// HTTP 401 without an OAuth error body (very old Cal.com, calcom-facts.md §3.4).
+            /// HTTP 401 without an OAuth error body (very old Cal.com, docs/calcom.md §3.5).
             #[error("{} failed: the provider answered 401 Unauthorized without details: reconnect the account", $what)]
             Unauthorized,
             /// `invalid_request`: the request was malformed for this provider (a calconnect bug
@@ -280,7 +280,7 @@ token_operation_error!(
 
 impl RefreshError {
     /// Whether the connection is dead and the user must authorize again: `invalid_grant` (any
-    /// reason), `invalid_client`, `unauthorized_client`, or a bare 401 (calcom-facts.md §7).
+    /// reason), `invalid_client`, `unauthorized_client`, or a bare 401 (docs/calcom.md §8).
     ///
     /// A refresh that loses a race with another refresh of the same connection also gets
     /// `invalid_grant`/`refresh_token_revoked`; callers re-read their store before concluding.
@@ -300,7 +300,7 @@ token_operation_error!(
     RevokeError, "the token revocation",
     grant: "the revocation was refused ({reason})",
     extra: {
-        /// The profile has no revocation endpoint (Cal.com has none, calcom-facts.md §4): delete
+        /// The profile has no revocation endpoint (Cal.com has none, docs/calcom.md §4): delete
         /// the tokens locally instead.
         NotSupported => "this provider has no revocation endpoint: delete the stored tokens instead",
     }

@@ -29,7 +29,7 @@ pub struct AuthorizeOptions {
 }
 
 impl AuthorizeOptions {
-    /// Requests `scopes` (e.g. `BOOKING_READ`, calcom-facts.md §5.2).
+    /// Requests `scopes` (e.g. `BOOKING_READ`, docs/calcom.md §5).
     ///
     /// # Errors
     /// [`AuthorizeOptionsError`] for a scope that is empty or holds a character outside RFC 6749
@@ -58,7 +58,7 @@ impl AuthorizeOptions {
     }
 
     /// Cal.com: show the account/team picker so the user can connect a team (sends
-    /// `show_account_selector=true`, calcom-facts.md §2). Ignored by custom profiles.
+    /// `show_account_selector=true`, docs/calcom.md §2). Ignored by custom profiles.
     #[must_use]
     pub fn show_account_selector(mut self, show: bool) -> Self {
         self.show_account_selector = show;
@@ -284,9 +284,9 @@ impl AuthorizationFlow {
         }
     }
 
-    /// Refreshes with `refresh_token` (RFC 6749 §6; calcom-facts.md §3.2). Cal.com rotates the
+    /// Refreshes with `refresh_token` (RFC 6749 §6; docs/calcom.md §3.2). Cal.com rotates the
     /// refresh token: persist the returned one before using the new access token. When the server
-    /// sends no new refresh token, the old one is kept in the result (calcom-facts.md §7).
+    /// sends no new refresh token, the old one is kept in the result (docs/calcom.md §8).
     ///
     /// # Errors
     /// [`RefreshError`]; see [`RefreshError::needs_reauthorization`] and
@@ -304,7 +304,7 @@ impl AuthorizationFlow {
     /// Revokes a token at the profile's RFC 7009 endpoint.
     ///
     /// # Errors
-    /// [`RevokeError::NotSupported`] when the profile has none (Cal.com, calcom-facts.md §4),
+    /// [`RevokeError::NotSupported`] when the profile has none (Cal.com, docs/calcom.md §4),
     /// otherwise the classified answer.
     #[tracing::instrument(name = "calconnect.revoke", skip_all, fields(client_id = %self.client.client_id))]
     pub async fn revoke(&self, token: RevocableToken<'_>) -> Result<(), RevokeError> {

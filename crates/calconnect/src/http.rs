@@ -1,4 +1,4 @@
-//! The one hardened HTTP client (STYLE.md habit 7, DESIGN.md "Decisions already taken"): rustls,
+//! The one hardened HTTP client (docs/architecture.md §7.7, docs/architecture.md §6): rustls,
 //! connect and total timeouts, never follows redirects, a response-size limit enforced while
 //! streaming, and errors that never carry a URL or a secret.
 

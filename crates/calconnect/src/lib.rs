@@ -113,7 +113,11 @@
 //! # What is where
 //!
 //! - [`profile`], [`client`], [`endpoint`]: where the provider is and who we are; URLs are `https`
-//!   unless [`UrlPolicy::allow_insecure_loopback_http`] is named.
+//!   unless [`UrlPolicy::allow_insecure_loopback_http`] is named. The profile also holds the
+//!   **client policy** ([`ProviderProfile::pkce_use`]): public clients always use PKCE S256; a
+//!   confidential client at Cal.com sends no `code_challenge`/`code_verifier` (Cal.com's v2 token
+//!   endpoint refuses its verifier) unless [`ConfidentialPkce::ViaLegacyEndpoint`] is chosen;
+//!   custom providers use PKCE for every client ([`ConfidentialPkce`]).
 //! - [`flow`]: [`AuthorizationFlow`] — start, exchange, refresh, revoke.
 //! - [`pending`], [`callback`]: the pending authorization and the callback; only
 //!   [`PendingAuthorization::verify`] yields the [`VerifiedCallback`] an exchange needs.

@@ -1,6 +1,6 @@
-//! `GET /v2/me`: the authority on whose account a token acts for (calcom-facts.md §5.2). The JWT
-//! claims in [`TokenSet::identity`](crate::TokenSet) are only a hint (§3.5). For a team token,
-//! Cal.com answers with the team *owner's* profile (§3.6), so keep the claims' `Team` identity
+//! `GET /v2/me`: the authority on whose account a token acts for (docs/calcom.md §5). The JWT
+//! claims in [`TokenSet::identity`](crate::TokenSet) are only a hint (§3.6). For a team token,
+//! Cal.com answers with the team *owner's* profile (§3.7), so keep the claims' `Team` identity
 //! for the connection and use this to show who connected it.
 
 use crate::errors::{ProtocolError, TransientError};
@@ -47,7 +47,7 @@ pub enum MeError {
     /// The profile has no Cal.com API (a custom provider).
     #[error("this provider has no Cal.com API v2 to ask who the token belongs to")]
     NotSupported,
-    /// 401: the access token is expired or invalid: refresh and retry once (calcom-facts.md §5.2).
+    /// 401: the access token is expired or invalid: refresh and retry once (docs/calcom.md §5).
     #[error("the access token was not accepted (401): refresh it and try again")]
     Unauthorized,
     /// 403: the token lacks `PROFILE_READ` (or another permission problem). Not a refresh trigger.

@@ -1,5 +1,5 @@
 //! The pending authorization: what a started flow must remember until its callback arrives
-//! (DESIGN.md flow step 1–2). Single use, 10-minute lifetime.
+//! (docs/architecture.md §3.1–§3.2). Single use, 10-minute lifetime.
 //!
 //! # Security
 //! It holds the PKCE verifier and the state in clear inside a `secrecy` box. To persist it, call
@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 use std::fmt;
 use time::{Duration, OffsetDateTime};
 
-/// How long a pending authorization stays usable: as long as Cal.com's codes (calcom-facts.md §2).
+/// How long a pending authorization stays usable: as long as Cal.com's codes (docs/calcom.md §2).
 pub const PENDING_AUTHORIZATION_TTL: Duration = Duration::minutes(10);
 
 /// Random bytes in a `state`: 256 bits (the issue asks for at least 128).

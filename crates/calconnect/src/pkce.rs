@@ -4,7 +4,7 @@
 //! verifier from them (not Cal.com's v2 endpoint, [docs/calcom.md](../../../docs/calcom.md)).
 //!
 //! The challenge is computed by the `oauth2` crate (`PkceCodeChallenge::from_code_verifier_sha256`);
-//! the verifier's randomness comes from the caller's rng (DESIGN.md: injected rng), which
+//! the verifier's randomness comes from the caller's rng (docs/architecture.md §6.5), which
 //! `oauth2`'s own `new_random_sha256` does not allow, and it lives in a zeroizing `secrecy` box.
 
 use base64::Engine as _;

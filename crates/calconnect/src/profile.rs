@@ -16,7 +16,7 @@ use std::fmt;
 #[non_exhaustive]
 pub enum ClientAuthMethod {
     /// `client_id` and `client_secret` in the request body. The only method Cal.com reads
-    /// (calcom-facts.md §3.2, `calcom#24964`).
+    /// (docs/calcom.md §3.2, `calcom#24964`).
     ClientSecretPost,
     /// `Authorization: Basic base64(urlencode(id):urlencode(secret))`, no `client_id` in the body.
     ClientSecretBasic,
@@ -29,9 +29,9 @@ pub enum ClientAuthMethod {
 #[non_exhaustive]
 pub enum BodyEncoding {
     /// `application/x-www-form-urlencoded` (RFC 6749 §4.1.3; the legacy Cal.com endpoints accept
-    /// nothing else, calcom-facts.md §3.1).
+    /// nothing else, docs/calcom.md §3.1).
     Form,
-    /// `application/json`: Cal.com's v2 endpoint accepts it (calcom-facts.md §3.1); its docs use it.
+    /// `application/json`: Cal.com's v2 endpoint accepts it (docs/calcom.md §3.1); its docs use it.
     Json,
 }
 
@@ -39,7 +39,7 @@ pub enum BodyEncoding {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ScopeDelimiter {
-    /// `A,B`: some Cal.com page versions split only on commas (calcom-facts.md §2).
+    /// `A,B`: some Cal.com page versions split only on commas (docs/calcom.md §2).
     Comma,
     /// `A B`: RFC 6749 §3.3.
     Space,
@@ -164,7 +164,7 @@ pub enum PkcePolicyError {
     RefusedByCalCom,
 }
 
-/// Cal.com's legacy web token endpoints (calcom-facts.md §3.1): one per grant, form only.
+/// Cal.com's legacy web token endpoints (docs/calcom.md §3.1): one per grant, form only.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LegacyTokenEndpoints {
     /// `POST /api/auth/oauth/token` (authorization_code).
@@ -183,7 +183,7 @@ pub enum TokenEndpoints {
         url: EndpointUrl,
         /// Its body encoding.
         encoding: BodyEncoding,
-        /// Where to go when this endpoint answers 404 (calcom-facts.md §3.1, `calcom#27685`).
+        /// Where to go when this endpoint answers 404 (docs/calcom.md §3.1, `calcom#27685`).
         legacy_fallback: Option<LegacyTokenEndpoints>,
     },
     /// Cal.com's legacy web endpoints only.
@@ -408,7 +408,7 @@ impl ProviderProfile {
         self.api_base.as_ref()
     }
 
-    /// The RFC 7009 revocation endpoint, if any (Cal.com has none, calcom-facts.md §4).
+    /// The RFC 7009 revocation endpoint, if any (Cal.com has none, docs/calcom.md §4).
     pub fn revocation_url(&self) -> Option<&EndpointUrl> {
         self.revocation_url.as_ref()
     }

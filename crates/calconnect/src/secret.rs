@@ -1,4 +1,4 @@
-//! Secret values as types (STYLE.md habit 1): tokens and client secrets never travel as `String`;
+//! Secret values as types (docs/architecture.md §7.1): tokens and client secrets never travel as `String`;
 //! their `Debug` prints `[redacted]`, comparisons are constant time, memory is zeroed on drop
 //! (the `secrecy` crate).
 
@@ -26,7 +26,7 @@ macro_rules! secret_string {
                 self.0.expose_secret()
             }
 
-            /// Compares two values in constant time (STYLE.md habit 1).
+            /// Compares two values in constant time (docs/architecture.md §7.1).
             pub fn ct_eq(&self, other: &Self) -> bool {
                 ct_eq_str(self.expose_secret(), other.expose_secret())
             }
@@ -41,18 +41,18 @@ macro_rules! secret_string {
 }
 
 secret_string!(
-    /// An OAuth client secret (Cal.com: 64 hex characters, calcom-facts.md §1).
+    /// An OAuth client secret (Cal.com: 64 hex characters, docs/calcom.md §1).
     #[derive(Clone)]
     ClientSecret
 );
 secret_string!(
-    /// An access token. At Cal.com a 30-minute HS256 JWT (calcom-facts.md §3.5), opaque to us.
+    /// An access token. At Cal.com a 30-minute HS256 JWT (docs/calcom.md §3.6), opaque to us.
     #[derive(Clone)]
     AccessToken
 );
 secret_string!(
     /// A refresh token. At Cal.com it rotates on every refresh and every older one dies
-    /// (calcom-facts.md §3.3): persist the new one before using the new access token.
+    /// (docs/calcom.md §3.4): persist the new one before using the new access token.
     #[derive(Clone)]
     RefreshToken
 );

@@ -1,4 +1,4 @@
-//! The exact bytes of every token request each profile sends (STYLE.md anchor: oauth2-rs tests).
+//! The exact bytes of every token request each profile sends (docs/architecture.md §7 anchor: oauth2-rs tests).
 
 use super::*;
 use crate::ClientSecret;

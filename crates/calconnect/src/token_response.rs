@@ -1,5 +1,5 @@
 //! Token-endpoint responses: tolerant parsing of success bodies and exact classification of
-//! failures (calcom-facts.md §3.4, §7).
+//! failures (docs/calcom.md §3.5, §8).
 //!
 //! Hand-written rather than `oauth2`'s `StandardTokenResponse`, which rejects `expires_in` given
 //! as a string, cannot tell an epoch from a duration, and does not expose Cal.com's
@@ -22,11 +22,11 @@ use time::{Duration, OffsetDateTime};
 pub struct TokenSet {
     /// The access token.
     pub access_token: AccessToken,
-    /// The refresh token. On refresh, the old one when the server sent none (calcom-facts.md §7
+    /// The refresh token. On refresh, the old one when the server sent none (docs/calcom.md §8
     /// "merge on refresh"); `None` only when the server never issued one.
     pub refresh_token: Option<RefreshToken>,
     /// Whether this response carried a new refresh token (Cal.com rotates on every refresh: the
-    /// old one is dead from now on, calcom-facts.md §3.3).
+    /// old one is dead from now on, docs/calcom.md §3.4).
     pub refresh_token_rotated: bool,
     /// Absolute expiry of the access token, computed from the injected clock.
     pub expires_at: OffsetDateTime,
@@ -45,11 +45,11 @@ pub struct TokenSet {
 pub enum ExpirySource {
     /// `expires_in` seconds from receipt.
     ExpiresIn,
-    /// `expires_in` held an epoch timestamp (a value above 10⁹, calcom-facts.md §7).
+    /// `expires_in` held an epoch timestamp (a value above 10⁹, docs/calcom.md §8).
     Epoch,
     /// No usable `expires_in`: the token's unverified `exp` claim.
     TokenClaim,
-    /// Nothing said: treated as already expired (calcom-facts.md §7), so it is refreshed at once.
+    /// Nothing said: treated as already expired (docs/calcom.md §8), so it is refreshed at once.
     Unknown,
 }
 
@@ -66,7 +66,7 @@ struct RawTokens {
     scope: Option<Value>,
 }
 
-/// Splits a scope string on commas and spaces (Cal.com's `split(/[, ]+/)`, calcom-facts.md §2).
+/// Splits a scope string on commas and spaces (Cal.com's `split(/[, ]+/)`, docs/calcom.md §2).
 pub(crate) fn split_scopes(scope: &str) -> Vec<String> {
     scope
         .split([',', ' '])
@@ -167,7 +167,7 @@ pub(crate) enum Failure {
         code: String,
         description: Option<String>,
     },
-    /// 401 without an OAuth error body (very old Cal.com legacy routes, calcom-facts.md §3.4).
+    /// 401 without an OAuth error body (very old Cal.com legacy routes, docs/calcom.md §3.5).
     Unauthorized,
     RateLimited(Option<std::time::Duration>),
     NotFound,

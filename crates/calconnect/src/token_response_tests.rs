@@ -1,4 +1,4 @@
-//! Every token-response variant of calcom-facts.md §3.4 and the awkward ones of §7.
+//! Every token-response variant of docs/calcom.md §3.5 and the awkward ones of §8.
 
 use super::*;
 use base64::Engine as _;
@@ -66,7 +66,7 @@ fn historical_bodies_without_expires_in() {
     assert_eq!(t.expiry_source, ExpirySource::TokenClaim);
     assert_eq!(t.expires_at.unix_timestamp(), 1_800_000_900);
     assert_eq!(t.identity, Some(CalIdentity::User(5)));
-    // `{access_token}` only, opaque: already expired (calcom-facts.md §7).
+    // `{access_token}` only, opaque: already expired (docs/calcom.md §8).
     let t = parse(r#"{"access_token":"a"}"#).unwrap();
     assert_eq!(t.expiry_source, ExpirySource::Unknown);
     assert_eq!(t.expires_at, now());

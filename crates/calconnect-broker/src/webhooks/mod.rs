@@ -1,4 +1,4 @@
-//! Webhooks: the store's connection events (DESIGN.md step 7) become `connection.*` events in a
+//! Webhooks: the store's connection events (docs/architecture.md §3.7) become `connection.*` events in a
 //! durable outbox, delivered at least once, in order per connection and endpoint, signed with
 //! `calconnect-signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`, retried with
 //! exponential backoff. The delivery log is at `GET /api/v1/webhook-deliveries`.

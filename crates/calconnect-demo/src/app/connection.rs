@@ -82,7 +82,7 @@ pub(crate) async fn show(
         return r;
     }
     // Through the broker's proxy: the broker attaches a fresh token, and on a 401 refreshes
-    // once and retries (DESIGN.md flow step 5).
+    // once and retries (docs/architecture.md §3.5).
     let (me, schedule, bookings) = tokio::join!(
         ctx.broker.cal_get(&id, "me", "2024-06-11"),
         ctx.broker.cal_get(&id, "schedules/default", "2024-06-11"),

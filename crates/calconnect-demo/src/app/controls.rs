@@ -66,7 +66,7 @@ pub(crate) async fn act(
                 _ => Owner::User(conn.cal_identity.id),
             };
             sandbox.revoke_grant(CONFIDENTIAL_CLIENT_ID, owner);
-            // Cal.com keeps accepting the last access token until it expires (calcom-facts.md
+            // Cal.com keeps accepting the last access token until it expires (docs/calcom.md
             // §4): let it run out so the effect shows now.
             sandbox.advance_clock(past_expiry);
             "revoked"

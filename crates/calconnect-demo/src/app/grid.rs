@@ -1,5 +1,5 @@
 //! The weekly availability grid: an inline SVG (7 day columns × hour rows) drawn from a Cal.com
-//! schedule in the 2024-06-11 shape (`calcom-facts.md` §5.2: `availability: [{days: ["Monday"],
+//! schedule in the 2024-06-11 shape (`docs/calcom.md` §5: `availability: [{days: ["Monday"],
 //! startTime: "09:00", endTime: "17:00"}]`, times in the schedule's `timeZone`). No JavaScript.
 
 use super::html::esc;

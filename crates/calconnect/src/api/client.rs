@@ -1,4 +1,4 @@
-//! [`CalClient`]: typed calls to Cal.com API v2 with OAuth access tokens (calcom-facts.md §5.2).
+//! [`CalClient`]: typed calls to Cal.com API v2 with OAuth access tokens (docs/calcom.md §5).
 
 use super::errors::ApiError;
 use super::models::DataEnvelope;
@@ -24,7 +24,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 
 /// The 2024-04-15 version, sent explicitly for the legacy schedule shape (it is also what a
-/// missing header falls back to, §5.2).
+/// missing header falls back to, §5).
 const LEGACY_API_VERSION: &str = "2024-04-15";
 
 /// A Cal.com API v2 client for one connection (one [`AccessTokenSource`]). Cheap to clone;
@@ -78,7 +78,7 @@ pub struct CalClientBuilder {
 
 impl CalClientBuilder {
     /// The client-side rate governor: at most `config.limit` requests per access token per
-    /// `config.window` (default 500 per minute, Cal.com's limit, §5.3).
+    /// `config.window` (default 120 per minute, what Cal.com gives third-party tokens, docs/calcom.md §6).
     #[must_use]
     pub fn governor(mut self, config: GovernorConfig) -> Self {
         self.governor = Some(config);
@@ -218,7 +218,7 @@ impl CalClient {
     /// # Errors
     /// [`ApiError`].
     pub async fn me(&self) -> Result<Me, ApiError> {
-        // Any version works for /v2/me (§5.2); 2024-06-11 is the schedules' one.
+        // Any version works for /v2/me (§5); 2024-06-11 is the schedules' one.
         self.get_data("/me", SCHEDULES_API_VERSION).await
     }
 

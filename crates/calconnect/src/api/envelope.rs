@@ -1,5 +1,5 @@
 //! Cal.com's API v2 error envelope in structured form, and what a rejection means
-//! (calcom-facts.md §5.2):
+//! (docs/calcom.md §5):
 //!
 //! ```json
 //! {"status":"error","timestamp":"2025-…Z","path":"/v2/me",
@@ -18,7 +18,7 @@ use serde_json::Value;
 
 /// Longest text kept from an error body (characters).
 const MAX_TEXT: usize = 1000;
-/// The marker of the expired-token 403 (calcom-facts.md §5.2).
+/// The marker of the expired-token 403 (docs/calcom.md §5).
 const NO_OAUTH_CLIENT: &str = "no oAuth client found for access token";
 const REDACTED: &str = "[redacted]";
 
@@ -138,7 +138,7 @@ fn redact_value(value: Value, token: &str) -> Value {
     }
 }
 
-/// What a 401/403 means for the caller (calcom-facts.md §5.2, §7).
+/// What a 401/403 means for the caller (docs/calcom.md §5, §8).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Rejection {
     /// 401, or 403 "no oAuth client found for access token": refresh and retry once.

@@ -95,7 +95,7 @@ pub enum ApiError {
         envelope: Box<ErrorEnvelope>,
     },
     /// 403 `insufficient_scope`: the connection lacks a scope. Permanent: ask the user to
-    /// connect again with the scopes listed in `required` (calcom-facts.md §5.2).
+    /// connect again with the scopes listed in `required` (docs/calcom.md §5).
     #[error("{request}: the connection lacks the scopes {} (it has {}): connect again requesting them", .required.join(", "), if .granted.is_empty() { "none listed".to_owned() } else { .granted.join(", ") })]
     InsufficientScope {
         /// The request.
@@ -132,7 +132,7 @@ pub enum ApiError {
         envelope: Box<ErrorEnvelope>,
     },
     /// 429 that was not (or no longer) retried: a non-idempotent request, the reset lies beyond
-    /// the configured cap, or the retries ran out (calcom-facts.md §5.3).
+    /// the configured cap, or the retries ran out (docs/calcom.md §6).
     #[error("{request}: rate limited by Cal.com after {attempts} attempt(s){}: try again later ({})", .reset.map(|r| format!(", the limit resets in {}s", r.as_secs())).unwrap_or_default(), message_of(.envelope))]
     RateLimited {
         /// The request.

@@ -1,15 +1,15 @@
-//! Cal.com API v2 with OAuth access tokens: [`CalClient`] (calcom-facts.md §5).
+//! Cal.com API v2 with OAuth access tokens: [`CalClient`] (docs/calcom.md §5).
 //!
 //! API v1 accepts only API keys (§5.1), so OAuth tokens use API v2, where each endpoint needs its
-//! `cal-api-version` header (§5.2). The client:
+//! `cal-api-version` header (§5). The client:
 //!
 //! - takes tokens from an [`AccessTokenSource`] (the token keeper, or [`StaticToken`]);
 //! - on 401, and on 403 "no oAuth client found for access token", asks the source for a newer
-//!   token **once** and retries **once** (§5.2, §7); a 403 `insufficient_scope` is a permanent
+//!   token **once** and retries **once** (§5, §8); a 403 `insufficient_scope` is a permanent
 //!   [`ApiError::InsufficientScope`] and never triggers a refresh;
-//! - keeps a sliding-log [governor](GovernorConfig) per access token (500 per minute by
+//! - keeps a sliding-log [governor](GovernorConfig) per access token (120 per minute by
 //!   default) so bursts queue instead of provoking 429s, and honours
-//!   `X-RateLimit-{Limit,Remaining,Reset}-Default` (§5.3);
+//!   `X-RateLimit-{Limit,Remaining,Reset}-Default` (§6);
 //! - waits out a 429 until the reset (capped) and retries idempotent requests; retries network
 //!   failures and 5xx with backoff and jitter, for idempotent methods only ([`RetryPolicy`]);
 //! - returns Cal.com's error envelope in structured form ([`ErrorEnvelope`]), with the token

@@ -1,4 +1,4 @@
-//! Rate limits (calcom-facts.md §5.3): the `X-RateLimit-*-Default` headers, and a client-side
+//! Rate limits (docs/calcom.md §6): the `X-RateLimit-*-Default` headers, and a client-side
 //! governor per access token that queues requests instead of provoking 429s.
 //!
 //! Cal.com counts requests per access token in a fixed window that starts at the first hit
@@ -21,7 +21,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 /// Reset values above this are epoch seconds, not seconds remaining (a docs page claims an
-/// epoch; the code says seconds remaining, §5.3 [UNVERIFIED]).
+/// epoch; the code says seconds remaining, §6 [UNVERIFIED]).
 const EPOCH_THRESHOLD: u64 = 1_000_000_000;
 /// Buckets are swept of idle entries once the map holds this many.
 const SWEEP_AT: usize = 1024;

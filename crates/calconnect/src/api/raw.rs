@@ -50,7 +50,7 @@ impl<'a> RawRequest<'a> {
         }
     }
 
-    /// Sends `cal-api-version: version` (without it Cal.com falls back to 2024-04-15, §5.2).
+    /// Sends `cal-api-version: version` (without it Cal.com falls back to 2024-04-15, §5).
     pub fn api_version(mut self, version: &str) -> Self {
         self.api_version = Some(version.to_owned());
         self

@@ -1,5 +1,5 @@
 //! One API call from start to end: token → governor → send → classify → refresh-and-retry once,
-//! wait out a 429, back off on transient failures (calcom-facts.md §5.2, §5.3, §7).
+//! wait out a 429, back off on transient failures (docs/calcom.md §5, §6, §8).
 
 use super::client::Inner;
 use super::envelope::{ErrorEnvelope, Rejection, classify_rejection};

@@ -1,6 +1,6 @@
 //! Retry policy: transient failures (network, 5xx, HTML error pages) are retried with
 //! exponential backoff and jitter, for idempotent methods only; a 429 is waited out up to a cap
-//! (calcom-facts.md §5.3, §7 "treat 429 and 5xx as inconclusive and back off").
+//! (docs/calcom.md §6, §8 "treat 429 and 5xx as inconclusive and back off").
 
 use http::Method;
 use rand::Rng;

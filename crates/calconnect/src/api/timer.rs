@@ -1,4 +1,4 @@
-//! Injected waiting (DESIGN.md "time is injected"): the rate governor, the 429 wait and the
+//! Injected waiting (docs/architecture.md §6.5): the rate governor, the 429 wait and the
 //! retry backoff read "now" and sleep through a [`Timer`], so tests can move a simulated clock
 //! instead of sleeping.
 

@@ -1,9 +1,9 @@
 //! Where [`CalClient`](super::CalClient) gets its access tokens: an [`AccessTokenSource`].
 //!
-//! The token keeper (DESIGN.md flow step 5) implements it for stored connections; [`StaticToken`]
+//! The token keeper (docs/architecture.md §3.5) implements it for stored connections; [`StaticToken`]
 //! serves one token for scripts. The client asks for a token before each call and, when the API
-//! rejects it (401, or 403 "no oAuth client found for access token", calcom-facts.md §5.2 and
-//! §7), asks for a replacement exactly once.
+//! rejects it (401, or 403 "no oAuth client found for access token", docs/calcom.md §5 and
+//! §8), asks for a replacement exactly once.
 
 use crate::errors::RefreshError;
 use crate::secret::AccessToken;
@@ -44,7 +44,7 @@ type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 #[non_exhaustive]
 pub enum TokenSourceError {
     /// The grant is dead (revoked, expired refresh token, client rejected): the user must
-    /// connect the account again (calcom-facts.md §7 "UNUSABLE_TOKEN_OBJECT").
+    /// connect the account again (docs/calcom.md §8 "UNUSABLE_TOKEN_OBJECT").
     #[error("the connection needs to be authorized again ({reason}): ask the user to reconnect")]
     NeedsReauthorization {
         /// What happened.
@@ -116,7 +116,7 @@ impl TokenSourceError {
 }
 
 impl From<RefreshError> for TokenSourceError {
-    /// Classifies a failed refresh (calcom-facts.md §7): dead grant → reauthorization,
+    /// Classifies a failed refresh (docs/calcom.md §8): dead grant → reauthorization,
     /// network/5xx/429 → transient, anything else → other.
     fn from(err: RefreshError) -> Self {
         if err.needs_reauthorization() {

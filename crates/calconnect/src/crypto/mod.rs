@@ -1,5 +1,5 @@
 //! Sealing: tokens and PKCE verifiers are encrypted in the library, before anything reaches a
-//! store, so stores only ever see [`SealedBlob`]s (DESIGN.md "Flow of data" step 4).
+//! store, so stores only ever see [`SealedBlob`]s (docs/architecture.md §3.4).
 //!
 //! - XChaCha20-Poly1305 with a random 192-bit nonce per seal.
 //! - Each blob carries a format version and the id of the key that sealed it.

@@ -48,7 +48,7 @@ pub struct NoHooks;
 impl RefreshHooks for NoHooks {}
 
 /// How the keeper behaves. [`KeeperConfig::default`] suits Cal.com (30-minute access tokens,
-/// 30-day sliding refresh window, calcom-facts.md §3.5).
+/// 30-day sliding refresh window, docs/calcom.md §3.6).
 #[derive(Debug, Clone)]
 pub struct KeeperConfig {
     /// Refresh when the access token is valid for less than this (default 5 minutes).
@@ -67,7 +67,7 @@ pub struct KeeperConfig {
     /// Longest backoff (default 5 minutes).
     pub backoff_max: StdDuration,
     /// The provider's sliding refresh-token window (default 30 days; Cal.com may move to a
-    /// year, calcom-facts.md §3.5). Used for the refresh-token expiry estimate and the sweep.
+    /// year, docs/calcom.md §3.6). Used for the refresh-token expiry estimate and the sweep.
     pub refresh_window: Duration,
     /// The keep-alive sweep.
     pub sweep: SweepConfig,
@@ -101,7 +101,7 @@ impl Default for KeeperConfig {
     }
 }
 
-/// The keep-alive sweep (DESIGN.md flow step 6, last point).
+/// The keep-alive sweep (docs/architecture.md §3.6, last point).
 #[derive(Debug, Clone)]
 pub struct SweepConfig {
     /// Refresh a connection once its refresh token is this fraction of the window old
@@ -161,8 +161,8 @@ pub enum KeeperConfigError {
 }
 
 impl KeeperConfig {
-    /// Checks the values against each other and against Cal.com's lifetimes (calcom-facts.md
-    /// §3.5). Call it where configuration is loaded.
+    /// Checks the values against each other and against Cal.com's lifetimes (docs/calcom.md
+    /// §3.6). Call it where configuration is loaded.
     ///
     /// # Errors
     /// [`KeeperConfigError`] naming the setting to fix.

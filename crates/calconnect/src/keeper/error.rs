@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 pub struct FreshToken {
     /// The bearer token.
     pub access_token: AccessToken,
-    /// When Cal.com stops accepting it (30 minutes after issue, calcom-facts.md §3.5).
+    /// When Cal.com stops accepting it (30 minutes after issue, docs/calcom.md §3.6).
     pub expires_at: OffsetDateTime,
 }
 
@@ -27,7 +27,7 @@ pub struct FreshToken {
 #[non_exhaustive]
 pub enum KeeperError {
     /// The grant is dead: the refresh token was revoked or expired, or Cal.com rejects the
-    /// client (calcom-facts.md §3.3, §7). The connection's status is `needs_reauth`.
+    /// client (docs/calcom.md §3.4, §8). The connection's status is `needs_reauth`.
     #[error(
         "connection {id} must be authorized again ({reason}): ask the user to reconnect the Cal.com account"
     )]

@@ -1,8 +1,8 @@
 //! [`TokenKeeper`]: fresh access tokens for stored connections, with refreshes that never lose
-//! a connection (DESIGN.md "Flow of data" steps 5–7).
+//! a connection (docs/architecture.md §3.5–§3.7).
 //!
 //! Cal.com access tokens live 30 minutes; every refresh rotates the refresh token and deletes
-//! all older ones (calcom-facts.md §3.3, §3.5). So a second concurrent refresh, a crash between
+//! all older ones (docs/calcom.md §3.4, §3.6). So a second concurrent refresh, a crash between
 //! Cal.com's answer and the write, or a transient error mistaken for revocation each disconnect
 //! a user. The keeper prevents the first, detects the second, and never does the third.
 //!
@@ -34,7 +34,7 @@
 //!
 //! [`TokenKeeper::access_token`] answers from an in-memory cache while the token is valid for
 //! longer than [`KeeperConfig::margin`]: no store, no network. Access tokens stay valid at
-//! Cal.com until they expire even after a refresh elsewhere (§3.3), so a cached token is never
+//! Cal.com until they expire even after a refresh elsewhere (§3.4), so a cached token is never
 //! wrong, only older.
 //!
 //! # Single flight
@@ -218,7 +218,7 @@ impl TokenKeeper {
     }
 
     /// The API rejected `rejected` (401): refresh unless the stored token is already another
-    /// one, and return the newer token (the API client's path, DESIGN.md step 5).
+    /// one, and return the newer token (the API client's path, docs/architecture.md §3.5).
     ///
     /// # Errors
     /// As [`TokenKeeper::refresh_now`].

@@ -125,7 +125,7 @@ impl Inner {
             .map_err(|e| KeeperError::crypto(c.id, e))?;
         Ok(FreshToken {
             access_token: AccessToken::new(token.expose_secret()),
-            // No expiry known: treat as already expired, as Cal.com's own manager does (§7).
+            // No expiry known: treat as already expired, as Cal.com's own manager does (§8).
             expires_at: c.access_expires_at.unwrap_or(OffsetDateTime::UNIX_EPOCH),
         })
     }
@@ -380,7 +380,7 @@ impl Inner {
     }
 
     /// Cal.com says the grant is dead. Re-read first: newer tokens written by another
-    /// instance mean we merely lost a race (DESIGN.md step 6). Otherwise a stale intent plus
+    /// instance mean we merely lost a race (docs/architecture.md §3.6). Otherwise a stale intent plus
     /// `invalid_grant` is our fault (`refresh_lost`); anything else is the user's or the
     /// client's (`needs_reauth`).
     async fn classify_dead(

@@ -1,5 +1,5 @@
 //! The keep-alive sweep: refreshes idle connections before their sliding refresh-token window
-//! closes (calcom-facts.md §3.5: 30 days today, perhaps a year later), so a user who does not
+//! closes (docs/calcom.md §3.6: 30 days today, perhaps a year later), so a user who does not
 //! use the app for a month is not disconnected.
 //!
 //! Work is spread over time and instances: each sweep claims at most

@@ -1,5 +1,5 @@
 //! Sealing and saving a freshly authorized connection, keeping one connection per Cal.com
-//! identity (calcom-facts.md §3.3: one live refresh token per client and user or team).
+//! identity (docs/calcom.md §3.4: one live refresh token per client and user or team).
 
 use super::types::{CalIdentity, ConnectionId, EndUserId, NewConnection, UpsertOutcome};
 use super::{ConnectionStore, StoreError};

@@ -83,8 +83,8 @@ impl EndUserId {
     }
 }
 
-/// Whose Cal.com tokens these are: a user or a team (`userId` / `teamId` claims, calcom-facts.md
-/// §3.5; team tokens act as the team owner, §3.6).
+/// Whose Cal.com tokens these are: a user or a team (`userId` / `teamId` claims, docs/calcom.md
+/// §3.6; team tokens act as the team owner, §3.7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CalOwner {
     /// A Cal.com user id.
@@ -120,7 +120,7 @@ impl CalOwner {
 }
 
 /// The Cal.com identity of a connection, kept in clear so it can be looked up. Cal.com keeps one
-/// live refresh token per (client, user or team) (calcom-facts.md §3.3, refresh step 6), so a
+/// live refresh token per (client, user or team) (docs/calcom.md §3.4, refresh step 6), so a
 /// store holds at most one connection per identity.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CalIdentity {
@@ -130,7 +130,7 @@ pub struct CalIdentity {
     pub owner: CalOwner,
 }
 
-/// Health of a connection (DESIGN.md "Flow of data" step 7).
+/// Health of a connection (docs/architecture.md §3.7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ConnectionStatus {
     /// Tokens work or can be refreshed.
@@ -216,17 +216,17 @@ pub struct Connection {
     pub access_token: SealedBlob,
     /// Sealed refresh token, if the provider gave one.
     pub refresh_token: Option<SealedBlob>,
-    /// Absolute access-token expiry (never relative, DESIGN.md step 3).
+    /// Absolute access-token expiry (never relative, docs/architecture.md §3.3).
     pub access_expires_at: Option<OffsetDateTime>,
     /// When the current refresh token was obtained (code exchange or last refresh).
     pub last_refreshed_at: OffsetDateTime,
-    /// Estimated refresh-token expiry (sliding window, calcom-facts.md §3.5; 30 days to 1 year).
+    /// Estimated refresh-token expiry (sliding window, docs/calcom.md §3.6; 30 days to 1 year).
     pub refresh_expires_at_estimate: Option<OffsetDateTime>,
     /// Fencing version: bumped by every token or status write.
     pub version: i64,
     /// The refresh lease, if one was taken and not released (it may have expired).
     pub lease: Option<RefreshLease>,
-    /// Set before a refresh call, cleared by the token write (DESIGN.md step 6).
+    /// Set before a refresh call, cleared by the token write (docs/architecture.md §3.6).
     pub refresh_intent_started_at: Option<OffsetDateTime>,
     /// Created.
     pub created_at: OffsetDateTime,
@@ -261,7 +261,7 @@ pub enum UpsertOutcome {
     /// A new connection.
     Created(Connection),
     /// The identity was already connected: its tokens were replaced (instead of creating a rival
-    /// connection whose refreshes would kill this one, calcom-facts.md §3.3).
+    /// connection whose refreshes would kill this one, docs/calcom.md §3.4).
     Updated {
         /// The connection after the update.
         connection: Connection,
@@ -372,7 +372,7 @@ macro_rules! digest_impl {
 digest_impl!(StateKey, b"calconnect-state\0");
 digest_impl!(BrowserBinding, b"calconnect-browser-binding\0");
 
-/// A new pending authorization (DESIGN.md step 1), verifier already sealed for `id`.
+/// A new pending authorization (docs/architecture.md §3.1), verifier already sealed for `id`.
 #[derive(Debug, Clone)]
 pub struct NewPendingAuthorization {
     /// Id (part of the verifier's associated data).

@@ -1,4 +1,4 @@
-//! Rate limits (calcom-facts.md §5.3): the governor keeps a burst under the sandbox's limit with
+//! Rate limits (docs/calcom.md §6): the governor keeps a burst under the sandbox's limit with
 //! zero 429s; a 429 is waited out until the reset and retried; the headers tighten the governor.
 
 use crate::helpers::{ALICE, ALL_READ, CountingSource, env_with, governor, quick_retries};
@@ -133,7 +133,7 @@ async fn a_reset_beyond_the_cap_fails_at_once() {
 
 #[tokio::test]
 async fn the_governor_adopts_a_smaller_announced_limit() {
-    // Configured for Cal.com's 500/min, but the API announces 5/min: the governor queues the
+    // Configured for 500/min, but the API announces 5/min: the governor queues the
     // 6th request until the window ends instead of provoking a 429.
     let env = env_with(|b| b.rate_limit(5, time::Duration::seconds(60))).await;
     let api = env

@@ -1,4 +1,4 @@
-//! Refresh-and-retry (calcom-facts.md §5.2, §7): on 401 and on 403 "no oAuth client found for
+//! Refresh-and-retry (docs/calcom.md §5, §8): on 401 and on 403 "no oAuth client found for
 //! access token", exactly one refresh and exactly one retry; `insufficient_scope` never refreshes.
 
 use crate::helpers::{ALICE, ALL_READ, CountingSource, FlowSource, env};
@@ -137,7 +137,7 @@ async fn insufficient_scope_is_typed_and_never_refreshes() {
 async fn concurrent_rejections_share_one_refresh() {
     // The source contract: `refresh_after_rejection` refreshes only if the rejected token is
     // still the current one, so 20 calls rejected at once cause one refresh (Cal.com rotates
-    // the refresh token: a second refresh with the old one would fail, §3.3).
+    // the refresh token: a second refresh with the old one would fail, §3.4).
     let env = env().await;
     let flow = env.flow();
     let tokens = env.connect(&flow, ALL_READ).await;

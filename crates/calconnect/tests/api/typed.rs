@@ -69,7 +69,7 @@ async fn schedules_in_the_old_shape_typed_and_raw() {
     assert_eq!(legacy[0].availability.len(), 7);
     assert_eq!(legacy[0].schedule[0].start_time, time!(09:00));
 
-    // Without `cal-api-version` Cal.com falls back to 2024-04-15 (§5.2).
+    // Without `cal-api-version` Cal.com falls back to 2024-04-15 (§5).
     let raw = api.request(Method::GET, "/schedules").send().await.unwrap();
     assert!(raw.request_id().is_some());
     let any: Vec<AnySchedule> = raw.data().unwrap();

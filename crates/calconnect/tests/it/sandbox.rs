@@ -1,5 +1,5 @@
 //! The library against the local Cal.com sandbox: the full flow for confidential and public
-//! clients, team selection, deny, the authorize and token errors of calcom-facts.md §2 and §3.4
+//! clients, team selection, deny, the authorize and token errors of docs/calcom.md §2 and §3.5
 //! as typed errors, refresh with rotation, and the fallback when v2 answers 404.
 
 use calconnect::{
@@ -153,7 +153,7 @@ async fn confidential_client_full_flow_with_refresh_rotation() {
     assert!(!second.ct_eq(&first));
     assert_eq!(refreshed.identity, Some(CalIdentity::User(ALICE)));
 
-    // The rotated-out refresh token is dead (calcom-facts.md §3.3); the new one works.
+    // The rotated-out refresh token is dead (docs/calcom.md §3.4); the new one works.
     let err = flow.refresh(&first).await.unwrap_err();
     assert!(
         matches!(

@@ -443,7 +443,7 @@ async fn provider_errors_are_classified_and_never_echo_secrets() {
     assert!(!all_text(&err).contains("REFRESH-SECRET"));
 }
 
-/// `/v2/me` live-docs fixture (calcom-facts.md §5.2).
+/// `/v2/me` live-docs fixture (docs/calcom.md §5).
 const ME: &str = r#"{"status":"success","data":{"id":123,"username":"alice","email":"a@example.com","name":"Alice","avatarUrl":null,"bio":null,"timeFormat":12,"defaultScheduleId":456,"weekStart":"Monday","timeZone":"Europe/London","locale":"en","organizationId":null,"organization":{"isPlatform":false,"id":789}}}"#;
 
 #[tokio::test]

@@ -1,5 +1,5 @@
 //! `GET /v2/bookings` with `cal-api-version: 2024-08-13` (scope `BOOKING_READ`;
-//! `GetBookingsOutput_2024_08_13`). calcom-facts.md §5.2 names the endpoint (and its expired-token
+//! `GetBookingsOutput_2024_08_13`). docs/calcom.md §5 names the endpoint (and its expired-token
 //! 403) but not its shape; the fields here follow Cal.com's `booking.output.ts`.
 
 use serde::Deserialize;

@@ -1,5 +1,5 @@
 //! `GET /v2/event-types` with `cal-api-version: 2024-06-14` (scope `EVENT_TYPE_READ`;
-//! `EventTypeOutput_2024_06_14`). calcom-facts.md does not list this shape; the fields kept here
+//! `EventTypeOutput_2024_06_14`). docs/calcom.md does not list this shape; the fields kept here
 //! are the stable core of Cal.com's output type (the sandbox serves the same).
 
 use serde::Deserialize;

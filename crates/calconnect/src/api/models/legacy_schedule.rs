@@ -1,5 +1,5 @@
 //! The old, undocumented 2024-04-15 schedule shape: what `/v2/schedules` answers without a
-//! `cal-api-version` header (calcom-facts.md §5.2; `schedules_2024_04_15/outputs/
+//! `cal-api-version` header (docs/calcom.md §5; `schedules_2024_04_15/outputs/
 //! schedule.output.ts`):
 //! `{id,name,isManaged,workingHours[{days:[int],startTime:int,endTime:int}],schedule[…],
 //! availability[[{start,end}]],timeZone,dateOverrides,isDefault,isLastSchedule,readOnly}`.

@@ -1,6 +1,6 @@
-//! `GET /v2/me` (any `cal-api-version`; scope `PROFILE_READ`; calcom-facts.md §5.2).
+//! `GET /v2/me` (any `cal-api-version`; scope `PROFILE_READ`; docs/calcom.md §5).
 //!
-//! For a team token Cal.com answers with the team *owner's* profile (§3.6).
+//! For a team token Cal.com answers with the team *owner's* profile (§3.7).
 
 use serde::Deserialize;
 use time::Weekday;
@@ -69,7 +69,7 @@ mod tests {
 
     #[test]
     fn parses_the_documented_example() {
-        // calcom-facts.md §5.2, plus an unknown field.
+        // docs/calcom.md §5, plus an unknown field.
         let body = r#"{"status":"success","data":{"id":123,"username":"…","email":"…","name":"…","avatarUrl":null,"bio":null,"timeFormat":12,
  "defaultScheduleId":456,"weekStart":"Monday","timeZone":"Europe/London","locale":"en","organizationId":null,
  "organization":{"isPlatform":false,"id":789},"brandNew":true}}"#;

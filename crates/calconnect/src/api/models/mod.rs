@@ -1,5 +1,5 @@
 //! Response models of the API v2 endpoints `CalClient` calls, in their documented shapes
-//! (calcom-facts.md §5.2). Unknown fields are accepted (Cal.com adds fields often); days are
+//! (docs/calcom.md §5). Unknown fields are accepted (Cal.com adds fields often); days are
 //! [`time::Weekday`], times of day [`time::Time`], dates [`time::Date`], instants
 //! [`time::OffsetDateTime`].
 

@@ -1,5 +1,5 @@
 //! `GET /v2/schedules`, `/v2/schedules/default`, `/v2/schedules/{id}` with
-//! `cal-api-version: 2024-06-11` (scope `SCHEDULE_READ`; calcom-facts.md §5.2).
+//! `cal-api-version: 2024-06-11` (scope `SCHEDULE_READ`; docs/calcom.md §5).
 
 use serde::Deserialize;
 use time::{Date, Time, Weekday};
@@ -72,7 +72,7 @@ mod tests {
 
     #[test]
     fn parses_the_documented_example() {
-        // calcom-facts.md §5.2 verbatim.
+        // docs/calcom.md §5 verbatim.
         let body = r#"{"status":"success","data":[{"id":254,"ownerId":478,"name":"Catch up hours","timeZone":"Europe/Rome",
  "availability":[{"days":["Monday","Tuesday"],"startTime":"17:00","endTime":"19:00"}],
  "isDefault":true,"overrides":[{"date":"2024-05-20","startTime":"18:00","endTime":"21:00"}]}]}"#;
