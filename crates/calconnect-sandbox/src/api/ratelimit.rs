@@ -1,6 +1,6 @@
 //! The global throttler guard of API v2 (`apps/api/v2/src/lib/throttler/throttler-guard.ts`,
 //! `CustomThrottlerGuard`, registered as `APP_GUARD` in `app.module.ts`, over
-//! `@nest-lab/throttler-storage-redis`; `docs/calcom.md` §5.3).
+//! `@nest-lab/throttler-storage-redis`; `docs/calcom.md` §6 "Rate limiting").
 //!
 //! **Trackers** (`getTracker`): a request with an `Authorization` value (after removing
 //! `"Bearer "`) is counted against `access_token_<token>`; without one, against

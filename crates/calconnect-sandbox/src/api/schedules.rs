@@ -20,7 +20,8 @@
 //!   `PrismaScheduleRepository.findManyDetailedScheduleByUserId`
 //!   (`packages/lib/server/repository/schedule.ts`), which throws a plain
 //!   `Error("Schedules not found")` for zero schedules, and no Cal.com filter catches a plain
-//!   `Error` (Nest's default body, see [`super::envelope`]; `docs/calcom.md` §5.2).
+//!   `Error` (Nest's default body, see [`super::envelope`]; `docs/calcom.md` §5.6 "Response
+//!   shapes we parse").
 //!
 //! The 2024-04-15 controller uses the same ownership check; its lookup
 //! (`ScheduleRepository.findDetailedScheduleById`) throws plain `Error`s for an unknown or

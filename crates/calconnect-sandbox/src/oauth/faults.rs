@@ -18,9 +18,9 @@
 //!   many requests. Please try again later."}}`, `X-RateLimit-Limit-Default` (the tracker's
 //!   limit), `X-RateLimit-Remaining-Default: 0`, `X-RateLimit-Reset-Default` (the block, in
 //!   seconds), `X-Request-Id`; no `Retry-After`, no `Cache-Control` (the guard throws before the
-//!   route's `@Header`s apply). See `docs/calcom.md` §5.3. The legacy web endpoints have no
-//!   throttler at Cal.com, so their 429 is the sandbox's own choice: `{"error":"too_many_requests"}`
-//!   with the same rate-limit headers.
+//!   route's `@Header`s apply). See `docs/calcom.md` §6.3 "The 429 answer". The legacy web
+//!   endpoints have no throttler at Cal.com, so their 429 is the sandbox's own choice:
+//!   `{"error":"too_many_requests"}` with the same rate-limit headers.
 //! - `drop`: the connection is closed without a complete response.
 //! - `not_found`: the v2 endpoint answers 404 in the API v2 error envelope, as a missing Nest
 //!   route does (calcom#27685). Applies to the v2 endpoint only, whatever the target.
@@ -53,7 +53,7 @@ pub enum FaultKind {
     },
     /// Wait this long, then answer normally.
     Delay { ms: u64 },
-    /// 429 Too Many Requests: on the v2 endpoint exactly the throttler guard's answer (module docs).
+    /// 429 Too Many Requests: on the v2 endpoint the throttler guard's answer (module docs).
     RateLimited,
     /// Close the connection without a complete response.
     Drop,

@@ -10,7 +10,7 @@
 //! not exist ` and a confidential code issued with a `code_challenge` can never be exchanged here
 //! (the service burns it, then asks for the verifier the pipe forbids). Such a client exchanges at
 //! the legacy web endpoint instead, which passes `code_verifier` to the service (`docs/calcom.md`
-//! §3.2, §3.6).
+//! §3.3 "The input pipe", §3.7 "PKCE and client types").
 
 use super::errors::{TokenError, no_store};
 use super::faults;
@@ -219,7 +219,7 @@ const fn opt(name: &'static str) -> Prop {
 /// `OAuth2ExchangeConfidentialInput` as every merged `exchange.input.ts` declares it: exactly
 /// these five fields, `client_secret` required (`@IsString()` without `@IsOptional()`). With
 /// `whitelist + forbidNonWhitelisted` a `code_verifier` is an unknown property, so a confidential
-/// client cannot send one to the v2 endpoint (`docs/calcom.md` §3.2).
+/// client cannot send one to the v2 endpoint (`docs/calcom.md` §3.2 "Request fields").
 const EXCHANGE_CONFIDENTIAL: [Prop; 5] = [
     req("client_id"),
     req("grant_type"),
