@@ -138,3 +138,39 @@ async fn backoff_grows_exponentially_with_jitter_on_the_injected_clock() {
     keeper.access_token(id).await.unwrap();
     assert_eq!(status(&env, id).await, ConnectionStatus::Active);
 }
+
+/// Cal.com's token endpoint is limited per IP and its 429 has no `Retry-After`, only
+/// `X-RateLimit-Reset-Default` (docs/calcom.md §6): the keeper waits that long, not its own
+/// first backoff of about a second, before it asks again.
+#[tokio::test]
+async fn a_token_endpoint_429_without_retry_after_waits_for_the_reset() {
+    let env = env().await;
+    let id = env.connect(1).await;
+    let keeper = env.keeper();
+    env.sandbox.inject_fault(FaultKind::RateLimited, 1).unwrap();
+    env.advance(Duration::minutes(31)); // expired
+    let err = keeper.access_token(id).await.unwrap_err();
+    let KeeperError::Transient {
+        retry_after: Some(wait),
+        ..
+    } = err
+    else {
+        panic!("expected Transient with a wait, got {err}");
+    };
+    assert!(wait >= StdDuration::from_secs(60), "{wait:?}");
+    let calls = || {
+        env.sandbox
+            .token_call_counts()
+            .iter()
+            .map(|c| c.count)
+            .sum::<u64>()
+    };
+    let before = calls();
+    env.advance(Duration::seconds(59));
+    assert!(keeper.access_token(id).await.is_err());
+    assert_eq!(calls(), before, "no token call before the reset");
+    env.advance(Duration::seconds(2));
+    keeper.access_token(id).await.unwrap();
+    assert_eq!(calls(), before + 1);
+    assert_eq!(status(&env, id).await, ConnectionStatus::Active);
+}
