@@ -66,7 +66,8 @@ impl IntoResponse for ControlError {
 }
 
 /// One counter: calls of a token endpoint by grant and outcome (`ok`,
-/// `invalid_grant:refresh_token_revoked`, `fault:server_error`, ...).
+/// `invalid_grant:refresh_token_revoked`, `fault:server_error`, `rate_limited` for a v2 call the
+/// per-IP throttler refused, ...).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TokenCallCount {
     pub endpoint: TokenEndpoint,

@@ -66,6 +66,12 @@ async fn index_page_lists_controls() {
         html.contains("calconnect-demo") && html.contains("POST clock/advance"),
         "{html}"
     );
+    // The settings show both limits at Cal.com's 120, and how to raise the per-IP one.
+    assert!(
+        html.contains("&quot;rate_limit&quot;:120,&quot;ip_rate_limit&quot;:120")
+            && html.contains("ThrottlerException"),
+        "{html}"
+    );
 }
 
 #[tokio::test]
