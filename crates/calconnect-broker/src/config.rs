@@ -206,7 +206,10 @@ impl BrokerConfig {
             get("CALCONNECT_PROVIDER_URL", raw.provider.web_url),
             get("CALCONNECT_PROVIDER_API_URL", raw.provider.api_url),
         )?;
-        let profile = match get("CALCONNECT_CONFIDENTIAL_PKCE", raw.provider.confidential_pkce) {
+        let profile = match get(
+            "CALCONNECT_CONFIDENTIAL_PKCE",
+            raw.provider.confidential_pkce,
+        ) {
             None => profile,
             Some(text) => {
                 let key = "provider.confidential_pkce";
@@ -536,7 +539,10 @@ mod tests {
             calconnect::PkceUse::S256ViaLegacyEndpoint
         );
         let c = with("", &[("CALCONNECT_CONFIDENTIAL_PKCE", "legacy-endpoint")]).unwrap();
-        assert_eq!(c.profile.confidential_pkce(), ConfidentialPkce::ViaLegacyEndpoint);
+        assert_eq!(
+            c.profile.confidential_pkce(),
+            ConfidentialPkce::ViaLegacyEndpoint
+        );
         let e = with("confidential_pkce = \"on\"", &[]).unwrap_err();
         assert_eq!(e.key, "provider.confidential_pkce");
         assert!(e.to_string().contains("refuses code_verifier"), "{e}");

@@ -40,9 +40,13 @@ pub struct SandboxArgs {
     /// Refresh-token lifetime in days (Cal.com: 30).
     #[arg(long, default_value_t = 30)]
     refresh_token_ttl_days: i64,
-    /// API v2 requests per access token per minute (Cal.com: 500).
-    #[arg(long, default_value_t = 500)]
+    /// API v2 requests per access token per minute (Cal.com gives third-party tokens 120).
+    #[arg(long, default_value_t = 120)]
     rate_limit: u32,
+    /// Requests per client IP per minute without a bearer token, the v2 token endpoint included
+    /// (Cal.com: 120).
+    #[arg(long, default_value_t = 120)]
+    ip_rate_limit: u32,
     /// Require PKCE (S256) from every client, confidential ones too (the unmerged Cal.com
     /// branch of docs/calcom.md §3.7). Also switchable at runtime via POST /_sandbox/settings.
     #[arg(long)]
@@ -95,7 +99,8 @@ pub async fn run(args: SandboxArgs) -> anyhow::Result<()> {
         .bind(args.listen)
         .access_token_ttl(time::Duration::seconds(args.access_token_ttl))
         .refresh_token_ttl(time::Duration::days(args.refresh_token_ttl_days))
-        .rate_limit(args.rate_limit, time::Duration::seconds(60));
+        .rate_limit(args.rate_limit, time::Duration::seconds(60))
+        .ip_rate_limit(args.ip_rate_limit);
     let sandbox = builder.start().await?;
     if args.pkce_required_for_all {
         sandbox.update_settings(|s| s.pkce_required_for_all = true);

@@ -305,7 +305,7 @@ impl Sandbox {
         revoke(&self.shared, client_id, owner)
     }
 
-    /// Sets a client's review status (`calcom-facts.md` §1).
+    /// Sets a client's review status (`docs/calcom.md` §1).
     pub fn set_client_status(
         &self,
         client_id: &str,

@@ -1,4 +1,4 @@
-//! HS256 JWTs with Cal.com's third-party token claims (`calcom-facts.md` §3.5), written by hand
+//! HS256 JWTs with Cal.com's third-party token claims (`docs/calcom.md` §3.6), written by hand
 //! so the sandbox shares no code with the client it tests.
 
 use base64::Engine as _;

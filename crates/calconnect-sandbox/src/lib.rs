@@ -2,7 +2,7 @@
 //!
 //! The sandbox plays both `app.cal.com` (the authorize and consent pages, the legacy token
 //! endpoints) and `api.cal.com` (the v2 token endpoint and an API v2 subset) on one loopback
-//! origin, following `shared/calcom-facts.md`. A control surface under `/_sandbox/` (and the same
+//! origin, following `docs/calcom.md`. A control surface under `/_sandbox/` (and the same
 //! methods on [`Sandbox`]) moves the clock, revokes grants, changes client status and injects
 //! faults.
 //!

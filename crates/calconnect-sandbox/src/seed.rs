@@ -44,7 +44,7 @@ pub enum ClientType {
     Public,
 }
 
-/// Review status of a client (`calcom-facts.md` §1).
+/// Review status of a client (`docs/calcom.md` §1).
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ClientStatus {

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use time::{Duration, OffsetDateTime};
 
-/// Lifetimes and limits. Defaults are Cal.com's (`calcom-facts.md` §2, §3.5, §5.3).
+/// Lifetimes and limits. Defaults are Cal.com's (`docs/calcom.md` §2, §3.6, §6).
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// Access-token lifetime (Cal.com: 1800 s).
@@ -29,9 +29,9 @@ pub struct Settings {
     pub ip_rate_limit: u32,
     /// Rate-limit window, also the block duration (Cal.com: 60 s).
     pub rate_window: Duration,
-    /// The unmerged "PKCE for every client" branch (§3.6).
+    /// The unmerged "PKCE for every client" branch (§3.7).
     pub pkce_required_for_all: bool,
-    /// `/v2/bookings` answers an expired token with 403 "no oAuth client found" (§5.2).
+    /// `/v2/bookings` answers an expired token with 403 "no oAuth client found" (§5).
     pub bookings_expired_token_403: bool,
 }
 
@@ -166,7 +166,7 @@ pub struct Db {
 /// How many issued codes and token pairs the sandbox remembers for tests.
 pub const ISSUED_LOG_CAP: usize = 10_000;
 
-/// Which token endpoint a call hit (`calcom-facts.md` §3.1).
+/// Which token endpoint a call hit (`docs/calcom.md` §3.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TokenEndpoint {

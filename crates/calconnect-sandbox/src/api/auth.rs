@@ -1,4 +1,4 @@
-//! Bearer authentication of API v2 requests (`calcom-facts.md` §5.2;
+//! Bearer authentication of API v2 requests (`docs/calcom.md` §5;
 //! `apps/api/v2/src/modules/auth/strategies/api-auth/api-auth.strategy.ts@5b6d63e`).
 //!
 //! Cal.com first tries a bearer as a platform token; when that fails it tries it as a
@@ -45,7 +45,7 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// Who is calling: the verified claims and the user the token acts as (a team token acts as the
-/// team's owner, §3.6).
+/// team's owner, §3.7).
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub claims: Claims,
@@ -58,7 +58,7 @@ pub enum ExpiredTokenPolicy {
     /// 401 `Invalid Access Token.` (endpoints behind `ApiAuthGuard`).
     Unauthorized,
     /// 403 `PermissionsGuard - no oAuth client found for access token=…` when
-    /// `Settings::bookings_expired_token_403` is on (`GET /v2/bookings`, §5.2, `calcom#24840`).
+    /// `Settings::bookings_expired_token_403` is on (`GET /v2/bookings`, §5, `calcom#24840`).
     BookingsSwitch,
 }
 

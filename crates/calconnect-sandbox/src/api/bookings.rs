@@ -1,5 +1,5 @@
 //! `GET /v2/bookings`: the caller's bookings, scope `BOOKING_READ`, with the 403
-//! "no oAuth client found" switch for expired tokens (`calcom-facts.md` §5.2).
+//! "no oAuth client found" switch for expired tokens (`docs/calcom.md` §5).
 //!
 //! Shape: `GetBookingsOutput_2024_08_13` (`apps/api/v2/src/ee/bookings/2024-08-13/outputs/
 //! get-bookings.output.ts`): `{"status":"success","data":[BookingOutput…],"pagination":{

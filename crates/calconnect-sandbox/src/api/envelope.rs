@@ -1,4 +1,4 @@
-//! The API v2 error envelope (`calcom-facts.md` §5.2), as `HttpExceptionFilter` writes it
+//! The API v2 error envelope (`docs/calcom.md` §5), as `HttpExceptionFilter` writes it
 //! (`apps/api/v2/src/filters/http-exception.filter.ts@a557978`):
 //!
 //! ```json
@@ -95,7 +95,7 @@ impl ApiError {
         }
     }
 
-    /// 429 `ThrottlerException` (§5.3). `details` is the bare string, because the exception is
+    /// 429 `ThrottlerException` (§6). `details` is the bare string, because the exception is
     /// built from a string and `getResponse()` returns it unchanged.
     pub fn throttled() -> Self {
         Self {

@@ -1,4 +1,4 @@
-//! The third-party scope guard (`calcom-facts.md` §5.2; `apps/api/v2/src/modules/auth/guards/
+//! The third-party scope guard (`docs/calcom.md` §5; `apps/api/v2/src/modules/auth/guards/
 //! oauth-permissions/oauth-permissions.guard.ts`).
 //!
 //! - A token whose `scope` is empty, or none of whose scopes is a known (new-style) scope — e.g.
@@ -11,7 +11,7 @@
 use super::envelope::ApiError;
 
 /// Scopes known to Cal.com's `SCOPE_TO_PERMISSION` (`packages/features/oauth/constants.ts`;
-/// the org membership and routing-form scopes are from newer releases, §5.2).
+/// the org membership and routing-form scopes are from newer releases, §5).
 pub const KNOWN_SCOPES: &[&str] = &[
     "EVENT_TYPE_READ",
     "EVENT_TYPE_WRITE",

@@ -22,7 +22,7 @@ impl Sandbox {
 
     /// Makes `GET /v2/bookings` answer an expired (validly signed) token with 403
     /// `PermissionsGuard - no oAuth client found for access token=…` instead of 401
-    /// (`calcom-facts.md` §5.2, `calcom#24840`).
+    /// (`docs/calcom.md` §5, `calcom#24840`).
     pub fn set_bookings_expired_token_403(&self, on: bool) {
         self.shared
             .update_settings(|s| s.bookings_expired_token_403 = on);

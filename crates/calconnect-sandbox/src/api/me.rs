@@ -1,4 +1,4 @@
-//! `GET /v2/me` (any `cal-api-version`), scope `PROFILE_READ` (`calcom-facts.md` §5.2;
+//! `GET /v2/me` (any `cal-api-version`), scope `PROFILE_READ` (`docs/calcom.md` §5;
 //! `apps/api/v2/src/ee/me/me.controller.ts`, `outputs/me.output.ts`). A team token answers as
 //! the team owner. `organization` is present only for organization members, and the sandbox
 //! seeds no organizations, so it is always absent and `organizationId` is `null`.

@@ -1,4 +1,4 @@
-//! The API v2 subset (`calcom-facts.md` §5.2, §5.3): `/v2/me`, `/v2/schedules` (both response
+//! The API v2 subset (`docs/calcom.md` §5, §6): `/v2/me`, `/v2/schedules` (both response
 //! shapes), `/v2/event-types`, `/v2/bookings`, with Cal.com's bearer authentication, scope guard,
 //! error envelope, `X-Request-Id` and rate limiting (per bearer token, else per client IP; see
 //! [`ratelimit`]).
@@ -43,7 +43,7 @@ pub struct ApiState {
 }
 
 /// `cal-api-version` values (`packages/platform/constants/api.ts`). A missing or unknown value
-/// falls back to 2024-04-15 (`apps/api/v2/src/app.ts`, §5.2).
+/// falls back to 2024-04-15 (`apps/api/v2/src/app.ts`, §5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ApiVersion {
     V2024_04_15,

@@ -1,5 +1,5 @@
 //! `GET /v2/schedules`, `/v2/schedules/default`, `/v2/schedules/{id}`, scope `SCHEDULE_READ`
-//! (`calcom-facts.md` §5.2).
+//! (`docs/calcom.md` §5).
 //!
 //! With `cal-api-version: 2024-06-11` or `2024-06-14` the documented shape
 //! (`schedules_2024_06_11/services/output-schedules.service.ts`):

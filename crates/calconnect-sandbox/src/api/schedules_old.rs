@@ -1,5 +1,5 @@
 //! The undocumented 2024-04-15 schedule shape, served when `cal-api-version` is missing or not
-//! 2024-06-11/14 (`calcom-facts.md` §5.2). Built the way Cal.com builds it:
+//! 2024-06-11/14 (`docs/calcom.md` §5). Built the way Cal.com builds it:
 //! `schedules_2024_04_15/outputs/schedule.output.ts` (fields),
 //! `packages/lib/server/repository/schedule.ts` `findDetailedScheduleById` (values) and
 //! `packages/lib/schedules/transformers` `transform*ForAtom` + `packages/lib/availability.ts`

@@ -1,4 +1,4 @@
-//! `GET /auth/oauth2/authorize` (`calcom-facts.md` §2): sign-in redirect, the checks of
+//! `GET /auth/oauth2/authorize` (`docs/calcom.md` §2): sign-in redirect, the checks of
 //! `OAuthService.getClientForAuthorization` / `generateAuthorizationCode` in their order, and
 //! the two ways of failing — a page that never redirects (client, redirect URI, status, missing
 //! scope) or a redirect to the client with `error`/`error_description`/`state`, using the tRPC
@@ -160,7 +160,7 @@ pub(crate) fn validate(
                 "code_challenge required for public clients",
             ));
         }
-        // The unmerged "PKCE for every client" branch (§3.6), behind a setting.
+        // The unmerged "PKCE for every client" branch (§3.7), behind a setting.
         (None, ClientType::Confidential) if shared.settings().pkce_required_for_all => {
             return Err(fail(
                 "invalid_request",

@@ -1,4 +1,4 @@
-//! The consent page and its form (`calcom-facts.md` §2 "Consent page", "Teams are selectable",
+//! The consent page and its form (`docs/calcom.md` §2 "Consent page", "Teams are selectable",
 //! "Allow", "Deny"). The form posts back to `/auth/oauth2/authorize` with a CSRF token bound to
 //! the session; every check of the authorization request runs again on submit.
 

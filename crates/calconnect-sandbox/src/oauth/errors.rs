@@ -1,4 +1,4 @@
-//! Token-endpoint errors and how each endpoint renders them (`calcom-facts.md` §3.4): the v2
+//! Token-endpoint errors and how each endpoint renders them (`docs/calcom.md` §3.5): the v2
 //! endpoint sends a bare `{error, error_description}`, the legacy web endpoints only `{error}`.
 
 use axum::http::{HeaderValue, StatusCode, header};
@@ -77,7 +77,7 @@ impl TokenError {
     }
 }
 
-/// A JSON response with `Cache-Control: no-store` and `Pragma: no-cache` (§3.4; sent on errors
+/// A JSON response with `Cache-Control: no-store` and `Pragma: no-cache` (§3.5; sent on errors
 /// too, which the real endpoint may not do).
 pub fn no_store<T: serde::Serialize>(status: StatusCode, body: T) -> Response {
     let mut resp = (status, axum::Json(body)).into_response();

@@ -6,7 +6,7 @@
 //!
 //! Shapes:
 //! - `server_error {status}`: that 5xx status with the endpoint's unexpected-error body — v2
-//!   `{"error":"server_error","error_description":"An unexpected error occurred"}` (§3.4), legacy
+//!   `{"error":"server_error","error_description":"An unexpected error occurred"}` (§3.5), legacy
 //!   token `{"error":"error_code_exchange"}`, legacy refresh `{"error":"server_error"}`.
 //! - `rate_limited`: on the v2 endpoint, exactly the 429 of Cal.com's throttler guard there
 //!   (`apps/api/v2/src/lib/throttler/throttler-guard.ts` throws `ThrottlerException("Too many
@@ -24,7 +24,7 @@
 //! - `drop`: the connection is closed without a complete response.
 //! - `not_found`: the v2 endpoint answers 404 in the API v2 error envelope, as a missing Nest
 //!   route does (calcom#27685). Applies to the v2 endpoint only, whatever the target.
-//! - `encryption_key_missing`: the §3.4 500 answers of a server without its signing key.
+//! - `encryption_key_missing`: the §3.5 500 answers of a server without its signing key.
 //! - `delay {ms}`: the call waits, then is processed normally (and counted by its real outcome).
 //!
 //! On the v2 endpoint the throttler guard counts every call except those answered by `drop`,
@@ -59,7 +59,7 @@ pub enum FaultKind {
     Drop,
     /// 404 on the v2 endpoint (calcom#27685).
     NotFound,
-    /// The server lost `CALENDSO_ENCRYPTION_KEY` (§3.4): v2 500
+    /// The server lost `CALENDSO_ENCRYPTION_KEY` (§3.5): v2 500
     /// `{"error":"server_error","error_description":"encryption_key_missing"}`, legacy 500
     /// `{"message":"CALENDSO_ENCRYPTION_KEY is not set"}`.
     EncryptionKeyMissing,

@@ -1,10 +1,10 @@
-//! The shared `OAuthService` of the token endpoints (`calcom-facts.md` §3.3, version
+//! The shared `OAuthService` of the token endpoints (`docs/calcom.md` §3.4, version
 //! e0ef2d8d): code exchange and refresh with Cal.com's checks in Cal.com's order, token minting
-//! (§3.5) and refresh-token rotation. Used by the v2 and the legacy endpoints alike.
+//! (§3.6) and refresh-token rotation. Used by the v2 and the legacy endpoints alike.
 //!
 //! The lock is taken for short, synchronous steps only. As at Cal.com, the revocation check and
 //! the rotation of a refresh are separate steps, so concurrent refreshes of one token can both
-//! succeed and the later rotation kills the earlier caller's new token (§3.3 "Concurrent
+//! succeed and the later rotation kills the earlier caller's new token (§3.4 "Concurrent
 //! refreshes race").
 
 use super::errors::TokenError;
@@ -87,7 +87,7 @@ pub(crate) fn pkce_matches(verifier: &str, challenge: &str) -> bool {
     bool::from(computed.as_bytes().ct_eq(challenge.as_bytes()))
 }
 
-/// `exchangeCodeForTokens` (§3.3 authorization_code, steps 1–8).
+/// `exchangeCodeForTokens` (§3.4 authorization_code, steps 1–8).
 pub(crate) fn exchange(
     shared: &Shared,
     endpoint: TokenEndpoint,
@@ -184,7 +184,7 @@ pub(crate) fn exchange(
     Ok(minted)
 }
 
-/// `refreshAccessToken` (§3.3 refresh_token, steps 1–6).
+/// `refreshAccessToken` (§3.4 refresh_token, steps 1–6).
 pub(crate) fn refresh(
     shared: &Shared,
     endpoint: TokenEndpoint,
@@ -258,7 +258,7 @@ pub(crate) fn refresh(
     Ok(minted)
 }
 
-/// `mintTokens` (§3.5): an access JWT (`exp` = now + access ttl) and a refresh JWT carrying a
+/// `mintTokens` (§3.6): an access JWT (`exp` = now + access ttl) and a refresh JWT carrying a
 /// fresh 32-byte secret (`exp` = now + refresh ttl). Returns the pair, the secret and its expiry.
 fn mint(
     shared: &Shared,

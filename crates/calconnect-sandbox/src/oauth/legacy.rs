@@ -1,4 +1,4 @@
-//! The legacy web token endpoints (`calcom-facts.md` §3.1, §3.2 end, §3.4 "Legacy web errors"):
+//! The legacy web token endpoints (`docs/calcom.md` §3.1, §3.2 end, §3.5 "Legacy web errors"):
 //! `POST /api/auth/oauth/token` (authorization_code only) and `POST /api/auth/oauth/refreshToken`.
 //! Both parse the raw body as `URLSearchParams` whatever the content type (the last of repeated
 //! keys wins, as `Object.fromEntries` does), answer errors as `{error}` only, and share the

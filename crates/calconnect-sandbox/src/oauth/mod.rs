@@ -1,5 +1,5 @@
 //! The OAuth half of the sandbox: the authorize and consent pages (`app.cal.com`), the v2 token
-//! endpoint (`api.cal.com`) and the legacy web token endpoints, following `calcom-facts.md`
+//! endpoint (`api.cal.com`) and the legacy web token endpoints, following `docs/calcom.md`
 //! §1–§3. One module per protocol step.
 
 mod authorize;

@@ -1,6 +1,6 @@
 //! Cal.com's scope catalogue (`packages/features/oauth/constants.ts`), the `scope` parameter
 //! parser, and the plain-words permission list of the consent page
-//! (`apps/web/modules/auth/oauth2/scopes.ts getGroupedScopeDisplayItems`). `calcom-facts.md` §2, §5.2.
+//! (`apps/web/modules/auth/oauth2/scopes.ts getGroupedScopeDisplayItems`). `docs/calcom.md` §2, §5.
 
 /// User-level scopes (`INDIVIDUAL_SCOPES`).
 pub const USER_SCOPES: [&str; 10] = crate::seed::USER_SCOPES;

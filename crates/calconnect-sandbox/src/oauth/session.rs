@@ -2,7 +2,7 @@
 //! `POST /auth/login` sets an `HttpOnly; SameSite=Lax` session cookie and returns to
 //! `callbackUrl` — only ever a path on this sandbox, so the login cannot be an open redirect.
 //! Cal.com sends the browser here as `/auth/login?callbackUrl=auth/oauth2/authorize?<query>`
-//! (`calcom-facts.md` §2 "Not logged in").
+//! (`docs/calcom.md` §2 "Not logged in").
 
 use super::html::{self, LoginChoice};
 use super::random_b64url;

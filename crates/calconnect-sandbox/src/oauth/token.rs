@@ -1,5 +1,5 @@
-//! `POST /v2/auth/oauth2/token` (`calcom-facts.md` §3.1–§3.4): JSON or form bodies, the input
-//! pipe of `token.input.pipe.ts` (§3.2, exact texts), then the shared service (§3.3).
+//! `POST /v2/auth/oauth2/token` (`docs/calcom.md` §3.1–§3.5): JSON or form bodies, the input
+//! pipe of `token.input.pipe.ts` (§3.2, exact texts), then the shared service (§3.4).
 //!
 //! The pipe (`apps/api/v2/src/modules/auth/oauth2/inputs/token.input.pipe.ts`) picks the input
 //! class by whether the body *has* a `client_secret` key, then validates it with class-validator
@@ -76,7 +76,7 @@ pub(crate) async fn token(
     resp
 }
 
-/// The success body (§3.4): bare, `token_type` lowercase, `scope` space-joined (omitted by the
+/// The success body (§3.5): bare, `token_type` lowercase, `scope` space-joined (omitted by the
 /// legacy endpoints).
 pub(crate) fn success(m: &Minted, with_scope: bool) -> Response {
     /// Field order as Cal.com's DTO writes it.

@@ -1,4 +1,4 @@
-//! Rate limiting per access token (§5.3), request statistics and `X-Request-Id`.
+//! Rate limiting per access token (§6), request statistics and `X-Request-Id`.
 
 use crate::api::{assert_envelope, get, sandbox, sandbox_with, token};
 use calconnect_sandbox::Sandbox;

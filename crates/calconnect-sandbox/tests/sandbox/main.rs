@@ -1,5 +1,5 @@
 //! Integration tests: the sandbox over real HTTP, asserted against literal fixtures from
-//! `shared/calcom-facts.md`. One test binary; one module per area.
+//! `docs/calcom.md`. One test binary; one module per area.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // reason: tests fail loudly
 
 mod helpers;

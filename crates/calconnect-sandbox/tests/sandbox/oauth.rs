@@ -1,4 +1,4 @@
-//! OAuth tests: the authorize endpoint, sign-in and consent (`calcom-facts.md` §2, §9).
+//! OAuth tests: the authorize endpoint, sign-in and consent (`docs/calcom.md` §2, §10).
 //! Token-endpoint tests are in `oauth_token.rs` and `oauth_legacy.rs`.
 
 use crate::flow::*;

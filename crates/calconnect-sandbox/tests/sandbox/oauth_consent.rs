@@ -1,4 +1,4 @@
-//! Consent decisions (`calcom-facts.md` §2): Allow, Go back, teams, trusted clients, CSRF, and
+//! Consent decisions (`docs/calcom.md` §2): Allow, Go back, teams, trusted clients, CSRF, and
 //! full authorization-code flows for confidential and public clients.
 
 use crate::flow::*;

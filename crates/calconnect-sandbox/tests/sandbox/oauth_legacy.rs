@@ -1,5 +1,5 @@
 //! The legacy web endpoints `POST /api/auth/oauth/token` and `/api/auth/oauth/refreshToken`
-//! (`calcom-facts.md` §3.1, §3.2 end, §3.4 "Legacy web errors"): form only, `{error}` only.
+//! (`docs/calcom.md` §3.1, §3.2 end, §3.5 "Legacy web errors"): form only, `{error}` only.
 
 use crate::flow::*;
 use crate::helpers::start;

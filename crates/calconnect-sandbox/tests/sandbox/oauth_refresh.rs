@@ -1,5 +1,5 @@
-//! The refresh_token grant of `POST /v2/auth/oauth2/token` (`calcom-facts.md` §3.3 refresh steps,
-//! §3.5): rotation, revocation, expiry via the clock, owner bypass, team tokens, legacy tokens.
+//! The refresh_token grant of `POST /v2/auth/oauth2/token` (`docs/calcom.md` §3.4 refresh steps,
+//! §3.6): rotation, revocation, expiry via the clock, owner bypass, team tokens, legacy tokens.
 
 use crate::flow::*;
 use crate::helpers::start;
@@ -162,7 +162,7 @@ async fn refresh_errors() {
     assert_eq!(demo_refresh(&sb, rt).await.0, StatusCode::OK);
 }
 
-/// §3.3 refresh steps 1–2 (`OAuthService.refreshAccessToken`): the client and its secret are
+/// §3.4 refresh steps 1–2 (`OAuthService.refreshAccessToken`): the client and its secret are
 /// checked before the refresh token is even decoded.
 #[tokio::test]
 async fn refresh_checks_the_client_before_the_token() {
@@ -352,7 +352,7 @@ async fn legacy_refresh_tokens_without_a_secret_are_accepted_and_upgraded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_refreshes_of_one_token_race_like_cal_com() {
-    // §3.3: concurrent refreshes can all pass the revocation check; every rotation deletes the
+    // §3.4: concurrent refreshes can all pass the revocation check; every rotation deletes the
     // others' rows, so exactly one live row remains. No deadlock, every call answered. (201
     // token calls from one address in a minute: above Cal.com's 120 per IP.)
     let sb = Sandbox::builder()

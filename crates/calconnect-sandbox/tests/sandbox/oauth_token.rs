@@ -1,5 +1,5 @@
-//! `POST /v2/auth/oauth2/token` (`calcom-facts.md` §3.2–§3.5): every row of the §3.4 table, the
-//! check order of §3.3, success shape and headers, rotation, expiry via the clock.
+//! `POST /v2/auth/oauth2/token` (`docs/calcom.md` §3.2–§3.6): every row of the §3.5 table, the
+//! check order of §3.4, success shape and headers, rotation, expiry via the clock.
 
 use crate::flow::*;
 use crate::helpers::start;

@@ -1,7 +1,7 @@
 // An independent OAuth 2.0 authorization server (panva/oidc-provider) for calconnect's interop
 // test. Listens on 127.0.0.1, a free port; prints "READY port=<port>" once it accepts requests.
 // Login and consent are answered automatically, so a cookie-jar HTTP client can follow the 303s.
-// Configuration follows shared/interop-notes.md: refresh tokens always issued and rotated on
+// Configuration (docs/interop.md explains why): refresh tokens always issued and rotated on
 // every use, PKCE S256 required for every client, revocation enabled.
 import http from 'node:http';
 import Provider from 'oidc-provider';

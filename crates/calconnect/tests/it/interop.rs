@@ -1,5 +1,5 @@
 //! Interop with an independent, OpenID-certified authorization server: npm `oidc-provider`
-//! (shared/interop-notes.md), started from `tests/interop/server.mjs` on a free loopback port and
+//! (docs/interop.md), started from `tests/interop/server.mjs` on a free loopback port and
 //! killed when the test ends. Skipped when Node.js or `npm ci` output is missing, unless
 //! `CALCONNECT_REQUIRE_ALL=1` (CI), which makes that a failure.
 
