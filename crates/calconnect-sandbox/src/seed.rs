@@ -1,5 +1,6 @@
 //! Seed data: the clients, users, teams, schedules, event types and bookings the sandbox starts
-//! with. Loaded from a TOML or JSON file, or taken from [`Seed::default`], then adjusted by the
+//! with. Loaded from a TOML or JSON file, or the built-in seed ([`Seed::default`], the data file
+//! `src/default-seed.toml`, read by the same code as a `--seed` file), then adjusted by the
 //! builder (and the `calconnect sandbox` flags).
 
 use serde::{Deserialize, Serialize};
@@ -242,19 +243,57 @@ impl Seed {
             path: shown.clone(),
             source,
         })?;
-        let seed: Seed = if path.extension().is_some_and(|e| e == "json") {
-            serde_json::from_str(&text).map_err(|source| SeedError::Json {
-                path: shown.clone(),
-                source,
-            })?
+        if path.extension().is_some_and(|e| e == "json") {
+            Self::from_json(&text, &shown)
         } else {
-            toml::from_str(&text).map_err(|e| SeedError::Toml {
-                path: shown.clone(),
-                message: e.to_string(),
-            })?
-        };
+            Self::from_toml(&text, &shown)
+        }
+    }
+
+    /// Parses and checks a seed in TOML; `origin` names it in errors (a path).
+    ///
+    /// # Errors
+    /// The text does not parse, or the seed is inconsistent ([`Seed::validate`]).
+    pub fn from_toml(text: &str, origin: &str) -> Result<Self, SeedError> {
+        let seed: Seed = toml::from_str(text).map_err(|e| SeedError::Toml {
+            path: origin.to_owned(),
+            message: e.to_string(),
+        })?;
         seed.validate()?;
         Ok(seed)
+    }
+
+    /// Parses and checks a seed in JSON; `origin` names it in errors (a path).
+    ///
+    /// # Errors
+    /// The text does not parse, or the seed is inconsistent ([`Seed::validate`]).
+    pub fn from_json(text: &str, origin: &str) -> Result<Self, SeedError> {
+        let seed: Seed = serde_json::from_str(text).map_err(|source| SeedError::Json {
+            path: origin.to_owned(),
+            source,
+        })?;
+        seed.validate()?;
+        Ok(seed)
+    }
+
+    /// The built-in seed ([`DEFAULT_SEED_TOML`]).
+    ///
+    /// # Errors
+    /// Never in a released build: a test parses and checks the file.
+    pub fn builtin() -> Result<Self, SeedError> {
+        Self::from_toml(DEFAULT_SEED_TOML, "src/default-seed.toml (built in)")
+    }
+
+    /// A seed with nothing in it.
+    pub fn empty() -> Self {
+        Self {
+            clients: Vec::new(),
+            users: Vec::new(),
+            teams: Vec::new(),
+            schedules: Vec::new(),
+            event_types: Vec::new(),
+            bookings: Vec::new(),
+        }
     }
 
     /// Checks references between seed records.
@@ -369,16 +408,6 @@ pub fn hash_secret(plaintext: &str) -> String {
     hex::encode(Sha256::digest(plaintext.as_bytes()))
 }
 
-fn avail(days: &[&str], start: &str, end: &str) -> SeedAvailability {
-    SeedAvailability {
-        days: days.iter().map(|d| (*d).to_owned()).collect(),
-        start_time: start.to_owned(),
-        end_time: end.to_owned(),
-    }
-}
-
-const WEEKDAYS: [&str; 5] = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday"];
-
 /// All user-level scopes (READ and WRITE of each resource).
 pub const USER_SCOPES: [&str; 10] = [
     "EVENT_TYPE_READ",
@@ -393,249 +422,17 @@ pub const USER_SCOPES: [&str; 10] = [
     "PROFILE_WRITE",
 ];
 
+/// The built-in seed as TOML (`src/default-seed.toml`): a starting point for a `--seed` file.
+pub const DEFAULT_SEED_TOML: &str = include_str!("default-seed.toml");
+
 impl Default for Seed {
+    /// The built-in seed ([`Seed::builtin`]). The file is part of the crate and a test parses
+    /// and checks it, so the empty seed returned (and logged) if it did not parse cannot ship.
     fn default() -> Self {
-        let strings = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
-        let mut demo_scopes = strings(&USER_SCOPES);
-        demo_scopes.extend(strings(&[
-            "TEAM_EVENT_TYPE_READ",
-            "TEAM_BOOKING_READ",
-            "TEAM_SCHEDULE_READ",
-            "TEAM_PROFILE_READ",
-            "TEAM_MEMBERSHIP_READ",
-        ]));
-        let client = |id: &str, name: &str, status: ClientStatus| SeedClient {
-            client_id: id.to_owned(),
-            name: name.to_owned(),
-            client_type: ClientType::Confidential,
-            secrets: vec![hex::encode(Sha256::digest(id.as_bytes()))],
-            redirect_uris: vec![DEFAULT_REDIRECT_URI.to_owned()],
-            scopes: strings(&["PROFILE_READ", "SCHEDULE_READ", "BOOKING_READ"]),
-            status,
-            owner_user_id: 1,
-            trusted: false,
-            logo_url: None,
-            website_url: None,
-        };
-        Seed {
-            clients: vec![
-                SeedClient {
-                    secrets: vec![CONFIDENTIAL_CLIENT_SECRET.to_owned()],
-                    scopes: demo_scopes,
-                    owner_user_id: 3,
-                    website_url: Some("https://example.com".to_owned()),
-                    ..client(
-                        CONFIDENTIAL_CLIENT_ID,
-                        "Acme Scheduler",
-                        ClientStatus::Approved,
-                    )
-                },
-                SeedClient {
-                    client_type: ClientType::Public,
-                    secrets: vec![],
-                    redirect_uris: vec![DEFAULT_PUBLIC_REDIRECT_URI.to_owned()],
-                    scopes: strings(&USER_SCOPES),
-                    owner_user_id: 3,
-                    ..client(PUBLIC_CLIENT_ID, "calconnect CLI", ClientStatus::Approved)
-                },
-                // Owned by alice and under review: alice may use it, nobody else may.
-                client(
-                    "pending-client",
-                    "Pending Review App",
-                    ClientStatus::Pending,
-                ),
-                client("rejected-client", "Rejected App", ClientStatus::Rejected),
-                SeedClient {
-                    trusted: true,
-                    ..client(
-                        "trusted-client",
-                        "Trusted First-Party App",
-                        ClientStatus::Approved,
-                    )
-                },
-                // A legacy client: registered before scopes existed.
-                SeedClient {
-                    scopes: vec![],
-                    ..client("legacy-client", "Legacy App", ClientStatus::Approved)
-                },
-            ],
-            users: vec![
-                SeedUser {
-                    id: 1,
-                    username: "alice".to_owned(),
-                    email: "alice@example.com".to_owned(),
-                    name: "Alice Anderson".to_owned(),
-                    time_zone: "Europe/London".to_owned(),
-                    week_start: default_week_start(),
-                    time_format: 24,
-                    locale: default_locale(),
-                    default_schedule_id: Some(101),
-                    bio: Some("Runs the Acme team.".to_owned()),
-                },
-                SeedUser {
-                    id: 2,
-                    username: "bob".to_owned(),
-                    email: "bob@example.com".to_owned(),
-                    name: "Bob Brown".to_owned(),
-                    time_zone: "America/New_York".to_owned(),
-                    week_start: "Sunday".to_owned(),
-                    time_format: 12,
-                    locale: default_locale(),
-                    default_schedule_id: Some(201),
-                    bio: None,
-                },
-                SeedUser {
-                    id: 3,
-                    username: "dev".to_owned(),
-                    email: "dev@example.com".to_owned(),
-                    name: "Dana Developer".to_owned(),
-                    time_zone: "Europe/Rome".to_owned(),
-                    week_start: default_week_start(),
-                    time_format: 24,
-                    locale: default_locale(),
-                    default_schedule_id: None,
-                    bio: Some("Owns the sandbox's OAuth clients.".to_owned()),
-                },
-            ],
-            teams: vec![SeedTeam {
-                id: 10,
-                slug: "acme".to_owned(),
-                name: "Acme Inc.".to_owned(),
-                members: vec![
-                    SeedMembership {
-                        user_id: 1,
-                        role: TeamRole::Owner,
-                    },
-                    SeedMembership {
-                        user_id: 2,
-                        role: TeamRole::Member,
-                    },
-                ],
-            }],
-            schedules: vec![
-                SeedSchedule {
-                    id: 101,
-                    owner_id: 1,
-                    name: "Working hours".to_owned(),
-                    time_zone: "Europe/London".to_owned(),
-                    is_default: true,
-                    availability: vec![
-                        avail(&WEEKDAYS[..4], "09:00", "17:00"),
-                        avail(&["Friday"], "09:00", "13:00"),
-                    ],
-                    overrides: vec![SeedOverride {
-                        date: "2026-12-24".to_owned(),
-                        start_time: "10:00".to_owned(),
-                        end_time: "12:00".to_owned(),
-                    }],
-                },
-                SeedSchedule {
-                    id: 102,
-                    owner_id: 1,
-                    name: "Evening calls".to_owned(),
-                    time_zone: "Europe/London".to_owned(),
-                    is_default: false,
-                    availability: vec![avail(&["Tuesday", "Thursday"], "18:00", "20:30")],
-                    overrides: vec![],
-                },
-                SeedSchedule {
-                    id: 201,
-                    owner_id: 2,
-                    name: "Bob's week".to_owned(),
-                    time_zone: "America/New_York".to_owned(),
-                    is_default: true,
-                    availability: vec![
-                        avail(&["Monday", "Wednesday", "Friday"], "08:30", "12:00"),
-                        avail(&["Monday", "Wednesday", "Friday"], "13:00", "16:30"),
-                        avail(&["Saturday"], "10:00", "14:00"),
-                    ],
-                    overrides: vec![],
-                },
-            ],
-            event_types: vec![
-                SeedEventType {
-                    id: 501,
-                    owner_id: 1,
-                    title: "30 min meeting".to_owned(),
-                    slug: "30min".to_owned(),
-                    length_in_minutes: 30,
-                    description: Some("A quick call.".to_owned()),
-                    hidden: false,
-                },
-                SeedEventType {
-                    id: 502,
-                    owner_id: 1,
-                    title: "Deep dive".to_owned(),
-                    slug: "deep-dive".to_owned(),
-                    length_in_minutes: 60,
-                    description: None,
-                    hidden: false,
-                },
-                SeedEventType {
-                    id: 601,
-                    owner_id: 2,
-                    title: "15 min intro".to_owned(),
-                    slug: "intro".to_owned(),
-                    length_in_minutes: 15,
-                    description: None,
-                    hidden: false,
-                },
-            ],
-            bookings: vec![
-                SeedBooking {
-                    id: 9001,
-                    uid: "bk_alice_tomorrow".to_owned(),
-                    user_id: 1,
-                    event_type_id: 501,
-                    title: "30 min meeting between Alice Anderson and Erin".to_owned(),
-                    starts_in_minutes: 26 * 60,
-                    duration_minutes: 30,
-                    status: "accepted".to_owned(),
-                    attendee_name: "Erin Example".to_owned(),
-                    attendee_email: "erin@example.org".to_owned(),
-                    attendee_time_zone: default_attendee_tz(),
-                },
-                SeedBooking {
-                    id: 9002,
-                    uid: "bk_alice_next_week".to_owned(),
-                    user_id: 1,
-                    event_type_id: 502,
-                    title: "Deep dive with Frank".to_owned(),
-                    starts_in_minutes: 7 * 24 * 60 + 120,
-                    duration_minutes: 60,
-                    status: "accepted".to_owned(),
-                    attendee_name: "Frank Field".to_owned(),
-                    attendee_email: "frank@example.org".to_owned(),
-                    attendee_time_zone: "Europe/Berlin".to_owned(),
-                },
-                SeedBooking {
-                    id: 9003,
-                    uid: "bk_alice_past".to_owned(),
-                    user_id: 1,
-                    event_type_id: 501,
-                    title: "Past call with Grace".to_owned(),
-                    starts_in_minutes: -3 * 24 * 60,
-                    duration_minutes: 30,
-                    status: "accepted".to_owned(),
-                    attendee_name: "Grace Green".to_owned(),
-                    attendee_email: "grace@example.org".to_owned(),
-                    attendee_time_zone: default_attendee_tz(),
-                },
-                SeedBooking {
-                    id: 9004,
-                    uid: "bk_bob_soon".to_owned(),
-                    user_id: 2,
-                    event_type_id: 601,
-                    title: "Intro with Heidi".to_owned(),
-                    starts_in_minutes: 3 * 60,
-                    duration_minutes: 15,
-                    status: "accepted".to_owned(),
-                    attendee_name: "Heidi Hill".to_owned(),
-                    attendee_email: "heidi@example.org".to_owned(),
-                    attendee_time_zone: "America/Chicago".to_owned(),
-                },
-            ],
-        }
+        Self::builtin().unwrap_or_else(|e| {
+            tracing::error!(error = %e, "the built-in sandbox seed does not parse");
+            Self::empty()
+        })
     }
 }
 
@@ -646,6 +443,122 @@ mod tests {
     #[test]
     fn default_seed_is_consistent() {
         Seed::default().validate().unwrap();
+    }
+
+    /// The data file parses through the `--seed` code and holds what the tests of every crate
+    /// rely on: client ids, secrets and redirect URIs, the users and their default schedules,
+    /// the team roles, alice's working hours and her upcoming bookings.
+    #[test]
+    fn the_built_in_seed_is_the_data_file_with_what_tests_rely_on() {
+        let seed = Seed::builtin().unwrap();
+        assert_eq!(seed, Seed::default());
+        let dir = std::env::temp_dir().join(format!("calconnect-seed-file-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("default-seed.toml");
+        std::fs::write(&path, DEFAULT_SEED_TOML).unwrap();
+        assert_eq!(
+            Seed::from_file(&path).unwrap(),
+            seed,
+            "same as a --seed file"
+        );
+
+        let client = |id: &str| seed.clients.iter().find(|c| c.client_id == id).unwrap();
+        let demo = client(CONFIDENTIAL_CLIENT_ID);
+        assert_eq!(demo.name, "Acme Scheduler");
+        assert_eq!(demo.client_type, ClientType::Confidential);
+        assert_eq!(demo.secrets, vec![CONFIDENTIAL_CLIENT_SECRET]);
+        assert_eq!(demo.redirect_uris, vec![DEFAULT_REDIRECT_URI]);
+        assert_eq!(
+            (demo.status, demo.owner_user_id),
+            (ClientStatus::Approved, 3)
+        );
+        for scope in USER_SCOPES
+            .iter()
+            .chain(&["TEAM_BOOKING_READ", "TEAM_PROFILE_READ"])
+        {
+            assert!(demo.scopes.iter().any(|s| s == scope), "{scope}");
+        }
+        let cli = client(PUBLIC_CLIENT_ID);
+        assert_eq!(cli.client_type, ClientType::Public);
+        assert!(cli.secrets.is_empty());
+        assert_eq!(cli.redirect_uris, vec![DEFAULT_PUBLIC_REDIRECT_URI]);
+        assert_eq!(cli.scopes, USER_SCOPES.to_vec());
+        // The other clients' secrets are hex(sha256(client_id)).
+        for (id, status, trusted) in [
+            ("pending-client", ClientStatus::Pending, false),
+            ("rejected-client", ClientStatus::Rejected, false),
+            ("trusted-client", ClientStatus::Approved, true),
+            ("legacy-client", ClientStatus::Approved, false),
+        ] {
+            let c = client(id);
+            assert_eq!(c.secrets, vec![hash_secret(id)], "{id}");
+            assert_eq!(
+                (c.status, c.trusted, c.owner_user_id),
+                (status, trusted, 1),
+                "{id}"
+            );
+        }
+        assert!(client("legacy-client").scopes.is_empty());
+
+        let users: Vec<_> = seed
+            .users
+            .iter()
+            .map(|u| {
+                (
+                    u.id,
+                    u.username.as_str(),
+                    u.name.as_str(),
+                    u.time_zone.as_str(),
+                    u.default_schedule_id,
+                )
+            })
+            .collect();
+        assert_eq!(
+            users,
+            vec![
+                (1, "alice", "Alice Anderson", "Europe/London", Some(101)),
+                (2, "bob", "Bob Brown", "America/New_York", Some(201)),
+                (3, "dev", "Dana Developer", "Europe/Rome", None),
+            ]
+        );
+        let acme = &seed.teams[0];
+        assert_eq!(
+            (acme.id, acme.slug.as_str(), acme.name.as_str()),
+            (10, "acme", "Acme Inc.")
+        );
+        let roles: Vec<_> = acme.members.iter().map(|m| (m.user_id, m.role)).collect();
+        assert_eq!(roles, vec![(1, TeamRole::Owner), (2, TeamRole::Member)]);
+
+        let working = seed.schedules.iter().find(|s| s.id == 101).unwrap();
+        assert_eq!(
+            (working.name.as_str(), working.time_zone.as_str()),
+            ("Working hours", "Europe/London")
+        );
+        assert!(working.is_default);
+        let hours: Vec<_> = working
+            .availability
+            .iter()
+            .map(|a| (a.days.join(","), a.start_time.as_str(), a.end_time.as_str()))
+            .collect();
+        assert_eq!(
+            hours,
+            vec![
+                (
+                    "Monday,Tuesday,Wednesday,Thursday".to_owned(),
+                    "09:00",
+                    "17:00"
+                ),
+                ("Friday".to_owned(), "09:00", "13:00"),
+            ]
+        );
+        let upcoming: Vec<_> = seed
+            .bookings
+            .iter()
+            .filter(|b| b.user_id == 1 && b.starts_in_minutes > 0)
+            .map(|b| b.event_type_id)
+            .collect();
+        assert_eq!(upcoming, vec![501, 502]);
+        assert_eq!(seed.event_types[0].title, "30 min meeting");
     }
 
     #[test]

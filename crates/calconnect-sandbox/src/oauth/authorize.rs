@@ -12,11 +12,11 @@ use super::consent;
 use super::html;
 use super::random_b64url;
 use super::scopes::{is_known, is_legacy_client, parse_scope_param};
-use super::session::current_user;
+use super::session::SignedIn;
 use crate::seed::ClientType;
 use crate::state::{AccessCode, Authorization, Client, IssuedCode, Owner, Shared, push_bounded};
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 
@@ -310,12 +310,16 @@ pub(crate) fn query_pairs(raw: Option<&str>) -> Vec<(String, String)> {
 /// `GET /auth/oauth2/authorize`.
 pub(crate) async fn get_authorize(
     State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
+    signed_in: Option<SignedIn>,
     RawQuery(raw): RawQuery,
 ) -> Response {
     let pairs = query_pairs(raw.as_deref());
     let req = AuthRequest::from_pairs(&pairs);
-    let Some((sid, user_id)) = current_user(&shared, &headers) else {
+    let Some(SignedIn {
+        session_id: sid,
+        user_id,
+    }) = signed_in
+    else {
         return login_redirect(&pairs);
     };
     let valid = match validate(&shared, &req, user_id) {

@@ -7,11 +7,11 @@ use super::authorize::{
 };
 use super::html::{self, Consent};
 use super::scopes::display_groups;
-use super::session::{csrf_ok, csrf_token, current_user};
+use super::session::{SignedIn, csrf_ok, csrf_token};
 use crate::seed::TeamRole;
 use crate::state::Shared;
 use axum::extract::{Form, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 
@@ -71,7 +71,7 @@ pub(crate) fn render(
 /// `POST /auth/oauth2/authorize`: "Allow" or "Go back".
 pub(crate) async fn post_consent(
     State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
+    signed_in: Option<SignedIn>,
     Form(fields): Form<Vec<(String, String)>>,
 ) -> Response {
     let get = |k: &str| {
@@ -81,7 +81,11 @@ pub(crate) async fn post_consent(
             .map(|(_, v)| v.as_str())
     };
     let req = AuthRequest::from_pairs(&fields);
-    let Some((sid, user_id)) = current_user(&shared, &headers) else {
+    let Some(SignedIn {
+        session_id: sid,
+        user_id,
+    }) = signed_in
+    else {
         let pairs: Vec<(String, String)> = req
             .hidden_fields()
             .into_iter()

@@ -1,25 +1,15 @@
 //! Server-rendered pages in Cal.com's look (neutral greys, black primary button, rounded card):
-//! inline CSS, no JavaScript, every interpolated value HTML-escaped.
+//! inline CSS, no JavaScript. The markup is `maud`, checked at compile time, and every value
+//! spliced into it is escaped by default; each page takes a typed view of what it shows.
+//!
+//! Text content goes through [`Text`], which also writes `'` as `&#39;` (the pages have always
+//! done so, and tests pin the consent list and the error messages byte for byte). Attribute
+//! values are double-quoted, so maud's own escaping is enough there.
 
 use super::scopes::ScopeGroup;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-
-/// Escapes text for HTML element content and double-quoted attributes.
-pub(crate) fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
-}
+use maud::{DOCTYPE, Markup, PreEscaped, Render, html};
 
 const CSS: &str = "
 *{box-sizing:border-box}
@@ -57,15 +47,36 @@ a{color:#111827}
 table{border-collapse:collapse;width:100%}td,th{text-align:left;padding:4px 6px;border-bottom:1px solid #f3f4f6;vertical-align:top}
 ";
 
-/// A full page around `body` (already escaped HTML).
-pub(crate) fn page(status: StatusCode, title: &str, body: &str) -> Response {
-    let html = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
-<title>{} | Cal.com sandbox</title><style>{CSS}</style></head><body>{body}</body></html>",
-        esc(title)
-    );
-    let mut resp = (status, Html(html)).into_response();
+/// Text content: maud's escaping (`&`, `<`, `>`, `"`) and `'` as `&#39;`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Text<'a>(pub(crate) &'a str);
+
+impl Render for Text<'_> {
+    fn render_to(&self, buffer: &mut String) {
+        for (i, piece) in self.0.split('\'').enumerate() {
+            if i > 0 {
+                buffer.push_str("&#39;");
+            }
+            piece.render_to(buffer);
+        }
+    }
+}
+
+/// A full page around `body`, never cached, never framed.
+pub(crate) fn page(status: StatusCode, title: &str, body: Markup) -> Response {
+    let markup = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width,initial-scale=1";
+                title { (Text(title)) " | Cal.com sandbox" }
+                style { (PreEscaped(CSS)) }
+            }
+            body { (body) }
+        }
+    };
+    let mut resp = (status, Html(markup.into_string())).into_response();
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp.headers_mut()
@@ -73,15 +84,22 @@ pub(crate) fn page(status: StatusCode, title: &str, body: &str) -> Response {
     resp
 }
 
+/// The Cal.com logo circle every card starts with.
+fn cal_logo() -> Markup {
+    html! { div.logos { div.logo.cal { "Cal" } } }
+}
+
 /// A page for errors that never redirect (client not found, redirect_uri mismatch, status,
 /// scope required): the message, as Cal.com's page shows it.
 pub(crate) fn error_page(status: StatusCode, message: &str) -> Response {
-    let body = format!(
-        "<div class=\"card\"><div class=\"logos\"><div class=\"logo cal\">Cal</div></div>\
-<h1>Authorization error</h1><p style=\"text-align:center\">{}</p></div>",
-        esc(message)
-    );
-    page(status, "Authorization error", &body)
+    let body = html! {
+        div.card {
+            (cal_logo())
+            h1 { "Authorization error" }
+            p style="text-align:center" { (Text(message)) }
+        }
+    };
+    page(status, "Authorization error", body)
 }
 
 /// One signed-in identity the login page offers.
@@ -93,39 +111,41 @@ pub(crate) struct LoginChoice<'a> {
     pub email: &'a str,
 }
 
+/// The first letter of a name, upper-cased, for an avatar.
 fn initial(name: &str) -> String {
-    esc(&name
-        .chars()
+    name.chars()
         .next()
         .unwrap_or('?')
         .to_uppercase()
-        .to_string())
+        .to_string()
 }
 
 /// The sandbox sign-in: pick a seeded user, no passwords.
 pub(crate) fn login_page(users: &[LoginChoice<'_>], callback_url: &str) -> Response {
-    let mut list = String::new();
-    for u in users {
-        list.push_str(&format!(
-            "<form method=\"post\" action=\"/auth/login\">\
-<input type=\"hidden\" name=\"callbackUrl\" value=\"{cb}\">\
-<input type=\"hidden\" name=\"user_id\" value=\"{id}\">\
-<button class=\"user\" type=\"submit\"><span class=\"avatar\">{ini}</span>\
-<span><strong>{name}</strong><br><span class=\"muted\">{username} · {email}</span></span></button></form>",
-            cb = esc(callback_url),
-            id = u.id,
-            ini = initial(u.name),
-            name = esc(u.name),
-            username = esc(u.username),
-            email = esc(u.email),
-        ));
-    }
-    let body = format!(
-        "<div class=\"card\"><div class=\"logos\"><div class=\"logo cal\">Cal</div></div>\
-<h1>Sign in to Cal.com</h1><p class=\"muted\" style=\"text-align:center\">This is the calconnect \
-sandbox: pick a user to sign in as. There are no passwords.</p>{list}</div>"
-    );
-    page(StatusCode::OK, "Sign in", &body)
+    let body = html! {
+        div.card {
+            (cal_logo())
+            h1 { "Sign in to Cal.com" }
+            p.muted style="text-align:center" {
+                "This is the calconnect sandbox: pick a user to sign in as. There are no passwords."
+            }
+            @for u in users {
+                form method="post" action="/auth/login" {
+                    input type="hidden" name="callbackUrl" value=(callback_url);
+                    input type="hidden" name="user_id" value=(u.id);
+                    button.user type="submit" {
+                        span.avatar { (Text(&initial(u.name))) }
+                        span {
+                            strong { (Text(u.name)) }
+                            br;
+                            span.muted { (Text(u.username)) " · " (Text(u.email)) }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    page(StatusCode::OK, "Sign in", body)
 }
 
 /// Everything the consent page shows.
@@ -148,141 +168,268 @@ pub(crate) struct Consent<'a> {
 /// The consent page: "<client> would like access to your Cal.com account", the permissions in
 /// plain words, the account (or account/team selector) and "Go back" / "Allow".
 pub(crate) fn consent_page(c: &Consent<'_>) -> Response {
-    let logo = match c.logo_url {
-        Some(url) => format!("<img src=\"{}\" alt=\"\">", esc(url)),
-        None => initial(c.client_name),
-    };
-    let mut perms = String::new();
-    for g in &c.groups {
-        if let Some(h) = g.heading {
-            perms.push_str(&format!("<h2>{}</h2>", esc(h)));
-        }
-        perms.push_str("<ul class=\"perms\">");
-        for i in &g.items {
-            perms.push_str(&format!("<li>{}</li>", esc(i)));
-        }
-        perms.push_str("</ul>");
-    }
-    let account = match &c.accounts {
-        Some(options) => {
-            let mut s = String::from(
-                "<label for=\"account\">Select account or team</label><select id=\"account\" name=\"account\">",
-            );
-            for (value, label) in options {
-                s.push_str(&format!(
-                    "<option value=\"{}\">{}</option>",
-                    esc(value),
-                    esc(label)
-                ));
+    let name = Text(c.client_name);
+    let body = html! {
+        form.card method="post" action="/auth/oauth2/authorize" {
+            input type="hidden" name="csrf_token" value=(c.csrf);
+            @for (k, v) in &c.hidden {
+                input type="hidden" name=(k) value=(v);
             }
-            s.push_str("</select>");
-            s
+            div.logos {
+                div.logo {
+                    @match c.logo_url {
+                        Some(url) => { img src=(url) alt=""; }
+                        None => { (Text(&initial(c.client_name))) }
+                    }
+                }
+                div.logo.cal { "Cal" }
+            }
+            h1 { (name) " would like access to your Cal.com account" }
+            @match &c.accounts {
+                Some(options) => {
+                    label for="account" { "Select account or team" }
+                    select #account name="account" {
+                        @for (value, label) in options {
+                            option value=(value) { (Text(label)) }
+                        }
+                    }
+                }
+                None => {
+                    input type="hidden" name="account" value="user";
+                    p.muted {
+                        "Signed in as " strong { (Text(c.user_name)) } " (" (Text(c.user_email)) ") · "
+                        a href=(c.switch_url) { "Switch account" }
+                    }
+                }
+            }
+            p.lead { "Allow " (name) " to:" }
+            @for g in &c.groups {
+                @if let Some(h) = g.heading {
+                    h2 { (Text(h)) }
+                }
+                ul.perms {
+                    @for item in &g.items {
+                        li { (Text(item)) }
+                    }
+                }
+            }
+            div.info {
+                strong { "Allow " (name) " to do this?" }
+                br;
+                "By clicking allow, you allow this app to use your information in accordance with \
+                 their terms of service and privacy policy. You can remove access in the Cal.com \
+                 App Store."
+            }
+            div.row {
+                button.minimal type="submit" name="action" value="deny" { "Go back" }
+                button.primary type="submit" name="action" value="allow" data-testid="allow-button" { "Allow" }
+            }
         }
-        None => format!(
-            "<input type=\"hidden\" name=\"account\" value=\"user\"><p class=\"muted\">Signed in as \
-<strong>{}</strong> ({}) · <a href=\"{}\">Switch account</a></p>",
-            esc(c.user_name),
-            esc(c.user_email),
-            esc(&c.switch_url)
-        ),
     };
-    let mut hidden = format!(
-        "<input type=\"hidden\" name=\"csrf_token\" value=\"{}\">",
-        esc(&c.csrf)
-    );
-    for (k, v) in &c.hidden {
-        hidden.push_str(&format!(
-            "<input type=\"hidden\" name=\"{k}\" value=\"{}\">",
-            esc(v)
-        ));
-    }
-    let name = esc(c.client_name);
-    let body = format!(
-        "<form class=\"card\" method=\"post\" action=\"/auth/oauth2/authorize\">{hidden}\
-<div class=\"logos\"><div class=\"logo\">{logo}</div><div class=\"logo cal\">Cal</div></div>\
-<h1>{name} would like access to your Cal.com account</h1>{account}\
-<p class=\"lead\">Allow {name} to:</p>{perms}\
-<div class=\"info\"><strong>Allow {name} to do this?</strong><br>By clicking allow, you allow this app \
-to use your information in accordance with their terms of service and privacy policy. You can \
-remove access in the Cal.com App Store.</div>\
-<div class=\"row\"><button class=\"minimal\" type=\"submit\" name=\"action\" value=\"deny\">Go back</button>\
-<button class=\"primary\" type=\"submit\" name=\"action\" value=\"allow\" data-testid=\"allow-button\">Allow</button></div></form>"
-    );
     page(
         StatusCode::OK,
         &format!("{} would like access", c.client_name),
-        &body,
+        body,
     )
+}
+
+/// One registered client, as the control page lists it.
+#[derive(Debug)]
+pub(crate) struct ClientRow {
+    pub client_id: String,
+    pub name: String,
+    pub client_type: String,
+    /// The review status, with ", trusted" for trusted clients.
+    pub status: String,
+    pub redirect_uris: String,
+}
+
+/// One seeded user, as the control page lists it.
+#[derive(Debug)]
+pub(crate) struct UserRow {
+    pub id: i64,
+    pub username: String,
+    pub email: String,
+}
+
+/// One token-endpoint counter, as the control page lists it.
+#[derive(Debug)]
+pub(crate) struct CallRow {
+    pub endpoint: String,
+    pub grant: String,
+    pub outcome: String,
+    pub count: u64,
+}
+
+/// Everything the control page shows.
+#[derive(Debug)]
+pub(crate) struct ControlView {
+    /// Sandbox time, RFC 3339.
+    pub now: String,
+    /// How far sandbox time is ahead of real time, in seconds.
+    pub offset_seconds: i64,
+    pub clients: Vec<ClientRow>,
+    pub users: Vec<UserRow>,
+    /// The settings as JSON.
+    pub settings: String,
+    /// The armed faults as JSON.
+    pub faults: String,
+    pub calls: Vec<CallRow>,
+}
+
+impl ControlView {
+    /// A snapshot of the sandbox's state.
+    pub(crate) fn of(shared: &crate::state::Shared) -> Self {
+        let settings = shared.settings();
+        let db = shared.db();
+        let clients = db
+            .clients
+            .values()
+            .map(|c| ClientRow {
+                client_id: c.client_id.clone(),
+                name: c.name.clone(),
+                client_type: format!("{:?}", c.client_type),
+                status: format!("{:?}{}", c.status, if c.trusted { ", trusted" } else { "" }),
+                redirect_uris: c.redirect_uris.join(" "),
+            })
+            .collect();
+        let users = db
+            .users
+            .values()
+            .map(|u| UserRow {
+                id: u.id,
+                username: u.username.clone(),
+                email: u.email.clone(),
+            })
+            .collect();
+        let calls = db
+            .token_calls
+            .iter()
+            .map(|((endpoint, grant, outcome), n)| CallRow {
+                endpoint: format!("{endpoint:?}"),
+                grant: grant.clone(),
+                outcome: outcome.clone(),
+                count: *n,
+            })
+            .collect();
+        let faults = serde_json::to_string(&db.faults).unwrap_or_default();
+        drop(db);
+        Self {
+            now: shared
+                .clock
+                .now()
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+            offset_seconds: shared.clock.offset().whole_seconds(),
+            clients,
+            users,
+            settings: serde_json::to_string(&crate::control::SettingsView::of(&settings))
+                .unwrap_or_default(),
+            faults,
+            calls,
+        }
+    }
 }
 
 /// The control surface's index page: what is seeded, what is armed, and how to drive it.
 pub(crate) fn control_index(shared: &crate::state::Shared) -> Response {
-    let settings = shared.settings();
-    let db = shared.db();
-    let mut clients = String::new();
-    for c in db.clients.values() {
-        clients.push_str(&format!(
-            "<tr><td><code>{}</code></td><td>{}</td><td>{:?}</td><td>{:?}{}</td><td>{}</td></tr>",
-            esc(&c.client_id),
-            esc(&c.name),
-            c.client_type,
-            c.status,
-            if c.trusted { ", trusted" } else { "" },
-            esc(&c.redirect_uris.join(" ")),
-        ));
+    control_page(&ControlView::of(shared))
+}
+
+fn control_page(v: &ControlView) -> Response {
+    let body = html! {
+        div.card style="max-width:920px" {
+            h1 { "calconnect sandbox controls" }
+            p.muted {
+                "JSON endpoints under " code { "/_sandbox/" } "; the same operations exist on the "
+                code { "Sandbox" } " handle. Sandbox time: " code { (v.now) }
+                " (offset " (v.offset_seconds) " s)."
+            }
+            h2 { "Clients" }
+            table {
+                tr { th { "client_id" } th { "name" } th { "type" } th { "status" } th { "redirect URIs" } }
+                @for c in &v.clients {
+                    tr {
+                        td { code { (Text(&c.client_id)) } }
+                        td { (Text(&c.name)) }
+                        td { (c.client_type) }
+                        td { (c.status) }
+                        td { (Text(&c.redirect_uris)) }
+                    }
+                }
+            }
+            h2 { "Users" }
+            table {
+                tr { th { "id" } th { "username" } th { "email" } }
+                @for u in &v.users {
+                    tr { td { (u.id) } td { (Text(&u.username)) } td { (Text(&u.email)) } }
+                }
+            }
+            h2 { "Settings" }
+            p { code { (v.settings) } }
+            h2 { "Armed faults" }
+            p { code { (v.faults) } }
+            h2 { "Token-endpoint calls" }
+            table {
+                tr { th { "endpoint" } th { "grant" } th { "outcome" } th { "count" } }
+                @for c in &v.calls {
+                    tr { td { (c.endpoint) } td { (Text(&c.grant)) } td { (Text(&c.outcome)) } td { (c.count) } }
+                }
+            }
+            h2 { "Controls" }
+            table {
+                tr { td { code { "POST clock/advance" } } td { code { r#"{"seconds":600}"# } } }
+                tr {
+                    td { code { "POST grants/revoke" } }
+                    td { code { r#"{"client_id":"calconnect-demo","user_id":1}"# } " (or " code { "team_id" } ")" }
+                }
+                tr { td { code { "POST clients/<id>/status" } } td { code { r#"{"status":"REJECTED"}"# } } }
+                tr {
+                    td { code { "GET|POST settings" } }
+                    td {
+                        code { r#"{"pkce_required_for_all":true,"refresh_token_ttl_seconds":31536000}"# }
+                        "; rate limits as at Cal.com, 120 per minute per bearer token ("
+                        code { "rate_limit" }
+                        ") and 120 per minute per client IP for requests without one, the v2 token \
+                         endpoint included ("
+                        code { "ip_rate_limit" } "): " code { r#"{"ip_rate_limit":10000}"# }
+                    }
+                }
+                tr {
+                    td { code { "GET|POST|DELETE faults" } }
+                    td {
+                        code { r#"{"kind":"server_error","status":503,"count":2}"# } ", "
+                        code { r#"{"kind":"delay","ms":2000}"# } ", "
+                        code { r#"{"kind":"rate_limited"}"# } " (v2: Cal.com's throttler 429, a "
+                        code { "ThrottlerException" } " envelope, no " code { "Retry-After" } "), "
+                        code { r#"{"kind":"drop"}"# } ", "
+                        code { r#"{"kind":"not_found","for_seconds":60}"# } ", "
+                        code { r#"{"kind":"encryption_key_missing"}"# } "; optional "
+                        code { r#""target":"any|v2|legacy""# }
+                    }
+                }
+                tr { td { code { "GET|DELETE token-calls" } } td { code { "?grant=refresh_token&outcome=ok" } } }
+                tr {
+                    td { code { "GET codes" } ", " code { "GET codes/latest" } ", " code { "GET tokens" } }
+                    td { code { "?client_id=&user_id=" } }
+                }
+                tr { td { code { "GET authorizations" } } td { "consent records" } }
+            }
+        }
+    };
+    page(StatusCode::OK, "Sandbox controls", body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_escapes_markup_quotes_and_apostrophes() {
+        let m = html! { p { (Text(r#"<script>"x"</script> & Bob's"#)) } };
+        assert_eq!(
+            m.into_string(),
+            "<p>&lt;script&gt;&quot;x&quot;&lt;/script&gt; &amp; Bob&#39;s</p>"
+        );
     }
-    let mut users = String::new();
-    for u in db.users.values() {
-        users.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
-            u.id,
-            esc(&u.username),
-            esc(&u.email)
-        ));
-    }
-    let mut calls = String::new();
-    for ((endpoint, grant, outcome), n) in &db.token_calls {
-        calls.push_str(&format!(
-            "<tr><td>{endpoint:?}</td><td>{}</td><td>{}</td><td>{n}</td></tr>",
-            esc(grant),
-            esc(outcome)
-        ));
-    }
-    let faults = esc(&serde_json::to_string(&db.faults).unwrap_or_default());
-    drop(db);
-    let now = shared
-        .clock
-        .now()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
-    let body = format!(
-        "<div class=\"card\" style=\"max-width:920px\"><h1>calconnect sandbox controls</h1>\
-<p class=\"muted\">JSON endpoints under <code>/_sandbox/</code>; the same operations exist on the \
-<code>Sandbox</code> handle. Sandbox time: <code>{now}</code> (offset {off} s).</p>\
-<h2>Clients</h2><table><tr><th>client_id</th><th>name</th><th>type</th><th>status</th><th>redirect URIs</th></tr>{clients}</table>\
-<h2>Users</h2><table><tr><th>id</th><th>username</th><th>email</th></tr>{users}</table>\
-<h2>Settings</h2><p><code>{settings}</code></p>\
-<h2>Armed faults</h2><p><code>{faults}</code></p>\
-<h2>Token-endpoint calls</h2><table><tr><th>endpoint</th><th>grant</th><th>outcome</th><th>count</th></tr>{calls}</table>\
-<h2>Controls</h2><table>\
-<tr><td><code>POST clock/advance</code></td><td><code>{{\"seconds\":600}}</code></td></tr>\
-<tr><td><code>POST grants/revoke</code></td><td><code>{{\"client_id\":\"calconnect-demo\",\"user_id\":1}}</code> (or <code>team_id</code>)</td></tr>\
-<tr><td><code>POST clients/&lt;id&gt;/status</code></td><td><code>{{\"status\":\"REJECTED\"}}</code></td></tr>\
-<tr><td><code>GET|POST settings</code></td><td><code>{{\"pkce_required_for_all\":true,\"refresh_token_ttl_seconds\":31536000}}</code>; \
-rate limits as at Cal.com, 120 per minute per bearer token (<code>rate_limit</code>) and 120 per minute per client IP for \
-requests without one, the v2 token endpoint included (<code>ip_rate_limit</code>): <code>{{\"ip_rate_limit\":10000}}</code></td></tr>\
-<tr><td><code>GET|POST|DELETE faults</code></td><td><code>{{\"kind\":\"server_error\",\"status\":503,\"count\":2}}</code>, \
-<code>{{\"kind\":\"delay\",\"ms\":2000}}</code>, <code>{{\"kind\":\"rate_limited\"}}</code> (v2: Cal.com&#39;s throttler 429, \
-a <code>ThrottlerException</code> envelope, no <code>Retry-After</code>), <code>{{\"kind\":\"drop\"}}</code>, \
-<code>{{\"kind\":\"not_found\",\"for_seconds\":60}}</code>, <code>{{\"kind\":\"encryption_key_missing\"}}</code>; optional <code>\"target\":\"any|v2|legacy\"</code></td></tr>\
-<tr><td><code>GET|DELETE token-calls</code></td><td><code>?grant=refresh_token&amp;outcome=ok</code></td></tr>\
-<tr><td><code>GET codes</code>, <code>GET codes/latest</code>, <code>GET tokens</code></td><td><code>?client_id=&amp;user_id=</code></td></tr>\
-<tr><td><code>GET authorizations</code></td><td>consent records</td></tr></table></div>",
-        off = shared.clock.offset().whole_seconds(),
-        settings = esc(
-            &serde_json::to_string(&crate::control::SettingsView::of(&settings))
-                .unwrap_or_default()
-        ),
-    );
-    page(StatusCode::OK, "Sandbox controls", &body)
 }

@@ -7,9 +7,11 @@
 use super::html::{self, LoginChoice};
 use super::random_b64url;
 use crate::state::Shared;
-use axum::extract::{Form, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::Response;
+use axum::extract::{Form, OptionalFromRequestParts, Query, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse as _, Response};
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use sha2::Sha256;
@@ -22,23 +24,32 @@ pub(crate) const COOKIE: &str = "calsandbox_session";
 /// Where a login without a usable callback lands.
 const DEFAULT_CALLBACK: &str = "/_sandbox/";
 
-/// The session id from the request's cookies, if any.
-pub(crate) fn session_id(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == COOKIE)
-        .map(|(_, v)| v.to_owned())
+/// The signed-in browser (an extractor, used as `Option<SignedIn>`): the session cookie names a
+/// live session. The cookie holds only a random session id (256 bits), looked up in the sandbox's
+/// memory, so a plain cookie jar is enough: a forged value names no session.
+#[derive(Debug, Clone)]
+pub(crate) struct SignedIn {
+    pub(crate) session_id: String,
+    pub(crate) user_id: i64,
 }
 
-/// The signed-in user, if the cookie names a live session.
-pub(crate) fn current_user(shared: &Shared, headers: &HeaderMap) -> Option<(String, i64)> {
-    let sid = session_id(headers)?;
-    let user = *shared.db().sessions.get(&sid)?;
-    Some((sid, user))
+impl OptionalFromRequestParts<Arc<Shared>> for SignedIn {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        shared: &Arc<Shared>,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        let jar = CookieJar::from_headers(&parts.headers);
+        let Some(sid) = jar.get(COOKIE).map(|c| c.value().to_owned()) else {
+            return Ok(None);
+        };
+        let user_id = shared.db().sessions.get(&sid).copied();
+        Ok(user_id.map(|user_id| Self {
+            session_id: sid,
+            user_id,
+        }))
+    }
 }
 
 /// The CSRF token of a session: HMAC-SHA256(signing key, "csrf:" + session id), hex.
@@ -125,17 +136,19 @@ pub(crate) struct LoginForm {
     callback_url: Option<String>,
 }
 
-fn session_cookie(value: &str, max_age_zero: bool) -> HeaderValue {
-    let extra = if max_age_zero { "; Max-Age=0" } else { "" };
-    HeaderValue::from_str(&format!(
-        "{COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax{extra}"
-    ))
-    .unwrap_or_else(|_| HeaderValue::from_static("calsandbox_session=; Path=/; Max-Age=0"))
+/// The session cookie: `HttpOnly; SameSite=Lax`, the whole sandbox.
+fn session_cookie(value: String) -> Cookie<'static> {
+    Cookie::build((COOKIE, value))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .build()
 }
 
 /// `POST /auth/login`: signs in as the picked user and returns to the callback.
 pub(crate) async fn login_submit(
     State(shared): State<Arc<Shared>>,
+    jar: CookieJar,
     Form(f): Form<LoginForm>,
 ) -> Response {
     let sid = random_b64url(32);
@@ -155,20 +168,17 @@ pub(crate) async fn login_submit(
         .as_deref()
         .and_then(safe_callback)
         .unwrap_or_else(|| DEFAULT_CALLBACK.to_owned());
-    let mut resp = super::see_other(&to);
-    resp.headers_mut()
-        .insert(header::SET_COOKIE, session_cookie(&sid, false));
-    resp
+    (jar.add(session_cookie(sid)), super::see_other(&to)).into_response()
 }
 
 /// `POST /auth/logout`: ends the session and shows the sign-in page again.
 pub(crate) async fn logout(
     State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
+    jar: CookieJar,
     Form(q): Form<LoginQuery>,
 ) -> Response {
-    if let Some(sid) = session_id(&headers) {
-        shared.db().sessions.remove(&sid);
+    if let Some(c) = jar.get(COOKIE) {
+        shared.db().sessions.remove(c.value());
     }
     let mut to = String::from("/auth/login");
     if let Some(cb) = q.callback_url.as_deref().and_then(safe_callback) {
@@ -179,10 +189,8 @@ pub(crate) async fn logout(
                 .finish(),
         );
     }
-    let mut resp = super::see_other(&to);
-    resp.headers_mut()
-        .insert(header::SET_COOKIE, session_cookie("", true));
-    resp
+    let jar = jar.remove(session_cookie(String::new()));
+    (jar, super::see_other(&to)).into_response()
 }
 
 #[cfg(test)]

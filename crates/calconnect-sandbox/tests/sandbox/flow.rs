@@ -1,15 +1,19 @@
-//! OAuth test helpers: sign in over HTTP, walk the consent page, exchange codes, PKCE pairs.
+//! OAuth test helpers: sign in over HTTP, walk the consent page (through `SandboxBrowser`),
+//! exchange codes, PKCE pairs.
 #![allow(dead_code)]
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use calconnect_sandbox::browser::{Decision, SandboxBrowser};
 use calconnect_sandbox::{
     CONFIDENTIAL_CLIENT_ID, CONFIDENTIAL_CLIENT_SECRET, DEFAULT_REDIRECT_URI, Sandbox,
 };
+use reqwest::cookie::Jar;
 use reqwest::{Response, StatusCode};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 pub use crate::helpers::client;
 
@@ -82,43 +86,41 @@ pub fn hidden(html: &str, name: &str) -> String {
         .replace("&#39;", "'")
 }
 
-/// Renders the consent page, then submits it with `action` (`allow`/`deny`) and `account`.
+/// Walks the consent page through [`SandboxBrowser`] as the browser signed in with `cookie`:
+/// opens the authorize URL with `params` (the consent page must show), answers `action`
+/// (`allow`/`deny`) for `account`, and returns the redirect's `Location` (the browser checks
+/// that the answer is a 303 See Other).
 pub async fn consent(
     sb: &Sandbox,
     cookie: &str,
     params: &[(&str, &str)],
     action: &str,
     account: Option<&str>,
-) -> Response {
-    let page = authorize(sb, Some(cookie), params).await;
-    assert_eq!(page.status(), StatusCode::OK, "consent page expected");
-    let html = page.text().await.unwrap();
-    let mut form: Vec<(String, String)> = vec![("csrf_token".into(), hidden(&html, "csrf_token"))];
-    for (k, v) in params {
-        form.push(((*k).to_owned(), (*v).to_owned()));
-    }
-    form.push(("action".into(), action.into()));
-    if let Some(a) = account {
-        form.push(("account".into(), a.into()));
-    }
-    client()
-        .post(sb.authorize_url())
-        .header("cookie", cookie)
-        .form(&form)
-        .send()
+) -> String {
+    let jar = Arc::new(Jar::default());
+    jar.add_cookie_str(cookie, sb.base_url());
+    let person = SandboxBrowser::with_cookie_jar(sb.base_url(), jar).unwrap();
+    let mut url = sb.authorize_url();
+    url.query_pairs_mut().extend_pairs(params);
+    let decision = match action {
+        "allow" => Decision::Allow,
+        "deny" => Decision::Deny,
+        other => panic!("no consent action {other}"),
+    };
+    person
+        .consent(url.as_str(), decision, account)
         .await
-        .unwrap()
+        .unwrap_or_else(|e| panic!("consent page expected: {e}"))
 }
 
 /// Walks sign-in and consent ("Allow") and returns the code from the redirect.
 pub async fn code_for(sb: &Sandbox, user_id: i64, params: &[(&str, &str)]) -> String {
     let cookie = login(sb, user_id).await;
-    let resp = consent(sb, &cookie, params, "allow", None).await;
-    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
-    let q = query_of(&location(&resp));
+    let loc = consent(sb, &cookie, params, "allow", None).await;
+    let q = query_of(&loc);
     q.get("code")
         .cloned()
-        .unwrap_or_else(|| panic!("no code in {:?}", location(&resp)))
+        .unwrap_or_else(|| panic!("no code in {loc:?}"))
 }
 
 /// A code for alice at the confidential demo client with the given scope and no PKCE.

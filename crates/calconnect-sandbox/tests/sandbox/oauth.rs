@@ -442,3 +442,56 @@ async fn switch_account_and_logout() {
     let resp = authorize(&sb, Some(&alice), &p).await;
     assert!(location(&resp).starts_with("/auth/login?"));
 }
+
+#[tokio::test]
+async fn seeded_names_are_escaped_on_every_page() {
+    const EVIL: &str = r#"Eve "Q" <script>alert('x')</script>"#;
+    const ESCAPED: &str = "Eve &quot;Q&quot; &lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;";
+    let sb = Sandbox::builder()
+        .with_seed(|s| {
+            s.client_mut(CONFIDENTIAL_CLIENT_ID).unwrap().name = EVIL.into();
+            s.users[0].name = EVIL.into();
+            s.users[0].email = EVIL.into();
+            s.teams[0].name = EVIL.into();
+        })
+        .start()
+        .await
+        .unwrap();
+    let login_page = client()
+        .get(sb.base_url().join("/auth/login").unwrap())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let alice = login(&sb, ALICE).await;
+    let consent_page = authorize(&sb, Some(&alice), &demo("PROFILE_READ"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let mut p = demo("PROFILE_READ");
+    p.push(("show_account_selector", "true"));
+    let selector = authorize(&sb, Some(&alice), &p).await.text().await.unwrap();
+    let controls = client()
+        .get(sb.control_url())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for (page, html) in [
+        ("login", &login_page),
+        ("consent", &consent_page),
+        ("account selector", &selector),
+        ("controls", &controls),
+    ] {
+        assert!(!html.contains("<script"), "{page}: {html}");
+        assert!(!html.contains(r#""Q""#), "{page}: {html}");
+        assert!(html.contains(ESCAPED), "{page}: {html}");
+    }
+    assert!(consent_page.contains(&format!("{ESCAPED} would like access")));
+    assert!(selector.contains(&format!("<option value=\"team/acme\">{ESCAPED}</option>")));
+}

@@ -26,9 +26,7 @@ fn demo(scope: &str) -> Vec<(&'static str, &str)> {
 async fn allow_redirects_with_code_and_state() {
     let sb = start().await;
     let alice = login(&sb, ALICE).await;
-    let resp = consent(&sb, &alice, &demo("PROFILE_READ"), "allow", None).await;
-    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
-    let loc = location(&resp);
+    let loc = consent(&sb, &alice, &demo("PROFILE_READ"), "allow", None).await;
     let code = sb.latest_code(CONFIDENTIAL_CLIENT_ID, ALICE).unwrap();
     assert_eq!(
         loc,
@@ -50,16 +48,16 @@ async fn allow_redirects_with_code_and_state() {
 async fn deny_redirects_with_access_denied_and_no_description() {
     let sb = start().await;
     let alice = login(&sb, ALICE).await;
-    let resp = consent(&sb, &alice, &demo("PROFILE_READ"), "deny", None).await;
+    let loc = consent(&sb, &alice, &demo("PROFILE_READ"), "deny", None).await;
     assert_eq!(
-        location(&resp),
+        loc,
         "http://127.0.0.1:8080/oauth/callback?error=access_denied&state=xyz"
     );
     let mut no_state = demo("PROFILE_READ");
     no_state.pop();
-    let resp = consent(&sb, &alice, &no_state, "deny", None).await;
+    let loc = consent(&sb, &alice, &no_state, "deny", None).await;
     assert_eq!(
-        location(&resp),
+        loc,
         "http://127.0.0.1:8080/oauth/callback?error=access_denied"
     );
 }
@@ -79,15 +77,15 @@ async fn an_existing_query_on_the_redirect_uri_is_kept() {
         ("scope", "PROFILE_READ"),
         ("state", "a b&c"),
     ];
-    let resp = consent(&sb, &alice, &p, "allow", None).await;
+    let loc = consent(&sb, &alice, &p, "allow", None).await;
     let code = sb.latest_code(CONFIDENTIAL_CLIENT_ID, ALICE).unwrap();
     assert_eq!(
-        location(&resp),
+        loc,
         format!("http://127.0.0.1:8080/cb?tenant=acme&code={code}&state=a+b%26c")
     );
-    let resp = consent(&sb, &alice, &p, "deny", None).await;
+    let loc = consent(&sb, &alice, &p, "deny", None).await;
     assert_eq!(
-        location(&resp),
+        loc,
         "http://127.0.0.1:8080/cb?tenant=acme&error=access_denied&state=a+b%26c"
     );
     let mut bad = p.to_vec();
@@ -120,8 +118,8 @@ async fn team_selection_needs_owner_or_admin() {
     let sb = start().await;
     let p = demo("TEAM_BOOKING_READ");
     let alice = login(&sb, ALICE).await;
-    let resp = consent(&sb, &alice, &p, "allow", Some("team/acme")).await;
-    let code = query_of(&location(&resp))["code"].clone();
+    let loc = consent(&sb, &alice, &p, "allow", Some("team/acme")).await;
+    let code = query_of(&loc)["code"].clone();
     let (status, body) = token_json(
         &sb,
         json!({"client_id":CONFIDENTIAL_CLIENT_ID,"client_secret":CONFIDENTIAL_CLIENT_SECRET,
@@ -137,13 +135,13 @@ async fn team_selection_needs_owner_or_admin() {
     // unauthorized_client with the handler's prose (generateAuthCode.handler.ts,
     // authorize-view.tsx).
     let bob = login(&sb, BOB).await;
-    let resp = consent(&sb, &bob, &p, "allow", Some("team/acme")).await;
+    let loc = consent(&sb, &bob, &p, "allow", Some("team/acme")).await;
     assert_eq!(
-        location(&resp),
+        loc,
         "http://127.0.0.1:8080/oauth/callback?error=unauthorized_client&error_description=Team+not+found+or+user+is+not+an+admin%2Fowner&state=xyz"
     );
-    let resp = consent(&sb, &alice, &p, "allow", Some("team/nope")).await;
-    assert!(location(&resp).contains("error=unauthorized_client"));
+    let loc = consent(&sb, &alice, &p, "allow", Some("team/nope")).await;
+    assert!(loc.contains("error=unauthorized_client"));
 }
 
 #[tokio::test]
@@ -263,4 +261,47 @@ async fn full_flow_public_client() {
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+#[tokio::test]
+async fn the_scripted_browser_shows_answers_and_never_follows() {
+    use calconnect_sandbox::browser::{BrowserError, Decision, Opened, SandboxBrowser};
+    let sb = start().await;
+    let url = |params: &[(&str, &str)]| {
+        let mut u = sb.authorize_url();
+        u.query_pairs_mut().extend_pairs(params);
+        u.to_string()
+    };
+    let demo_url = url(&demo("PROFILE_READ"));
+    let person = SandboxBrowser::new(sb.base_url()).unwrap();
+    // Signed out: the redirect to the sign-in, not followed.
+    match person.open(&demo_url).await.unwrap() {
+        Opened::Redirect(l) => assert!(l.starts_with("/auth/login?callbackUrl="), "{l}"),
+        Opened::Consent(_) => panic!("signed out"),
+    }
+    person.sign_in(ALICE).await.unwrap();
+    let Opened::Consent(form) = person.open(&demo_url).await.unwrap() else {
+        panic!("consent page expected");
+    };
+    assert_eq!(form.field("state"), Some("xyz"));
+    assert_eq!(form.field("account"), Some("user"));
+    assert_eq!(form.field("csrf_token").map(str::len), Some(64));
+    let denied = person.submit(form, Decision::Deny, None).await.unwrap();
+    assert_eq!(denied, format!("{R}?error=access_denied&state=xyz"));
+    // A trusted client skips the page: `authorize` takes the redirect, `consent` refuses it.
+    let trusted = url(&[
+        ("client_id", "trusted-client"),
+        ("redirect_uri", R),
+        ("scope", "PROFILE_READ"),
+    ]);
+    assert!(matches!(
+        person.consent(&trusted, Decision::Allow, None).await,
+        Err(BrowserError::NoConsentPage)
+    ));
+    let code = sb.latest_code("trusted-client", ALICE).unwrap();
+    let second = person
+        .authorize(&trusted, Decision::Allow, None)
+        .await
+        .unwrap();
+    assert!(second.starts_with(&format!("{R}?code=")) && !second.contains(&code));
 }

@@ -296,8 +296,8 @@ async fn team_tokens_rotate_per_team() {
         ("redirect_uri", R),
         ("scope", "TEAM_PROFILE_READ"),
     ];
-    let resp = consent(&sb, &alice, &p, "allow", Some("team/acme")).await;
-    let code = query_of(&location(&resp))["code"].clone();
+    let loc = consent(&sb, &alice, &p, "allow", Some("team/acme")).await;
+    let code = query_of(&loc)["code"].clone();
     let v: Value = serde_json::from_str(&token_json(&sb, exchange(&code)).await.1).unwrap();
     assert_eq!(sb.refresh_token_rows(CID, Owner::Team(10)), 1);
     let (s, body) = demo_refresh(&sb, v["refresh_token"].as_str().unwrap()).await;

@@ -591,8 +591,8 @@ async fn team_codes_of_a_pending_client_are_not_approved() {
         ("redirect_uri", R),
         ("scope", "PROFILE_READ"),
     ];
-    let resp = consent(&sb, &alice, &p, "allow", Some("team/acme")).await;
-    let code = query_of(&location(&resp))["code"].clone();
+    let loc = consent(&sb, &alice, &p, "allow", Some("team/acme")).await;
+    let code = query_of(&loc)["code"].clone();
     assert_err(&sb,
         json!({"client_id":"pending-client","client_secret":seeded_secret("pending-client"),"grant_type":"authorization_code","code":code,"redirect_uri":R}),
         StatusCode::UNAUTHORIZED, "unauthorized_client", "client_not_approved").await;
