@@ -118,10 +118,8 @@ impl Callback {
 
     /// The non-secret lookup key of the callback's state (see
     /// [`PendingAuthorization::state_key`](crate::PendingAuthorization::state_key)).
-    pub fn state_key(&self) -> Option<crate::StateKey> {
-        self.state
-            .as_ref()
-            .map(|s| crate::StateKey::of(s.expose_secret()))
+    pub fn state_key(&self) -> Option<crate::store::StateKey> {
+        self.state.as_ref().map(crate::store::StateKey::of)
     }
 }
 

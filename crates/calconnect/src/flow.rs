@@ -57,6 +57,11 @@ impl AuthorizeOptions {
         })
     }
 
+    /// The requested scopes.
+    pub fn scopes(&self) -> &[String] {
+        &self.scopes
+    }
+
     /// Cal.com: show the account/team picker so the user can connect a team (sends
     /// `show_account_selector=true`, docs/calcom.md §2). Ignored by custom profiles.
     #[must_use]
@@ -82,7 +87,7 @@ pub enum AuthorizeOptionsError {
 
 /// The URL to send the user's browser to. `Debug` hides the `state`.
 #[derive(Clone, PartialEq, Eq)]
-pub struct AuthorizeUrl(Url);
+pub struct AuthorizeUrl(pub(crate) Url);
 
 impl AuthorizeUrl {
     /// The URL as text (for a redirect's `Location`).

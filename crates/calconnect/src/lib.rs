@@ -140,6 +140,7 @@ pub mod callback;
 pub mod claims;
 pub mod client;
 pub mod clock;
+pub mod connect;
 pub mod crypto;
 pub mod endpoint;
 pub mod errors;
@@ -181,7 +182,7 @@ pub use keeper::{
     SweepConfig, TokenKeeper,
 };
 pub use me::{CalUser, MeError};
-pub use pending::{PENDING_AUTHORIZATION_TTL, PendingAuthorization, PendingDecodeError, StateKey};
+pub use pending::{PENDING_AUTHORIZATION_TTL, PendingAuthorization, PendingDecodeError};
 pub use pending_registry::PendingAuthorizations;
 pub use pkce::PkceVerifier;
 pub use profile::{

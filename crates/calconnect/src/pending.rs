@@ -11,13 +11,13 @@ use crate::client::RedirectUri;
 use crate::clock::Clock;
 use crate::pkce::PkceVerifier;
 use crate::secret::ct_eq_str;
+use crate::store::StateKey;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::{CryptoRng, RngCore};
 use secrecy::zeroize::Zeroize;
 use secrecy::{ExposeSecret, SecretSlice, SecretString};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::fmt;
 use time::{Duration, OffsetDateTime};
 
@@ -48,32 +48,6 @@ impl State {
     }
 }
 
-/// A non-secret lookup key for a state: hex SHA-256 of it. Stores index pending authorizations by
-/// this key, so they never hold the state itself in clear.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct StateKey(String);
-
-impl StateKey {
-    pub(crate) fn of(state: &str) -> Self {
-        Self(hex_lower(&Sha256::digest(state.as_bytes())))
-    }
-
-    /// The key as 64 hex characters.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-fn hex_lower(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
-}
-
 /// A started, not yet finished, authorization. Consumed by [`PendingAuthorization::verify`].
 pub struct PendingAuthorization {
     pub(crate) state: State,
@@ -87,9 +61,10 @@ pub struct PendingAuthorization {
 }
 
 impl PendingAuthorization {
-    /// The key under which to store this pending authorization (see [`StateKey`]).
+    /// The key under which to store this pending authorization: a digest of the state (see
+    /// [`StateKey`]), the same as [`Callback::state_key`] gives for its callback.
     pub fn state_key(&self) -> StateKey {
-        StateKey::of(self.state.expose())
+        StateKey::of(&self.state.0)
     }
 
     /// When it stops being usable.

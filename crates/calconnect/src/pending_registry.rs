@@ -5,7 +5,8 @@
 
 use crate::callback::{Callback, CallbackError};
 use crate::clock::Clock;
-use crate::pending::{PendingAuthorization, StateKey};
+use crate::pending::PendingAuthorization;
+use crate::store::StateKey;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use time::OffsetDateTime;

@@ -370,6 +370,17 @@ macro_rules! digest_impl {
 }
 
 digest_impl!(StateKey, b"calconnect-state\0");
+
+impl StateKey {
+    /// The digest as 64 lowercase hex digits (for cookie names and logs; not secret).
+    pub fn to_hex(&self) -> String {
+        use std::fmt::Write as _;
+        self.0.iter().fold(String::with_capacity(64), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+    }
+}
 digest_impl!(BrowserBinding, b"calconnect-browser-binding\0");
 
 /// A new pending authorization (docs/architecture.md §3.1), verifier already sealed for `id`.

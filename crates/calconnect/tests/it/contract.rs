@@ -225,7 +225,8 @@ async fn every_request_to_cal_com_has_exactly_the_fields_of_its_input() {
     };
     let legacy_only = |base: &str| sandbox_profile(base).legacy_token_endpoints_only();
     type MakeProfile = fn(&str) -> ProviderProfile;
-    let cases: Vec<(&str, MakeProfile, fn() -> ClientConfig, bool)> = vec![
+    type Case = (&'static str, MakeProfile, fn() -> ClientConfig, bool);
+    let cases: Vec<Case> = vec![
         (
             "v2 exchange, confidential",
             sandbox_profile,

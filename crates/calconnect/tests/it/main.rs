@@ -2,6 +2,7 @@
 //! interop with an independent authorization server, and the flow against the sandbox.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod connect;
 mod contract;
 mod interop;
 mod responder;
