@@ -8,6 +8,7 @@
 use calconnect::Clock as _;
 use calconnect::crypto::{KeyId, SealingKey};
 use calconnect_broker::{Broker, BrokerConfig};
+use calconnect_sandbox::browser::SandboxBrowser;
 use calconnect_sandbox::{CONFIDENTIAL_CLIENT_ID, CONFIDENTIAL_CLIENT_SECRET, ClientType, Sandbox};
 use secrecy::ExposeSecret as _;
 use std::process::Command;
@@ -131,47 +132,17 @@ async fn main() {
         .json()
         .await
         .unwrap();
-    http.post(sandbox.base_url().join("/auth/login").unwrap())
-        .form(&[("user_id", "1"), ("callbackUrl", "/_sandbox/")])
-        .send()
-        .await
-        .unwrap();
     let to_cal = http
         .get(session["connect_url"].as_str().unwrap())
         .send()
         .await
         .unwrap();
-    let page = http
-        .get(to_cal.headers()["location"].to_str().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .text()
+    let person = SandboxBrowser::new(sandbox.base_url()).unwrap();
+    let callback = person
+        .sign_in_and_allow(1, to_cal.headers()["location"].to_str().unwrap())
         .await
         .unwrap();
-    let mut form: Vec<(String, String)> = page
-        .split("<input type=\"hidden\" name=\"")
-        .skip(1)
-        .filter_map(|rest| {
-            let (name, rest) = rest.split_once("\" value=\"")?;
-            Some((
-                name.to_owned(),
-                rest.split_once('"')?.0.replace("&amp;", "&"),
-            ))
-        })
-        .collect();
-    form.push(("action".into(), "allow".into()));
-    let allowed = http
-        .post(sandbox.authorize_url())
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
-    let done = http
-        .get(allowed.headers()["location"].to_str().unwrap())
-        .send()
-        .await
-        .unwrap();
+    let done = http.get(callback).send().await.unwrap();
     let back = url::Url::parse(done.headers()["location"].to_str().unwrap()).unwrap();
     let id = back
         .query_pairs()

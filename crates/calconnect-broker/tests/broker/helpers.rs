@@ -6,6 +6,7 @@ use calconnect::Clock;
 use calconnect::crypto::{KeyId, SealingKey};
 use calconnect_broker::config::Env;
 use calconnect_broker::{Broker, BrokerConfig};
+use calconnect_sandbox::browser::{Decision, SandboxBrowser};
 use calconnect_sandbox::{CONFIDENTIAL_CLIENT_ID, CONFIDENTIAL_CLIENT_SECRET, ClientType, Sandbox};
 use reqwest::StatusCode;
 use secrecy::ExposeSecret;
@@ -196,8 +197,10 @@ impl TestApp {
         json["connect_url"].as_str().unwrap().to_owned()
     }
 
-    /// Opens the connect URL in `browser`, signs in to the sandbox as `user_id`, and clicks
-    /// `action` ("allow" or "deny"). Returns the redirect to the broker's callback.
+    /// Opens the connect URL in `browser` (which keeps the broker's binding cookie), then plays
+    /// the person at the sandbox through `SandboxBrowser`: signs in as `user_id`, and answers
+    /// the consent page (which must show) with `action` ("allow" or "deny"). Returns the redirect
+    /// to the broker's callback, for `browser` to follow.
     pub async fn consent(
         &self,
         browser: &reqwest::Client,
@@ -205,16 +208,6 @@ impl TestApp {
         user_id: i64,
         action: &str,
     ) -> String {
-        let login = browser
-            .post(self.sandbox.base_url().join("/auth/login").unwrap())
-            .form(&[
-                ("user_id", user_id.to_string()),
-                ("callbackUrl", "/_sandbox/".into()),
-            ])
-            .send()
-            .await
-            .unwrap();
-        assert!(login.status().is_redirection());
         let to_cal = browser.get(connect_url).send().await.unwrap();
         assert_eq!(to_cal.status(), StatusCode::SEE_OTHER);
         assert_eq!(to_cal.headers()["cache-control"], "no-store");
@@ -228,19 +221,17 @@ impl TestApp {
             authorize.starts_with(self.sandbox.base_url().as_str()),
             "{authorize}"
         );
-        let page = browser.get(&authorize).send().await.unwrap();
-        assert_eq!(page.status(), StatusCode::OK, "consent page");
-        let html = page.text().await.unwrap();
-        let mut form = hidden_inputs(&html);
-        form.push(("action".into(), action.into()));
-        let answered = browser
-            .post(self.sandbox.authorize_url())
-            .form(&form)
-            .send()
+        let person = SandboxBrowser::new(self.sandbox.base_url()).unwrap();
+        person.sign_in(user_id).await.unwrap();
+        let decision = match action {
+            "allow" => Decision::Allow,
+            "deny" => Decision::Deny,
+            other => panic!("no consent action {other}"),
+        };
+        let callback = person
+            .consent(&authorize, decision, None)
             .await
-            .unwrap();
-        assert_eq!(answered.status(), StatusCode::SEE_OTHER);
-        let callback = location(&answered);
+            .unwrap_or_else(|e| panic!("consent page: {e}"));
         assert!(callback.contains("/oauth/callback?"), "{callback}");
         callback
     }
@@ -286,20 +277,6 @@ pub fn query_of(url: &str) -> HashMap<String, String> {
         .unwrap()
         .query_pairs()
         .into_owned()
-        .collect()
-}
-
-pub fn hidden_inputs(html: &str) -> Vec<(String, String)> {
-    html.split("<input type=\"hidden\" name=\"")
-        .skip(1)
-        .filter_map(|rest| {
-            let (name, rest) = rest.split_once("\" value=\"")?;
-            let (value, _) = rest.split_once('"')?;
-            Some((
-                name.to_owned(),
-                value.replace("&quot;", "\"").replace("&amp;", "&"),
-            ))
-        })
         .collect()
 }
 
