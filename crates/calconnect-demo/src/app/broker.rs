@@ -3,6 +3,7 @@
 
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::time::Duration;
 
@@ -25,6 +26,27 @@ pub(crate) struct Conn {
 pub(crate) struct Identity {
     pub(crate) kind: String,
     pub(crate) id: i64,
+}
+
+/// One webhook delivery of the broker's log (the fields the dashboard shows).
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct Delivery {
+    #[serde(default)]
+    pub(crate) event_type: String,
+    #[serde(default)]
+    pub(crate) status: String,
+    #[serde(default)]
+    pub(crate) attempts: i64,
+    #[serde(default)]
+    pub(crate) last_status_code: Option<i64>,
+    #[serde(default)]
+    pub(crate) endpoint: String,
+}
+
+/// Cal.com API v2's success envelope, `{"status":"success","data":…}` (`docs/calcom.md` §5).
+#[derive(Debug, Deserialize)]
+struct Envelope<T> {
+    data: T,
 }
 
 /// A failed call: the broker's error code (or `unreachable`) and status.
@@ -159,29 +181,48 @@ impl BrokerApi {
         Ok(v["expires_at"].as_str().unwrap_or_default().to_owned())
     }
 
-    /// `GET` a Cal.com API v2 path (relative to `/v2/`, e.g. `me`) through the broker's proxy.
-    pub(crate) async fn cal_get(
+    /// `GET` a Cal.com API v2 path (relative to `/v2/`, e.g. `me`) through the broker's proxy,
+    /// with `cal-api-version: api_version`; the envelope's `data` as `T` (a typed model of
+    /// `calconnect::api`). An answer that does not fit `T` is a `bad_json` error.
+    pub(crate) async fn cal_get<T: DeserializeOwned>(
         &self,
         id: &str,
         path_and_query: &str,
         api_version: &str,
-    ) -> Result<Value, CallError> {
-        self.ok(self
-            .http
-            .get(self.url(&format!("/connections/{}/proxy/{path_and_query}", enc(id))))
-            .header("cal-api-version", api_version))
-            .await
+    ) -> Result<T, CallError> {
+        let v = self
+            .ok(self
+                .http
+                .get(self.url(&format!("/connections/{}/proxy/{path_and_query}", enc(id))))
+                .header("cal-api-version", api_version))
+            .await?;
+        serde_json::from_value::<Envelope<T>>(v)
+            .map(|e| e.data)
+            .map_err(|_| CallError {
+                status: 200,
+                code: "bad_json".into(),
+            })
     }
 
     /// The webhook delivery log (newest first).
-    pub(crate) async fn deliveries(&self) -> Result<Vec<Value>, CallError> {
+    pub(crate) async fn deliveries(&self) -> Result<Vec<Delivery>, CallError> {
+        #[derive(Deserialize)]
+        struct List {
+            #[serde(default)]
+            deliveries: Vec<Delivery>,
+        }
         let v = self
             .ok(self
                 .http
                 .get(self.url("/webhook-deliveries"))
                 .query(&[("limit", "20")]))
             .await?;
-        Ok(v["deliveries"].as_array().cloned().unwrap_or_default())
+        serde_json::from_value::<List>(v)
+            .map(|l| l.deliveries)
+            .map_err(|_| CallError {
+                status: 200,
+                code: "bad_json".into(),
+            })
     }
 }
 

@@ -8,59 +8,95 @@
 use super::AppCtx;
 use super::connection::{enc, owned};
 use super::html::{post_form, problem, see_other};
-use super::pages::{CsrfForm, check};
-use super::session::MaybeUser;
-use axum::Form;
+use super::pages::Notice;
+use super::session::{Csrf, CsrfToken};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use calconnect_sandbox::{CONFIDENTIAL_CLIENT_ID, FaultKind, Owner};
+use maud::{Markup, html};
+
+/// A demo control (the last segment of its URL).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Control {
+    Expire,
+    Revoke,
+    Outage,
+    Recover,
+}
+
+impl Control {
+    const ALL: [Control; 4] = [Self::Expire, Self::Revoke, Self::Outage, Self::Recover];
+
+    fn parse(action: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.action() == action)
+    }
+
+    fn action(self) -> &'static str {
+        match self {
+            Self::Expire => "expire",
+            Self::Revoke => "revoke",
+            Self::Outage => "outage",
+            Self::Recover => "recover",
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::Expire => "Expire the access token",
+            Self::Revoke => "Revoke the grant at Cal.com",
+            Self::Outage => "Make Cal.com fail for a minute",
+            Self::Recover => "End the Cal.com outage",
+        }
+    }
+}
 
 /// The panel on the connection page.
-pub(crate) fn panel(id: &str, csrf: &str) -> String {
-    let button = |action: &str, label: &str| {
-        post_form(
-            &format!("/connections/{}/demo/{action}", enc(id)),
-            csrf,
-            label,
-            "secondary",
-            &format!("demo-{action}"),
-        )
-    };
-    format!(
-        "<div class=\"card controls\" style=\"border-style:dashed\"><h2>Demo controls</h2>\
-         <p class=\"muted\">These act on the local Cal.com sandbox, not on the app or the broker.</p>\
-         {}{}{}{}</div>",
-        button("expire", "Expire the access token"),
-        button("revoke", "Revoke the grant at Cal.com"),
-        button("outage", "Make Cal.com fail for a minute"),
-        button("recover", "End the Cal.com outage"),
-    )
+pub(crate) fn panel(id: &str, csrf: &CsrfToken) -> Markup {
+    html! {
+        div.card.controls style="border-style:dashed" {
+            h2 { "Demo controls" }
+            p.muted { "These act on the local Cal.com sandbox, not on the app or the broker." }
+            @for c in Control::ALL {
+                (post_form(
+                    &format!("/connections/{}/demo/{}", enc(id), c.action()),
+                    csrf,
+                    c.label(),
+                    "secondary",
+                    Some(&format!("demo-{}", c.action())),
+                ))
+            }
+        }
+    }
 }
 
 /// `POST /connections/{id}/demo/{action}`.
 pub(crate) async fn act(
     State(ctx): State<AppCtx>,
-    user: MaybeUser,
     Path((id, action)): Path<(String, String)>,
-    Form(form): Form<CsrfForm>,
+    Csrf(user): Csrf,
 ) -> Response {
-    let user = match check(&ctx, user, &form) {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
     let conn = match owned(&ctx, &user, &id).await {
         Ok(c) => c,
         Err(r) => return r,
     };
+    let Some(control) = Control::parse(&action) else {
+        return problem(
+            StatusCode::NOT_FOUND,
+            "unknown_control",
+            "No such demo control",
+            "This demo control does not exist.",
+            "Use the buttons on the connection page.",
+        );
+    };
     let sandbox = &ctx.sandbox;
     let past_expiry = sandbox.settings().access_token_ttl + time::Duration::minutes(1);
-    let notice = match action.as_str() {
-        "expire" => {
+    let notice = match control {
+        Control::Expire => {
             sandbox.advance_clock(past_expiry);
-            "expired"
+            Notice::Expired
         }
-        "revoke" => {
+        Control::Revoke => {
             let owner = match conn.cal_identity.kind.as_str() {
                 "team" => Owner::Team(conn.cal_identity.id),
                 _ => Owner::User(conn.cal_identity.id),
@@ -69,9 +105,9 @@ pub(crate) async fn act(
             // Cal.com keeps accepting the last access token until it expires (docs/calcom.md
             // §4): let it run out so the effect shows now.
             sandbox.advance_clock(past_expiry);
-            "revoked"
+            Notice::Revoked
         }
-        "outage" => {
+        Control::Outage => {
             // The fault window is in sandbox time: move the clock first (so the current token
             // is expired at Cal.com and the next call needs a refresh), then arm it.
             sandbox.advance_clock(past_expiry);
@@ -85,21 +121,16 @@ pub(crate) async fn act(
                     "Try again.",
                 );
             }
-            "outage"
+            Notice::Outage
         }
-        "recover" => {
+        Control::Recover => {
             sandbox.clear_faults();
-            "recovered"
-        }
-        _ => {
-            return problem(
-                StatusCode::NOT_FOUND,
-                "unknown_control",
-                "No such demo control",
-                "This demo control does not exist.",
-                "Use the buttons on the connection page.",
-            );
+            Notice::Recovered
         }
     };
-    see_other(&format!("/connections/{}?notice={notice}", enc(&id)))
+    see_other(&format!(
+        "/connections/{}?notice={}",
+        enc(&id),
+        notice.key()
+    ))
 }

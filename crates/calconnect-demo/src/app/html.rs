@@ -1,24 +1,11 @@
-//! HTML building blocks: escaping, the page layout, POST forms with the CSRF token, friendly
-//! error pages, and the response headers every page gets.
+//! HTML building blocks: the page layout, POST forms with the CSRF token, friendly error pages,
+//! and the response headers every page gets. Markup is `maud`: checked at compile time, and
+//! every value spliced into it is escaped.
 
+use super::session::{CsrfToken, UserName};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-
-/// Escapes text for HTML bodies and attribute values.
-pub(crate) fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 const CSS: &str = "
 *{box-sizing:border-box}body{margin:0;font:15px/1.5 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;color:#111827;background:#f9fafb}
@@ -40,48 +27,58 @@ dl{display:grid;grid-template-columns:max-content 1fr;gap:4px 16px;margin:0}dt{c
 code{background:#f3f4f6;padding:1px 4px;border-radius:4px}
 ";
 
-/// A whole page.
-pub(crate) fn layout(title: &str, who: Option<&str>, csrf: Option<&str>, body: &str) -> String {
-    let who_html = match (who, csrf) {
-        (Some(w), Some(token)) => format!(
-            "<span class=\"who\">Signed in as <b>{}</b></span>{}",
-            esc(w),
-            post_form("/signout", token, "Sign out", "secondary", "")
-        ),
-        _ => String::new(),
-    };
-    format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
-         <title>{title} · calconnect demo</title><style>{CSS}</style></head><body>\
-         <header class=\"top\"><a class=\"brand\" href=\"/\" style=\"color:inherit;text-decoration:none\">Acme Planner</a>\
-         <span class=\"muted\">an example app using calconnect</span>{who_html}</header>\
-         <main>{body}</main></body></html>",
-        title = esc(title),
-    )
+/// Who is signed in, for the page header (with the sign-out form).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Who<'a> {
+    pub(crate) user: &'a UserName,
+    pub(crate) csrf: &'a CsrfToken,
 }
 
-/// A POST form with one button (and the CSRF token).
-pub(crate) fn post_form(action: &str, csrf: &str, label: &str, class: &str, id: &str) -> String {
-    let id_attr = if id.is_empty() {
-        String::new()
-    } else {
-        format!(" data-testid=\"{}\"", esc(id))
-    };
-    format!(
-        "<form class=\"inline\" method=\"post\" action=\"{}\">\
-         <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
-         <button class=\"btn {}\" type=\"submit\"{id_attr}>{}</button></form>",
-        esc(action),
-        esc(csrf),
-        esc(class),
-        esc(label)
-    )
+/// A whole page.
+pub(crate) fn layout(title: &str, who: Option<Who<'_>>, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width,initial-scale=1";
+                title { (title) " · calconnect demo" }
+                style { (PreEscaped(CSS)) }
+            }
+            body {
+                header.top {
+                    a.brand href="/" style="color:inherit;text-decoration:none" { "Acme Planner" }
+                    span.muted { "an example app using calconnect" }
+                    @if let Some(who) = who {
+                        span.who { "Signed in as " b { (who.user) } }
+                        (post_form("/signout", who.csrf, "Sign out", "secondary", None))
+                    }
+                }
+                main { (body) }
+            }
+        }
+    }
+}
+
+/// A POST form with one button (and the CSRF token); `test_id` becomes `data-testid`.
+pub(crate) fn post_form(
+    action: &str,
+    csrf: &CsrfToken,
+    label: &str,
+    class: &str,
+    test_id: Option<&str>,
+) -> Markup {
+    html! {
+        form.inline method="post" action=(action) {
+            input type="hidden" name="csrf" value=(csrf.as_str());
+            button class={ "btn " (class) } type="submit" data-testid=[test_id] { (label) }
+        }
+    }
 }
 
 /// A page response, never cached.
-pub(crate) fn page(status: StatusCode, html: String) -> Response {
-    let mut r = (status, Html(html)).into_response();
+pub(crate) fn page(status: StatusCode, markup: Markup) -> Response {
+    let mut r = (status, Html(markup.into_string())).into_response();
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
@@ -95,15 +92,15 @@ pub(crate) fn problem(
     what: &str,
     todo: &str,
 ) -> Response {
-    let body = format!(
-        "<div class=\"card\" data-outcome=\"{}\"><h1>{}</h1><p>{}</p><p><b>What to do:</b> {}</p>\
-         <p><a class=\"btn\" href=\"/\">Back to your connections</a></p></div>",
-        esc(outcome),
-        esc(title),
-        esc(what),
-        esc(todo)
-    );
-    page(status, layout(title, None, None, &body))
+    let body = html! {
+        div.card data-outcome=(outcome) {
+            h1 { (title) }
+            p { (what) }
+            p { b { "What to do:" } " " (todo) }
+            p { a.btn href="/" { "Back to your connections" } }
+        }
+    };
+    page(status, layout(title, None, body))
 }
 
 /// A 303 to `to`.
@@ -141,11 +138,30 @@ pub(crate) async fn security_headers(mut r: Response) -> Response {
 mod tests {
     use super::*;
 
-    #[test]
-    fn escapes_markup_and_quotes() {
-        assert_eq!(
-            esc("<a href=\"x\">'&'</a>"),
-            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+    #[tokio::test]
+    async fn error_pages_escape_what_they_are_given() {
+        let r = problem(
+            StatusCode::BAD_GATEWAY,
+            "broker_error",
+            "A \"title\" <i>",
+            "The broker answered `<script>alert('x')</script>`.",
+            "Reload & retry.",
         );
+        let body = axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap();
+        let html = String::from_utf8(body.to_vec()).unwrap();
+        assert!(
+            !html.contains("<script>") && !html.contains("<i>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("&lt;script&gt;alert('x')&lt;/script&gt;"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<h1>A &quot;title&quot; &lt;i&gt;</h1>"),
+            "{html}"
+        );
+        assert!(html.contains("Reload &amp; retry."));
+        assert!(html.contains("data-outcome=\"broker_error\""));
     }
 }

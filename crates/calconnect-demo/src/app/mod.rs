@@ -2,8 +2,9 @@
 //! way an app in any language would — over its HTTP JSON API with an API key — plus the demo
 //! controls (which act on the sandbox) and the operator dashboard.
 //!
-//! Pages are server-rendered and work without JavaScript. The demo end user signs in by picking a
-//! name (a signed cookie); every form is a POST carrying a CSRF token bound to that cookie.
+//! Pages are server-rendered (`maud`) and work without JavaScript. The demo end user signs in by
+//! picking a name (a signed cookie, [`session::SignedIn`]); every form is a POST carrying a CSRF
+//! token bound to that cookie, checked by the [`session::Csrf`] extractor before the handler.
 
 mod admin;
 mod broker;
@@ -48,8 +49,8 @@ pub(crate) struct AppCtx {
     pub(crate) sandbox: Arc<Sandbox>,
     pub(crate) store: Arc<dyn ConnectionStore>,
     pub(crate) clock: Arc<dyn Clock>,
-    /// Webhook events received (newest first, at most 20): type and connection id.
-    pub(crate) received: Arc<Mutex<Vec<(String, String)>>>,
+    /// Webhook events received (newest first, at most 20).
+    pub(crate) received: Arc<Mutex<Vec<pages::Received>>>,
 }
 
 impl std::fmt::Debug for AppCtx {
@@ -60,12 +61,21 @@ impl std::fmt::Debug for AppCtx {
     }
 }
 
+/// The app could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SetupError {
+    #[error("cannot build the HTTP client: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error(transparent)]
+    Keys(#[from] session::KeyError),
+}
+
 impl AppCtx {
-    pub(crate) fn new(setup: AppSetup) -> Result<Self, reqwest::Error> {
+    pub(crate) fn new(setup: AppSetup) -> Result<Self, SetupError> {
         Ok(Self {
             broker: BrokerApi::new(setup.broker_url, setup.api_key)?,
             app_url: setup.app_url,
-            sessions: Arc::new(session::Sessions::random()),
+            sessions: Arc::new(session::Sessions::random()?),
             admin_password: setup.admin_password,
             webhook_secret: setup.webhook_secret,
             sandbox: setup.sandbox,

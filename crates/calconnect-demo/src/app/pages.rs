@@ -2,76 +2,80 @@
 //! connection through a broker connect session, and the page the broker's flow returns to.
 
 use super::AppCtx;
-use super::html::{esc, layout, page, post_form, problem, see_other};
-use super::session::{MaybeUser, Sessions, valid_name};
+use super::broker::Conn;
+use super::html::{Who, layout, page, post_form, problem, see_other};
+use super::session::{Csrf, CsrfToken, SignedIn, UserName};
 use axum::Form;
 use axum::extract::{Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum_extra::extract::cookie::SignedCookieJar;
+use maud::{Markup, html};
 use serde::Deserialize;
 
-/// A POST carrying only the CSRF token.
-#[derive(Debug, Deserialize)]
-pub(crate) struct CsrfForm {
-    #[serde(default)]
-    pub(crate) csrf: String,
-}
-
-/// The signed-in user if the CSRF token matches, else the error page to send.
-#[allow(
-    clippy::result_large_err,
-    reason = "the error is the page to send at once; boxing it buys nothing"
-)]
-pub(crate) fn check(ctx: &AppCtx, user: MaybeUser, form: &CsrfForm) -> Result<String, Response> {
-    let Some(user) = user.0 else {
-        return Err(problem(
-            StatusCode::UNAUTHORIZED,
-            "signed_out",
-            "You are signed out",
-            "This action needs a signed-in demo user.",
-            "Sign in again and retry.",
-        ));
-    };
-    if !ctx.sessions.csrf_ok(&user, &form.csrf) {
-        return Err(problem(
-            StatusCode::FORBIDDEN,
-            "csrf",
-            "This form has expired",
-            "The form was not sent by this page (or the demo restarted since it was shown), so nothing was done.",
-            "Go back, reload the page and try again.",
-        ));
-    }
-    Ok(user)
-}
-
 /// Notices shown after a redirect (`?notice=`), from a fixed list (no user text is reflected).
-pub(crate) fn notice_html(key: Option<&str>) -> String {
-    let (class, text) = match key {
-        Some("disconnected") => (
-            "",
-            "Disconnected. Cal.com has no revocation endpoint, so the app stays listed in the user's Cal.com settings and the last access token works until it expires.",
-        ),
-        Some("refreshed") => ("", "The broker handed out a fresh access token."),
-        Some("expired") => (
-            "",
-            "Demo: Cal.com's clock moved past the access token's expiry. This page's calls got a 401, and the broker refreshed the token and retried.",
-        ),
-        Some("revoked") => (
-            "bad",
-            "Demo: the grant was revoked at Cal.com and the access token ran out.",
-        ),
-        Some("outage") => (
-            "bad",
-            "Demo: the access token ran out and Cal.com's token endpoint answers 503 for the next minute. The connection stays active; reload after a minute to watch the broker recover.",
-        ),
-        Some("recovered") => ("", "Demo: Cal.com's token endpoint works again."),
-        _ => return String::new(),
-    };
-    format!(
-        "<div class=\"notice {class}\" data-notice=\"{}\">{}</div>",
-        esc(key.unwrap_or_default()),
-        esc(text)
-    )
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Notice {
+    Disconnected,
+    Refreshed,
+    Expired,
+    Revoked,
+    Outage,
+    Recovered,
+}
+
+impl Notice {
+    /// The notice a `?notice=` names, if any.
+    pub(crate) fn from_query(key: Option<&str>) -> Option<Self> {
+        Some(match key? {
+            "disconnected" => Self::Disconnected,
+            "refreshed" => Self::Refreshed,
+            "expired" => Self::Expired,
+            "revoked" => Self::Revoked,
+            "outage" => Self::Outage,
+            "recovered" => Self::Recovered,
+            _ => return None,
+        })
+    }
+
+    /// The `?notice=` value (also the page's `data-notice`).
+    pub(crate) fn key(self) -> &'static str {
+        match self {
+            Self::Disconnected => "disconnected",
+            Self::Refreshed => "refreshed",
+            Self::Expired => "expired",
+            Self::Revoked => "revoked",
+            Self::Outage => "outage",
+            Self::Recovered => "recovered",
+        }
+    }
+
+    fn bad(self) -> bool {
+        matches!(self, Self::Revoked | Self::Outage)
+    }
+
+    fn text(self) -> &'static str {
+        match self {
+            Self::Disconnected => {
+                "Disconnected. Cal.com has no revocation endpoint, so the app stays listed in the user's Cal.com settings and the last access token works until it expires."
+            }
+            Self::Refreshed => "The broker handed out a fresh access token.",
+            Self::Expired => {
+                "Demo: Cal.com's clock moved past the access token's expiry. This page's calls got a 401, and the broker refreshed the token and retried."
+            }
+            Self::Revoked => "Demo: the grant was revoked at Cal.com and the access token ran out.",
+            Self::Outage => {
+                "Demo: the access token ran out and Cal.com's token endpoint answers 503 for the next minute. The connection stays active; reload after a minute to watch the broker recover."
+            }
+            Self::Recovered => "Demo: Cal.com's token endpoint works again.",
+        }
+    }
+}
+
+impl maud::Render for Notice {
+    fn render(&self) -> Markup {
+        html! { div.notice.bad[self.bad()] data-notice=(self.key()) { (self.text()) } }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -79,85 +83,126 @@ pub(crate) struct HomeQuery {
     notice: Option<String>,
 }
 
+/// A webhook event the app received: its type and connection id.
+#[derive(Debug, Clone)]
+pub(crate) struct Received {
+    pub(crate) kind: String,
+    pub(crate) connection_id: String,
+}
+
+/// What the home page shows a signed-in user.
+#[derive(Debug)]
+struct Home<'a> {
+    who: Who<'a>,
+    notice: Option<Notice>,
+    connections: &'a [Conn],
+    /// The latest webhook events for these connections (at most 5).
+    webhooks: Vec<Received>,
+}
+
+fn home_page(h: &Home<'_>) -> Markup {
+    let body = html! {
+        @if let Some(n) = h.notice { (n) }
+        div.card {
+            h1 { "Your Cal.com connections" }
+            @if h.connections.is_empty() {
+                p.muted data-testid="no-connections" { "No Cal.com account connected yet." }
+            } @else {
+                table {
+                    tr { th { "Account" } th { "Status" } th { "Reason" } th { "Connected" } }
+                    @for c in h.connections {
+                        tr {
+                            td {
+                                a href={ "/connections/" (c.id) } data-testid="connection-link" {
+                                    "Cal.com " (c.cal_identity.kind) " " (c.cal_identity.id)
+                                }
+                            }
+                            td { span.status.(c.status) { (c.status) } }
+                            td.muted { (c.status_reason) }
+                            td.muted { (c.created_at) }
+                        }
+                    }
+                }
+            }
+            p { (post_form("/connect", h.who.csrf, "Connect Cal.com", "", Some("connect"))) }
+            p.muted {
+                "The button asks the broker for a connect link and sends you to Cal.com's consent screen \
+                 (here: the local sandbox; sign in as " b { "alice" } " or " b { "bob" } ")."
+            }
+        }
+        p.muted {
+            "Operators: " a href="/admin" { "dashboard" } " (user " code { "admin" }
+            ", password printed by " code { "calconnect demo" } ")."
+        }
+        @if !h.webhooks.is_empty() {
+            div.card {
+                h2 { "Webhooks this app received" }
+                ul data-testid="webhooks" {
+                    @for w in &h.webhooks {
+                        li { code { (w.kind) } " for " code { (w.connection_id) } }
+                    }
+                }
+            }
+        }
+    };
+    layout("Connections", Some(h.who), body)
+}
+
+fn sign_in_page() -> Markup {
+    let body = html! {
+        div.card {
+            h1 { "Sign in to Acme Planner" }
+            p { "This demo app has no passwords: pick a name. Your Cal.com connections belong to it." }
+            form method="post" action="/signin" {
+                label {
+                    "Name "
+                    input name="name" value="ann" pattern="[a-z0-9_-]{1,32}" required;
+                }
+                " "
+                button.btn type="submit" data-testid="sign-in" { "Sign in" }
+            }
+            p.muted { "Lowercase letters, digits, - and _." }
+        }
+    };
+    layout("Sign in", None, body)
+}
+
 /// `GET /`.
 pub(crate) async fn home(
     State(ctx): State<AppCtx>,
-    user: MaybeUser,
+    user: Option<SignedIn>,
     Query(q): Query<HomeQuery>,
 ) -> Response {
-    let Some(user) = user.0 else {
-        return page(StatusCode::OK, layout("Sign in", None, None, SIGN_IN));
+    let Some(SignedIn(user)) = user else {
+        return page(StatusCode::OK, sign_in_page());
     };
-    let csrf = ctx.sessions.csrf(&user);
-    let list = match ctx.broker.connections(&user).await {
+    let csrf: CsrfToken = ctx.sessions.csrf(&user);
+    let list = match ctx.broker.connections(user.as_str()).await {
         Ok(list) => list,
         Err(e) => return broker_down(&e.code),
     };
-    let mut rows = String::new();
-    for c in &list {
-        rows.push_str(&format!(
-            "<tr><td><a href=\"/connections/{id}\" data-testid=\"connection-link\">Cal.com {kind} {cal}</a></td>\
-             <td><span class=\"status {st}\">{st}</span></td><td class=\"muted\">{reason}</td><td class=\"muted\">{created}</td></tr>",
-            id = esc(&c.id),
-            kind = esc(&c.cal_identity.kind),
-            cal = c.cal_identity.id,
-            st = esc(&c.status),
-            reason = esc(&c.status_reason),
-            created = esc(&c.created_at),
-        ));
-    }
-    let table = if list.is_empty() {
-        "<p class=\"muted\" data-testid=\"no-connections\">No Cal.com account connected yet.</p>"
-            .to_owned()
-    } else {
-        format!(
-            "<table><tr><th>Account</th><th>Status</th><th>Reason</th><th>Connected</th></tr>{rows}</table>"
-        )
-    };
-    let ids: Vec<&str> = list.iter().map(|c| c.id.as_str()).collect();
-    let hooks: String = ctx
+    let webhooks = ctx
         .received
         .lock()
         .map(|r| {
             r.iter()
-                .filter(|(_, id)| ids.contains(&id.as_str()))
+                .filter(|w| list.iter().any(|c| c.id == w.connection_id))
                 .take(5)
-                .map(|(kind, id)| {
-                    format!(
-                        "<li><code>{}</code> for <code>{}</code></li>",
-                        esc(kind),
-                        esc(id)
-                    )
-                })
+                .cloned()
                 .collect()
         })
         .unwrap_or_default();
-    let hooks = if hooks.is_empty() {
-        String::new()
-    } else {
-        format!(
-            "<div class=\"card\"><h2>Webhooks this app received</h2><ul data-testid=\"webhooks\">{hooks}</ul></div>"
-        )
+    let home = Home {
+        who: Who {
+            user: &user,
+            csrf: &csrf,
+        },
+        notice: Notice::from_query(q.notice.as_deref()),
+        connections: &list,
+        webhooks,
     };
-    let body = format!(
-        "{notice}<div class=\"card\"><h1>Your Cal.com connections</h1>{table}<p>{button}</p>\
-         <p class=\"muted\">The button asks the broker for a connect link and sends you to Cal.com's consent screen \
-         (here: the local sandbox; sign in as <b>alice</b> or <b>bob</b>).</p></div>\
-         <p class=\"muted\">Operators: <a href=\"/admin\">dashboard</a> (user <code>admin</code>, password printed by <code>calconnect demo</code>).</p>{hooks}",
-        notice = notice_html(q.notice.as_deref()),
-        button = post_form("/connect", &csrf, "Connect Cal.com", "", "connect"),
-    );
-    page(
-        StatusCode::OK,
-        layout("Connections", Some(&user), Some(&csrf), &body),
-    )
+    page(StatusCode::OK, home_page(&home))
 }
-
-const SIGN_IN: &str = "<div class=\"card\"><h1>Sign in to Acme Planner</h1>\
-<p>This demo app has no passwords: pick a name. Your Cal.com connections belong to it.</p>\
-<form method=\"post\" action=\"/signin\"><label>Name <input name=\"name\" value=\"ann\" pattern=\"[a-z0-9_-]{1,32}\" required></label> \
-<button class=\"btn\" type=\"submit\" data-testid=\"sign-in\">Sign in</button></form>\
-<p class=\"muted\">Lowercase letters, digits, - and _.</p></div>";
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct SignIn {
@@ -166,9 +211,8 @@ pub(crate) struct SignIn {
 }
 
 /// `POST /signin`.
-pub(crate) async fn sign_in(State(ctx): State<AppCtx>, Form(form): Form<SignIn>) -> Response {
-    let name = form.name.trim();
-    if !valid_name(name) {
+pub(crate) async fn sign_in(jar: SignedCookieJar, Form(form): Form<SignIn>) -> Response {
+    let Some(name) = UserName::parse(form.name.trim()) else {
         return problem(
             StatusCode::BAD_REQUEST,
             "bad_name",
@@ -176,41 +220,27 @@ pub(crate) async fn sign_in(State(ctx): State<AppCtx>, Form(form): Form<SignIn>)
             "Demo user names are 1 to 32 lowercase letters, digits, - or _.",
             "Go back and pick another name.",
         );
-    }
-    with_cookie(see_other("/"), &ctx.sessions.cookie_for(name))
+    };
+    (
+        jar.add(super::session::Sessions::cookie_for(&name)),
+        see_other("/"),
+    )
+        .into_response()
 }
 
 /// `POST /signout`.
-pub(crate) async fn sign_out(
-    State(ctx): State<AppCtx>,
-    user: MaybeUser,
-    Form(form): Form<CsrfForm>,
-) -> Response {
-    if let Err(r) = check(&ctx, user, &form) {
-        return r;
-    }
-    with_cookie(see_other("/"), &Sessions::clear_cookie())
-}
-
-fn with_cookie(mut r: Response, cookie: &str) -> Response {
-    if let Ok(v) = HeaderValue::from_str(cookie) {
-        r.headers_mut().append(header::SET_COOKIE, v);
-    }
-    r
+pub(crate) async fn sign_out(jar: SignedCookieJar, _: Csrf) -> Response {
+    (
+        jar.remove(super::session::Sessions::session_cookie()),
+        see_other("/"),
+    )
+        .into_response()
 }
 
 /// `POST /connect`: a connect session for the user, then off to the broker's connect link.
-pub(crate) async fn connect(
-    State(ctx): State<AppCtx>,
-    user: MaybeUser,
-    Form(form): Form<CsrfForm>,
-) -> Response {
-    let user = match check(&ctx, user, &form) {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
+pub(crate) async fn connect(State(ctx): State<AppCtx>, Csrf(user): Csrf) -> Response {
     let return_to = format!("{}/connected", ctx.app_url);
-    match ctx.broker.connect_session(&user, &return_to).await {
+    match ctx.broker.connect_session(user.as_str(), &return_to).await {
         Ok(url) => see_other(&url),
         Err(e) => broker_down(&e.code),
     }
@@ -227,8 +257,7 @@ pub(crate) struct Returned {
 pub(crate) async fn connected(Query(q): Query<Returned>) -> Response {
     match (q.outcome.as_deref(), q.connection_id.as_deref()) {
         (Some("created" | "updated"), Some(id)) => {
-            let id: String = url::form_urlencoded::byte_serialize(id.as_bytes()).collect();
-            see_other(&format!("/connections/{id}"))
+            see_other(&format!("/connections/{}", super::connection::enc(id)))
         }
         (Some("access_denied"), _) => problem(
             StatusCode::OK,
@@ -278,5 +307,56 @@ pub(crate) async fn not_found() -> Response {
         "There is no page at this address.",
         "Start from the home page.",
     )
-    .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::broker::Identity;
+
+    #[test]
+    fn the_home_page_escapes_connection_fields_and_webhooks() {
+        let user = UserName::parse("ann").unwrap();
+        let csrf = super::super::session::Sessions::random()
+            .unwrap()
+            .csrf(&user);
+        let evil = r#"<script>alert("x")</script>'"#;
+        let conn = Conn {
+            id: "c1".into(),
+            end_user_id: "ann".into(),
+            cal_identity: Identity {
+                kind: evil.into(),
+                id: 1,
+            },
+            scopes: vec![evil.into()],
+            status: "active".into(),
+            status_reason: evil.into(),
+            access_token_expires_at: None,
+            last_refreshed_at: evil.into(),
+            created_at: evil.into(),
+        };
+        let html = home_page(&Home {
+            who: Who {
+                user: &user,
+                csrf: &csrf,
+            },
+            notice: Notice::from_query(Some("<b>")),
+            connections: &[conn],
+            webhooks: vec![Received {
+                kind: evil.into(),
+                connection_id: evil.into(),
+            }],
+        })
+        .into_string();
+        assert!(
+            !html.contains("<script>") && !html.contains("&lt;b&gt;"),
+            "{html}"
+        );
+        assert!(!html.contains(r#""x""#), "{html}");
+        assert!(html.contains(r#"&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;'"#));
+        assert!(
+            !html.contains("data-notice"),
+            "unknown notices are not shown"
+        );
+    }
 }

@@ -1,133 +1,243 @@
-//! The demo end user's session: a cookie `calconnect_demo=<name>.<HMAC>` (HttpOnly, SameSite=Lax)
-//! and a CSRF token derived from it (HMAC of the name under a second label), compared in
-//! constant time on every POST.
+//! The demo end user's session and the two checks that guard the pages, each in one place:
+//!
+//! - [`SignedIn`]: the session is a cookie `calconnect_demo` holding the user's name, signed
+//!   through axum-extra's [`SignedCookieJar`] (HttpOnly, SameSite=Lax), so it cannot be forged.
+//! - [`Csrf`]: every state-changing form carries a CSRF token bound to that user (an HMAC of the
+//!   name under a second per-process key), compared in constant time before the handler runs.
 
-use axum::extract::FromRequestParts;
+use super::AppCtx;
+use super::html::problem;
+use axum::Form;
+use axum::extract::{FromRef, FromRequest, FromRequestParts, OptionalFromRequestParts, Request};
+use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, header};
+use axum::response::Response;
+use axum_extra::extract::cookie::{Cookie, Key, SameSite, SignedCookieJar};
 use hmac::{Hmac, Mac};
 use rand::RngCore as _;
+use serde::Deserialize;
 use sha2::Sha256;
 use subtle::ConstantTimeEq as _;
 
 const COOKIE: &str = "calconnect_demo";
 
-/// Signs session cookies and CSRF tokens with a per-process key.
-pub(crate) struct Sessions {
-    key: [u8; 32],
+/// A demo user name: 1–32 of `a-z 0-9 - _`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct UserName(String);
+
+impl UserName {
+    /// The name, if it is one.
+    pub(crate) fn parse(name: &str) -> Option<Self> {
+        let valid = (1..=32).contains(&name.len())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        valid.then(|| Self(name.to_owned()))
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        &self.0
+    }
 }
+
+impl maud::Render for UserName {
+    fn render_to(&self, buffer: &mut String) {
+        self.0.render_to(buffer);
+    }
+}
+
+/// The CSRF token of one user's session (64 hex digits), for the forms of its pages.
+#[derive(Debug, Clone)]
+pub(crate) struct CsrfToken(String);
+
+impl CsrfToken {
+    pub(crate) fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The per-process keys: one signs session cookies, the other derives CSRF tokens.
+pub(crate) struct Sessions {
+    cookie_key: Key,
+    csrf_key: [u8; 32],
+}
+
+/// The session keys could not be made.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot make the session keys: {0}")]
+pub(crate) struct KeyError(String);
 
 impl Sessions {
-    pub(crate) fn random() -> Self {
-        let mut key = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut key);
-        Self { key }
+    /// Fresh random keys (sessions end when the demo restarts).
+    pub(crate) fn random() -> Result<Self, KeyError> {
+        let mut cookie_key = [0u8; 64];
+        rand::rngs::OsRng.fill_bytes(&mut cookie_key);
+        let mut csrf_key = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut csrf_key);
+        Ok(Self {
+            cookie_key: Key::try_from(&cookie_key[..]).map_err(|e| KeyError(e.to_string()))?,
+            csrf_key,
+        })
     }
 
-    fn mac(&self, label: &str, name: &str) -> String {
+    /// The session cookie that signs `user` in (signed when the jar adds it).
+    pub(crate) fn cookie_for(user: &UserName) -> Cookie<'static> {
+        Cookie::build((COOKIE, user.as_str().to_owned()))
+            .path("/")
+            .http_only(true)
+            .same_site(SameSite::Lax)
+            .build()
+    }
+
+    /// The cookie to remove to sign out.
+    pub(crate) fn session_cookie() -> Cookie<'static> {
+        Cookie::build(COOKIE).path("/").build()
+    }
+
+    /// The signed-in user of `jar`, if its session cookie is genuine and names a user.
+    fn user(jar: &SignedCookieJar) -> Option<UserName> {
+        jar.get(COOKIE).and_then(|c| UserName::parse(c.value()))
+    }
+
+    /// The CSRF token of `user`'s session.
+    pub(crate) fn csrf(&self, user: &UserName) -> CsrfToken {
         // HMAC accepts keys of any length; this cannot fail for a 32-byte key.
-        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&self.key) else {
-            return String::new();
+        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&self.csrf_key) else {
+            return CsrfToken(String::new());
         };
-        mac.update(label.as_bytes());
-        mac.update(b"\0");
-        mac.update(name.as_bytes());
-        hex::encode(mac.finalize().into_bytes())
+        mac.update(b"csrf\0");
+        mac.update(user.as_str().as_bytes());
+        CsrfToken(hex::encode(mac.finalize().into_bytes()))
     }
 
-    /// The `Set-Cookie` value that signs `name` in.
-    pub(crate) fn cookie_for(&self, name: &str) -> String {
-        format!(
-            "{COOKIE}={name}.{}; Path=/; HttpOnly; SameSite=Lax",
-            self.mac("session", name)
-        )
-    }
-
-    /// The `Set-Cookie` value that signs out.
-    pub(crate) fn clear_cookie() -> String {
-        format!("{COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax")
-    }
-
-    /// The signed-in user, if the cookie is valid.
-    pub(crate) fn user(&self, headers: &HeaderMap) -> Option<String> {
-        let value = headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .filter_map(|p| p.trim().split_once('='))
-            .find(|(k, _)| *k == COOKIE)
-            .map(|(_, v)| v.to_owned())?;
-        let (name, mac) = value.rsplit_once('.')?;
-        let expected = self.mac("session", name);
-        (!expected.is_empty()
-            && valid_name(name)
-            && bool::from(expected.as_bytes().ct_eq(mac.as_bytes())))
-        .then(|| name.to_owned())
-    }
-
-    /// The CSRF token of `name`'s session.
-    pub(crate) fn csrf(&self, name: &str) -> String {
-        self.mac("csrf", name)
-    }
-
-    /// Whether `token` is `name`'s CSRF token.
-    pub(crate) fn csrf_ok(&self, name: &str, token: &str) -> bool {
-        let expected = self.csrf(name);
-        !expected.is_empty() && bool::from(expected.as_bytes().ct_eq(token.as_bytes()))
+    /// Whether `token` is `user`'s CSRF token.
+    fn csrf_ok(&self, user: &UserName, token: &str) -> bool {
+        let expected = self.csrf(user);
+        !expected.0.is_empty() && bool::from(expected.0.as_bytes().ct_eq(token.as_bytes()))
     }
 }
 
-/// A demo user name: 1–32 of `a-z 0-9 - _`.
-pub(crate) fn valid_name(name: &str) -> bool {
-    (1..=32).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+impl FromRef<AppCtx> for Key {
+    fn from_ref(ctx: &AppCtx) -> Self {
+        ctx.sessions.cookie_key.clone()
+    }
 }
 
-/// The signed-in user, or none (an extractor that never rejects).
+/// The signed-in demo user. As `Option<SignedIn>` for pages that signed-out visitors see too;
+/// on its own it answers the "signed out" page.
 #[derive(Debug, Clone)]
-pub(crate) struct MaybeUser(pub(crate) Option<String>);
+pub(crate) struct SignedIn(pub(crate) UserName);
 
-impl FromRequestParts<super::AppCtx> for MaybeUser {
+impl OptionalFromRequestParts<AppCtx> for SignedIn {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(
         parts: &mut Parts,
-        ctx: &super::AppCtx,
-    ) -> Result<Self, Self::Rejection> {
-        Ok(Self(ctx.sessions.user(&parts.headers)))
+        ctx: &AppCtx,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        let jar = SignedCookieJar::from_headers(&parts.headers, Key::from_ref(ctx));
+        Ok(Sessions::user(&jar).map(Self))
+    }
+}
+
+impl FromRequestParts<AppCtx> for SignedIn {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, ctx: &AppCtx) -> Result<Self, Self::Rejection> {
+        let Ok(user) =
+            <Self as OptionalFromRequestParts<AppCtx>>::from_request_parts(parts, ctx).await;
+        user.ok_or_else(|| {
+            problem(
+                StatusCode::UNAUTHORIZED,
+                "signed_out",
+                "You are signed out",
+                "This action needs a signed-in demo user.",
+                "Sign in again and retry.",
+            )
+        })
+    }
+}
+
+/// The only field of the app's state-changing forms.
+#[derive(Debug, Deserialize)]
+struct CsrfField {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// A state-changing form from the signed-in user's own page: the session is checked first
+/// ([`SignedIn`]), then the form's CSRF token. Yields the user.
+#[derive(Debug, Clone)]
+pub(crate) struct Csrf(pub(crate) UserName);
+
+impl FromRequest<AppCtx> for Csrf {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, ctx: &AppCtx) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = req.into_parts();
+        let SignedIn(user) =
+            <SignedIn as FromRequestParts<AppCtx>>::from_request_parts(&mut parts, ctx).await?;
+        let token =
+            match Form::<CsrfField>::from_request(Request::from_parts(parts, body), ctx).await {
+                Ok(Form(f)) => f.csrf,
+                Err(_) => String::new(),
+            };
+        if !ctx.sessions.csrf_ok(&user, &token) {
+            return Err(problem(
+                StatusCode::FORBIDDEN,
+                "csrf",
+                "This form has expired",
+                "The form was not sent by this page (or the demo restarted since it was shown), so nothing was done.",
+                "Go back, reload the page and try again.",
+            ));
+        }
+        Ok(Self(user))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::{HeaderMap, HeaderValue, header};
 
     #[test]
-    fn cookies_and_csrf_tokens_are_bound_to_the_name() {
-        let s = Sessions::random();
-        let cookie = s.cookie_for("ann");
-        let value = cookie.split(';').next().unwrap_or_default();
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            header::COOKIE,
-            value
-                .parse()
-                .unwrap_or(header::HeaderValue::from_static("")),
+    fn cookies_are_signed_and_csrf_tokens_are_bound_to_the_name() {
+        let s = Sessions::random().unwrap();
+        let ann = UserName::parse("ann").unwrap();
+        let jar = SignedCookieJar::new(s.cookie_key.clone()).add(Sessions::cookie_for(&ann));
+        let response = axum::response::IntoResponse::into_response((jar, ()));
+        let set_cookie = response.headers()[header::SET_COOKIE].to_str().unwrap();
+        assert!(
+            set_cookie.contains("; HttpOnly") && set_cookie.contains("; SameSite=Lax"),
+            "{set_cookie}"
         );
-        assert_eq!(s.user(&headers).as_deref(), Some("ann"));
-        let forged = value.replace("ann.", "bob.");
-        headers.insert(
-            header::COOKIE,
-            forged
-                .parse()
-                .unwrap_or(header::HeaderValue::from_static("")),
+        let signed = set_cookie.split(';').next().unwrap().to_owned();
+        assert!(
+            signed.starts_with("calconnect_demo=") && signed.ends_with("ann"),
+            "{signed}"
         );
-        assert_eq!(s.user(&headers), None);
-        assert!(s.csrf_ok("ann", &s.csrf("ann")));
-        assert!(!s.csrf_ok("bob", &s.csrf("ann")));
-        assert!(!valid_name("<b>") && !valid_name("") && valid_name("ann-2"));
+        let read = |cookie: &str| {
+            let mut headers = HeaderMap::new();
+            if let Ok(v) = HeaderValue::from_str(cookie) {
+                headers.insert(header::COOKIE, v);
+            }
+            Sessions::user(&SignedCookieJar::from_headers(
+                &headers,
+                s.cookie_key.clone(),
+            ))
+        };
+        assert_eq!(read(&signed), Some(ann.clone()));
+        assert_eq!(read(&signed.replace("ann", "bob")), None, "forged");
+        assert_eq!(read("calconnect_demo=ann"), None, "unsigned");
+        assert_eq!(s.csrf(&ann).as_str().len(), 64);
+        assert!(s.csrf_ok(&ann, s.csrf(&ann).as_str()));
+        let bob = UserName::parse("bob").unwrap();
+        assert!(!s.csrf_ok(&bob, s.csrf(&ann).as_str()));
+        assert!(!s.csrf_ok(&ann, ""));
+        assert!(
+            UserName::parse("<b>").is_none()
+                && UserName::parse("").is_none()
+                && UserName::parse("ann-2").is_some()
+        );
     }
 }

@@ -39,7 +39,13 @@ pub(crate) async fn receive(
         .unwrap_or("")
         .to_owned();
     if let Ok(mut list) = ctx.received.lock() {
-        list.insert(0, (header("calconnect-event-type"), connection));
+        list.insert(
+            0,
+            super::pages::Received {
+                kind: header("calconnect-event-type"),
+                connection_id: connection,
+            },
+        );
         list.truncate(20);
     }
     StatusCode::NO_CONTENT

@@ -1,9 +1,12 @@
 //! A demo on port 0 in a temp folder, and a cookie-keeping client that walks the pages like a
-//! browser without JavaScript.
+//! browser without JavaScript (the sandbox's consent page through `SandboxBrowser`).
 #![allow(dead_code)]
 
 use calconnect_demo::{Demo, DemoOptions};
+use calconnect_sandbox::browser::{Decision, SandboxBrowser};
 use reqwest::StatusCode;
+use reqwest::cookie::Jar;
+use std::sync::Arc;
 
 pub struct Running {
     pub demo: Demo,
@@ -24,21 +27,50 @@ impl Running {
     }
 }
 
-/// A browser: cookies on, redirects followed.
-pub fn browser() -> reqwest::Client {
+/// A browser: one cookie jar, redirects followed (it derefs to that client); `manual` shares the
+/// jar and does not follow redirects.
+pub struct Browser {
+    follow: reqwest::Client,
+    pub manual: reqwest::Client,
+}
+
+impl std::ops::Deref for Browser {
+    type Target = reqwest::Client;
+
+    fn deref(&self) -> &reqwest::Client {
+        &self.follow
+    }
+}
+
+#[allow(
+    clippy::disallowed_methods,
+    reason = "a test browser needs a cookie jar, which calconnect's hardened client never keeps"
+)]
+fn client(jar: &Arc<Jar>, follow: bool) -> reqwest::Client {
+    let policy = if follow {
+        reqwest::redirect::Policy::default()
+    } else {
+        reqwest::redirect::Policy::none()
+    };
     reqwest::Client::builder()
-        .cookie_store(true)
+        .cookie_provider(jar.clone())
+        .redirect(policy)
         .build()
         .unwrap()
 }
 
+/// A browser: cookies on, redirects followed.
+pub fn browser() -> Browser {
+    let jar = Arc::new(Jar::default());
+    Browser {
+        follow: client(&jar, true),
+        manual: client(&jar, false),
+    }
+}
+
 /// A browser that does not follow redirects.
 pub fn browser_no_redirects() -> reqwest::Client {
-    reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
+    client(&Arc::new(Jar::default()), false)
 }
 
 pub struct Page {
@@ -60,18 +92,8 @@ pub fn csrf(html: &str) -> String {
     html[start..start + 64].to_owned()
 }
 
-pub fn hidden_inputs(html: &str) -> Vec<(String, String)> {
-    html.split("<input type=\"hidden\" name=\"")
-        .skip(1)
-        .filter_map(|rest| {
-            let (name, rest) = rest.split_once("\" value=\"")?;
-            let (value, _) = rest.split_once('"')?;
-            Some((
-                name.to_owned(),
-                value.replace("&quot;", "\"").replace("&amp;", "&"),
-            ))
-        })
-        .collect()
+pub fn location(r: &reqwest::Response) -> String {
+    r.headers()["location"].to_str().unwrap().to_owned()
 }
 
 /// Signs `name` in to the app; returns the home page.
@@ -86,47 +108,34 @@ pub async fn sign_in(app: &Running, b: &reqwest::Client, name: &str) -> Page {
     .await
 }
 
-/// From the home page: Connect Cal.com, sign in at the sandbox as `cal_user`, answer `action`.
-/// Returns the page the browser lands on.
-pub async fn connect(app: &Running, b: &reqwest::Client, cal_user: i64, action: &str) -> Page {
+/// From the home page: Connect Cal.com; at the sandbox (through `SandboxBrowser`) sign in as
+/// `cal_user` and answer the consent page (which must show) with `action`; then back to the app
+/// like a browser. Returns the page the browser lands on.
+pub async fn connect(app: &Running, b: &Browser, cal_user: i64, action: &str) -> Page {
     let home = page(b.get(app.url("/")).send().await.unwrap()).await;
-    let consent_or_login = page(
-        b.post(app.url("/connect"))
-            .form(&[("csrf", csrf(&home.html))])
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(consent_or_login.status, StatusCode::OK);
-    let sandbox = app.demo.sandbox();
-    let consent = if consent_or_login.url.contains("/auth/login") {
-        let callback = url::Url::parse(&consent_or_login.url)
-            .unwrap()
-            .query_pairs()
-            .find(|(k, _)| k == "callbackUrl")
-            .map(|(_, v)| v.into_owned())
-            .unwrap();
-        page(
-            b.post(sandbox.base_url().join("/auth/login").unwrap())
-                .form(&[("user_id", cal_user.to_string()), ("callbackUrl", callback)])
-                .send()
-                .await
-                .unwrap(),
-        )
+    // The app's 303 to the broker's connect link, whose 303 to Cal.com sets the broker's binding
+    // cookie in this browser.
+    let to_broker = b
+        .manual
+        .post(app.url("/connect"))
+        .form(&[("csrf", csrf(&home.html))])
+        .send()
         .await
-    } else {
-        consent_or_login
+        .unwrap();
+    assert_eq!(to_broker.status(), StatusCode::SEE_OTHER);
+    let to_cal = b.manual.get(location(&to_broker)).send().await.unwrap();
+    assert_eq!(to_cal.status(), StatusCode::SEE_OTHER);
+    let sandbox = app.demo.sandbox();
+    let person = SandboxBrowser::new(sandbox.base_url()).unwrap();
+    person.sign_in(cal_user).await.unwrap();
+    let decision = match action {
+        "allow" => Decision::Allow,
+        "deny" => Decision::Deny,
+        other => panic!("no consent action {other}"),
     };
-    assert_eq!(consent.status, StatusCode::OK, "{}", consent.html);
-    let mut form = hidden_inputs(&consent.html);
-    form.push(("action".into(), action.into()));
-    page(
-        b.post(sandbox.authorize_url())
-            .form(&form)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await
+    let callback = person
+        .consent(&location(&to_cal), decision, None)
+        .await
+        .unwrap_or_else(|e| panic!("consent page: {e}"));
+    page(b.get(callback).send().await.unwrap()).await
 }

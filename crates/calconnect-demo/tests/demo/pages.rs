@@ -1,4 +1,5 @@
 use crate::helpers::*;
+use calconnect_sandbox::browser::SandboxBrowser;
 use reqwest::StatusCode;
 use secrecy::ExposeSecret as _;
 
@@ -174,5 +175,75 @@ async fn the_dashboard_needs_the_admin_password() {
     )
     .await;
     assert!(!r.html.contains("data-testid=\"admin-connection\""));
+    app.demo.shutdown().await;
+}
+
+/// End-user ids come from any app using the broker (1 to 255 characters): the operator's
+/// dashboard shows them, and its filter reflects what was typed, escaped.
+#[tokio::test]
+async fn the_dashboard_escapes_end_users_and_filters() {
+    const EVIL: &str = r#"<script>alert("x")</script>'"#;
+    const SAFE: &str = "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;'";
+    let app = start().await;
+    let api_key = std::fs::read_to_string(app.dir.path().join("app-api-key")).unwrap();
+    let b = browser();
+    let session: serde_json::Value = b
+        .post(format!("{}/api/v1/connect-sessions", app.demo.broker_url()))
+        .bearer_auth(api_key.trim())
+        .json(&serde_json::json!({"end_user_id": EVIL, "return_to": app.url("/connected")}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let to_cal = b
+        .manual
+        .get(session["connect_url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let person = SandboxBrowser::new(app.demo.sandbox().base_url()).unwrap();
+    let callback = person
+        .sign_in_and_allow(1, &location(&to_cal))
+        .await
+        .unwrap();
+    b.manual.get(callback).send().await.unwrap();
+    let pw = app.demo.admin_password().expose_secret().to_owned();
+    let filter: String = url::form_urlencoded::byte_serialize(EVIL.as_bytes()).collect();
+    for path in ["/admin".to_owned(), format!("/admin?user={filter}")] {
+        let r = page(
+            b.get(app.url(&path))
+                .basic_auth("admin", Some(&pw))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert!(
+            r.html.contains("data-testid=\"admin-connection\""),
+            "{path}"
+        );
+        assert!(!r.html.contains("<script>alert"), "{path}: {}", r.html);
+        assert!(
+            r.html.contains(&format!("<td>{SAFE}</td>")),
+            "{path}: {}",
+            r.html
+        );
+    }
+    let r = page(
+        b.get(app.url(&format!("/admin?user={filter}")))
+            .basic_auth("admin", Some(&pw))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(
+        r.html.contains(&format!("name=\"user\" value=\"{SAFE}\"")),
+        "{}",
+        r.html
+    );
     app.demo.shutdown().await;
 }
