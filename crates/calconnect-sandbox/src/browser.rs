@@ -135,7 +135,14 @@ impl SandboxBrowser {
     /// # Errors
     /// The HTTP client cannot be built (no TLS backend).
     pub fn with_cookie_jar(base: &Url, jar: Arc<Jar>) -> Result<Self, BrowserError> {
-        let http = reqwest::Client::builder()
+        // The sandbox depends on no client crate (docs/architecture.md §2.2), so it cannot use
+        // calconnect's client builder; this client only ever talks to the local sandbox.
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "the scripted browser keeps cookies; see above"
+        )]
+        let builder = reqwest::Client::builder();
+        let http = builder
             .cookie_provider(jar)
             .redirect(Policy::none())
             .timeout(Duration::from_secs(15))

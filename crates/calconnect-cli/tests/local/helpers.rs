@@ -1,5 +1,6 @@
 //! Sandbox, home folder, child processes and a browser with a cookie jar.
 
+use calconnect_sandbox::browser::{Decision, SandboxBrowser};
 use calconnect_sandbox::{ClientType, Sandbox};
 use std::io::{BufRead as _, BufReader, Read as _};
 use std::path::Path;
@@ -179,44 +180,20 @@ impl Login {
     }
 }
 
-/// Plays the user in a browser with a cookie jar: signs in as alice, submits the consent form
-/// with `action` (allow/deny), returns the redirect to the CLI's loopback listener.
+/// Plays the user through `SandboxBrowser`: signs in as alice, answers the consent page (which
+/// must show) with `action` (allow/deny), returns the redirect to the CLI's loopback listener.
 pub async fn consent(sb: &Sandbox, authorize_url: &str, action: &str) -> String {
-    let browser = reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let login = browser
-        .post(sb.base_url().join("/auth/login").unwrap())
-        .form(&[("user_id", "1"), ("callbackUrl", "/_sandbox/")])
-        .send()
+    let person = SandboxBrowser::new(sb.base_url()).unwrap();
+    person.sign_in(1).await.unwrap();
+    let decision = match action {
+        "allow" => Decision::Allow,
+        "deny" => Decision::Deny,
+        other => panic!("no consent action {other}"),
+    };
+    person
+        .consent(authorize_url, decision, None)
         .await
-        .unwrap();
-    assert!(login.status().is_redirection(), "{}", login.status());
-    let page = browser.get(authorize_url).send().await.unwrap();
-    assert_eq!(page.status(), 200, "consent page expected");
-    let html = page.text().await.unwrap();
-    let mut form: Vec<(String, String)> = html
-        .split("<input type=\"hidden\" name=\"")
-        .skip(1)
-        .filter_map(|rest| {
-            let (name, rest) = rest.split_once("\" value=\"")?;
-            Some((
-                name.to_owned(),
-                rest.split_once('"')?.0.replace("&amp;", "&"),
-            ))
-        })
-        .collect();
-    form.push(("action".into(), action.into()));
-    let submitted = browser
-        .post(sb.authorize_url())
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(submitted.status(), 303);
-    submitted.headers()["location"].to_str().unwrap().to_owned()
+        .unwrap_or_else(|e| panic!("consent page expected: {e}"))
 }
 
 /// Follows the redirect to the CLI like the browser would; returns the page.

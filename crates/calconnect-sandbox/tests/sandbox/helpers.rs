@@ -9,6 +9,10 @@ pub async fn start() -> Sandbox {
 }
 
 /// A client that does not follow redirects, so every `Location` can be asserted.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "a test client of the sandbox itself, which may not use calconnect's builder"
+)]
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
