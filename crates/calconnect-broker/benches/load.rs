@@ -65,6 +65,7 @@ fn wrk(
 }
 
 #[tokio::main(flavor = "multi_thread")]
+#[allow(clippy::disallowed_methods)] // reason: a test's own HTTP client, playing the app or the browser
 async fn main() {
     let seconds: u32 = std::env::var("LOAD_SECONDS")
         .ok()

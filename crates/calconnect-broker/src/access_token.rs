@@ -3,15 +3,14 @@
 //! margin of expiry (docs/architecture.md §3.5).
 
 use crate::api_keys::Authenticated;
-use crate::connections::parse_id;
 use crate::error::ApiError;
-use crate::extract::ApiPath;
+use crate::extract::ConnectionPath;
 use crate::state::{AppState, rfc3339};
-use crate::tokens::TokenError;
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use calconnect::{FreshToken, KeeperError};
 use serde::Serialize;
 
 /// The answer.
@@ -21,37 +20,6 @@ pub struct AccessTokenResponse {
     pub access_token: String,
     /// Its expiry (RFC 3339).
     pub expires_at: String,
-}
-
-impl From<TokenError> for ApiError {
-    fn from(e: TokenError) -> Self {
-        match e {
-            TokenError::NotFound => ApiError::not_found("no such connection"),
-            TokenError::Reauth { status, reason } => ApiError::new(
-                StatusCode::CONFLICT,
-                "connection_needs_reauth",
-                format!(
-                    "the connection is {status} ({reason}): create a connect session and send the user through it again"
-                ),
-            ),
-            TokenError::Transient(why) => {
-                tracing::warn!(reason = %why, "no token for now");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "temporarily_unavailable",
-                    "Cal.com or the store is unavailable for now; the connection is still active, retry shortly",
-                )
-            }
-            TokenError::Internal(why) => {
-                tracing::error!(reason = %why, "token failure");
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal_error",
-                    "the broker failed to get a token; see its logs",
-                )
-            }
-        }
-    }
 }
 
 /// A fresh access token for Cal.com API v2 (the only place a token leaves the broker).
@@ -66,11 +34,10 @@ impl From<TokenError> for ApiError {
 pub(crate) async fn access_token(
     State(state): State<AppState>,
     _auth: Authenticated,
-    ApiPath(id): ApiPath<String>,
+    ConnectionPath(id): ConnectionPath,
 ) -> Result<Response, ApiError> {
-    let id = parse_id(&id)?;
     let started = std::time::Instant::now();
-    let result = state.tokens.access_token(id).await;
+    let result = state.keeper.access_token(id).await;
     respond(&state, result, started)
 }
 
@@ -88,24 +55,23 @@ pub(crate) async fn access_token(
 pub(crate) async fn refresh(
     State(state): State<AppState>,
     _auth: Authenticated,
-    ApiPath(id): ApiPath<String>,
+    ConnectionPath(id): ConnectionPath,
 ) -> Result<Response, ApiError> {
-    let id = parse_id(&id)?;
     let started = std::time::Instant::now();
-    let result = state.tokens.refresh_now(id).await;
+    let result = state.keeper.refresh_now(id).await;
     respond(&state, result, started)
 }
 
 /// The token as JSON, never cached; the outcome counted in the metrics.
 fn respond(
     state: &AppState,
-    result: Result<crate::tokens::Fresh, TokenError>,
+    result: Result<FreshToken, KeeperError>,
     started: std::time::Instant,
 ) -> Result<Response, ApiError> {
     let outcome = match &result {
         Ok(_) => "ok",
-        Err(TokenError::Reauth { .. }) => "needs_reauth",
-        Err(TokenError::NotFound) => "not_found",
+        Err(KeeperError::NeedsReauth { .. } | KeeperError::RefreshLost { .. }) => "needs_reauth",
+        Err(KeeperError::NotFound { .. }) => "not_found",
         Err(_) => "error",
     };
     state.metrics.token(outcome, started.elapsed());

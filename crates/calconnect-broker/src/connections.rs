@@ -4,11 +4,11 @@
 
 use crate::api_keys::Authenticated;
 use crate::error::ApiError;
-use crate::extract::{ApiPath, ApiQuery};
+use crate::extract::{ApiQuery, ConnectionPath};
 use crate::state::{AppState, rfc3339};
 use axum::Json;
 use axum::extract::State;
-use calconnect::store::{CalOwner, Connection, ConnectionId, EndUserId};
+use calconnect::store::{CalOwner, Connection, EndUserId};
 use serde::{Deserialize, Serialize};
 
 /// A connection as the API shows it.
@@ -90,13 +90,6 @@ pub struct ConnectionList {
     pub connections: Vec<ConnectionView>,
 }
 
-/// Parses a connection id from the path.
-pub(crate) fn parse_id(id: &str) -> Result<ConnectionId, ApiError> {
-    uuid::Uuid::parse_str(id)
-        .map(ConnectionId::from_uuid)
-        .map_err(|_| ApiError::not_found("no such connection"))
-}
-
 /// Lists an end user's connections.
 #[utoipa::path(get, path = "/api/v1/connections", tag = "connections", params(ListQuery),
     responses((status = 200, description = "The connections", body = ConnectionList), (status = 400, description = "Invalid input", body = crate::openapi::ErrorResponse),
@@ -127,9 +120,9 @@ pub(crate) async fn list(
 pub(crate) async fn get(
     State(state): State<AppState>,
     _auth: Authenticated,
-    ApiPath(id): ApiPath<String>,
+    ConnectionPath(id): ConnectionPath,
 ) -> Result<Json<ConnectionView>, ApiError> {
-    let c = state.store.get_connection(parse_id(&id)?).await?;
+    let c = state.store.get_connection(id).await?;
     Ok(Json(ConnectionView::from(&c)))
 }
 
@@ -157,14 +150,13 @@ pub struct Deleted {
 pub(crate) async fn delete(
     State(state): State<AppState>,
     _auth: Authenticated,
-    ApiPath(id): ApiPath<String>,
+    ConnectionPath(cid): ConnectionPath,
 ) -> Result<Json<Deleted>, ApiError> {
-    let cid = parse_id(&id)?;
     state
         .store
         .delete_connection(cid, "deleted through the API")
         .await?;
-    state.tokens.forget(cid);
+    state.keeper.forget(cid);
     state.webhooks_nudge();
     Ok(Json(Deleted {
         id: cid.to_string(),

@@ -15,15 +15,21 @@ pub struct ApiError {
     message: String,
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    error: Inner<'a>,
+/// Every API error's body, `{"error": {"code", "message"}}`: what [`ApiError`] sends and what the
+/// OpenAPI document describes (one type for both).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorResponse {
+    /// The error.
+    pub error: ErrorDetail,
 }
 
-#[derive(Serialize)]
-struct Inner<'a> {
-    code: &'a str,
-    message: &'a str,
+/// An error's code (stable, for programs) and message (for people).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// e.g. `invalid_request`, `unauthorized`, `not_found`, `connection_needs_reauth`.
+    pub code: String,
+    /// What went wrong and what to do.
+    pub message: String,
 }
 
 impl ApiError {
@@ -88,10 +94,10 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Body {
-            error: Inner {
-                code: self.code,
-                message: &self.message,
+        let body = ErrorResponse {
+            error: ErrorDetail {
+                code: self.code.to_owned(),
+                message: self.message,
             },
         };
         (self.status, Json(body)).into_response()
@@ -129,6 +135,47 @@ impl From<calconnect::StoreError> for ApiError {
             calconnect::StoreError::NotFound { .. } => Self::not_found("no such connection"),
             calconnect::StoreError::Unavailable { .. } => Self::unavailable(&e),
             other => Self::internal(&other),
+        }
+    }
+}
+
+/// The keeper's answer when it has no token to give (docs/architecture.md §3.5–§3.7).
+impl From<calconnect::KeeperError> for ApiError {
+    fn from(e: calconnect::KeeperError) -> Self {
+        use calconnect::KeeperError as K;
+        let reauth = |status: &str, reason: &str| {
+            Self::new(
+                StatusCode::CONFLICT,
+                "connection_needs_reauth",
+                format!(
+                    "the connection is {status} ({reason}): create a connect session and send the user through it again"
+                ),
+            )
+        };
+        match e {
+            K::NotFound { .. } => Self::not_found("no such connection"),
+            K::NeedsReauth { ref reason, .. } => reauth("needs_reauth", reason),
+            K::RefreshLost { ref reason, .. } => reauth("refresh_lost", reason),
+            ref transient
+                if transient.is_transient()
+                    || matches!(transient, K::Store { source, .. }
+                        if matches!(**source, calconnect::StoreError::Unavailable { .. })) =>
+            {
+                tracing::warn!(error = %transient, "no token for now");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "temporarily_unavailable",
+                    "Cal.com or the store is unavailable for now; the connection is still active, retry shortly",
+                )
+            }
+            other => {
+                tracing::error!(error = %other, "token failure");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal_error",
+                    "the broker failed to get a token; see its logs",
+                )
+            }
         }
     }
 }

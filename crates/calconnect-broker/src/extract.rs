@@ -2,7 +2,9 @@
 //! plain-text bodies.
 
 use crate::error::ApiError;
-use axum::extract::{FromRequest, FromRequestParts};
+use axum::extract::{FromRequest, FromRequestParts, RawPathParams};
+use axum::http::request::Parts;
+use calconnect::store::ConnectionId;
 
 /// `Json<T>` with an [`ApiError`] rejection.
 #[derive(Debug, FromRequest)]
@@ -14,7 +16,25 @@ pub struct ApiJson<T>(pub T);
 #[from_request(via(axum::extract::Query), rejection(ApiError))]
 pub struct ApiQuery<T>(pub T);
 
-/// `Path<T>` with an [`ApiError`] rejection.
-#[derive(Debug, FromRequestParts)]
-#[from_request(via(axum::extract::Path), rejection(ApiError))]
-pub struct ApiPath<T>(pub T);
+/// The `{id}` of a `/connections/{id}/…` route as a [`ConnectionId`]; anything that is not one
+/// is 404 `not_found` (an unknown id and a malformed one look the same).
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionPath(pub ConnectionId);
+
+impl<S: Send + Sync> FromRequestParts<S> for ConnectionPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let params = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::not_found("no such connection"))?;
+        let id = params
+            .iter()
+            .find(|(name, _)| *name == "id")
+            .map(|(_, value)| value)
+            .ok_or_else(|| ApiError::not_found("no such connection"))?;
+        uuid::Uuid::parse_str(id)
+            .map(|u| Self(ConnectionId::from_uuid(u)))
+            .map_err(|_| ApiError::not_found("no such connection"))
+    }
+}

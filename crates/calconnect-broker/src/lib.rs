@@ -25,7 +25,6 @@ pub mod proxy;
 mod server;
 pub mod sessions;
 pub mod state;
-pub mod tokens;
 pub mod webhooks;
 
 pub use config::{BrokerConfig, ConfigError, DatabaseConfig, EXAMPLE_CONFIG, LogFormat};

@@ -2,25 +2,10 @@
 //! the request/response types (utoipa).
 
 use axum::Json;
-use serde::Serialize;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{Modify, OpenApi};
 
-/// Every API error: `{"error": {"code", "message"}}`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorResponse {
-    /// The error.
-    pub error: ErrorDetail,
-}
-
-/// An error's code (stable, for programs) and message (for people).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorDetail {
-    /// e.g. `invalid_request`, `unauthorized`, `not_found`, `connection_needs_reauth`.
-    pub code: String,
-    /// What went wrong and what to do.
-    pub message: String,
-}
+pub use crate::error::{ErrorDetail, ErrorResponse};
 
 struct ApiKeyScheme;
 

@@ -5,25 +5,34 @@
 //!   reach Cal.com; Cal.com's rate-limit headers (`X-RateLimit-*-Default`, §6) come back.
 //! - Response bodies stream. Request bodies up to [`REPLAYABLE_BODY_BYTES`] are buffered so the
 //!   request can be replayed once after a refresh; larger ones stream and are not replayed.
-//! - On 401, or 403 "no oAuth client found for access token" (§5), the keeper refreshes (once
-//!   per connection, whatever the number of callers) and the request is retried once.
+//! - On 401, or 403 "no oAuth client found for access token" (§5) — the library's rule,
+//!   [`calconnect::api::Rejection`], as [`calconnect::api::CalClient`] applies it — the keeper
+//!   refreshes (once per connection, whatever the number of callers) and the request is retried
+//!   once.
+//! - Requests go through the library's per-token rate governor ([`calconnect::api::RateGovernor`],
+//!   120 per minute as at Cal.com, narrowed by Cal.com's `X-RateLimit-*` answers): a burst waits
+//!   for a slot up to [`MAX_GOVERNOR_WAIT`]. When the token is blocked for longer, the request
+//!   goes to Cal.com anyway, so the 429 the app sees is Cal.com's own, never the broker's.
 //! - Status codes pass through, 429 included.
 
 use crate::api_keys::Authenticated;
-use crate::connections::parse_id;
 use crate::error::ApiError;
+use crate::extract::ConnectionPath;
 use crate::state::AppState;
 use axum::body::Body;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, StatusCode};
 use axum::response::{IntoResponse, Response};
 use calconnect::AccessToken;
+use calconnect::api::Rejection;
 use futures::TryStreamExt as _;
 
 /// Largest request body buffered (and so replayable after a refresh).
 pub const REPLAYABLE_BODY_BYTES: usize = 256 * 1024;
 /// Largest request body forwarded at all.
 pub const MAX_PROXY_BODY_BYTES: usize = 10 * 1024 * 1024;
+/// Longest a proxied request waits for a slot of its token's rate budget.
+pub const MAX_GOVERNOR_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 const REQUEST_HEADERS: &[&str] = &[
     "accept",
@@ -51,17 +60,17 @@ fn response_header_allowed(name: &HeaderName) -> bool {
     RESPONSE_HEADERS.contains(&name.as_str()) || name.as_str().starts_with("x-ratelimit-")
 }
 
-/// The streaming HTTP client of the proxy and webhooks: connect timeout, no redirects.
+/// The streaming HTTP client of the proxy and webhooks: the library's one client builder
+/// (no redirects, rustls), 5 s to connect, 60 s per request.
 ///
 /// # Errors
 /// When the TLS backend cannot start.
-pub fn client() -> Result<reqwest::Client, reqwest::Error> {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(std::time::Duration::from_secs(5))
-        .timeout(std::time::Duration::from_secs(60))
-        .pool_max_idle_per_host(256)
-        .build()
+pub fn client() -> Result<reqwest::Client, calconnect::HttpClientError> {
+    calconnect::http::reqwest_client(
+        &calconnect::HttpConfig::default()
+            .connect_timeout(std::time::Duration::from_secs(5))
+            .total_timeout(std::time::Duration::from_secs(60)),
+    )
 }
 
 /// The API path after `/proxy/`, checked: no `..`, no empty or encoded-slash tricks.
@@ -108,11 +117,10 @@ enum OutBody {
 pub(crate) async fn proxy(
     State(state): State<AppState>,
     _auth: Authenticated,
-    Path((id, _rest)): Path<(String, String)>,
+    ConnectionPath(id): ConnectionPath,
     request: Request,
 ) -> Result<Response, ApiError> {
     let started = std::time::Instant::now();
-    let id = parse_id(&id)?;
     let path = upstream_path(request.uri().path())?;
     let api = state
         .flow
@@ -156,7 +164,7 @@ pub(crate) async fn proxy(
         _ => OutBody::Stream(body),
     };
 
-    let fresh = state.tokens.access_token(id).await?;
+    let fresh = state.keeper.access_token(id).await?;
     let mut token = fresh.access_token;
     let mut retried = false;
     loop {
@@ -171,6 +179,10 @@ pub(crate) async fn proxy(
             }
         };
         let replayable = !matches!(out, OutBody::Stream(_));
+        let permit = state
+            .governor
+            .acquire_within(&token, MAX_GOVERNOR_WAIT)
+            .await;
         let mut upstream = state
             .proxy_http
             .request(method.clone(), &url)
@@ -193,18 +205,22 @@ pub(crate) async fn proxy(
             }
         };
         let status = response.status();
+        if let Some(permit) = permit {
+            permit.observe(
+                status,
+                response.headers(),
+                state.clock.now().unix_timestamp(),
+            );
+        }
         let rejected = status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN;
         if rejected && !retried && replayable {
             let resp_headers = response.headers().clone();
             let text = response.bytes().await.unwrap_or_default();
-            let token_dead = status == StatusCode::UNAUTHORIZED
-                || String::from_utf8_lossy(&text)
-                    .contains("no oAuth client found for access token");
-            if token_dead {
+            if Rejection::of(status, &text).is_some_and(|r| r.refresh_and_retry()) {
                 retried = true;
                 let rejected_token: AccessToken = token.clone();
                 token = state
-                    .tokens
+                    .keeper
                     .refresh_rejected(id, &rejected_token)
                     .await?
                     .access_token;

@@ -4,7 +4,9 @@ use crate::api_keys::KeyCache;
 use crate::config::BrokerConfig;
 use crate::db::BrokerDb;
 use crate::metrics::Metrics;
-use crate::tokens::TokenProvider;
+use calconnect::api::RateGovernor;
+use calconnect::connect::Connector;
+use calconnect::keeper::TokenKeeper;
 use calconnect::store::ConnectionStore;
 use calconnect::{AuthorizationFlow, Clock};
 use std::sync::Arc;
@@ -14,11 +16,15 @@ use std::sync::Arc;
 pub struct AppState {
     pub(crate) config: Arc<BrokerConfig>,
     pub(crate) flow: AuthorizationFlow,
+    pub(crate) connector: Connector,
     pub(crate) store: Arc<dyn ConnectionStore>,
     pub(crate) db: BrokerDb,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) api_key_cache: Arc<KeyCache>,
-    pub(crate) tokens: Arc<dyn TokenProvider>,
+    /// The library's token keeper: the only refresher (access-token endpoint, proxy, refresh).
+    pub(crate) keeper: TokenKeeper,
+    /// The library's per-token rate governor, for the proxy.
+    pub(crate) governor: Arc<RateGovernor>,
     pub(crate) proxy_http: reqwest::Client,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) webhook_wake: Arc<tokio::sync::Notify>,

@@ -5,10 +5,11 @@ use crate::exit::CliError;
 use crate::fresh::flow_for;
 use crate::local::{self, Home, ProviderSpec, Record, Records};
 use crate::loopback;
-use calconnect::store::{CalIdentity, CalOwner, TokensToSave, save_connection};
+use calconnect::connect::{CompleteError, Connector};
+use calconnect::store::CalOwner;
 use calconnect::{AuthorizeOptions, Callback, CallbackError, HttpClient, HttpConfig, SystemClock};
 use rand::rngs::OsRng;
-use secrecy::SecretString;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub const DEFAULT_PORT: u16 = 8976;
@@ -191,6 +192,8 @@ pub async fn run(args: LoginArgs) -> anyhow::Result<()> {
     let keyring = local::load_keyring(&home, true)?;
     let store = local::open_store(&home).await?;
     let (url, pending) = flow.start(&options, &mut OsRng);
+    let connector = Connector::new(flow, store, Arc::new(keyring), Arc::new(SystemClock))
+        .with_profile_lookup(true);
     eprintln!("Log in to {} in your browser:", spec.name());
     eprintln!("  {}", url.as_str());
     if !args.no_browser && !open_browser(url.as_str()) {
@@ -212,11 +215,10 @@ pub async fn run(args: LoginArgs) -> anyhow::Result<()> {
         };
     // The browser waits for the outcome, so the page tells the truth.
     let done = Done {
-        flow: &flow,
-        store: store.as_ref(),
-        keyring: &keyring,
+        connector: &connector,
         home: &home,
         record,
+        scopes: options.scopes(),
     };
     match done.complete(verified).await {
         Ok((who, id)) => {
@@ -237,88 +239,38 @@ pub async fn run(args: LoginArgs) -> anyhow::Result<()> {
 
 /// What completes a login once the callback is verified.
 struct Done<'a> {
-    flow: &'a calconnect::AuthorizationFlow,
-    store: &'a dyn calconnect::ConnectionStore,
-    keyring: &'a calconnect::Keyring,
+    connector: &'a Connector,
     home: &'a Home,
     record: Record,
+    scopes: &'a [String],
 }
 
 impl Done<'_> {
-    /// Exchange, `/v2/me`, seal and store; returns who logged in and the connection id.
+    /// The connector's exchange, identification and sealed save; then the local record. Returns
+    /// who logged in and the connection id.
     async fn complete(
         self,
         verified: calconnect::VerifiedCallback,
     ) -> Result<(String, String), CliError> {
-        let Self {
-            flow,
-            store,
-            keyring,
-            home,
-            record,
-        } = self;
-        let tokens = flow.exchange(verified).await.map_err(|e| {
-            let text = chain(&e);
-            if e.is_transient() {
-                CliError::other(format!("{text}; try `calconnect login` again"))
-            } else {
-                CliError::auth(format!("{text}; run `calconnect login` again"))
-            }
-        })?;
-        let me = match flow.me(&tokens.access_token).await {
-            Ok(me) => Some(me),
-            Err(calconnect::MeError::NotSupported) => None,
-            Err(e) => {
-                return Err(CliError::api(format!(
-                    "logged in, but asking who you are failed: {}",
-                    chain(&e)
-                )));
-            }
-        };
-        let owner = match (tokens.identity, &me) {
-            (Some(calconnect::CalIdentity::Team(team)), _) => CalOwner::Team(team),
-            (Some(calconnect::CalIdentity::User(user)), _) => CalOwner::User(user),
-            (_, Some(me)) => CalOwner::User(me.id),
-            (_, None) => {
-                return Err(CliError::other(
-                    "the provider's tokens name no Cal.com user and it has no /v2/me: calconnect cannot tell whose connection this is",
-                ));
-            }
-        };
-        let saved = save_connection(
-            store,
-            keyring,
-            &mut OsRng,
-            TokensToSave {
-                end_user: local::end_user(),
-                identity: CalIdentity {
-                    client_id: record.client_id.clone(),
-                    owner,
-                },
-                scopes: tokens.scopes.clone().unwrap_or_default(),
-                access_token: SecretString::from(tokens.access_token.expose_secret().to_owned()),
-                refresh_token: tokens
-                    .refresh_token
-                    .as_ref()
-                    .map(|t| SecretString::from(t.expose_secret().to_owned())),
-                access_expires_at: Some(tokens.expires_at),
-                refresh_expires_at_estimate: Some(tokens.expires_at + time::Duration::days(30)),
-            },
-        )
-        .await
-        .map_err(|e| CliError::other(format!("cannot store the connection: {}", chain(&e))))?;
-        let id = saved.connection().id.as_uuid().to_string();
-        let mut records = Records::load(home)?;
+        let connected = self
+            .connector
+            .complete(verified, local::end_user(), self.scopes, &mut OsRng)
+            .await
+            .map_err(|e| complete_error(&e))?;
+        let id = connected.connection.id.as_uuid().to_string();
+        let me = connected.user;
+        let mut records = Records::load(self.home)?;
         records.connections.insert(
             id.clone(),
             Record {
                 username: me.as_ref().and_then(|m| m.username.clone()),
                 email: me.as_ref().and_then(|m| m.email.clone()),
-                ..record
+                ..self.record
             },
         );
         records.default = Some(id.clone());
-        records.save(home)?;
+        records.save(self.home)?;
+        let owner = connected.connection.identity.owner;
         let who = match &me {
             Some(m) => format!(
                 "{} ({}{})",
@@ -335,6 +287,26 @@ impl Done<'_> {
             None => format!("{} {}", owner.kind(), owner.id()),
         };
         Ok((who, id))
+    }
+}
+
+/// A failed completion as a one-line CLI error with its exit code.
+fn complete_error(e: &CompleteError) -> CliError {
+    let text = chain(e);
+    match e {
+        CompleteError::Exchange(x) if x.is_transient() => {
+            CliError::other(format!("{text}; try `calconnect login` again"))
+        }
+        CompleteError::Exchange(_) => {
+            CliError::auth(format!("{text}; run `calconnect login` again"))
+        }
+        CompleteError::Identity(calconnect::MeError::NotSupported) => CliError::other(format!(
+            "{text}: the provider's tokens name no Cal.com user and it has no /v2/me"
+        )),
+        CompleteError::Identity(_) => CliError::api(format!(
+            "logged in, but asking who you are failed: {text}"
+        )),
+        _ => CliError::other(format!("cannot store the connection: {text}")),
     }
 }
 

@@ -50,6 +50,7 @@ fn url_after<'a>(banner: &'a str, label: &str) -> &'a str {
 }
 
 #[test]
+#[allow(clippy::disallowed_methods)] // reason: a test's own HTTP client, playing the app or the browser
 fn sandbox_prints_urls_and_credentials_and_serves_them() {
     let (_running, banner) = start_sandbox(&[
         "--client-id",

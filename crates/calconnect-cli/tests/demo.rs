@@ -50,6 +50,7 @@ fn interrupt(child: &mut std::process::Child) -> std::process::ExitStatus {
 }
 
 #[tokio::test]
+#[allow(clippy::disallowed_methods)] // reason: a test's own HTTP client, playing the app or the browser
 async fn demo_serves_stops_on_ctrl_c_and_keeps_its_data() {
     let dir = tempfile::tempdir().unwrap();
     let (mut child, url, banner) = start(dir.path());

@@ -11,6 +11,7 @@ fn calconnect() -> Command {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::disallowed_methods)] // reason: a test's own HTTP client, playing the app or the browser
 async fn serve_with_a_config_file_answers_and_stops_gracefully() {
     let dir = tempfile::tempdir().unwrap();
     let keys = dir.path().join("keys");

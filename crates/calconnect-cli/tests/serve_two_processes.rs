@@ -54,6 +54,7 @@ fn serve(config: &std::path::Path) -> Instance {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[allow(clippy::disallowed_methods)] // reason: a test's own HTTP client, playing the app or the browser
 async fn two_serve_processes_share_flows_and_refresh_once() {
     let Some(db) = TestDatabase::create().await else {
         return;

@@ -3,10 +3,8 @@
 //! many refreshes happened.
 
 use calconnect::crypto::{Keyring, SealContext, SealedField};
-use calconnect::store::{
-    CalIdentity, CalOwner, ConnectionId, ConnectionStore, EndUserId, TokenWrite, TokensToSave,
-    save_connection,
-};
+use calconnect::connect::Connector;
+use calconnect::store::{CalOwner, ConnectionId, ConnectionStore, EndUserId, TokenWrite};
 use calconnect::{
     AccessToken, AuthorizationFlow, ClientConfig, ClientSecret, Clock, HttpClient, HttpConfig,
     KeeperConfig, ProviderProfile, RefreshToken, StaticToken, TokenKeeper, UrlPolicy,
@@ -16,10 +14,10 @@ use calconnect_sandbox::{
     CONFIDENTIAL_CLIENT_ID, CONFIDENTIAL_CLIENT_SECRET, DEFAULT_REDIRECT_URI, Sandbox,
 };
 use rand::rngs::OsRng;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
-use time::{Duration, OffsetDateTime};
+use time::OffsetDateTime;
 
 /// The sandbox's signing key in keeper tests (lets tests mint a first refresh token).
 pub const SIGNING_KEY: &[u8] = b"calconnect-keeper-tests-signing-key";
@@ -104,27 +102,23 @@ impl KeeperParts {
         };
         let legacy = RefreshToken::new(jwt::sign(&legacy, SIGNING_KEY));
         let tokens = self.flow.refresh(&legacy).await.unwrap();
-        let refresh = tokens.refresh_token.unwrap();
-        let saved = save_connection(
-            self.store.as_ref(),
-            &self.keyring,
+        // Saved as every connection is: the library's connector (identify, seal, save).
+        let saved = Connector::new(
+            (*self.flow).clone(),
+            self.store.clone(),
+            self.keyring.clone(),
+            self.clock.clone(),
+        )
+        .save(
+            tokens,
+            EndUserId::new(&format!("app-user-{user}")).unwrap(),
+            &[],
             &mut OsRng,
-            TokensToSave {
-                end_user: EndUserId::new(&format!("app-user-{user}")).unwrap(),
-                identity: CalIdentity {
-                    client_id: CONFIDENTIAL_CLIENT_ID.to_owned(),
-                    owner: CalOwner::User(user),
-                },
-                scopes: SCOPES.iter().map(|s| (*s).to_owned()).collect(),
-                access_token: SecretString::from(tokens.access_token.expose_secret()),
-                refresh_token: Some(SecretString::from(refresh.expose_secret())),
-                access_expires_at: Some(tokens.expires_at),
-                refresh_expires_at_estimate: Some(tokens.expires_at + Duration::days(30)),
-            },
         )
         .await
         .unwrap();
-        saved.connection().id
+        assert_eq!(saved.connection.identity.owner, CalOwner::User(user));
+        saved.connection.id
     }
 
     /// Marks the stored access token of `id` as expired at `at` (same sealed token).

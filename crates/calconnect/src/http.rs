@@ -54,6 +54,30 @@ impl HttpConfig {
     }
 }
 
+/// A `reqwest` client with calconnect's hardening: rustls, connect and total timeouts from
+/// `config`, never follows redirects, calconnect's user agent. **The one place a reqwest client
+/// is built** (clippy.toml bans the others): [`HttpClient`] wraps one; code that must stream
+/// bodies itself (the broker's proxy, webhook deliveries) uses this directly. The response-size
+/// limit of `config` is [`HttpClient`]'s to enforce, not this client's.
+///
+/// # Errors
+/// [`HttpClientError`] when the TLS backend cannot be initialised.
+pub fn reqwest_client(config: &HttpConfig) -> Result<reqwest::Client, HttpClientError> {
+    #[allow(clippy::disallowed_methods)] // reason: this is the one place (clippy.toml)
+    let builder = reqwest::Client::builder();
+    builder
+        .use_rustls_tls()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(config.connect_timeout)
+        .timeout(config.total_timeout)
+        .pool_max_idle_per_host(256)
+        .user_agent(concat!("calconnect/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| HttpClientError {
+            source: e.without_url(),
+        })
+}
+
 /// The shared HTTP client. Build it once and clone it (clones share connections).
 #[derive(Clone)]
 pub struct HttpClient {
@@ -75,18 +99,10 @@ impl HttpClient {
     /// # Errors
     /// [`HttpClientError`] when the TLS backend cannot be initialised.
     pub fn new(config: HttpConfig) -> Result<Self, HttpClientError> {
-        // The one place a reqwest client is built (clippy.toml bans `reqwest::Client::new`).
-        let inner = reqwest::Client::builder()
-            .use_rustls_tls()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(config.connect_timeout)
-            .timeout(config.total_timeout)
-            .user_agent(concat!("calconnect/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| HttpClientError {
-                source: e.without_url(),
-            })?;
-        Ok(Self { inner, config })
+        Ok(Self {
+            inner: reqwest_client(&config)?,
+            config,
+        })
     }
 
     /// The client's settings.

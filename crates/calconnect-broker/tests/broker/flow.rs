@@ -152,7 +152,9 @@ async fn stolen_state_with_a_forged_cookie_does_not_burn_the_real_flow() {
     let callback = app.consent(&b, &url, ALICE, "allow").await;
     let state = query_of(&callback)["state"].clone();
     // The attacker knows the state but not the binding; guesses the cookie name from nothing.
-    let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(state.as_bytes()));
+    // The cookie name is derived from the state's digest (calconnect::store::StateKey).
+    let digest =
+        calconnect::store::StateKey::of(&secrecy::SecretString::from(state.clone())).to_hex();
     let forged = format!("calconnect_flow_{}=forged-binding", &digest[..16]);
     let r = no_redirects()
         .get(&callback)

@@ -138,20 +138,42 @@ fn redact_value(value: Value, token: &str) -> Value {
     }
 }
 
-/// What a 401/403 means for the caller (docs/calcom.md §5, §8).
+/// What a 401/403 answer of API v2 means for the caller (docs/calcom.md §5, §8). The one rule
+/// for "refresh and retry": [`CalClient`](crate::api::CalClient) and the broker's proxy both use
+/// [`Rejection::of`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Rejection {
+#[non_exhaustive]
+pub enum Rejection {
     /// 401, or 403 "no oAuth client found for access token": refresh and retry once.
     TokenUnusable,
     /// 403 `insufficient_scope: token does not have the required scopes. Required: X. Token has: A, B`.
     InsufficientScope {
+        /// The scopes Cal.com says are missing.
         required: Vec<String>,
+        /// The token's scopes.
         granted: Vec<String>,
     },
     /// 403 `insufficient_scope: this endpoint is not available for third-party OAuth tokens`.
     NotForOAuthTokens,
     /// Any other 403 (e.g. someone else's schedule).
     Forbidden,
+}
+
+impl Rejection {
+    /// Classifies an answer of API v2: `None` unless the status is 401 or 403.
+    pub fn of(status: http::StatusCode, body: &[u8]) -> Option<Self> {
+        let code = status.as_u16();
+        if code != 401 && code != 403 {
+            return None;
+        }
+        let envelope = ErrorEnvelope::parse(&HeaderMap::new(), body, "");
+        Some(classify_rejection(code, &envelope))
+    }
+
+    /// Whether the access token itself was refused: refresh once and retry once.
+    pub fn refresh_and_retry(&self) -> bool {
+        matches!(self, Self::TokenUnusable)
+    }
 }
 
 /// Classifies a 401 or 403 answer.
@@ -190,6 +212,30 @@ pub(crate) fn classify_rejection(status: u16, envelope: &ErrorEnvelope) -> Rejec
 mod tests {
     use super::*;
     use http::HeaderValue;
+
+    #[test]
+    fn the_public_rejection_rule_is_the_clients() {
+        use http::StatusCode;
+        assert_eq!(Rejection::of(StatusCode::OK, b""), None);
+        assert_eq!(Rejection::of(StatusCode::TOO_MANY_REQUESTS, b""), None);
+        assert!(Rejection::of(StatusCode::UNAUTHORIZED, b"").unwrap().refresh_and_retry());
+        let expired = br#"{"status":"error","error":{"code":"ForbiddenException","message":"PermissionsGuard - no oAuth client found for access token=eyJ"}}"#;
+        assert!(Rejection::of(StatusCode::FORBIDDEN, expired).unwrap().refresh_and_retry());
+        let scope = br#"{"status":"error","error":{"code":"ForbiddenException","message":"insufficient_scope: token does not have the required scopes. Required: SCHEDULE_READ. Token has: PROFILE_READ"}}"#;
+        let r = Rejection::of(StatusCode::FORBIDDEN, scope).unwrap();
+        assert!(!r.refresh_and_retry());
+        assert_eq!(
+            r,
+            Rejection::InsufficientScope {
+                required: vec!["SCHEDULE_READ".into()],
+                granted: vec!["PROFILE_READ".into()]
+            }
+        );
+        assert_eq!(
+            Rejection::of(StatusCode::FORBIDDEN, b"<html>nope</html>"),
+            Some(Rejection::Forbidden)
+        );
+    }
 
     fn headers() -> HeaderMap {
         let mut h = HeaderMap::new();

@@ -31,7 +31,7 @@ mod token_source;
 mod trace_tests;
 
 pub use client::{CalClient, CalClientBuilder, NoApiError};
-pub use envelope::ErrorEnvelope;
+pub use envelope::{ErrorEnvelope, Rejection};
 pub use errors::{ApiError, FailedAttempt, RequestLabel};
 pub use models::booking::{
     Attendee, Booking, BookingFilters, BookingHost, BookingPage, BookingStatus, Pagination,
@@ -43,7 +43,7 @@ pub use models::legacy_schedule::{
 };
 pub use models::me::{Me, Organization};
 pub use models::schedule::{DateOverride, Schedule, WeeklyAvailability};
-pub use ratelimit::{GovernorConfig, RateLimitHeaders};
+pub use ratelimit::{GovernorConfig, RateGovernor, RateLimitHeaders, RatePermit};
 pub use raw::{ApiResponse, RawRequest};
 pub use retry::RetryPolicy;
 pub use timer::{Timer, TokioTimer};

@@ -211,6 +211,28 @@ impl Governor {
         }
     }
 
+    /// How long a request of `key` would wait now if it were the only one queued (read only).
+    fn wait_estimate(&self, key: TokenKey) -> Duration {
+        let bucket = self.bucket(key);
+        let now = self.timer.now();
+        let window = self.config.window;
+        let st = bucket.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(until) = st.blocked_until.filter(|u| *u > now) {
+            return until - now;
+        }
+        let limit = st
+            .server_limit
+            .map_or(self.config.limit, |s| s.min(self.config.limit));
+        let live: Vec<&Duration> = st.done.iter().filter(|d| **d + window > now).collect();
+        let used = u64::from(st.in_flight) + live.len() as u64;
+        if used < u64::from(limit.max(1)) {
+            Duration::ZERO
+        } else {
+            live.first()
+                .map_or(Duration::ZERO, |oldest| (**oldest + window).saturating_sub(now))
+        }
+    }
+
     fn decide(&self, bucket: &Bucket) -> Decision {
         let now = self.timer.now();
         let window = self.config.window;
@@ -285,6 +307,54 @@ impl Drop for Permit<'_> {
             st.done.insert(at, now);
         }
         self.bucket.freed.notify_one();
+    }
+}
+
+/// The per-token rate governor on its own, for code that sends API v2 requests without
+/// [`CalClient`](super::CalClient) (the broker's proxy): the same sliding log, the same reading of
+/// Cal.com's headers.
+#[derive(Debug)]
+pub struct RateGovernor(Governor);
+
+/// A slot of [`RateGovernor`]; the request's window starts when it is dropped.
+#[derive(Debug)]
+pub struct RatePermit<'a>(Permit<'a>);
+
+impl RateGovernor {
+    /// A governor with `config`, waiting on `timer`.
+    pub fn new(config: GovernorConfig, timer: Arc<dyn Timer>) -> Self {
+        Self(Governor::new(config, timer))
+    }
+
+    /// Waits for a slot of `token`'s bucket, at most `max_wait`. `None`, at once, when the
+    /// bucket is blocked for longer (a 429 or `Remaining: 0` seen, or the window full for a
+    /// while), and after `max_wait` if no slot came: the caller then decides (the proxy forwards
+    /// anyway and lets Cal.com answer, so a 429 the app sees is always Cal.com's).
+    pub async fn acquire_within(
+        &self,
+        token: &crate::AccessToken,
+        max_wait: Duration,
+    ) -> Option<RatePermit<'_>> {
+        let key = TokenKey::of(token.expose_secret());
+        if self.0.wait_estimate(key) > max_wait {
+            return None;
+        }
+        tokio::select! {
+            biased;
+            permit = self.0.acquire(key) => Some(RatePermit(permit)),
+            () = self.0.timer.sleep(max_wait) => None,
+        }
+    }
+}
+
+impl RatePermit<'_> {
+    /// Applies an answer's status and rate-limit headers (a 429, `Remaining: 0`, a lower
+    /// `Limit`). `now_unix` converts an epoch reset.
+    pub fn observe(&self, status: http::StatusCode, headers: &HeaderMap, now_unix: i64) {
+        let parsed = RateLimitHeaders::parse(headers, now_unix);
+        let throttled = (status == http::StatusCode::TOO_MANY_REQUESTS)
+            .then_some(crate::errors::TOKEN_RATE_LIMIT_DEFAULT_WAIT);
+        self.0.observe(&parsed, throttled);
     }
 }
 
@@ -388,6 +458,34 @@ mod tests {
         drop(p);
         let _p = gov.acquire(key).await;
         assert_eq!(timer.now(), Duration::from_secs(37));
+    }
+
+    #[tokio::test]
+    async fn the_public_governor_waits_briefly_and_refuses_long_blocks_at_once() {
+        let timer = Arc::new(StepTimer::default());
+        let gov = RateGovernor::new(
+            GovernorConfig::new(2, Duration::from_secs(60)),
+            timer.clone(),
+        );
+        let token = crate::AccessToken::new("eyJ-t");
+        let max = Duration::from_secs(5);
+        let a = gov.acquire_within(&token, max).await.unwrap();
+        a.observe(http::StatusCode::OK, &HeaderMap::new(), 0);
+        drop(a);
+        drop(gov.acquire_within(&token, max).await.unwrap());
+        // The window is full for about 60 s: refused at once, without sleeping.
+        assert!(gov.acquire_within(&token, max).await.is_none());
+        assert!(timer.slept.lock().unwrap().is_empty());
+        // Near the end of the window a short wait is taken.
+        *timer.now.lock().unwrap() += Duration::from_secs(57);
+        let p = gov.acquire_within(&token, max).await.unwrap();
+        assert_eq!(timer.now(), Duration::from_secs(60));
+        // A 429 blocks the token: the next caller is refused at once.
+        let mut h = HeaderMap::new();
+        h.insert("x-ratelimit-reset-default", HeaderValue::from_static("30"));
+        p.observe(http::StatusCode::TOO_MANY_REQUESTS, &h, 0);
+        drop(p);
+        assert!(gov.acquire_within(&token, max).await.is_none());
     }
 
     #[test]

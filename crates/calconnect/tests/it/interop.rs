@@ -138,6 +138,7 @@ fn clients() -> Vec<(&'static str, ClientConfig, ClientAuthMethod)> {
 
 /// Plays the browser: follows the 303s (login and consent are auto-answered) with a cookie jar
 /// until the provider redirects to the client's redirect URI; returns that URL.
+#[allow(clippy::disallowed_methods)] // reason: a test's own HTTP client, playing the app or the browser
 async fn browse(authorize_url: &str) -> String {
     let browser = reqwest::Client::builder()
         .cookie_store(true)

@@ -230,6 +230,7 @@ async fn team_selection_gives_team_tokens() {
 }
 
 #[tokio::test]
+#[allow(clippy::disallowed_methods)] // reason: a test's own HTTP client, playing the app or the browser
 async fn authorize_errors_surface_as_typed_callback_errors() {
     let env = env().await;
     let flow = env.confidential();
