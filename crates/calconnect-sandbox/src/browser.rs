@@ -43,11 +43,29 @@ pub enum Decision {
 }
 
 impl Decision {
-    fn action(self) -> &'static str {
+    /// The consent form's `action` value: `allow` or `deny`.
+    pub fn action(self) -> &'static str {
         match self {
             Decision::Allow => "allow",
             Decision::Deny => "deny",
         }
+    }
+}
+
+/// Not a consent form `action` (`allow` or `deny`).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("a consent decision is `allow` or `deny`")]
+pub struct UnknownDecision;
+
+impl std::str::FromStr for Decision {
+    type Err = UnknownDecision;
+
+    /// `allow` or `deny`, as the consent form's `action` field.
+    fn from_str(action: &str) -> Result<Self, Self::Err> {
+        [Decision::Allow, Decision::Deny]
+            .into_iter()
+            .find(|d| d.action() == action)
+            .ok_or(UnknownDecision)
     }
 }
 
@@ -275,10 +293,10 @@ impl SandboxBrowser {
         decision: Decision,
         account: Option<&str>,
     ) -> Result<String, BrowserError> {
-        match self.open(authorize_url).await? {
-            Opened::Redirect(_) => Err(BrowserError::NoConsentPage),
-            Opened::Consent(form) => self.submit(form, decision, account).await,
-        }
+        let Opened::Consent(form) = self.open(authorize_url).await? else {
+            return Err(BrowserError::NoConsentPage);
+        };
+        self.submit(form, decision, account).await
     }
 
     /// Signs in as `user_id` and allows `authorize_url`: the common case in one call.

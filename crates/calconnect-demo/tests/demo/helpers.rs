@@ -128,11 +128,7 @@ pub async fn connect(app: &Running, b: &Browser, cal_user: i64, action: &str) ->
     let sandbox = app.demo.sandbox();
     let person = SandboxBrowser::new(sandbox.base_url()).unwrap();
     person.sign_in(cal_user).await.unwrap();
-    let decision = match action {
-        "allow" => Decision::Allow,
-        "deny" => Decision::Deny,
-        other => panic!("no consent action {other}"),
-    };
+    let decision: Decision = action.parse().unwrap();
     let callback = person
         .consent(&location(&to_cal), decision, None)
         .await

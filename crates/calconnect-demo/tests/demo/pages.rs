@@ -187,16 +187,14 @@ async fn the_dashboard_escapes_end_users_and_filters() {
     let app = start().await;
     let api_key = std::fs::read_to_string(app.dir.path().join("app-api-key")).unwrap();
     let b = browser();
-    let session: serde_json::Value = b
+    let created = b
         .post(format!("{}/api/v1/connect-sessions", app.demo.broker_url()))
         .bearer_auth(api_key.trim())
         .json(&serde_json::json!({"end_user_id": EVIL, "return_to": app.url("/connected")}))
         .send()
         .await
-        .unwrap()
-        .json()
-        .await
         .unwrap();
+    let session: serde_json::Value = created.json().await.unwrap();
     let to_cal = b
         .manual
         .get(session["connect_url"].as_str().unwrap())
@@ -210,40 +208,25 @@ async fn the_dashboard_escapes_end_users_and_filters() {
         .unwrap();
     b.manual.get(callback).send().await.unwrap();
     let pw = app.demo.admin_password().expose_secret().to_owned();
+    let admin = |path: String| {
+        let req = b.get(app.url(&path)).basic_auth("admin", Some(&pw));
+        async move { page(req.send().await.unwrap()).await }
+    };
     let filter: String = url::form_urlencoded::byte_serialize(EVIL.as_bytes()).collect();
-    for path in ["/admin".to_owned(), format!("/admin?user={filter}")] {
-        let r = page(
-            b.get(app.url(&path))
-                .basic_auth("admin", Some(&pw))
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+    let all = admin("/admin".to_owned()).await;
+    let filtered = admin(format!("/admin?user={filter}")).await;
+    for r in [&all, &filtered] {
         assert_eq!(r.status, StatusCode::OK);
-        assert!(
-            r.html.contains("data-testid=\"admin-connection\""),
-            "{path}"
-        );
-        assert!(!r.html.contains("<script>alert"), "{path}: {}", r.html);
-        assert!(
-            r.html.contains(&format!("<td>{SAFE}</td>")),
-            "{path}: {}",
-            r.html
-        );
+        assert!(r.html.contains("data-testid=\"admin-connection\""));
+        assert!(!r.html.contains("<script>alert"), "{}", r.html);
+        assert!(r.html.contains(&format!("<td>{SAFE}</td>")), "{}", r.html);
     }
-    let r = page(
-        b.get(app.url(&format!("/admin?user={filter}")))
-            .basic_auth("admin", Some(&pw))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
     assert!(
-        r.html.contains(&format!("name=\"user\" value=\"{SAFE}\"")),
+        filtered
+            .html
+            .contains(&format!("name=\"user\" value=\"{SAFE}\"")),
         "{}",
-        r.html
+        filtered.html
     );
     app.demo.shutdown().await;
 }

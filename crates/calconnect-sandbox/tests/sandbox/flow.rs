@@ -102,11 +102,7 @@ pub async fn consent(
     let person = SandboxBrowser::with_cookie_jar(sb.base_url(), jar).unwrap();
     let mut url = sb.authorize_url();
     url.query_pairs_mut().extend_pairs(params);
-    let decision = match action {
-        "allow" => Decision::Allow,
-        "deny" => Decision::Deny,
-        other => panic!("no consent action {other}"),
-    };
+    let decision: Decision = action.parse().unwrap();
     person
         .consent(url.as_str(), decision, account)
         .await

@@ -457,14 +457,11 @@ async fn seeded_names_are_escaped_on_every_page() {
         .start()
         .await
         .unwrap();
-    let login_page = client()
-        .get(sb.base_url().join("/auth/login").unwrap())
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = |url: url::Url| async move {
+        let resp = client().get(url).send().await.unwrap();
+        resp.text().await.unwrap()
+    };
+    let login_page = page(sb.base_url().join("/auth/login").unwrap()).await;
     let alice = login(&sb, ALICE).await;
     let consent_page = authorize(&sb, Some(&alice), &demo("PROFILE_READ"))
         .await
@@ -474,14 +471,7 @@ async fn seeded_names_are_escaped_on_every_page() {
     let mut p = demo("PROFILE_READ");
     p.push(("show_account_selector", "true"));
     let selector = authorize(&sb, Some(&alice), &p).await.text().await.unwrap();
-    let controls = client()
-        .get(sb.control_url())
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let controls = page(sb.control_url()).await;
     for (page, html) in [
         ("login", &login_page),
         ("consent", &consent_page),
