@@ -223,11 +223,7 @@ impl TestApp {
         );
         let person = SandboxBrowser::new(self.sandbox.base_url()).unwrap();
         person.sign_in(user_id).await.unwrap();
-        let decision = match action {
-            "allow" => Decision::Allow,
-            "deny" => Decision::Deny,
-            other => panic!("no consent action {other}"),
-        };
+        let decision: Decision = action.parse().unwrap();
         let callback = person
             .consent(&authorize, decision, None)
             .await

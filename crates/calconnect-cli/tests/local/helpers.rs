@@ -185,11 +185,7 @@ impl Login {
 pub async fn consent(sb: &Sandbox, authorize_url: &str, action: &str) -> String {
     let person = SandboxBrowser::new(sb.base_url()).unwrap();
     person.sign_in(1).await.unwrap();
-    let decision = match action {
-        "allow" => Decision::Allow,
-        "deny" => Decision::Deny,
-        other => panic!("no consent action {other}"),
-    };
+    let decision: Decision = action.parse().unwrap();
     person
         .consent(authorize_url, decision, None)
         .await
