@@ -58,6 +58,14 @@
 //! # }
 //! ```
 //!
+//! # In a web app: the connector
+//!
+//! The steps above are what [`connect::Connector`] does for you, with the pending authorization
+//! sealed in a [`ConnectionStore`], the callback bound to the browser that started it, and the
+//! connection identified, sealed and saved (one per Cal.com identity). Its
+//! [quick start](connect#quick-start) is the shortest correct integration; the broker's callback
+//! and `calconnect login` are built on it.
+//!
 //! # Calling the API: the user's schedules
 //!
 //! The last step of the flow: an authenticated call to Cal.com API v2 with [`CalClient`] (it
@@ -81,17 +89,8 @@
 //! # let http = HttpClient::new(HttpConfig::default())?;
 //! # let flow = AuthorizationFlow::new(profile.clone(), client, http.clone(), Arc::new(SystemClock));
 //! # let (url, pending) = flow.start(&AuthorizeOptions::new(["PROFILE_READ", "SCHEDULE_READ"])?, &mut rand::rngs::OsRng);
-//! # let browser = reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build()?;
-//! # browser.post(sandbox.base_url().join("/auth/login")?).form(&[("user_id", "1"), ("callbackUrl", "/_sandbox/")]).send().await?;
-//! # let page = browser.get(url.as_str()).send().await?.text().await?;
-//! # let mut form: Vec<(String, String)> = page.split("<input type=\"hidden\" name=\"").skip(1)
-//! #     .filter_map(|rest| {
-//! #         let (name, rest) = rest.split_once("\" value=\"")?;
-//! #         Some((name.to_owned(), rest.split_once('"')?.0.replace("&amp;", "&")))
-//! #     }).collect();
-//! # form.push(("action".into(), "allow".into()));
-//! # let allowed = browser.post(sandbox.authorize_url()).form(&form).send().await?;
-//! # let redirect = allowed.headers()["location"].to_str()?.to_owned();
+//! # let browser = calconnect_sandbox::browser::SandboxBrowser::new(sandbox.base_url())?;
+//! # let redirect = browser.sign_in_and_allow(1, url.as_str()).await?;
 //! # let tokens = flow.exchange(pending.verify(Callback::from_redirect_url(&redirect)?, &SystemClock)?).await?;
 //! // `profile` and `http` as above; `tokens` from `flow.exchange(…)`.
 //! let tokens = Arc::new(StaticToken::new(tokens.access_token));
