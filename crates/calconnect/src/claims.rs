@@ -6,30 +6,21 @@
 //! connection per client, docs/architecture.md §3.4) and, if `expires_in` is missing, when it expires.
 //! Never use them for an authorization decision; `GET /v2/me` is the authority.
 
+use crate::store::CalOwner;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use time::OffsetDateTime;
 
 /// Longest token whose claims are read.
 const MAX_TOKEN_CHARS: usize = 16 * 1024;
 
-/// Whose Cal.com account a token acts for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(tag = "kind", content = "id", rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum CalIdentity {
-    /// A user (`userId` claim; `/v2/me` `data.id`).
-    User(i64),
-    /// A team selected at consent (`teamId` claim, `userId` null; docs/calcom.md §3.7).
-    Team(i64),
-}
-
 /// The claims calconnect reads from a Cal.com token.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct UnverifiedClaims {
-    /// `userId` / `teamId`.
-    pub identity: Option<CalIdentity>,
+    /// `userId` / `teamId` (a team selected at consent: `teamId` set, `userId` null;
+    /// docs/calcom.md §3.7).
+    pub identity: Option<CalOwner>,
     /// `clientId`.
     pub client_id: Option<String>,
     /// `exp`.
@@ -69,8 +60,8 @@ pub fn read_unverified_claims(token: &str) -> Option<UnverifiedClaims> {
     let raw: Raw = serde_json::from_value(serde_json::Value::Object(object)).ok()?;
     let id = |v: &Option<serde_json::Value>| v.as_ref().and_then(as_i64);
     let identity = match (id(&raw.user_id), id(&raw.team_id)) {
-        (Some(user), _) => Some(CalIdentity::User(user)),
-        (None, Some(team)) => Some(CalIdentity::Team(team)),
+        (Some(user), _) => Some(CalOwner::User(user)),
+        (None, Some(team)) => Some(CalOwner::Team(team)),
         (None, None) => None,
     };
     let client_id = raw.client_id.and_then(|v| match v {
@@ -126,7 +117,7 @@ mod tests {
             r#"{"userId":42,"teamId":null,"scope":["BOOKING_READ"],"token_type":"Access Token","clientId":"cid","iat":1,"exp":1801}"#,
         );
         let c = read_unverified_claims(&t).unwrap();
-        assert_eq!(c.identity, Some(CalIdentity::User(42)));
+        assert_eq!(c.identity, Some(CalOwner::User(42)));
         assert_eq!(c.client_id.as_deref(), Some("cid"));
         assert_eq!(c.expires_at.unwrap().unix_timestamp(), 1801);
         assert_eq!(c.scopes.unwrap(), vec!["BOOKING_READ".to_owned()]);
@@ -137,7 +128,7 @@ mod tests {
         let t = jwt(r#"{"userId":null,"teamId":7,"clientId":"cid"}"#);
         assert_eq!(
             read_unverified_claims(&t).unwrap().identity,
-            Some(CalIdentity::Team(7))
+            Some(CalOwner::Team(7))
         );
     }
 

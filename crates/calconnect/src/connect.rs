@@ -493,11 +493,7 @@ impl Connector {
         requested_scopes: &[String],
         rng: &mut (impl RngCore + CryptoRng + Send),
     ) -> Result<Connected, CompleteError> {
-        let claimed = match tokens.identity {
-            Some(crate::claims::CalIdentity::User(id)) => Some(CalOwner::User(id)),
-            Some(crate::claims::CalIdentity::Team(id)) => Some(CalOwner::Team(id)),
-            None => None,
-        };
+        let claimed = tokens.identity;
         let user = if claimed.is_none() || self.profile_lookup {
             match self.flow.me(&tokens.access_token).await {
                 Ok(user) => Some(user),

@@ -163,7 +163,7 @@ pub use api::{
 pub use callback::{
     AuthorizationCode, Callback, CallbackError, TEAM_REFUSED_DESCRIPTION, VerifiedCallback,
 };
-pub use claims::{CalIdentity, UnverifiedClaims, read_unverified_claims};
+pub use claims::{UnverifiedClaims, read_unverified_claims};
 pub use client::{ClientConfig, ClientConfigError, RedirectUri};
 pub use clock::{Clock, MockClock, SystemClock};
 pub use crypto::{Keyring, SealedBlob};

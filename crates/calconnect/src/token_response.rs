@@ -5,13 +5,14 @@
 //! as a string, cannot tell an epoch from a duration, and does not expose Cal.com's
 //! `error_description` reasons as types.
 
-use crate::claims::{CalIdentity, read_unverified_claims};
+use crate::claims::read_unverified_claims;
 use crate::errors::{
     InvalidClientReason, InvalidGrantReason, ProtocolError, TransientError,
     UnauthorizedClientReason,
 };
 use crate::http::RawResponse;
 use crate::secret::{AccessToken, RefreshToken};
+use crate::store::CalOwner;
 use serde::Deserialize;
 use serde_json::Value;
 use time::{Duration, OffsetDateTime};
@@ -36,7 +37,7 @@ pub struct TokenSet {
     pub scopes: Option<Vec<String>>,
     /// The Cal.com user or team, read from the access token's claims **without verification**
     /// (see [`crate::claims`]); `None` for opaque tokens.
-    pub identity: Option<CalIdentity>,
+    pub identity: Option<CalOwner>,
 }
 
 /// How the expiry of an access token was determined.

@@ -39,7 +39,7 @@ fn cal_com_identity_comes_from_claims() {
         r#"{"userId":null,"teamId":9,"scope":["TEAM_PROFILE_READ"],"token_type":"Access Token","clientId":"cid","exp":1800001800}"#,
     );
     let t = parse(&format!(r#"{{"access_token":"{access}","token_type":"bearer","refresh_token":"r","expires_in":1800}}"#)).unwrap();
-    assert_eq!(t.identity, Some(CalIdentity::Team(9)));
+    assert_eq!(t.identity, Some(CalOwner::Team(9)));
     // `scope` missing from the body (older DTO): the claims say.
     assert_eq!(t.scopes.unwrap(), vec!["TEAM_PROFILE_READ"]);
 }
@@ -65,7 +65,7 @@ fn historical_bodies_without_expires_in() {
     .unwrap();
     assert_eq!(t.expiry_source, ExpirySource::TokenClaim);
     assert_eq!(t.expires_at.unix_timestamp(), 1_800_000_900);
-    assert_eq!(t.identity, Some(CalIdentity::User(5)));
+    assert_eq!(t.identity, Some(CalOwner::User(5)));
     // `{access_token}` only, opaque: already expired (docs/calcom.md §8).
     let t = parse(r#"{"access_token":"a"}"#).unwrap();
     assert_eq!(t.expiry_source, ExpirySource::Unknown);

@@ -2,12 +2,12 @@
 //! clients, team selection, deny, the authorize and token errors of docs/calcom.md §2 and §3.5
 //! as typed errors, refresh with rotation, and the fallback when v2 answers 404.
 
+use calconnect::store::CalOwner;
 use calconnect::{
-    AuthorizationFlow, AuthorizeOptions, CalIdentity, Callback, CallbackError, ClientConfig,
-    ClientSecret, Clock, ExchangeError, HttpClient, HttpConfig, InvalidClientReason,
-    InvalidGrantReason, MockClock, PendingAuthorization, ProviderProfile, RefreshError,
-    RefreshToken, TokenEndpoints, TransientError, UnauthorizedClientReason, UrlPolicy,
-    VerifiedCallback,
+    AuthorizationFlow, AuthorizeOptions, Callback, CallbackError, ClientConfig, ClientSecret,
+    Clock, ExchangeError, HttpClient, HttpConfig, InvalidClientReason, InvalidGrantReason,
+    MockClock, PendingAuthorization, ProviderProfile, RefreshError, RefreshToken, TokenEndpoints,
+    TransientError, UnauthorizedClientReason, UrlPolicy, VerifiedCallback,
 };
 use calconnect_sandbox::browser::{Decision, SandboxBrowser};
 use calconnect_sandbox::{
@@ -139,7 +139,7 @@ async fn confidential_client_full_flow_with_refresh_rotation() {
         .exchange(env.authorize(&flow, ALICE, &scopes()).await)
         .await
         .unwrap();
-    assert_eq!(tokens.identity, Some(CalIdentity::User(ALICE)));
+    assert_eq!(tokens.identity, Some(CalOwner::User(ALICE)));
     assert_eq!(tokens.expires_at, env.clock.now() + Duration::seconds(1800));
     assert_eq!(
         tokens.scopes.as_deref(),
@@ -151,7 +151,7 @@ async fn confidential_client_full_flow_with_refresh_rotation() {
     assert!(refreshed.refresh_token_rotated);
     let second = refreshed.refresh_token.unwrap();
     assert!(!second.ct_eq(&first));
-    assert_eq!(refreshed.identity, Some(CalIdentity::User(ALICE)));
+    assert_eq!(refreshed.identity, Some(CalOwner::User(ALICE)));
 
     // The rotated-out refresh token is dead (docs/calcom.md §3.4); the new one works.
     let err = flow.refresh(&first).await.unwrap_err();
@@ -182,7 +182,7 @@ async fn confidential_client_with_the_legacy_pkce_opt_in_full_flow() {
         )
         .unwrap();
     let tokens = flow.exchange(verified).await.unwrap();
-    assert_eq!(tokens.identity, Some(CalIdentity::User(ALICE)));
+    assert_eq!(tokens.identity, Some(CalOwner::User(ALICE)));
     // Refreshes stay on v2, without PKCE.
     let refreshed = flow
         .refresh(tokens.refresh_token.as_ref().unwrap())
@@ -199,7 +199,7 @@ async fn public_client_full_flow() {
         .exchange(env.authorize(&flow, BOB, &scopes()).await)
         .await
         .unwrap();
-    assert_eq!(tokens.identity, Some(CalIdentity::User(BOB)));
+    assert_eq!(tokens.identity, Some(CalOwner::User(BOB)));
     let refreshed = flow
         .refresh(tokens.refresh_token.as_ref().unwrap())
         .await
@@ -226,7 +226,7 @@ async fn team_selection_gives_team_tokens() {
         )
         .unwrap();
     let tokens = flow.exchange(verified).await.unwrap();
-    assert_eq!(tokens.identity, Some(CalIdentity::Team(10)));
+    assert_eq!(tokens.identity, Some(CalOwner::Team(10)));
 }
 
 #[tokio::test]
@@ -586,7 +586,7 @@ async fn v2_404_falls_back_to_legacy_endpoints() {
         })
         .unwrap();
     let tokens = flow.exchange(verified).await.unwrap();
-    assert_eq!(tokens.identity, Some(CalIdentity::User(ALICE)));
+    assert_eq!(tokens.identity, Some(CalOwner::User(ALICE)));
     let refreshed = flow
         .refresh(tokens.refresh_token.as_ref().unwrap())
         .await
