@@ -1,6 +1,7 @@
 //! The example app's client of the broker's JSON API (what an app in any language would write):
 //! connect sessions, connections, fresh access tokens, and the proxy to Cal.com API v2.
 
+use calconnect::{HttpClientError, HttpConfig};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -75,12 +76,13 @@ pub(crate) struct BrokerApi {
 }
 
 impl BrokerApi {
-    pub(crate) fn new(base: String, key: SecretString) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
+    /// A client of the broker at `base` (calconnect's hardened HTTP client: timeouts, no
+    /// redirects; docs/architecture.md §6.1).
+    pub(crate) fn new(base: String, key: SecretString) -> Result<Self, HttpClientError> {
+        let config = HttpConfig::default()
             .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(30))
-            .build()?;
+            .total_timeout(Duration::from_secs(30));
+        let http = calconnect::http::reqwest_client(&config)?;
         Ok(Self { base, key, http })
     }
 

@@ -64,8 +64,8 @@ impl std::fmt::Debug for AppCtx {
 /// The app could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum SetupError {
-    #[error("cannot build the HTTP client: {0}")]
-    Http(#[from] reqwest::Error),
+    #[error(transparent)]
+    Http(#[from] calconnect::HttpClientError),
     #[error(transparent)]
     Keys(#[from] session::KeyError),
 }
