@@ -165,7 +165,7 @@ pub(crate) struct Consent<'a> {
     pub switch_url: String,
 }
 
-/// The consent page: "<client> would like access to your Cal.com account", the permissions in
+/// The consent page: "`<client>` would like access to your Cal.com account", the permissions in
 /// plain words, the account (or account/team selector) and "Go back" / "Allow".
 pub(crate) fn consent_page(c: &Consent<'_>) -> Response {
     let name = Text(c.client_name);
