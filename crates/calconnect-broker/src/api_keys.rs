@@ -2,17 +2,18 @@
 //! (a 256-bit random key needs no slow hash), listed and revoked. The request extractor
 //! [`Authenticated`] checks `Authorization: Bearer <key>`.
 
-use crate::db::{BrokerDb, DbError, db_err, with_pool};
+use crate::db::{BrokerDb, DbError, at_ms, db_err};
 use crate::error::ApiError;
-use crate::state::AppState;
+use crate::state::{AppState, unix_ms};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use calconnect_sql::query;
 use rand::{CryptoRng, RngCore};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
-use sqlx::Row as _;
+use time::OffsetDateTime;
 
 /// Every key starts with this (so secret scanners can find leaked keys).
 pub const KEY_PREFIX: &str = "cck_";
@@ -65,19 +66,17 @@ pub async fn create(
         .to_string();
     let prefix: String = key.chars().take(KEY_PREFIX.len() + 6).collect();
     let key_hash = hash(&key);
-    with_pool!(db, |pool| {
-        sqlx::query(
-            "INSERT INTO broker_api_keys (id, name, prefix, key_hash, created_at_ms) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(&id)
-        .bind(name)
-        .bind(&prefix)
-        .bind(&key_hash)
-        .bind(now_ms)
-        .execute(pool)
-        .await
-        .map(|_| ())
-    })
+    query(
+        "INSERT INTO broker_api_keys (id, name, prefix, key_hash, created_at) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(&id)
+    .bind(name)
+    .bind(&prefix)
+    .bind(&key_hash)
+    .bind(at_ms(now_ms))
+    .execute(db.sql())
+    .await
     .map_err(db_err("creating an API key"))?;
     Ok(CreatedApiKey {
         info: ApiKeyInfo {
@@ -96,26 +95,28 @@ pub async fn create(
 /// # Errors
 /// [`DbError`].
 pub async fn list(db: &BrokerDb) -> Result<Vec<ApiKeyInfo>, DbError> {
-    with_pool!(db, |pool| {
-        let rows = sqlx::query(
-            "SELECT id, name, prefix, created_at_ms, revoked_at_ms FROM broker_api_keys ORDER BY created_at_ms, id",
-        )
-        .fetch_all(pool)
-        .await?;
-        let list: Result<Vec<ApiKeyInfo>, sqlx::Error> = rows.iter()
-            .map(|r| {
-                Ok(ApiKeyInfo {
-                    id: r.try_get("id")?,
-                    name: r.try_get("name")?,
-                    prefix: r.try_get("prefix")?,
-                    created_at_ms: r.try_get("created_at_ms")?,
-                    revoked_at_ms: r.try_get("revoked_at_ms")?,
-                })
+    let err = db_err("listing API keys");
+    let rows = query(
+        "SELECT id, name, prefix, created_at, revoked_at FROM broker_api_keys \
+         ORDER BY created_at, id",
+    )
+    .fetch_all(db.sql())
+    .await
+    .map_err(&err)?;
+    rows.iter()
+        .map(|r| {
+            Ok(ApiKeyInfo {
+                id: r.get("id").map_err(&err)?,
+                name: r.get("name").map_err(&err)?,
+                prefix: r.get("prefix").map_err(&err)?,
+                created_at_ms: unix_ms(r.get("created_at").map_err(&err)?),
+                revoked_at_ms: r
+                    .get::<Option<OffsetDateTime>>("revoked_at")
+                    .map_err(&err)?
+                    .map(unix_ms),
             })
-            .collect();
-        list
-    })
-    .map_err(db_err("listing API keys"))
+        })
+        .collect()
 }
 
 /// Revokes key `id`; `false` if there is no such unrevoked key.
@@ -123,17 +124,13 @@ pub async fn list(db: &BrokerDb) -> Result<Vec<ApiKeyInfo>, DbError> {
 /// # Errors
 /// [`DbError`].
 pub async fn revoke(db: &BrokerDb, id: &str, now_ms: i64) -> Result<bool, DbError> {
-    let done = with_pool!(db, |pool| {
-        sqlx::query(
-            "UPDATE broker_api_keys SET revoked_at_ms = $1 WHERE id = $2 AND revoked_at_ms IS NULL",
-        )
-        .bind(now_ms)
-        .bind(id)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected())
-    })
-    .map_err(db_err("revoking an API key"))?;
+    let done =
+        query("UPDATE broker_api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(at_ms(now_ms))
+            .bind(id)
+            .execute(db.sql())
+            .await
+            .map_err(db_err("revoking an API key"))?;
     Ok(done > 0)
 }
 
@@ -147,15 +144,11 @@ pub async fn verify(db: &BrokerDb, key: &SecretString) -> Result<bool, DbError> 
         return Ok(false);
     }
     let key_hash = hash(key);
-    let found: Option<String> = with_pool!(db, |pool| {
-        sqlx::query_scalar(
-            "SELECT id FROM broker_api_keys WHERE key_hash = $1 AND revoked_at_ms IS NULL",
-        )
+    let found = query("SELECT id FROM broker_api_keys WHERE key_hash = $1 AND revoked_at IS NULL")
         .bind(&key_hash)
-        .fetch_optional(pool)
+        .fetch_optional(db.sql())
         .await
-    })
-    .map_err(db_err("checking an API key"))?;
+        .map_err(db_err("checking an API key"))?;
     Ok(found.is_some())
 }
 

@@ -121,13 +121,13 @@ pub async fn open_storage(
 ) -> Result<(Arc<dyn ConnectionStore>, BrokerDb), StoreError> {
     let (store, db): (Arc<dyn ConnectionStore>, BrokerDb) = match database {
         DatabaseConfig::Sqlite(path) => {
-            let store = calconnect_sqlite::SqliteStore::open(path, clock).await?;
-            let db = BrokerDb::Sqlite(store.pool().clone());
+            let store = calconnect_sql::SqliteStore::open(path, clock).await?;
+            let db = BrokerDb::new(store.db().clone());
             (Arc::new(store), db)
         }
         DatabaseConfig::Postgres(url) => {
-            let store = calconnect_postgres::PostgresStore::connect(url, clock).await?;
-            let db = BrokerDb::Postgres(store.pool().clone());
+            let store = calconnect_sql::PostgresStore::connect(url, clock).await?;
+            let db = BrokerDb::new(store.db().clone());
             (Arc::new(store), db)
         }
     };

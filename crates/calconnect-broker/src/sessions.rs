@@ -2,10 +2,10 @@
 //! users. The link (`/connect/{token}`) carries a 256-bit token; only its SHA-256 is stored.
 
 use crate::api_keys::Authenticated;
-use crate::db::{BrokerDb, DbError, db_err, with_pool};
+use crate::db::{BrokerDb, DbError, at_ms, db_err};
 use crate::error::ApiError;
 use crate::extract::ApiJson;
-use crate::state::{AppState, rfc3339_ms};
+use crate::state::{AppState, rfc3339_ms, unix_ms};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -13,10 +13,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use calconnect::AuthorizeOptions;
 use calconnect::store::EndUserId;
+use calconnect_sql::{query, scopes, sqlx};
 use rand::RngCore as _;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use sqlx::Row as _;
 
 /// Request body.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -161,60 +161,58 @@ pub(crate) async fn insert(
     s: &Session,
     now_ms: i64,
 ) -> Result<(), DbError> {
-    with_pool!(db, |pool| {
-        sqlx::query(
-            "INSERT INTO broker_connect_sessions (id, token_hash, end_user_id, scopes, return_to, team, created_at_ms, expires_at_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(id)
-        .bind(hash)
-        .bind(&s.end_user_id)
-        .bind(s.scopes.join(" "))
-        .bind(&s.return_to)
-        .bind(i64::from(s.team))
-        .bind(now_ms)
-        .bind(s.expires_at_ms)
-        .execute(pool)
-        .await
-        .map(|_| ())
-    })
+    query(
+        "INSERT INTO broker_connect_sessions (id, token_hash, end_user_id, scopes, return_to, \
+         team, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(id)
+    .bind(hash)
+    .bind(&s.end_user_id)
+    .bind(&scopes::encode(&s.scopes))
+    .bind(s.return_to.as_deref())
+    .bind(i64::from(s.team))
+    .bind(at_ms(now_ms))
+    .bind(at_ms(s.expires_at_ms))
+    .execute(db.sql())
+    .await
+    .map(|_| ())
     .map_err(db_err("creating a connect session"))
 }
 
 /// The session of a connect-link token, if any.
 pub(crate) async fn find(db: &BrokerDb, token: &str) -> Result<Option<Session>, DbError> {
     let hash = token_hash(token);
-    with_pool!(db, |pool| {
-        let row = sqlx::query(
-            "SELECT end_user_id, scopes, return_to, team, expires_at_ms FROM broker_connect_sessions WHERE token_hash = $1",
-        )
-        .bind(&hash)
-        .fetch_optional(pool)
-        .await?;
-        let session: Result<Option<Session>, sqlx::Error> = row.map(|r| -> Result<Session, sqlx::Error> {
-            let scopes: String = r.try_get("scopes")?;
-            Ok(Session {
-                end_user_id: r.try_get("end_user_id")?,
-                scopes: scopes.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect(),
-                return_to: r.try_get("return_to")?,
-                team: r.try_get::<i64, _>("team")? != 0,
-                expires_at_ms: r.try_get("expires_at_ms")?,
-            })
+    let err = db_err("reading a connect session");
+    let row = query(
+        "SELECT end_user_id, scopes, return_to, team, expires_at FROM broker_connect_sessions \
+         WHERE token_hash = $1",
+    )
+    .bind(&hash)
+    .fetch_optional(db.sql())
+    .await
+    .map_err(&err)?;
+    let Some(r) = row else { return Ok(None) };
+    let stored: String = r.get("scopes").map_err(&err)?;
+    let scopes = scopes::decode(&stored).ok_or_else(|| {
+        err(sqlx::Error::ColumnDecode {
+            index: "scopes".to_owned(),
+            source: "not a JSON array".into(),
         })
-        .transpose();
-        session
-    })
-    .map_err(db_err("reading a connect session"))
+    })?;
+    Ok(Some(Session {
+        end_user_id: r.get("end_user_id").map_err(&err)?,
+        scopes,
+        return_to: r.get("return_to").map_err(&err)?,
+        team: r.get::<i64>("team").map_err(&err)? != 0,
+        expires_at_ms: unix_ms(r.get("expires_at").map_err(&err)?),
+    }))
 }
 
 /// Deletes sessions that expired before `now_ms`.
 pub(crate) async fn purge_expired(db: &BrokerDb, now_ms: i64) -> Result<u64, DbError> {
-    with_pool!(db, |pool| {
-        sqlx::query("DELETE FROM broker_connect_sessions WHERE expires_at_ms < $1")
-            .bind(now_ms)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected())
-    })
-    .map_err(db_err("purging connect sessions"))
+    query("DELETE FROM broker_connect_sessions WHERE expires_at < $1")
+        .bind(at_ms(now_ms))
+        .execute(db.sql())
+        .await
+        .map_err(db_err("purging connect sessions"))
 }

@@ -279,12 +279,12 @@ pub fn check_redirect_uri(uri: &str) -> Outcome {
 }
 
 fn probe_client() -> Result<reqwest::Client, CliError> {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(Duration::from_secs(5))
-        .timeout(Duration::from_secs(15))
-        .build()
-        .map_err(|e| CliError::other(format!("cannot build the HTTP client: {e}")))
+    calconnect::http::reqwest_client(
+        &calconnect::HttpConfig::default()
+            .connect_timeout(Duration::from_secs(5))
+            .total_timeout(Duration::from_secs(15)),
+    )
+    .map_err(|e| CliError::other(format!("cannot build the HTTP client: {e}")))
 }
 
 /// POSTs a harmless request with an unknown grant type: Cal.com's v2 endpoint answers 400
@@ -428,15 +428,9 @@ fn key_file_outcome(path: &std::path::Path, keyring: &calconnect::Keyring) -> Ou
 async fn database_outcome(store: &calconnect_sqlite::SqliteStore, home: &Home) -> Outcome {
     use calconnect::ConnectionStore as _;
     let db = home.database();
-    let known = calconnect_sqlite::MIGRATIONS
-        .iter()
-        .map(|m| m.0)
-        .max()
-        .unwrap_or(0);
-    let applied: Result<Option<i64>, _> =
-        sqlx::query_scalar("SELECT MAX(version) FROM calconnect_migrations")
-            .fetch_one(store.pool())
-            .await;
+    let status = store.migration_status().await;
+    let known = status.as_ref().map_or(0, |s| s.known);
+    let applied = status.map(|s| s.applied);
     let count = store.count_connections().await;
     match (applied, count) {
         (Ok(Some(v)), Ok(n)) if v == known => ok(format!(

@@ -1,7 +1,9 @@
-//! Test helpers for calconnect (dev only): the store conformance suite, run against every
-//! [`ConnectionStore`] backend, and per-test PostgreSQL databases.
+//! Test helpers for calconnect (dev only): the store conformance suite, run here against every
+//! [`ConnectionStore`] (memory, and the one SQL store on SQLite and on PostgreSQL: `tests/`),
+//! per-test PostgreSQL databases, the store benchmarks and the token keeper's fixtures.
 //!
-//! A backend crate runs the whole suite with one line in an integration test:
+//! The testkit depends on the stores; the store crates do not depend on it, so their tests live
+//! here (docs/architecture.md §2.2). A store runs the whole suite with one line in a test:
 //!
 //! ```ignore
 //! calconnect_testkit::conformance_tests!(my_backend());
@@ -10,6 +12,7 @@
 //! where `my_backend()` is an `async` expression giving `Option<impl TestBackend>` (`None`
 //! skips, for example when PostgreSQL is not reachable and `CALCONNECT_REQUIRE_ALL` is unset).
 
+pub mod backends;
 pub mod bench;
 pub mod conformance;
 pub mod fixtures;
@@ -72,7 +75,8 @@ macro_rules! conformance_tests {
             due_for_refresh_concurrent_claimers_are_disjoint,
             missing_records,
             migrations_run_twice_and_concurrently,
-            key_rotation_with_concurrent_writes
+            key_rotation_with_concurrent_writes,
+            counts_by_status
         );
     };
     (@each $backend:expr; $($name:ident),* $(,)?) => {

@@ -6,7 +6,7 @@
 //! Several instances may run the worker against one PostgreSQL database: outbox rows are unique
 //! per (event, endpoint), and each delivery is claimed with a lease before it is sent.
 
-mod outbox;
+pub(crate) mod outbox;
 
 pub use outbox::Delivery;
 

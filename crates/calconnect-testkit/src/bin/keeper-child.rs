@@ -59,13 +59,13 @@ async fn open_store(database: &str, clock: Arc<dyn Clock>) -> Arc<dyn Connection
     if database.starts_with("postgres://") || database.starts_with("postgresql://") {
         let url = SecretString::from(database);
         Arc::new(
-            calconnect_postgres::PostgresStore::connect(&url, clock)
+            calconnect_sql::PostgresStore::connect(&url, clock)
                 .await
                 .unwrap(),
         )
     } else {
         Arc::new(
-            calconnect_sqlite::SqliteStore::open(std::path::Path::new(database), clock)
+            calconnect_sql::SqliteStore::open(std::path::Path::new(database), clock)
                 .await
                 .unwrap(),
         )

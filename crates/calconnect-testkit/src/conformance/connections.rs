@@ -372,3 +372,66 @@ pub async fn delete_keeps_events(backend: &dyn TestBackend) {
     assert_eq!(events[1].reason, "user disconnected");
     assert_eq!(store.count_connections().await.unwrap(), 0);
 }
+
+/// Counting by status: every status present (zeros included), following status changes and
+/// deletions, and adding up to the number of connections.
+pub async fn counts_by_status(backend: &dyn TestBackend) {
+    let (_clock, dyn_clock) = mock_clock();
+    let store = backend.open(dyn_clock).await;
+    let ring = keyring("k1");
+    let counts = store.count_by_status().await.unwrap();
+    assert_eq!(counts, StatusCounts::default());
+    assert_eq!(
+        counts.iter().collect::<Vec<_>>(),
+        [
+            (ConnectionStatus::Active, 0),
+            (ConnectionStatus::NeedsReauth, 0),
+            (ConnectionStatus::RefreshLost, 0)
+        ]
+    );
+    let mut ids = Vec::new();
+    for owner in 1..=5 {
+        let new = new_connection(
+            &ring,
+            user("counts", owner),
+            "u1",
+            "a",
+            "r",
+            start_time(),
+            Duration::minutes(30),
+        );
+        ids.push(store.upsert_connection(new).await.unwrap().connection().id);
+    }
+    let change = |status| StatusChange {
+        status,
+        reason: "test".to_owned(),
+        expected_version: None,
+    };
+    for (id, status) in [
+        (ids[0], ConnectionStatus::NeedsReauth),
+        (ids[1], ConnectionStatus::NeedsReauth),
+        (ids[2], ConnectionStatus::RefreshLost),
+    ] {
+        store.set_status(id, change(status)).await.unwrap();
+    }
+    let counts = store.count_by_status().await.unwrap();
+    assert_eq!(counts.get(ConnectionStatus::Active), 2);
+    assert_eq!(counts.get(ConnectionStatus::NeedsReauth), 2);
+    assert_eq!(counts.get(ConnectionStatus::RefreshLost), 1);
+    assert_eq!(counts.total(), store.count_connections().await.unwrap());
+
+    store.delete_connection(ids[2], "test").await.unwrap();
+    store
+        .set_status(ids[0], change(ConnectionStatus::Active))
+        .await
+        .unwrap();
+    let counts = store.count_by_status().await.unwrap();
+    assert_eq!(
+        counts.iter().collect::<Vec<_>>(),
+        [
+            (ConnectionStatus::Active, 3),
+            (ConnectionStatus::NeedsReauth, 1),
+            (ConnectionStatus::RefreshLost, 0)
+        ]
+    );
+}

@@ -70,12 +70,10 @@ async fn shared_env(
 pub async fn postgres_env(clock: Arc<dyn Clock>) -> Option<SharedEnv> {
     let db = TestDatabase::create().await?;
     let url = db.url().to_owned();
-    let store = calconnect_postgres::PostgresStore::connect(
-        &SecretString::from(url.clone()),
-        clock.clone(),
-    )
-    .await
-    .unwrap();
+    let store =
+        calconnect_sql::PostgresStore::connect(&SecretString::from(url.clone()), clock.clone())
+            .await
+            .unwrap();
     Some(shared_env(Arc::new(store), url, Some(db), None, clock).await)
 }
 
@@ -83,7 +81,7 @@ pub async fn postgres_env(clock: Arc<dyn Clock>) -> Option<SharedEnv> {
 pub async fn sqlite_env(clock: Arc<dyn Clock>) -> SharedEnv {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("keeper.db");
-    let store = calconnect_sqlite::SqliteStore::open(&path, clock.clone())
+    let store = calconnect_sql::SqliteStore::open(&path, clock.clone())
         .await
         .unwrap();
     let database = path.to_str().unwrap().to_owned();
@@ -101,13 +99,13 @@ impl SharedEnv {
         let store: Arc<dyn ConnectionStore> = if self.database.starts_with("postgres") {
             let url = SecretString::from(self.database.clone());
             Arc::new(
-                calconnect_postgres::PostgresStore::connect(&url, clock.clone())
+                calconnect_sql::PostgresStore::connect(&url, clock.clone())
                     .await
                     .unwrap(),
             )
         } else {
             Arc::new(
-                calconnect_sqlite::SqliteStore::open(
+                calconnect_sql::SqliteStore::open(
                     std::path::Path::new(&self.database),
                     clock.clone(),
                 )
@@ -239,7 +237,7 @@ async fn two_keepers_on_one_sqlite_file_refresh_once() {
     let env = sqlite_env(Arc::new(SystemClock)).await;
     let id = env.expired_connection(1).await;
     // A second keeper with its own pool on the same file, as another process would have.
-    let second_store = calconnect_sqlite::SqliteStore::open(
+    let second_store = calconnect_sql::SqliteStore::open(
         std::path::Path::new(&env.database),
         Arc::new(SystemClock),
     )

@@ -1,7 +1,7 @@
 //! An in-memory [`ConnectionStore`] for tests and examples. One process only; lost on exit.
 
 use super::types::*;
-use super::{ConnectionStore, StoreError};
+use super::{ConnectionStore, StatusCounts, StoreError};
 use crate::clock::Clock;
 use crate::crypto::SealedBlob;
 use async_trait::async_trait;
@@ -305,6 +305,15 @@ impl ConnectionStore for MemoryStore {
 
     async fn count_connections(&self) -> Result<u64, StoreError> {
         Ok(u64::try_from(self.lock().connections.len()).unwrap_or(u64::MAX))
+    }
+
+    async fn count_by_status(&self) -> Result<StatusCounts, StoreError> {
+        Ok(self
+            .lock()
+            .connections
+            .values()
+            .map(|c| (c.status, 1))
+            .collect())
     }
 
     async fn delete_connection(&self, id: ConnectionId, reason: &str) -> Result<(), StoreError> {

@@ -1,9 +1,10 @@
 //! Where connections live: the [`ConnectionStore`] trait, its records and an in-memory store.
 //!
 //! Stores only see sealed tokens ([`crate::crypto::SealedBlob`]); sealing happens before (see
-//! [`save_connection`]). Backends: `calconnect-sqlite` (embedded default) and
-//! `calconnect-postgres` (several broker instances on one database). All three pass the same
-//! conformance suite in `calconnect-testkit`.
+//! [`save_connection`]). The SQL backends are one store in `calconnect-sql`: SQLite (the embedded
+//! default) and PostgreSQL (several broker instances on one database), also named by the
+//! `calconnect-sqlite` and `calconnect-postgres` crates. All three pass the same conformance suite
+//! in `calconnect-testkit`.
 //!
 //! ```
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -132,6 +133,9 @@ pub trait ConnectionStore: Send + Sync + std::fmt::Debug {
     /// How many connections there are.
     async fn count_connections(&self) -> Result<u64, StoreError>;
 
+    /// How many connections have each status, in one query (for metrics: no row is read).
+    async fn count_by_status(&self) -> Result<StatusCounts, StoreError>;
+
     /// Deletes a connection and records a `Deleted` event.
     ///
     /// # Errors
@@ -257,4 +261,58 @@ pub trait ConnectionStore: Send + Sync + std::fmt::Debug {
         &self,
         id: ConnectionId,
     ) -> Result<Vec<ConnectionEvent>, StoreError>;
+}
+
+/// How many connections have each status ([`ConnectionStore::count_by_status`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StatusCounts {
+    counts: [u64; 3],
+}
+
+impl StatusCounts {
+    /// Every status, in the order [`StatusCounts::iter`] gives them.
+    pub const STATUSES: [ConnectionStatus; 3] = [
+        ConnectionStatus::Active,
+        ConnectionStatus::NeedsReauth,
+        ConnectionStatus::RefreshLost,
+    ];
+
+    fn slot(status: ConnectionStatus) -> usize {
+        match status {
+            ConnectionStatus::Active => 0,
+            ConnectionStatus::NeedsReauth => 1,
+            ConnectionStatus::RefreshLost => 2,
+        }
+    }
+
+    /// Connections with `status`.
+    pub fn get(&self, status: ConnectionStatus) -> u64 {
+        self.counts[Self::slot(status)]
+    }
+
+    /// Adds `n` connections with `status`.
+    pub fn add(&mut self, status: ConnectionStatus, n: u64) {
+        let slot = &mut self.counts[Self::slot(status)];
+        *slot = slot.saturating_add(n);
+    }
+
+    /// Every status with its count, zeros included.
+    pub fn iter(&self) -> impl Iterator<Item = (ConnectionStatus, u64)> + '_ {
+        Self::STATUSES.iter().map(|s| (*s, self.get(*s)))
+    }
+
+    /// All connections.
+    pub fn total(&self) -> u64 {
+        self.counts.iter().fold(0, |a, n| a.saturating_add(*n))
+    }
+}
+
+impl FromIterator<(ConnectionStatus, u64)> for StatusCounts {
+    fn from_iter<I: IntoIterator<Item = (ConnectionStatus, u64)>>(iter: I) -> Self {
+        let mut counts = Self::default();
+        for (status, n) in iter {
+            counts.add(status, n);
+        }
+        counts
+    }
 }

@@ -1,32 +1,14 @@
-//! The store conformance suite and the at-rest scan against PostgreSQL (one database per test;
-//! skipped when the server is not reachable unless `CALCONNECT_REQUIRE_ALL=1`).
+//! The store conformance suite and the at-rest scan against the SQL store on PostgreSQL (one
+//! database per test; skipped when the server is not reachable unless `CALCONNECT_REQUIRE_ALL=1`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use async_trait::async_trait;
-use calconnect::store::ConnectionStore;
-use calconnect::{Clock, StoreError};
-use calconnect_postgres::PostgresStore;
-use calconnect_testkit::TestBackend;
-use calconnect_testkit::postgres::TestDatabase;
+use calconnect::StoreError;
+use calconnect_sql::PostgresStore;
+use calconnect_testkit::backends::PgBackend;
 use secrecy::SecretString;
-use std::sync::Arc;
-
-struct PgBackend {
-    db: TestDatabase,
-}
-
-#[async_trait]
-impl TestBackend for PgBackend {
-    async fn open(&self, clock: Arc<dyn Clock>) -> Arc<dyn ConnectionStore> {
-        let url = SecretString::from(self.db.url());
-        Arc::new(PostgresStore::connect(&url, clock).await.unwrap())
-    }
-}
 
 async fn backend() -> Option<PgBackend> {
-    Some(PgBackend {
-        db: TestDatabase::create().await?,
-    })
+    PgBackend::create().await
 }
 
 calconnect_testkit::conformance_tests!(backend());
@@ -37,9 +19,7 @@ async fn no_token_verifier_or_state_in_clear_in_any_column() {
         return;
     };
     let (_c, clock) = calconnect_testkit::fixtures::mock_clock();
-    let store = PostgresStore::connect(&SecretString::from(backend.db.url()), clock)
-        .await
-        .unwrap();
+    let store = backend.store(clock).await;
     let ring = calconnect_testkit::fixtures::keyring("k1");
     calconnect_testkit::conformance::store_level_flow(&store, &ring).await;
 
@@ -85,9 +65,7 @@ async fn due_query_uses_the_partial_indexes() {
         return;
     };
     let (_c, clock) = calconnect_testkit::fixtures::mock_clock();
-    let store = PostgresStore::connect(&SecretString::from(backend.db.url()), clock)
-        .await
-        .unwrap();
+    let store = backend.store(clock).await;
     let mut conn = store.pool().acquire().await.unwrap();
     sqlx::query("SET enable_seqscan = off")
         .execute(&mut *conn)

@@ -1,17 +1,18 @@
-//! Refresh coordination: leases, refresh intent, fenced token writes, status changes and the
-//! due-for-refresh claim. Each is one atomic statement, or a transaction that locks the row first.
+//! Refresh coordination (docs/architecture.md §4): leases, the refresh intent, fenced token writes,
+//! status changes and the due-for-refresh claim. Each is one conditional statement — the fence is
+//! in its `WHERE` — or a write transaction that locks the row first.
 
-use crate::PostgresStore;
-use crate::connections::{EventRow, insert_event};
-use crate::rows::{CONNECTION_COLUMNS, scopes_json};
+use super::rows::CONNECTION_COLUMNS;
+use super::{EventRow, SqlStore, insert_event};
+use crate::db::{Row, query};
+use crate::scopes;
 use calconnect::StoreError;
 use calconnect::crypto::SealedBlob;
 use calconnect::store::*;
-use sqlx::Row as _;
 use time::{Duration, OffsetDateTime};
 
 /// When a connection became due under `q` (the earlier of its reasons).
-pub(crate) fn due_at(c: &Connection, q: &DueQuery) -> OffsetDateTime {
+fn due_at(c: &Connection, q: &DueQuery) -> OffsetDateTime {
     let by_access = c.access_expires_at.filter(|t| *t < q.access_expires_before);
     let by_age = Some(c.last_refreshed_at).filter(|t| *t < q.last_refreshed_before);
     by_access
@@ -22,38 +23,44 @@ pub(crate) fn due_at(c: &Connection, q: &DueQuery) -> OffsetDateTime {
 }
 
 /// What a row looks like when a conditional write matched nothing.
-struct Miss {
-    version: i64,
+pub(super) struct Miss {
+    pub(super) version: i64,
     lease_owner: Option<String>,
     lease_until: Option<OffsetDateTime>,
 }
 
-impl PostgresStore {
-    async fn miss(&self, id: ConnectionId) -> Result<Miss, StoreError> {
-        let row =
-            sqlx::query("SELECT version, lease_owner, lease_until FROM connections WHERE id = $1")
-                .bind(id.as_uuid())
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(self.err("reading a connection"))?
-                .ok_or_else(|| StoreError::connection_not_found(id))?;
-        let err = self.err("reading a connection");
+impl Miss {
+    fn holds(&self, owner: &LeaseOwner) -> bool {
+        self.lease_owner.as_deref() == Some(owner.as_str())
+    }
+}
+
+impl<B: sqlx::Database> SqlStore<B> {
+    /// Why a conditional write on `id` matched nothing (or [`StoreError::NotFound`]).
+    pub(super) async fn miss(&self, id: ConnectionId) -> Result<Miss, StoreError> {
+        let row = query("SELECT version, lease_owner, lease_until FROM connections WHERE id = $1")
+            .bind(id.as_uuid())
+            .fetch_optional(&self.db)
+            .await
+            .map_err(self.err("reading a connection"))?
+            .ok_or_else(|| StoreError::connection_not_found(id))?;
+        let d = self.decoder();
         Ok(Miss {
-            version: row.try_get("version").map_err(&err)?,
-            lease_owner: row.try_get("lease_owner").map_err(&err)?,
-            lease_until: row.try_get("lease_until").map_err(&err)?,
+            version: d.get(&row, "version")?,
+            lease_owner: d.get(&row, "lease_owner")?,
+            lease_until: d.get(&row, "lease_until")?,
         })
     }
 
-    fn lease_grant(&self, row: &sqlx::postgres::PgRow) -> Result<LeaseGrant, StoreError> {
-        let err = self.err("taking a refresh lease");
+    fn lease_grant(&self, row: &Row) -> Result<LeaseGrant, StoreError> {
+        let d = self.decoder();
         Ok(LeaseGrant {
-            version: row.try_get("version").map_err(&err)?,
-            until: row.try_get("lease_until").map_err(&err)?,
+            version: d.get(row, "version")?,
+            until: d.get(row, "lease_until")?,
         })
     }
 
-    pub(crate) async fn acquire_lease_impl(
+    pub(super) async fn acquire_lease_for(
         &self,
         id: ConnectionId,
         owner: &LeaseOwner,
@@ -61,7 +68,7 @@ impl PostgresStore {
     ) -> Result<LeaseGrant, StoreError> {
         let now = self.now();
         for _ in 0..3 {
-            let row = sqlx::query(
+            let row = query(
                 "UPDATE connections SET lease_owner = $1, lease_until = $2 WHERE id = $3 \
                  AND (lease_owner IS NULL OR lease_owner = $1 OR lease_until <= $4) \
                  RETURNING version, lease_until",
@@ -70,7 +77,7 @@ impl PostgresStore {
             .bind(now + lease_for)
             .bind(id.as_uuid())
             .bind(now)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.db)
             .await
             .map_err(self.err("taking a refresh lease"))?;
             if let Some(row) = row {
@@ -92,21 +99,20 @@ impl PostgresStore {
         })
     }
 
-    pub(crate) async fn renew_lease_impl(
+    pub(super) async fn renew_lease_for(
         &self,
         id: ConnectionId,
         owner: &LeaseOwner,
         lease_for: Duration,
     ) -> Result<LeaseGrant, StoreError> {
-        let now = self.now();
-        let row = sqlx::query(
+        let row = query(
             "UPDATE connections SET lease_until = $1 WHERE id = $2 AND lease_owner = $3 \
              RETURNING version, lease_until",
         )
-        .bind(now + lease_for)
+        .bind(self.now() + lease_for)
         .bind(id.as_uuid())
         .bind(owner.as_str())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.db)
         .await
         .map_err(self.err("renewing a refresh lease"))?;
         match row {
@@ -121,52 +127,64 @@ impl PostgresStore {
         }
     }
 
-    pub(crate) async fn release_lease_impl(
+    pub(super) async fn release_lease_of(
         &self,
         id: ConnectionId,
         owner: &LeaseOwner,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
+        let done = query(
             "UPDATE connections SET lease_owner = NULL, lease_until = NULL \
              WHERE id = $1 AND lease_owner = $2",
         )
         .bind(id.as_uuid())
         .bind(owner.as_str())
-        .execute(&self.pool)
+        .execute(&self.db)
         .await
         .map_err(self.err("releasing a refresh lease"))?;
-        if done.rows_affected() == 0 {
+        if done == 0 {
             self.miss(id).await?;
             return Ok(false);
         }
         Ok(true)
     }
 
-    pub(crate) async fn record_refresh_intent_impl(
+    /// Records (`set`) or clears the refresh intent. Recording needs a live lease; clearing only
+    /// that nobody took the lease over (docs/architecture.md §4.3, §4.6).
+    pub(super) async fn set_refresh_intent(
         &self,
         id: ConnectionId,
         owner: &LeaseOwner,
         expected_version: i64,
+        set: bool,
     ) -> Result<(), StoreError> {
         let now = self.now();
-        let done = sqlx::query(
-            "UPDATE connections SET refresh_intent_started_at = $1, updated_at = $1 \
-             WHERE id = $2 AND lease_owner = $3 AND lease_until > $1 AND version = $4",
-        )
-        .bind(now)
-        .bind(id.as_uuid())
-        .bind(owner.as_str())
-        .bind(expected_version)
-        .execute(&self.pool)
-        .await
-        .map_err(self.err("recording a refresh intent"))?;
-        if done.rows_affected() == 1 {
+        let (sql, operation) = if set {
+            (
+                "UPDATE connections SET refresh_intent_started_at = $1, updated_at = $1 \
+                 WHERE id = $2 AND lease_owner = $3 AND lease_until > $1 AND version = $4",
+                "recording a refresh intent",
+            )
+        } else {
+            (
+                "UPDATE connections SET refresh_intent_started_at = NULL, updated_at = $1 \
+                 WHERE id = $2 AND lease_owner = $3 AND version = $4",
+                "clearing a refresh intent",
+            )
+        };
+        let done = query(sql)
+            .bind(now)
+            .bind(id.as_uuid())
+            .bind(owner.as_str())
+            .bind(expected_version)
+            .execute(&self.db)
+            .await
+            .map_err(self.err(operation))?;
+        if done == 1 {
             return Ok(());
         }
         let miss = self.miss(id).await?;
-        let holds = miss.lease_owner.as_deref() == Some(owner.as_str())
-            && miss.lease_until.is_some_and(|u| u > now);
-        if !holds {
+        let live = !set || miss.lease_until.is_some_and(|until| until > now);
+        if !(miss.holds(owner) && live) {
             return Err(StoreError::LeaseNotHeld {
                 id,
                 owner: owner.clone(),
@@ -179,47 +197,11 @@ impl PostgresStore {
         })
     }
 
-    pub(crate) async fn clear_refresh_intent_impl(
-        &self,
-        id: ConnectionId,
-        owner: &LeaseOwner,
-        expected_version: i64,
-    ) -> Result<(), StoreError> {
-        let now = self.now();
-        let done = sqlx::query(
-            "UPDATE connections SET refresh_intent_started_at = NULL, updated_at = $1 \
-             WHERE id = $2 AND lease_owner = $3 AND version = $4",
-        )
-        .bind(now)
-        .bind(id.as_uuid())
-        .bind(owner.as_str())
-        .bind(expected_version)
-        .execute(&self.pool)
-        .await
-        .map_err(self.err("clearing a refresh intent"))?;
-        if done.rows_affected() == 1 {
-            return Ok(());
-        }
-        let miss = self.miss(id).await?;
-        if miss.lease_owner.as_deref() != Some(owner.as_str()) {
-            return Err(StoreError::LeaseNotHeld {
-                id,
-                owner: owner.clone(),
-            });
-        }
-        Err(StoreError::VersionMismatch {
-            id,
-            expected: expected_version,
-            actual: miss.version,
-        })
-    }
-
-    pub(crate) async fn write_tokens_impl(
+    pub(super) async fn fenced_token_write(
         &self,
         id: ConnectionId,
         w: TokenWrite,
     ) -> Result<Connection, StoreError> {
-        let now = self.now();
         let sql = format!(
             "UPDATE connections SET access_token = $1, \
              refresh_token = COALESCE($2, refresh_token), scopes = COALESCE($3, scopes), \
@@ -227,20 +209,21 @@ impl PostgresStore {
              refresh_intent_started_at = NULL, version = version + 1, updated_at = $6 \
              WHERE id = $7 AND version = $8 RETURNING {CONNECTION_COLUMNS}"
         );
-        let row = sqlx::query(&sql)
+        let scopes = w.scopes.as_deref().map(scopes::encode);
+        let row = query(&sql)
             .bind(w.access_token.as_bytes())
             .bind(w.refresh_token.as_ref().map(SealedBlob::as_bytes))
-            .bind(w.scopes.as_deref().map(scopes_json))
+            .bind(scopes.as_deref())
             .bind(w.access_expires_at)
             .bind(w.refresh_expires_at_estimate)
-            .bind(now)
+            .bind(self.now())
             .bind(id.as_uuid())
             .bind(w.expected_version)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.db)
             .await
             .map_err(self.err("writing refreshed tokens"))?;
         match row {
-            Some(row) => self.decoder_ref().connection(&row),
+            Some(row) => self.decoder().connection(&row),
             None => Err(StoreError::VersionMismatch {
                 id,
                 expected: w.expected_version,
@@ -249,49 +232,25 @@ impl PostgresStore {
         }
     }
 
-    pub(crate) async fn reseal_tokens_impl(
-        &self,
-        id: ConnectionId,
-        expected_version: i64,
-        access_token: SealedBlob,
-        refresh_token: Option<SealedBlob>,
-    ) -> Result<(), StoreError> {
-        let done = sqlx::query(
-            "UPDATE connections SET access_token = $1, refresh_token = $2 WHERE id = $3 AND version = $4",
-        )
-        .bind(access_token.as_bytes())
-        .bind(refresh_token.as_ref().map(SealedBlob::as_bytes))
-        .bind(id.as_uuid())
-        .bind(expected_version)
-        .execute(&self.pool)
-        .await
-        .map_err(self.err("re-sealing tokens"))?;
-        if done.rows_affected() == 1 {
-            return Ok(());
-        }
-        Err(StoreError::VersionMismatch {
-            id,
-            expected: expected_version,
-            actual: self.miss(id).await?.version,
-        })
-    }
-
-    pub(crate) async fn set_status_impl(
+    pub(super) async fn change_status(
         &self,
         id: ConnectionId,
         change: StatusChange,
     ) -> Result<Connection, StoreError> {
         let err = self.err("changing a connection's status");
         let now = self.now();
-        let mut tx = self.pool.begin().await.map_err(&err)?;
-        let sql = format!("SELECT {CONNECTION_COLUMNS} FROM connections WHERE id = $1 FOR UPDATE");
-        let row = sqlx::query(&sql)
+        let mut tx = self.db.begin_write().await.map_err(&err)?;
+        let sql = format!(
+            "SELECT {CONNECTION_COLUMNS} FROM connections WHERE id = $1{}",
+            self.db.dialect().lock_row
+        );
+        let row = query(&sql)
             .bind(id.as_uuid())
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut tx)
             .await
             .map_err(&err)?
             .ok_or_else(|| StoreError::connection_not_found(id))?;
-        let current = self.decoder_ref().connection(&row)?;
+        let current = self.decoder().connection(&row)?;
         if let Some(expected) = change.expected_version {
             if expected != current.version {
                 return Err(StoreError::VersionMismatch {
@@ -308,76 +267,69 @@ impl PostgresStore {
             "UPDATE connections SET status = $1, status_reason = $2, status_changed_at = $3, \
              version = version + 1, updated_at = $3 WHERE id = $4 RETURNING {CONNECTION_COLUMNS}"
         );
-        let row = sqlx::query(&sql)
+        let row = query(&sql)
             .bind(change.status.as_str())
             .bind(&change.reason)
             .bind(now)
             .bind(id.as_uuid())
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut tx)
             .await
             .map_err(&err)?;
-        let updated = self.decoder_ref().connection(&row)?;
-        insert_event(
-            &mut tx,
-            EventRow {
-                id,
-                end_user: updated.end_user.as_str(),
-                kind: EventKind::StatusChanged,
-                from: Some(current.status),
-                to: Some(change.status),
-                reason: &change.reason,
-                at: now,
-            },
-        )
-        .await
-        .map_err(&err)?;
+        let updated = self.decoder().connection(&row)?;
+        let event = EventRow {
+            id,
+            end_user: updated.end_user.as_str(),
+            kind: EventKind::StatusChanged,
+            from: Some(current.status),
+            to: Some(change.status),
+            reason: &change.reason,
+            at: now,
+        };
+        insert_event(&mut tx, event).await.map_err(&err)?;
         tx.commit().await.map_err(&err)?;
         Ok(updated)
     }
 
-    pub(crate) async fn claim_due_for_refresh_impl(
-        &self,
-        q: DueQuery,
-    ) -> Result<Vec<Connection>, StoreError> {
+    /// One statement. Each reason walks its partial index in order and stops after `limit`
+    /// rows, so the cost does not grow with the number of due connections; the `UPDATE` leases
+    /// the earliest `limit` of them. On PostgreSQL each branch locks the rows it picks and skips
+    /// rows another instance has locked ([`crate::Dialect::skip_locked`]); on SQLite the
+    /// statement runs under the write lock, so concurrent claimers wait and then see the leases
+    /// set by this one.
+    pub(super) async fn claim_due(&self, q: DueQuery) -> Result<Vec<Connection>, StoreError> {
         let now = self.now();
-        // One statement. Each reason walks its partial index in order, locking the rows it
-        // picks and skipping rows another instance has locked (`SKIP LOCKED`); the UPDATE
-        // leases the earliest `limit` of them before the locks are released.
+        let skip_locked = self.db.dialect().skip_locked;
         let sql = format!(
             "WITH by_access AS ( \
                SELECT id, access_expires_at AS due_at FROM connections \
                WHERE status = 'active' AND access_expires_at < $3 \
                  AND (lease_until IS NULL OR lease_until <= $5) \
-               ORDER BY access_expires_at LIMIT $6 FOR UPDATE SKIP LOCKED), \
+               ORDER BY access_expires_at LIMIT $6{skip_locked}), \
              by_age AS ( \
                SELECT id, last_refreshed_at AS due_at FROM connections \
                WHERE status = 'active' AND last_refreshed_at < $4 \
                  AND (lease_until IS NULL OR lease_until <= $5) \
-               ORDER BY last_refreshed_at LIMIT $6 FOR UPDATE SKIP LOCKED), \
+               ORDER BY last_refreshed_at LIMIT $6{skip_locked}), \
              due AS ( \
-               SELECT id FROM (SELECT * FROM by_access UNION ALL SELECT * FROM by_age) u \
+               SELECT id FROM (SELECT id, due_at FROM by_access \
+                               UNION ALL SELECT id, due_at FROM by_age) u \
                GROUP BY id ORDER BY MIN(due_at), id LIMIT $6) \
-             UPDATE connections c SET lease_owner = $1, lease_until = $2 FROM due \
-             WHERE c.id = due.id RETURNING {}",
-            CONNECTION_COLUMNS
-                .split(", ")
-                .map(|col| format!("c.{col}"))
-                .collect::<Vec<_>>()
-                .join(", ")
+             UPDATE connections SET lease_owner = $1, lease_until = $2 \
+             WHERE id IN (SELECT id FROM due) RETURNING {CONNECTION_COLUMNS}"
         );
-        let rows = sqlx::query(&sql)
+        let rows = query(&sql)
             .bind(q.owner.as_str())
             .bind(now + q.lease_for)
             .bind(q.access_expires_before)
             .bind(q.last_refreshed_before)
             .bind(now)
             .bind(i64::from(q.limit))
-            .fetch_all(&self.pool)
+            .fetch_all(&self.db)
             .await
             .map_err(self.err("claiming connections due for refresh"))?;
         let mut claimed = rows
             .iter()
-            .map(|r| self.decoder_ref().connection(r))
+            .map(|r| self.decoder().connection(r))
             .collect::<Result<Vec<_>, _>>()?;
         claimed.sort_by_key(|c| (due_at(c, &q), c.id));
         Ok(claimed)

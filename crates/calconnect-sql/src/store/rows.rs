@@ -1,14 +1,13 @@
-//! Row decoding, time encoding and error mapping.
+//! Reading store rows back into records.
 
+use crate::db::{Column, Row};
+use crate::scopes;
 use calconnect::StoreError;
 use calconnect::crypto::SealedBlob;
 use calconnect::store::*;
-use sqlx::Row as _;
-use sqlx::postgres::PgRow;
-use time::OffsetDateTime;
 use uuid::Uuid;
 
-/// The columns of `connections`, in the order [`connection`] reads them.
+/// The columns of `connections`, in the order [`Decoder::connection`] reads them.
 pub(crate) const CONNECTION_COLUMNS: &str = "id, end_user, client_id, owner_kind, owner_id, \
     scopes, status, status_reason, status_changed_at, access_token, refresh_token, \
     access_expires_at, last_refreshed_at, refresh_expires_at_estimate, version, lease_owner, \
@@ -20,64 +19,39 @@ pub(crate) const PENDING_COLUMNS: &str = "id, state_key, pkce_verifier, end_user
 pub(crate) const EVENT_COLUMNS: &str =
     "seq, connection_id, end_user, kind, from_status, to_status, reason, at";
 
-pub(crate) fn unavailable(database: &str, operation: &'static str, e: sqlx::Error) -> StoreError {
-    StoreError::Unavailable {
-        database: database.to_owned(),
-        operation,
-        source: Box::new(e),
-    }
-}
-
-/// A unique violation, on `constraint` if it is not empty.
-pub(crate) fn is_unique_violation(e: &sqlx::Error, constraint: &str) -> bool {
-    matches!(e, sqlx::Error::Database(d)
-        if d.is_unique_violation() && (constraint.is_empty() || d.constraint() == Some(constraint)))
-}
-
-pub(crate) fn scopes_json(scopes: &[String]) -> String {
-    serde_json::to_string(scopes).unwrap_or_else(|_| "[]".to_owned())
-}
-
+/// Decodes rows of one database; a value that does not decode is [`StoreError::Corrupt`].
 pub(crate) struct Decoder<'a> {
     pub(crate) database: &'a str,
 }
 
 impl Decoder<'_> {
-    fn corrupt(&self, what: impl Into<String>) -> StoreError {
+    pub(crate) fn corrupt(&self, what: impl Into<String>) -> StoreError {
         StoreError::Corrupt {
             database: self.database.to_owned(),
             what: what.into(),
         }
     }
 
-    fn get<'r, T: sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>>(
-        &self,
-        row: &'r PgRow,
-        col: &str,
-    ) -> Result<T, StoreError> {
-        row.try_get(col)
+    pub(crate) fn get<T: Column>(&self, row: &Row, col: &str) -> Result<T, StoreError> {
+        row.get(col)
             .map_err(|e| self.corrupt(format!("column {col}: {e}")))
     }
 
-    fn time(&self, row: &PgRow, col: &str) -> Result<OffsetDateTime, StoreError> {
-        self.get(row, col)
-    }
-
-    fn time_opt(&self, row: &PgRow, col: &str) -> Result<Option<OffsetDateTime>, StoreError> {
-        self.get(row, col)
-    }
-
-    fn scopes(&self, row: &PgRow) -> Result<Vec<String>, StoreError> {
+    fn scopes(&self, row: &Row) -> Result<Vec<String>, StoreError> {
         let text: String = self.get(row, "scopes")?;
-        serde_json::from_str(&text).map_err(|_| self.corrupt("column scopes: not a JSON array"))
+        scopes::decode(&text).ok_or_else(|| self.corrupt("column scopes: not a JSON array"))
     }
 
-    fn end_user(&self, row: &PgRow) -> Result<EndUserId, StoreError> {
+    pub(crate) fn end_user(&self, row: &Row) -> Result<EndUserId, StoreError> {
         let text: String = self.get(row, "end_user")?;
         EndUserId::new(&text).map_err(|_| self.corrupt("column end_user: invalid"))
     }
 
-    fn status(&self, row: &PgRow, col: &str) -> Result<Option<ConnectionStatus>, StoreError> {
+    pub(crate) fn status(
+        &self,
+        row: &Row,
+        col: &str,
+    ) -> Result<Option<ConnectionStatus>, StoreError> {
         let text: Option<String> = self.get(row, col)?;
         text.map(|t| {
             ConnectionStatus::parse(&t).ok_or_else(|| self.corrupt(format!("column {col}: {t}")))
@@ -85,19 +59,19 @@ impl Decoder<'_> {
         .transpose()
     }
 
-    fn digest(&self, row: &PgRow, col: &str) -> Result<[u8; 32], StoreError> {
+    fn digest(&self, row: &Row, col: &str) -> Result<[u8; 32], StoreError> {
         let bytes: Vec<u8> = self.get(row, col)?;
         bytes
             .try_into()
             .map_err(|_| self.corrupt(format!("column {col}: not 32 bytes")))
     }
 
-    pub(crate) fn connection(&self, row: &PgRow) -> Result<Connection, StoreError> {
+    pub(crate) fn connection(&self, row: &Row) -> Result<Connection, StoreError> {
         let kind: String = self.get(row, "owner_kind")?;
         let owner = CalOwner::from_parts(&kind, self.get(row, "owner_id")?)
             .ok_or_else(|| self.corrupt(format!("column owner_kind: {kind}")))?;
         let lease_owner: Option<String> = self.get(row, "lease_owner")?;
-        let lease_until = self.time_opt(row, "lease_until")?;
+        let lease_until = self.get(row, "lease_until")?;
         let refresh: Option<Vec<u8>> = self.get(row, "refresh_token")?;
         Ok(Connection {
             id: ConnectionId::from_uuid(self.get::<Uuid>(row, "id")?),
@@ -111,12 +85,12 @@ impl Decoder<'_> {
                 .status(row, "status")?
                 .ok_or_else(|| self.corrupt("column status: null"))?,
             status_reason: self.get(row, "status_reason")?,
-            status_changed_at: self.time(row, "status_changed_at")?,
+            status_changed_at: self.get(row, "status_changed_at")?,
             access_token: SealedBlob::from_bytes(self.get(row, "access_token")?),
             refresh_token: refresh.map(SealedBlob::from_bytes),
-            access_expires_at: self.time_opt(row, "access_expires_at")?,
-            last_refreshed_at: self.time(row, "last_refreshed_at")?,
-            refresh_expires_at_estimate: self.time_opt(row, "refresh_expires_at_estimate")?,
+            access_expires_at: self.get(row, "access_expires_at")?,
+            last_refreshed_at: self.get(row, "last_refreshed_at")?,
+            refresh_expires_at_estimate: self.get(row, "refresh_expires_at_estimate")?,
             version: self.get(row, "version")?,
             lease: match (lease_owner, lease_until) {
                 (Some(owner), Some(until)) => Some(RefreshLease {
@@ -125,13 +99,13 @@ impl Decoder<'_> {
                 }),
                 _ => None,
             },
-            refresh_intent_started_at: self.time_opt(row, "refresh_intent_started_at")?,
-            created_at: self.time(row, "created_at")?,
-            updated_at: self.time(row, "updated_at")?,
+            refresh_intent_started_at: self.get(row, "refresh_intent_started_at")?,
+            created_at: self.get(row, "created_at")?,
+            updated_at: self.get(row, "updated_at")?,
         })
     }
 
-    pub(crate) fn pending(&self, row: &PgRow) -> Result<PendingAuthorization, StoreError> {
+    pub(crate) fn pending(&self, row: &Row) -> Result<PendingAuthorization, StoreError> {
         Ok(PendingAuthorization {
             id: PendingId::from_uuid(self.get::<Uuid>(row, "id")?),
             state_key: StateKey::from_bytes(self.digest(row, "state_key")?),
@@ -141,12 +115,12 @@ impl Decoder<'_> {
             redirect_uri: self.get(row, "redirect_uri")?,
             return_to: self.get(row, "return_to")?,
             browser_binding: BrowserBinding::from_bytes(self.digest(row, "browser_binding")?),
-            expires_at: self.time(row, "expires_at")?,
-            created_at: self.time(row, "created_at")?,
+            expires_at: self.get(row, "expires_at")?,
+            created_at: self.get(row, "created_at")?,
         })
     }
 
-    pub(crate) fn event(&self, row: &PgRow) -> Result<ConnectionEvent, StoreError> {
+    pub(crate) fn event(&self, row: &Row) -> Result<ConnectionEvent, StoreError> {
         let kind: String = self.get(row, "kind")?;
         Ok(ConnectionEvent {
             seq: self.get(row, "seq")?,
@@ -157,7 +131,7 @@ impl Decoder<'_> {
             from_status: self.status(row, "from_status")?,
             to_status: self.status(row, "to_status")?,
             reason: self.get(row, "reason")?,
-            at: self.time(row, "at")?,
+            at: self.get(row, "at")?,
         })
     }
 }

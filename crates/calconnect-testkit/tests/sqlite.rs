@@ -1,0 +1,133 @@
+//! The store conformance suite and the at-rest scan against the SQL store on SQLite files.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use calconnect::StoreError;
+use calconnect_sql::SqliteStore;
+use calconnect_testkit::backends::SqliteBackend;
+
+async fn backend() -> Option<SqliteBackend> {
+    Some(SqliteBackend::new())
+}
+
+calconnect_testkit::conformance_tests!(backend());
+
+#[tokio::test]
+async fn no_token_verifier_or_state_in_clear_in_the_file_or_wal() {
+    let backend = SqliteBackend::new();
+    let (_c, clock) = calconnect_testkit::fixtures::mock_clock();
+    let store = backend.store(clock).await;
+    let ring = calconnect_testkit::fixtures::keyring("k1");
+    calconnect_testkit::conformance::store_level_flow(&store, &ring).await;
+    // Scan every file (database, WAL, shared memory) with the latest pages in the WAL, then
+    // again after checkpointing them into the database file.
+    let scan = || {
+        let mut all = Vec::new();
+        for entry in std::fs::read_dir(backend.dir()).unwrap() {
+            let path = entry.unwrap().path();
+            let bytes = std::fs::read(&path).unwrap();
+            calconnect_testkit::conformance::assert_no_plaintext(
+                &bytes,
+                &path.display().to_string(),
+            );
+            all.extend(bytes);
+        }
+        // The scan can find things: the client id is stored in clear.
+        assert!(all.windows(11).any(|w| w == b"scan-client"));
+    };
+    scan();
+    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    scan();
+    store.close().await;
+}
+
+#[tokio::test]
+async fn unopenable_file_gives_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_c, clock) = calconnect_testkit::fixtures::mock_clock();
+    let err = SqliteStore::open(&dir.path().join("missing-dir").join("x.db"), clock)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("missing-dir") && msg.contains("opening"),
+        "{msg}"
+    );
+}
+
+#[tokio::test]
+async fn journal_is_wal_and_foreign_keys_are_on() {
+    let backend = SqliteBackend::new();
+    let (_c, clock) = calconnect_testkit::fixtures::mock_clock();
+    let store = backend.store(clock).await;
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(mode, "wal");
+    let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(fk, 1);
+    let status = store.migration_status().await.unwrap();
+    assert_eq!((status.applied, status.pending), (Some(status.known), 0));
+}
+
+async fn plan(store: &SqliteStore, sql: &str) -> String {
+    let rows = sqlx::query(&format!("EXPLAIN QUERY PLAN {sql}"))
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+    let lines: Vec<String> = rows
+        .iter()
+        .map(|r| sqlx::Row::get::<String, _>(r, "detail"))
+        .collect();
+    lines.join("\n")
+}
+
+#[tokio::test]
+async fn counting_by_status_reads_indexes_only() {
+    let backend = SqliteBackend::new();
+    let (_c, clock) = calconnect_testkit::fixtures::mock_clock();
+    let store = backend.store(clock).await;
+    let plan = plan(
+        &store,
+        "SELECT status, COUNT(*) AS n FROM connections WHERE status <> 'active' \
+         GROUP BY status UNION ALL SELECT NULL, COUNT(*) FROM connections",
+    )
+    .await;
+    assert!(
+        plan.contains("COVERING INDEX connections_not_active"),
+        "{plan}"
+    );
+    assert!(
+        !plan.lines().any(|l| l.ends_with("SCAN connections")),
+        "{plan}"
+    );
+}
+
+#[tokio::test]
+async fn due_query_uses_the_partial_indexes() {
+    let backend = SqliteBackend::new();
+    let (_c, clock) = calconnect_testkit::fixtures::mock_clock();
+    let store = backend.store(clock).await;
+    for (column, index) in [
+        ("access_expires_at", "connections_due_access"),
+        ("last_refreshed_at", "connections_due_keepalive"),
+    ] {
+        // The shape of each branch of the due-for-refresh claim.
+        let plan = plan(
+            &store,
+            &format!(
+                "SELECT id FROM connections WHERE status = 'active' AND {column} < 1 \
+                 AND (lease_until IS NULL OR lease_until <= 1) ORDER BY {column} LIMIT 100"
+            ),
+        )
+        .await;
+        assert!(plan.contains(index), "{plan}");
+    }
+}
