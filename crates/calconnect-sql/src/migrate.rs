@@ -1,5 +1,5 @@
-//! One migration runner for every set of calconnect tables: the store's ([`crate::STORE_MIGRATIONS`])
-//! and the broker's (in its crate), on either backend.
+//! One migration runner for every set of calconnect tables: the store's
+//! ([`crate::STORE_MIGRATIONS`]) and the broker's (in its crate), on either backend.
 //!
 //! It is sqlx's [`Migrator`]: each migration's SHA-384 checksum is kept in sqlx's ledger
 //! (`_sqlx_migrations`) and checked at every start, so an applied migration edited later stops
@@ -12,11 +12,12 @@
 //!   has always used), runs the migrator inside it (each migration becomes a savepoint) and
 //!   commits once: a second process waits, then finds nothing to do, and a failed migration
 //!   leaves nothing half-applied (both backends' DDL is transactional).
-//! - **Adopting earlier ledgers.** calconnect before 0.2 kept its own ledgers without checksums
-//!   (`calconnect_migrations` for the store, `calconnect_broker_migrations` for the broker). In
-//!   the same transaction, each set records its legacy entries in sqlx's ledger with the
-//!   checksum of the same, unchanged file, and drops the old table — so a database made by an
-//!   earlier version opens, and an earlier version refuses to open a database converted since.
+//! - **Adopting earlier ledgers.** calconnect 0.1, before this crate, kept ledgers without
+//!   checksums (`calconnect_migrations` for the store, `calconnect_broker_migrations` for the
+//!   broker). In the same transaction, each set records its legacy entries in sqlx's ledger with
+//!   the checksum of the same, unchanged file, and drops the old table — so a database made by
+//!   an earlier version opens, and an earlier version refuses to open a database converted since
+//!   (it finds no ledger and its first migration fails).
 //!
 //! The store's and the broker's tables share one database and sqlx has one ledger per database,
 //! so each set owns a range of versions ([`Migrations::versions`]) and ignores the other's.
@@ -59,7 +60,7 @@ pub struct Migrations {
     pub legacy: Option<LegacyLedger>,
 }
 
-/// A ledger of calconnect before 0.2: a table with a `version` column.
+/// A ledger of calconnect 0.1 (before this crate): a table with a `version` column.
 #[derive(Debug)]
 pub struct LegacyLedger {
     /// Its table.
