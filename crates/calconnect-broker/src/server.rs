@@ -6,12 +6,12 @@ use crate::db::BrokerDb;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::state::AppState;
-use crate::tokens::TokenProvider;
 use crate::{connect, connections, ops, sessions};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Request, header};
 use axum::routing::{get, post};
+use calconnect::connect::Connector;
 use calconnect::store::ConnectionStore;
 use calconnect::{AuthorizationFlow, Clock, HttpClient, HttpConfig, StoreError, SystemClock};
 use std::net::SocketAddr;
@@ -208,16 +208,28 @@ impl BrokerBuilder {
             self.keeper_name,
         );
         let sweep = keeper.spawn_sweep();
-        let tokens: Arc<dyn TokenProvider> = Arc::new(crate::tokens::KeeperTokens(keeper));
+        let governor = Arc::new(calconnect::api::RateGovernor::new(
+            calconnect::GovernorConfig::default(),
+            Arc::new(calconnect::api::TokioTimer::default()),
+        ));
         let proxy_http = crate::proxy::client().map_err(|e| StartError::Http(e.to_string()))?;
+        let connector = Connector::new(
+            flow.clone(),
+            store.clone(),
+            config.keyring.clone(),
+            self.clock.clone(),
+        )
+        .with_refresh_window(calconnect::keeper::KeeperConfig::default().refresh_window);
         let state = AppState {
             config: config.clone(),
             flow,
+            connector,
             store,
             db,
             clock: self.clock,
             api_key_cache: Arc::new(KeyCache::new(self.api_key_cache_ttl)),
-            tokens,
+            keeper,
+            governor,
             proxy_http,
             metrics: Arc::new(Metrics::default()),
             webhook_wake: Arc::new(tokio::sync::Notify::new()),
@@ -241,15 +253,8 @@ impl BrokerBuilder {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let worker = crate::webhooks::spawn_worker(state.clone(), self.webhook, stop_rx.clone());
         let app = router(state.clone());
-        let mut stop_serve = stop_rx;
-        let server = tokio::spawn(async move {
-            let shutdown = async move {
-                let _ = stop_serve.wait_for(|s| *s).await;
-            };
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
-        });
+        let edge = config.edge;
+        let server = tokio::spawn(crate::edge::serve(listener, app, edge, stop_rx));
         tracing::info!(%addr, "broker listening");
         Ok(Broker {
             addr,

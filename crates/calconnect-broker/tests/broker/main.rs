@@ -4,6 +4,7 @@
 
 mod api;
 mod at_rest;
+mod edge;
 mod flow;
 mod helpers;
 mod postgres;
