@@ -228,8 +228,9 @@ impl Governor {
         if used < u64::from(limit.max(1)) {
             Duration::ZERO
         } else {
-            live.first()
-                .map_or(Duration::ZERO, |oldest| (**oldest + window).saturating_sub(now))
+            live.first().map_or(Duration::ZERO, |oldest| {
+                (**oldest + window).saturating_sub(now)
+            })
         }
     }
 
