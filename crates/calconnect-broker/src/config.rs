@@ -50,6 +50,16 @@ struct RawConfig {
     keys: RawKeys,
     #[serde(default)]
     webhooks: RawWebhooks,
+    #[serde(default)]
+    http: RawHttp,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    header_read_timeout_secs: Option<u64>,
+    idle_timeout_secs: Option<u64>,
+    max_connections: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -150,6 +160,8 @@ pub struct BrokerConfig {
     pub webhooks: WebhookConfig,
     /// How long a connect link stays usable.
     pub connect_session_ttl: time::Duration,
+    /// Limits of the HTTP edge (`[http]`).
+    pub edge: crate::edge::EdgeConfig,
 }
 
 /// Environment lookup (tests pass a map; `calconnect serve` passes the process environment).
@@ -244,6 +256,7 @@ impl BrokerConfig {
         let default_scopes = raw.client.scopes.unwrap_or_default();
         AuthorizeOptions::new(default_scopes.iter().cloned())
             .map_err(|e| bad("client.scopes", e.to_string()))?;
+        let edge = parse_edge(&raw.http)?;
         let keyring = load_keyring(env, raw.keys.file)?;
         let webhooks = parse_webhooks(
             env.get("CALCONNECT_WEBHOOK_URLS")
@@ -264,6 +277,13 @@ impl BrokerConfig {
                 "use between 60 and 604800 seconds",
             ));
         }
+        // Last, so that the more basic mistakes are reported first.
+        if default_scopes.is_empty() {
+            return Err(bad(
+                "client.scopes",
+                "missing or empty: list the scopes your OAuth client is registered for, e.g. scopes = [\"PROFILE_READ\", \"SCHEDULE_READ\"] (Cal.com refuses an authorization without scopes)",
+            ));
+        }
         Ok(Self {
             listen,
             public_base_url,
@@ -275,6 +295,7 @@ impl BrokerConfig {
             keyring: std::sync::Arc::new(keyring),
             webhooks,
             connect_session_ttl: time::Duration::seconds(ttl),
+            edge,
         })
     }
 }
@@ -319,7 +340,43 @@ fn parse_base_url(text: &str) -> Result<Url, ConfigError> {
             "use an https URL without query or fragment (http only for 127.0.0.1/localhost)",
         ));
     }
+    // The broker's routes and its flow cookie live at the root of its origin.
+    if url.path() != "/" {
+        return Err(bad(
+            "public_base_url",
+            format!(
+                "`{text}` has a path ({}): the broker serves at the root of its own host name, e.g. https://connect.example.com",
+                url.path()
+            ),
+        ));
+    }
     Ok(url)
+}
+
+fn parse_edge(raw: &RawHttp) -> Result<crate::edge::EdgeConfig, ConfigError> {
+    let mut edge = crate::edge::EdgeConfig::default();
+    let secs = |key: &str, v: Option<u64>, min: u64, max: u64| match v {
+        None => Ok(None),
+        Some(s) if (min..=max).contains(&s) => Ok(Some(std::time::Duration::from_secs(s))),
+        Some(_) => Err(bad(key, format!("use between {min} and {max} seconds"))),
+    };
+    if let Some(t) = secs(
+        "http.header_read_timeout_secs",
+        raw.header_read_timeout_secs,
+        1,
+        300,
+    )? {
+        edge = edge.header_read_timeout(t);
+    }
+    if let Some(t) = secs("http.idle_timeout_secs", raw.idle_timeout_secs, 1, 3600)? {
+        edge = edge.idle_timeout(t);
+    }
+    match raw.max_connections {
+        None => {}
+        Some(n) if (1..=1_000_000).contains(&n) => edge = edge.max_connections(n),
+        Some(_) => return Err(bad("http.max_connections", "use between 1 and 1000000")),
+    }
+    Ok(edge)
 }
 
 fn parse_database(text: &str) -> Result<DatabaseConfig, ConfigError> {
@@ -519,9 +576,42 @@ mod tests {
     }
 
     #[test]
+    fn empty_scopes_a_base_url_path_and_edge_limits_are_checked() {
+        let k = key();
+        let parse = |text: &str| BrokerConfig::from_toml_and_env(text, &env(&[(KEY, &k)]));
+        let base = "public_base_url = \"https://c.example\"\n";
+        let e = parse(&format!("{base}[client]\nid = \"x\"")).unwrap_err();
+        assert_eq!(e.key, "client.scopes");
+        assert!(e.to_string().contains("scopes = ["), "{e}");
+        let e = parse(&format!("{base}[client]\nid = \"x\"\nscopes = []")).unwrap_err();
+        assert_eq!(e.key, "client.scopes");
+        let e = parse(
+            "public_base_url = \"https://c.example/connect\"\n[client]\nid = \"x\"\nscopes = [\"PROFILE_READ\"]",
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "public_base_url");
+        assert!(e.to_string().contains("/connect"), "{e}");
+        let ok = format!("{base}[client]\nid = \"x\"\nscopes = [\"PROFILE_READ\"]\n");
+        let c = parse(&ok).unwrap();
+        assert_eq!(c.edge, crate::edge::EdgeConfig::default());
+        let c = parse(&format!(
+            "{ok}[http]\nheader_read_timeout_secs = 3\nidle_timeout_secs = 30\nmax_connections = 64"
+        ))
+        .unwrap();
+        assert_eq!(
+            c.edge.header_read_timeout,
+            std::time::Duration::from_secs(3)
+        );
+        assert_eq!(c.edge.idle_timeout, std::time::Duration::from_secs(30));
+        assert_eq!(c.edge.max_connections, 64);
+        let e = parse(&format!("{ok}[http]\nidle_timeout_secs = 0")).unwrap_err();
+        assert_eq!(e.key, "http.idle_timeout_secs");
+    }
+
+    #[test]
     fn confidential_pkce_follows_the_client_policy() {
         let k = key();
-        let base = "public_base_url = \"https://c.example\"\n[client]\nid = \"x\"\n[provider]\n";
+        let base = "public_base_url = \"https://c.example\"\n[client]\nid = \"x\"\nscopes = [\"PROFILE_READ\"]\n[provider]\n";
         let with = |extra: &str, vars: &[(&str, &str)]| {
             let mut all = vec![(KEY, k.as_str()), ("CALCONNECT_CLIENT_SECRET", "s3cret")];
             all.extend_from_slice(vars);

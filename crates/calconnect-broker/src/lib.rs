@@ -15,6 +15,7 @@ pub mod config;
 mod connect;
 pub mod connections;
 pub mod db;
+pub mod edge;
 pub mod error;
 mod extract;
 pub mod metrics;
@@ -29,6 +30,7 @@ pub mod webhooks;
 
 pub use config::{BrokerConfig, ConfigError, DatabaseConfig, EXAMPLE_CONFIG, LogFormat};
 pub use db::BrokerDb;
+pub use edge::EdgeConfig;
 pub use error::ApiError;
 pub use server::{Broker, BrokerBuilder, MAX_BODY_BYTES, StartError, open_storage, router};
 pub use state::AppState;

@@ -73,27 +73,43 @@ pub fn client() -> Result<reqwest::Client, calconnect::HttpClientError> {
     )
 }
 
-/// The API path after `/proxy/`, checked: no `..`, no empty or encoded-slash tricks.
-fn upstream_path(uri_path: &str) -> Result<String, ApiError> {
+/// The methods Cal.com's API v2 uses; anything else is 405.
+const METHODS: &[http::Method] = &[
+    http::Method::GET,
+    http::Method::POST,
+    http::Method::PUT,
+    http::Method::PATCH,
+    http::Method::DELETE,
+];
+const ALLOW: &str = "GET, POST, PUT, PATCH, DELETE";
+
+/// The API path after `/proxy/` (an optional leading `v2/` is dropped), checked: no `..`,
+/// `..;` or `;` path parameters, no empty segments, no encoded dot, slash or backslash, and
+/// never Cal.com's own OAuth routes (`auth/…`): the proxy carries API calls, not token requests.
+fn upstream_path(uri_path: &str) -> Result<&str, ApiError> {
     let (_, rest) = uri_path
         .split_once("/proxy/")
         .ok_or_else(|| ApiError::not_found("no such API route"))?;
+    let rest = rest.strip_prefix("v2/").unwrap_or(rest);
+    let lower = rest.to_ascii_lowercase();
     let bad = rest.is_empty()
-        || rest.contains('\\')
-        || rest.split('/').any(|seg| {
-            let lower = seg.to_ascii_lowercase();
-            seg.is_empty()
-                || seg == "."
-                || seg == ".."
-                || lower.contains("%2e")
-                || lower.contains("%2f")
-        });
+        || rest.contains(['\\', ';'])
+        || lower.contains("%2e")
+        || lower.contains("%2f")
+        || lower.contains("%5c")
+        || lower.contains("%3b")
+        || lower == "auth"
+        || lower.starts_with("auth/")
+        || lower.starts_with("v2/")
+        || rest
+            .split('/')
+            .any(|seg| seg.is_empty() || seg == "." || seg == "..");
     if bad {
         return Err(ApiError::invalid(
-            "the proxied path must be a plain Cal.com API v2 path such as `me` or `schedules/12`",
+            "the proxied path must be a plain Cal.com API v2 path such as `me` or `schedules/12` (Cal.com's auth routes are not proxied)",
         ));
     }
-    Ok(rest.to_owned())
+    Ok(rest)
 }
 
 enum OutBody {
@@ -121,6 +137,9 @@ pub(crate) async fn proxy(
     request: Request,
 ) -> Result<Response, ApiError> {
     let started = std::time::Instant::now();
+    if !METHODS.contains(request.method()) {
+        return Ok(method_not_allowed());
+    }
     let path = upstream_path(request.uri().path())?;
     let api = state
         .flow
@@ -236,6 +255,19 @@ pub(crate) async fn proxy(
     }
 }
 
+fn method_not_allowed() -> Response {
+    let mut response = ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("the proxy forwards {ALLOW}, the methods of Cal.com's API v2"),
+    )
+    .into_response();
+    response
+        .headers_mut()
+        .insert(http::header::ALLOW, http::HeaderValue::from_static(ALLOW));
+    response
+}
+
 fn class(status: StatusCode) -> &'static str {
     match status.as_u16() {
         200..=299 => "2xx",
@@ -263,17 +295,28 @@ mod tests {
 
     #[test]
     fn paths_are_checked() {
-        let ok = |p: &str| upstream_path(&format!("/api/v1/connections/x/proxy/{p}"));
+        let ok =
+            |p: &str| upstream_path(&format!("/api/v1/connections/x/proxy/{p}")).map(str::to_owned);
         assert_eq!(ok("me").unwrap(), "me");
         assert_eq!(ok("schedules/12").unwrap(), "schedules/12");
+        assert_eq!(ok("v2/schedules/12").unwrap(), "schedules/12");
         for bad in [
             "",
+            "v2/",
             "../auth/oauth2/token",
             "a//b",
             "%2e%2e/x",
             "a%2Fb",
             "a\\b",
+            "a%5cb",
+            "..;/me",
+            "me;jsessionid=1",
+            "me%3b",
             "./me",
+            "auth/oauth2/token",
+            "AUTH/oauth2/token",
+            "v2/auth/oauth2/token",
+            "v2/v2/me",
         ] {
             assert!(ok(bad).is_err(), "{bad}");
         }

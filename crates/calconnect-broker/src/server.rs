@@ -253,15 +253,8 @@ impl BrokerBuilder {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let worker = crate::webhooks::spawn_worker(state.clone(), self.webhook, stop_rx.clone());
         let app = router(state.clone());
-        let mut stop_serve = stop_rx;
-        let server = tokio::spawn(async move {
-            let shutdown = async move {
-                let _ = stop_serve.wait_for(|s| *s).await;
-            };
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
-        });
+        let edge = config.edge;
+        let server = tokio::spawn(crate::edge::serve(listener, app, edge, stop_rx));
         tracing::info!(%addr, "broker listening");
         Ok(Broker {
             addr,

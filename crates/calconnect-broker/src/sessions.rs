@@ -118,6 +118,11 @@ pub(crate) async fn create(
     let scopes = body
         .scopes
         .unwrap_or_else(|| state.config.default_scopes.clone());
+    if scopes.is_empty() {
+        return Err(ApiError::invalid(
+            "scopes: empty; list at least one scope your OAuth client is registered for (or leave `scopes` out for the configured default)",
+        ));
+    }
     if scopes.len() > 50 {
         return Err(ApiError::invalid("scopes: at most 50"));
     }

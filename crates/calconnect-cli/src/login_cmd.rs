@@ -204,15 +204,38 @@ pub async fn run(args: LoginArgs) -> anyhow::Result<()> {
         loopback::humanize(args.timeout)
     );
 
-    let arrived = loopback::wait(&listener, args.timeout).await?;
-    let verified =
-        match Callback::parse(&arrived.query).and_then(|cb| pending.verify(cb, &SystemClock)) {
-            Ok(v) => v,
-            Err(e) => {
-                arrived.respond(false, &e.to_string()).await;
-                return Err(callback_error(&e).into());
+    // A request that is not this login's answer (another tab, a port scan, a forged link: no
+    // state, another state, or neither code nor error) gets an error page, and the login keeps
+    // waiting for the right one until the timeout.
+    let deadline = tokio::time::Instant::now() + args.timeout;
+    let expected = pending.state_key();
+    let (arrived, callback) = loop {
+        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let arrived = loopback::wait(&listener, remaining, args.timeout).await?;
+        match Callback::parse(&arrived.query) {
+            Ok(cb) if cb.state_key() == Some(expected) && cb.has_code_or_error() => {
+                break (arrived, cb);
             }
-        };
+            _ => {
+                arrived
+                    .respond(
+                        false,
+                        "This request is not the answer of the login calconnect is waiting for (its state is missing or different), so it was ignored; the login in the terminal is still waiting",
+                    )
+                    .await;
+                eprintln!(
+                    "(ignored a request to the callback that does not belong to this login; still waiting)"
+                );
+            }
+        }
+    };
+    let verified = match pending.verify(callback, &SystemClock) {
+        Ok(v) => v,
+        Err(e) => {
+            arrived.respond(false, &e.to_string()).await;
+            return Err(callback_error(&e).into());
+        }
+    };
     // The browser waits for the outcome, so the page tells the truth.
     let done = Done {
         connector: &connector,
@@ -303,9 +326,9 @@ fn complete_error(e: &CompleteError) -> CliError {
         CompleteError::Identity(calconnect::MeError::NotSupported) => CliError::other(format!(
             "{text}: the provider's tokens name no Cal.com user and it has no /v2/me"
         )),
-        CompleteError::Identity(_) => CliError::api(format!(
-            "logged in, but asking who you are failed: {text}"
-        )),
+        CompleteError::Identity(_) => {
+            CliError::api(format!("logged in, but asking who you are failed: {text}"))
+        }
         _ => CliError::other(format!("cannot store the connection: {text}")),
     }
 }

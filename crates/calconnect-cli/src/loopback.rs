@@ -78,10 +78,15 @@ fn html_escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// Waits up to `timeout` for `GET /callback?...`; other requests (a favicon) get a 404.
-pub async fn wait(listener: &TcpListener, timeout: Duration) -> Result<Arrived, CliError> {
+/// Waits up to `remaining` for `GET /callback?...`; other requests (a favicon) get a 404.
+/// `total` is the whole wait, for the message when time runs out.
+pub async fn wait(
+    listener: &TcpListener,
+    remaining: Duration,
+    total: Duration,
+) -> Result<Arrived, CliError> {
     let spinner = spinner();
-    let result = tokio::time::timeout(timeout, accept_callback(listener)).await;
+    let result = tokio::time::timeout(remaining, accept_callback(listener)).await;
     if let Some(s) = spinner {
         s.abort();
         eprint!("\r\x1b[2K");
@@ -89,7 +94,7 @@ pub async fn wait(listener: &TcpListener, timeout: Duration) -> Result<Arrived, 
     result.map_err(|_| {
         CliError::auth(format!(
             "no answer from the browser within {}: run `calconnect login` again (raise --timeout if you need more time)",
-            humanize(timeout)
+            humanize(total)
         ))
     })
 }

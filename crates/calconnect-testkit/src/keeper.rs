@@ -2,8 +2,8 @@
 //! real rotating refresh tokens (no browser needed), and the sandbox counters that prove how
 //! many refreshes happened.
 
-use calconnect::crypto::{Keyring, SealContext, SealedField};
 use calconnect::connect::Connector;
+use calconnect::crypto::{Keyring, SealContext, SealedField};
 use calconnect::store::{CalOwner, ConnectionId, ConnectionStore, EndUserId, TokenWrite};
 use calconnect::{
     AccessToken, AuthorizationFlow, ClientConfig, ClientSecret, Clock, HttpClient, HttpConfig,

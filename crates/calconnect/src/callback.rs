@@ -116,6 +116,11 @@ impl Callback {
         self.state.is_some()
     }
 
+    /// Whether the callback carries an answer: a `code` or an `error`.
+    pub fn has_code_or_error(&self) -> bool {
+        self.code.is_some() || self.error.is_some()
+    }
+
     /// The non-secret lookup key of the callback's state (see
     /// [`PendingAuthorization::state_key`](crate::PendingAuthorization::state_key)).
     pub fn state_key(&self) -> Option<crate::store::StateKey> {

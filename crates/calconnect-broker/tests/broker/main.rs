@@ -4,10 +4,11 @@
 
 mod api;
 mod at_rest;
+mod edge;
 mod flow;
+mod hardening;
 mod helpers;
 mod postgres;
 mod schemathesis;
-mod secrets;
 mod tokens;
 mod webhooks;

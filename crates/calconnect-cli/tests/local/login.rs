@@ -279,3 +279,43 @@ async fn custom_profile_logs_in_with_the_token_claims() {
     assert_eq!(api.code, 2, "{api:?}");
     assert!(api.one_line_error().contains("no Cal.com API"), "{api:?}");
 }
+
+#[tokio::test]
+async fn a_stray_request_to_the_callback_is_answered_and_the_login_keeps_waiting() {
+    let home = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let sb = sandbox(port, 1800).await;
+    let base = base(&sb);
+    let port_text = port.to_string();
+    let mut login = Login::spawn(
+        home.path(),
+        &[
+            "--profile",
+            "sandbox",
+            "--sandbox-url",
+            &base,
+            "--port",
+            &port_text,
+            "--no-browser",
+        ],
+    );
+    let url = login.authorize_url();
+    // Wrong state, no state, no code: each gets an error page, none ends the login.
+    for stray in [
+        "/callback?code=forged&state=forged",
+        "/callback",
+        "/callback?state=forged",
+        "/callback?error=access_denied",
+    ] {
+        let (status, page) = follow(&format!("http://127.0.0.1:{port}{stray}")).await;
+        assert_eq!(status, 400, "{stray}");
+        assert!(page.contains("still waiting"), "{stray}: {page}");
+    }
+    // The real answer still completes the login.
+    let redirect = consent(&sb, &url, "allow").await;
+    let (status, page) = follow(&redirect).await;
+    assert_eq!(status, 200, "{page}");
+    let out = login.finish().await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stderr.contains("still waiting"), "{out:?}");
+}

@@ -218,9 +218,17 @@ mod tests {
         use http::StatusCode;
         assert_eq!(Rejection::of(StatusCode::OK, b""), None);
         assert_eq!(Rejection::of(StatusCode::TOO_MANY_REQUESTS, b""), None);
-        assert!(Rejection::of(StatusCode::UNAUTHORIZED, b"").unwrap().refresh_and_retry());
+        assert!(
+            Rejection::of(StatusCode::UNAUTHORIZED, b"")
+                .unwrap()
+                .refresh_and_retry()
+        );
         let expired = br#"{"status":"error","error":{"code":"ForbiddenException","message":"PermissionsGuard - no oAuth client found for access token=eyJ"}}"#;
-        assert!(Rejection::of(StatusCode::FORBIDDEN, expired).unwrap().refresh_and_retry());
+        assert!(
+            Rejection::of(StatusCode::FORBIDDEN, expired)
+                .unwrap()
+                .refresh_and_retry()
+        );
         let scope = br#"{"status":"error","error":{"code":"ForbiddenException","message":"insufficient_scope: token does not have the required scopes. Required: SCHEDULE_READ. Token has: PROFILE_READ"}}"#;
         let r = Rejection::of(StatusCode::FORBIDDEN, scope).unwrap();
         assert!(!r.refresh_and_retry());

@@ -223,13 +223,15 @@ impl Governor {
         let limit = st
             .server_limit
             .map_or(self.config.limit, |s| s.min(self.config.limit));
-        let live: Vec<&Duration> = st.done.iter().filter(|d| **d + window > now).collect();
-        let used = u64::from(st.in_flight) + live.len() as u64;
+        // `done` is sorted: the live entries are its tail.
+        let expired = st.done.partition_point(|d| *d + window <= now);
+        let used = u64::from(st.in_flight) + (st.done.len() - expired) as u64;
         if used < u64::from(limit.max(1)) {
             Duration::ZERO
         } else {
-            live.first()
-                .map_or(Duration::ZERO, |oldest| (**oldest + window).saturating_sub(now))
+            st.done.get(expired).map_or(Duration::ZERO, |oldest| {
+                (*oldest + window).saturating_sub(now)
+            })
         }
     }
 
