@@ -104,26 +104,6 @@ impl Db {
     pub async fn close(&self) {
         each!(&self.pool, Pool, p => p.close().await);
     }
-
-    /// The SQLite pool, if this is SQLite.
-    #[cfg(feature = "sqlite")]
-    #[allow(unreachable_patterns)] // reason: `_` is unreachable without the postgres feature
-    pub fn sqlite_pool(&self) -> Option<&sqlx::SqlitePool> {
-        match &self.pool {
-            Pool::Sqlite(p) => Some(p),
-            _ => None,
-        }
-    }
-
-    /// The PostgreSQL pool, if this is PostgreSQL.
-    #[cfg(feature = "postgres")]
-    #[allow(unreachable_patterns)] // reason: `_` is unreachable without the sqlite feature
-    pub fn postgres_pool(&self) -> Option<&sqlx::PgPool> {
-        match &self.pool {
-            Pool::Postgres(p) => Some(p),
-            _ => None,
-        }
-    }
 }
 
 /// A write transaction ([`Db::begin_write`]). Dropped without [`Tx::commit`], it rolls back.

@@ -280,3 +280,28 @@ pub async fn status(db: &Db, set: &Migrations) -> Result<MigrationStatus, sqlx::
         pending: steps.iter().filter(|s| !applied.contains(&s.0)).count(),
     })
 }
+
+impl Migrations {
+    /// Whether the set is well formed: the same versions on both backends, ascending, inside
+    /// [`Migrations::versions`], and a legacy offset that lands inside them (for tests of each
+    /// set).
+    pub fn is_well_formed(&self) -> bool {
+        let versions = |steps: &[Step]| steps.iter().map(|s| s.0).collect::<Vec<_>>();
+        let sqlite = versions(self.sqlite);
+        sqlite == versions(self.postgres)
+            && sqlite.windows(2).all(|w| w[0] < w[1])
+            && sqlite.iter().all(|v| self.versions.contains(v))
+            && self
+                .legacy
+                .as_ref()
+                .is_none_or(|l| self.versions.contains(&(1 + l.offset)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_store_set_is_well_formed() {
+        assert!(crate::STORE_MIGRATIONS.is_well_formed());
+    }
+}

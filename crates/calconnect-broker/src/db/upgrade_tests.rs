@@ -103,6 +103,23 @@ async fn reads_back(db: &BrokerDb) {
     assert_eq!(due[0].event_id, "evt_5");
 }
 
+#[test]
+fn the_broker_set_is_well_formed_and_apart_from_the_store_set() {
+    use crate::db::BROKER_MIGRATIONS;
+    use calconnect_sql::STORE_MIGRATIONS;
+    assert!(BROKER_MIGRATIONS.is_well_formed());
+    assert!(
+        !BROKER_MIGRATIONS
+            .versions
+            .contains(STORE_MIGRATIONS.versions.end())
+    );
+    assert!(
+        !STORE_MIGRATIONS
+            .versions
+            .contains(BROKER_MIGRATIONS.versions.start())
+    );
+}
+
 fn clock() -> Arc<dyn Clock> {
     Arc::new(SystemClock)
 }
