@@ -52,6 +52,33 @@ struct RawConfig {
     webhooks: RawWebhooks,
     #[serde(default)]
     http: RawHttp,
+    #[serde(default)]
+    metrics: RawMetrics,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    listen: Option<String>,
+    token: Option<String>,
+}
+
+/// Where `/metrics` is served and who may read it (`[metrics]`).
+#[derive(Clone, Default)]
+pub struct MetricsConfig {
+    /// Serve `/metrics` on this address only (not on the main listener).
+    pub listen: Option<SocketAddr>,
+    /// Require `Authorization: Bearer <token>`.
+    pub token: Option<SecretString>,
+}
+
+impl fmt::Debug for MetricsConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MetricsConfig")
+            .field("listen", &self.listen)
+            .field("token", &self.token.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -162,6 +189,8 @@ pub struct BrokerConfig {
     pub connect_session_ttl: time::Duration,
     /// Limits of the HTTP edge (`[http]`).
     pub edge: crate::edge::EdgeConfig,
+    /// `/metrics` (`[metrics]`).
+    pub metrics: MetricsConfig,
 }
 
 /// Environment lookup (tests pass a map; `calconnect serve` passes the process environment).
@@ -257,6 +286,23 @@ impl BrokerConfig {
         AuthorizeOptions::new(default_scopes.iter().cloned())
             .map_err(|e| bad("client.scopes", e.to_string()))?;
         let edge = parse_edge(&raw.http)?;
+        let metrics = MetricsConfig {
+            listen: match get("CALCONNECT_METRICS_LISTEN", raw.metrics.listen) {
+                None => None,
+                Some(text) => Some(text.parse().map_err(|_| {
+                    bad("metrics.listen", format!("`{text}` is not an address: use host:port such as 127.0.0.1:9090 (CALCONNECT_METRICS_LISTEN)"))
+                })?),
+            },
+            token: match get("CALCONNECT_METRICS_TOKEN", raw.metrics.token) {
+                Some(t) if t.len() < 16 => {
+                    return Err(bad(
+                        "metrics.token",
+                        "use at least 16 characters (CALCONNECT_METRICS_TOKEN)",
+                    ));
+                }
+                other => other.map(SecretString::from),
+            },
+        };
         let keyring = load_keyring(env, raw.keys.file)?;
         let webhooks = parse_webhooks(
             env.get("CALCONNECT_WEBHOOK_URLS")
@@ -296,6 +342,7 @@ impl BrokerConfig {
             webhooks,
             connect_session_ttl: time::Duration::seconds(ttl),
             edge,
+            metrics,
         })
     }
 }

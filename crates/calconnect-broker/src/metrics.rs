@@ -1,139 +1,102 @@
-//! Prometheus metrics at `/metrics`, in the text exposition format. Labels are fixed words
-//! (outcomes, statuses); never ids, URLs or secrets.
+//! Metrics: one pipeline. Everything goes through the `metrics` facade — the broker's own
+//! counters and histograms here, the token keeper's `calconnect_keeper_*` in the library — and
+//! one Prometheus exporter renders them at `/metrics`, with the gauge of connections by status
+//! read at scrape time by one `GROUP BY` query ([`calconnect::store::ConnectionStore::count_by_status`]).
+//! Labels are fixed words (outcomes, statuses, status classes); never ids, URLs or secrets.
+//!
+//! The exporter is installed as the process's recorder by the first broker; a program that
+//! embeds the broker and installs its own recorder first gets the metrics in its recorder
+//! instead, and `/metrics` then shows only the connection gauge.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::sync::Mutex;
+use calconnect::store::StatusCounts;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use std::sync::OnceLock;
 use std::time::Duration;
 
-/// The process-wide `metrics` recorder (the token keeper's `calconnect_keeper_*` metrics),
-/// installed by the first broker of the process; `None` if the embedding program installed its
-/// own recorder (then it exports them itself).
-pub fn keeper_recorder() -> Option<&'static metrics_exporter_prometheus::PrometheusHandle> {
-    static HANDLE: std::sync::OnceLock<Option<metrics_exporter_prometheus::PrometheusHandle>> =
-        std::sync::OnceLock::new();
+/// Latency buckets (seconds) of every histogram.
+const BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
+
+/// The process-wide Prometheus exporter, installed on first use; `None` when the embedding
+/// program installed another recorder.
+pub fn recorder() -> Option<&'static PrometheusHandle> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            metrics_exporter_prometheus::PrometheusBuilder::new()
+            let handle = PrometheusBuilder::new()
+                .set_buckets(&BUCKETS)
+                .ok()?
                 .install_recorder()
-                .ok()
+                .ok()?;
+            describe();
+            Some(handle)
         })
         .as_ref()
 }
 
-/// Latency buckets (seconds).
-const BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
-
-#[derive(Debug, Default, Clone)]
-struct Histogram {
-    counts: [u64; BUCKETS.len()],
-    count: u64,
-    sum: f64,
+fn describe() {
+    ::metrics::describe_counter!(FLOWS, "Finished connect flows by outcome");
+    ::metrics::describe_counter!(TOKENS, "Access-token and refresh requests by outcome");
+    ::metrics::describe_histogram!(
+        TOKEN_SECONDS,
+        ::metrics::Unit::Seconds,
+        "Access-token request latency"
+    );
+    ::metrics::describe_counter!(PROXY, "Proxied requests by status class");
+    ::metrics::describe_histogram!(
+        PROXY_SECONDS,
+        ::metrics::Unit::Seconds,
+        "Proxied request latency"
+    );
+    ::metrics::describe_counter!(WEBHOOKS, "Webhook delivery attempts by outcome");
 }
 
-impl Histogram {
-    fn observe(&mut self, secs: f64) {
-        for (i, b) in BUCKETS.iter().enumerate() {
-            if secs <= *b {
-                self.counts[i] += 1;
-            }
-        }
-        self.count += 1;
-        self.sum += secs;
-    }
-}
+const FLOWS: &str = "calconnect_connect_flows_total";
+const TOKENS: &str = "calconnect_token_requests_total";
+const TOKEN_SECONDS: &str = "calconnect_token_request_seconds";
+const PROXY: &str = "calconnect_proxy_requests_total";
+const PROXY_SECONDS: &str = "calconnect_proxy_request_seconds";
+const WEBHOOKS: &str = "calconnect_webhook_deliveries_total";
+const CONNECTIONS: &str = "calconnect_connections";
 
+/// The broker's metric points, as methods so that call sites stay one line.
 #[derive(Debug, Default)]
-struct Inner {
-    counters: BTreeMap<(&'static str, &'static str, String), u64>,
-    histograms: BTreeMap<(&'static str, String), Histogram>,
-}
-
-/// The broker's metrics.
-#[derive(Debug, Default)]
-pub struct Metrics {
-    inner: Mutex<Inner>,
-}
+pub struct Metrics;
 
 impl Metrics {
-    fn inc(&self, name: &'static str, label: &'static str, value: &str) {
-        let mut inner = self
-            .inner
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        *inner
-            .counters
-            .entry((name, label, value.to_owned()))
-            .or_default() += 1;
-    }
-
-    fn observe(&self, name: &'static str, label: &str, elapsed: Duration) {
-        let mut inner = self
-            .inner
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        inner
-            .histograms
-            .entry((name, label.to_owned()))
-            .or_default()
-            .observe(elapsed.as_secs_f64());
-    }
-
     /// A finished connect flow, by outcome.
     pub fn flow(&self, outcome: &'static str) {
-        self.inc("calconnect_connect_flows_total", "outcome", outcome);
+        ::metrics::counter!(FLOWS, "outcome" => outcome).increment(1);
     }
 
-    /// An access-token request, by outcome (`fresh`, `refreshed`, `needs_reauth`, `error`).
-    pub fn token(&self, outcome: &str, elapsed: Duration) {
-        self.inc("calconnect_token_requests_total", "outcome", outcome);
-        self.observe("calconnect_token_request_seconds", "all", elapsed);
-    }
-
-    /// A refresh at Cal.com, by outcome.
-    pub fn refresh(&self, outcome: &str, elapsed: Duration) {
-        self.inc("calconnect_refreshes_total", "outcome", outcome);
-        self.observe("calconnect_refresh_seconds", "all", elapsed);
+    /// An access-token or refresh request, by outcome (`ok`, `needs_reauth`, `not_found`, `error`).
+    pub fn token(&self, outcome: &'static str, elapsed: Duration) {
+        ::metrics::counter!(TOKENS, "outcome" => outcome).increment(1);
+        ::metrics::histogram!(TOKEN_SECONDS).record(elapsed.as_secs_f64());
     }
 
     /// A proxied request, by status class (`2xx`, `4xx`, ...) or `error`.
-    pub fn proxy(&self, class: &str, elapsed: Duration) {
-        self.inc("calconnect_proxy_requests_total", "status", class);
-        self.observe("calconnect_proxy_request_seconds", "all", elapsed);
+    pub fn proxy(&self, class: &'static str, elapsed: Duration) {
+        ::metrics::counter!(PROXY, "status" => class).increment(1);
+        ::metrics::histogram!(PROXY_SECONDS).record(elapsed.as_secs_f64());
     }
 
     /// A webhook delivery attempt, by outcome.
-    pub fn webhook(&self, outcome: &str) {
-        self.inc("calconnect_webhook_deliveries_total", "outcome", outcome);
+    pub fn webhook(&self, outcome: &'static str) {
+        ::metrics::counter!(WEBHOOKS, "outcome" => outcome).increment(1);
     }
 
-    /// Renders the metrics, adding the gauge of connections by status.
-    pub fn render(&self, connections_by_status: &[(&str, u64)]) -> String {
-        let inner = self
-            .inner
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut out = String::new();
-        let mut last = "";
-        for ((name, label, value), n) in &inner.counters {
-            if *name != last {
-                let _ = writeln!(out, "# TYPE {name} counter");
-                last = name;
-            }
-            let _ = writeln!(out, "{name}{{{label}=\"{value}\"}} {n}");
-        }
-        for ((name, _), h) in &inner.histograms {
-            let _ = writeln!(out, "# TYPE {name} histogram");
-            for (i, b) in BUCKETS.iter().enumerate() {
-                let _ = writeln!(out, "{name}_bucket{{le=\"{b}\"}} {}", h.counts[i]);
-            }
-            let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", h.count);
-            let _ = writeln!(out, "{name}_sum {}", h.sum);
-            let _ = writeln!(out, "{name}_count {}", h.count);
-        }
-        let _ = writeln!(out, "# TYPE calconnect_connections gauge");
-        for (status, n) in connections_by_status {
-            let _ = writeln!(out, "calconnect_connections{{status=\"{status}\"}} {n}");
+    /// The Prometheus text: everything recorded, then the gauge of `connections` by status.
+    /// The gauge is this broker's store read just now, written here rather than recorded, so
+    /// that several brokers in one process (tests, an embedding program) each show their own.
+    pub fn render(&self, connections: &StatusCounts) -> String {
+        let mut out = recorder().map(PrometheusHandle::render).unwrap_or_default();
+        out.push_str("# HELP calconnect_connections Stored connections by status\n");
+        out.push_str("# TYPE calconnect_connections gauge\n");
+        for (status, n) in connections.iter() {
+            out.push_str(&format!(
+                "{CONNECTIONS}{{status=\"{}\"}} {n}\n",
+                status.as_str()
+            ));
         }
         out
     }

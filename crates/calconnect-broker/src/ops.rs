@@ -4,9 +4,9 @@
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use calconnect::store::ConnectionStatus;
+use secrecy::ExposeSecret as _;
 use serde_json::json;
 
 pub(crate) async fn healthz() -> Json<serde_json::Value> {
@@ -29,38 +29,35 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
     (status, Json(body)).into_response()
 }
 
-/// At most this many connections are scanned to count them by status.
-const STATUS_SCAN_LIMIT: usize = 100_000;
-
-pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
-    let mut counts = [
-        (ConnectionStatus::Active.as_str(), 0u64),
-        (ConnectionStatus::NeedsReauth.as_str(), 0),
-        (ConnectionStatus::RefreshLost.as_str(), 0),
-    ];
-    let mut after = None;
-    let mut seen = 0usize;
-    while seen < STATUS_SCAN_LIMIT {
-        let Ok(page) = state.store.list_connections(after, 1000).await else {
-            break;
-        };
-        let Some(last) = page.last() else { break };
-        after = Some(last.id);
-        seen += page.len();
-        for c in &page {
-            if let Some(slot) = counts.iter_mut().find(|(s, _)| *s == c.status.as_str()) {
-                slot.1 += 1;
-            }
-        }
-        if page.len() < 1000 {
-            break;
+/// `/metrics`: one `GROUP BY` for the connection gauge, then the exporter's text. With
+/// `metrics.token` set, only requests with `Authorization: Bearer <token>` get them.
+pub(crate) async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(expected) = &state.config.metrics.token {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        let same: bool =
+            subtle::ConstantTimeEq::ct_eq(given.as_bytes(), expected.expose_secret().as_bytes())
+                .into();
+        if !same {
+            return crate::error::ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "send the metrics token as `Authorization: Bearer <token>` (metrics.token)",
+            )
+            .into_response();
         }
     }
-    let mut text = state.metrics.render(&counts);
-    if let Some(handle) = crate::metrics::keeper_recorder() {
-        text.push_str(&handle.render());
-    }
-    let mut response = text.into_response();
+    let counts = match state.store.count_by_status().await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(error = %e, "metrics: cannot count connections");
+            calconnect::store::StatusCounts::default()
+        }
+    };
+    let mut response = state.metrics.render(&counts).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4"),

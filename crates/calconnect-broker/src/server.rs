@@ -29,6 +29,7 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(65);
 
 /// All routes of the broker, on `state`. Composable: a `calconnect demo` can merge its own pages.
 pub fn router(state: AppState) -> Router {
+    let metrics_here = state.config.metrics.listen.is_none();
     let api = Router::new()
         .route("/connect-sessions", post(sessions::create))
         .route("/connections", get(connections::list))
@@ -39,13 +40,16 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::extra_routes())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .fallback(|| async { ApiError::not_found("no such API route") });
-    Router::new()
+    let mut routes = Router::new()
         .nest("/api/v1", api)
         .route("/connect/{token}", get(connect::connect))
         .route("/oauth/callback", get(connect::callback))
         .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics))
+        .route("/readyz", get(ops::readyz));
+    if metrics_here {
+        routes = routes.route("/metrics", get(ops::metrics));
+    }
+    routes
         .merge(crate::openapi_routes())
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
@@ -190,7 +194,7 @@ impl BrokerBuilder {
     /// [`StartError`].
     pub async fn start(self) -> Result<Broker, StartError> {
         let config = Arc::new(self.config);
-        let _ = crate::metrics::keeper_recorder();
+        let _ = crate::metrics::recorder();
         let (store, db) = open_storage(&config.database, self.clock.clone()).await?;
         let http =
             HttpClient::new(HttpConfig::default()).map_err(|e| StartError::Http(e.to_string()))?;
@@ -231,7 +235,7 @@ impl BrokerBuilder {
             keeper,
             governor,
             proxy_http,
-            metrics: Arc::new(Metrics::default()),
+            metrics: Arc::new(Metrics),
             webhook_wake: Arc::new(tokio::sync::Notify::new()),
         };
         let listener = match self.listener {
@@ -254,6 +258,23 @@ impl BrokerBuilder {
         let worker = crate::webhooks::spawn_worker(state.clone(), self.webhook, stop_rx.clone());
         let app = router(state.clone());
         let edge = config.edge;
+        let (metrics_server, metrics_addr) = match config.metrics.listen {
+            None => (None, None),
+            Some(at) => {
+                let bound = tokio::net::TcpListener::bind(at)
+                    .await
+                    .map_err(|source| StartError::Bind { addr: at, source })?;
+                let bound_addr = bound
+                    .local_addr()
+                    .map_err(|source| StartError::Bind { addr: at, source })?;
+                let app = Router::new()
+                    .route("/metrics", get(ops::metrics))
+                    .with_state(state.clone());
+                tracing::info!(addr = %bound_addr, "metrics listening");
+                let task = tokio::spawn(crate::edge::serve(bound, app, edge, stop_rx.clone()));
+                (Some(task), Some(bound_addr))
+            }
+        };
         let server = tokio::spawn(crate::edge::serve(listener, app, edge, stop_rx));
         tracing::info!(%addr, "broker listening");
         Ok(Broker {
@@ -261,6 +282,8 @@ impl BrokerBuilder {
             state,
             stop: stop_tx,
             server: Some(server),
+            metrics_server,
+            metrics_addr,
             worker: Some(worker),
             sweep: Some(sweep),
         })
@@ -274,6 +297,8 @@ pub struct Broker {
     state: AppState,
     stop: tokio::sync::watch::Sender<bool>,
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    metrics_server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    metrics_addr: Option<SocketAddr>,
     worker: Option<tokio::task::JoinHandle<()>>,
     sweep: Option<calconnect::keeper::SweepHandle>,
 }
@@ -294,6 +319,11 @@ impl Broker {
     /// The bound address.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The address of the separate metrics listener (`metrics.listen`), if any.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// `http://<addr>`.
@@ -321,6 +351,9 @@ impl Broker {
                 Ok(Err(e)) => tracing::warn!(error = %e, "server ended with an error"),
                 Err(e) => tracing::warn!(error = %e, "server task failed"),
             }
+        }
+        if let Some(metrics) = self.metrics_server.take() {
+            let _ = metrics.await;
         }
         if let Some(worker) = self.worker.take() {
             let _ = worker.await;

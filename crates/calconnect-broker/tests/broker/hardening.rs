@@ -104,3 +104,65 @@ async fn an_empty_scope_list_is_refused() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn metrics_can_require_a_token() {
+    let token = "metrics-token-0123456789";
+    let app = spawn_with(Options {
+        extra_toml: format!("[metrics]\ntoken = \"{token}\""),
+        ..Options::default()
+    })
+    .await;
+    let get = |auth: Option<&str>| {
+        let mut r = app.http.get(app.url("/metrics"));
+        if let Some(a) = auth {
+            r = r.bearer_auth(a);
+        }
+        r.send()
+    };
+    assert_eq!(get(None).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        get(Some("metrics-token-wrong-00000"))
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let ok = get(Some(token)).await.unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+    let text = ok.text().await.unwrap();
+    assert!(
+        text.contains("calconnect_connections{status=\"active\"}"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn metrics_can_live_on_their_own_listener_and_count_without_a_scan() {
+    let app = spawn_with(Options {
+        extra_toml: "[metrics]\nlisten = \"127.0.0.1:0\"".into(),
+        ..Options::default()
+    })
+    .await;
+    app.connected("user-1", ALICE).await;
+    app.connected("user-2", BOB).await;
+    // Not on the public listener …
+    let r = app.http.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    // … but on its own.
+    let at = app.broker.metrics_addr().unwrap();
+    let text = app
+        .http
+        .get(format!("http://{at}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("calconnect_connections{status=\"active\"} 2"),
+        "{text}"
+    );
+    assert!(text.contains("calconnect_connect_flows_total"), "{text}");
+}

@@ -48,6 +48,7 @@ pub fn key_text() -> String {
         .to_owned()
 }
 
+#[allow(clippy::disallowed_methods)] // reason: a test's own HTTP client, playing the app or the browser
 pub fn no_redirects() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -55,6 +56,7 @@ pub fn no_redirects() -> reqwest::Client {
         .unwrap()
 }
 
+#[allow(clippy::disallowed_methods)] // reason: a test's own HTTP client, playing the app or the browser
 pub fn browser() -> reqwest::Client {
     reqwest::Client::builder()
         .cookie_store(true)

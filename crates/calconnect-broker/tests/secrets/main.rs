@@ -4,6 +4,5 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "../broker/helpers.rs"]
-#[allow(dead_code)]
 mod helpers;
 mod secrets;

@@ -193,6 +193,7 @@ pub async fn consent(sb: &Sandbox, authorize_url: &str, action: &str) -> String 
 }
 
 /// Follows the redirect to the CLI like the browser would; returns the page.
+#[allow(clippy::disallowed_methods)] // reason: a test's own HTTP client, playing the app or the browser
 pub async fn follow(redirect: &str) -> (u16, String) {
     let resp = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
