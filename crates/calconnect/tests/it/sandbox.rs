@@ -230,7 +230,6 @@ async fn team_selection_gives_team_tokens() {
 }
 
 #[tokio::test]
-#[allow(clippy::disallowed_methods)] // reason: a test's own HTTP client, playing the app or the browser
 async fn authorize_errors_surface_as_typed_callback_errors() {
     let env = env().await;
     let flow = env.confidential();
@@ -268,34 +267,13 @@ async fn authorize_errors_surface_as_typed_callback_errors() {
         &AuthorizeOptions::new(["ORG_BOOKING_WRITE"]).unwrap(),
         &mut rand::rngs::OsRng,
     );
-    let browser = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let login = browser
-        .post(env.sandbox.base_url().join("/auth/login").unwrap())
-        .form(&[
-            ("user_id", ALICE.to_string()),
-            ("callbackUrl", "/_sandbox/".into()),
-        ])
-        .send()
+    // The sandbox redirects at once (no consent page): SandboxBrowser returns the redirect.
+    let browser = SandboxBrowser::new(env.sandbox.base_url()).unwrap();
+    browser.sign_in(ALICE).await.unwrap();
+    let redirect = browser
+        .authorize(url.as_str(), Decision::Allow, None)
         .await
         .unwrap();
-    let cookie = login.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
-    let page = browser
-        .get(url.as_str())
-        .header("cookie", cookie)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(page.status(), 303);
-    let redirect = page.headers()["location"].to_str().unwrap().to_owned();
     let err = pending
         .verify(
             Callback::from_redirect_url(&redirect).unwrap(),
