@@ -38,6 +38,7 @@ fn bad(key: &str, message: impl Into<String>) -> ConfigError {
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     listen: Option<String>,
+    allow_reassignment: Option<bool>,
     public_base_url: Option<String>,
     database_url: Option<String>,
     log_format: Option<String>,
@@ -191,6 +192,9 @@ pub struct BrokerConfig {
     pub edge: crate::edge::EdgeConfig,
     /// `/metrics` (`[metrics]`).
     pub metrics: MetricsConfig,
+    /// Whether a connect flow for one end user may take over a Cal.com account connected for
+    /// another (`allow_reassignment`, default false: refused, `connection.conflict` webhook).
+    pub allow_reassignment: bool,
 }
 
 /// Environment lookup (tests pass a map; `calconnect serve` passes the process environment).
@@ -316,13 +320,31 @@ impl BrokerConfig {
                 .or(raw.webhooks.urls),
             get("CALCONNECT_WEBHOOK_SECRET", raw.webhooks.secret),
         )?;
-        let ttl = raw.connect_session_ttl_secs.unwrap_or(30 * 60);
+        let ttl = raw.connect_session_ttl_secs.unwrap_or(15 * 60);
         if !(60..=7 * 24 * 3600).contains(&ttl) {
             return Err(bad(
                 "connect_session_ttl_secs",
                 "use between 60 and 604800 seconds",
             ));
         }
+        let allow_reassignment = match env
+            .get("CALCONNECT_ALLOW_REASSIGNMENT")
+            .filter(|v| !v.is_empty())
+        {
+            None => raw.allow_reassignment.unwrap_or(false),
+            Some(v) => match v.as_str() {
+                "true" | "1" => true,
+                "false" | "0" => false,
+                other => {
+                    return Err(bad(
+                        "allow_reassignment",
+                        format!(
+                            "`{other}` is not a boolean: use true or false (CALCONNECT_ALLOW_REASSIGNMENT)"
+                        ),
+                    ));
+                }
+            },
+        };
         // Last, so that the more basic mistakes are reported first.
         if default_scopes.is_empty() {
             return Err(bad(
@@ -343,6 +365,7 @@ impl BrokerConfig {
             connect_session_ttl: time::Duration::seconds(ttl),
             edge,
             metrics,
+            allow_reassignment,
         })
     }
 }

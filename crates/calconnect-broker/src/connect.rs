@@ -39,6 +39,16 @@ fn flow_cookie(state: &AppState, name: String, value: String) -> Cookie<'static>
         .build()
 }
 
+fn used_up() -> Response {
+    Page::new(
+        StatusCode::GONE,
+        "link_used",
+        "This connect link was already used",
+        "Each connect link works once. Go back to the application and start connecting again to get a new one.",
+    )
+    .into_response()
+}
+
 fn unavailable(e: &dyn std::error::Error) -> Response {
     tracing::warn!(error = %e, "connect flow: dependency unavailable");
     Page::new(
@@ -63,7 +73,7 @@ pub(crate) async fn connect(
     jar: CookieJar,
     Path(token): Path<String>,
 ) -> Response {
-    let session = match sessions::find(&state.db, &token).await {
+    let found = match sessions::find(&state.db, &token).await {
         Ok(Some(s)) => s,
         Ok(None) => {
             return Page::new(
@@ -76,6 +86,10 @@ pub(crate) async fn connect(
         }
         Err(e) => return unavailable(&e),
     };
+    if found.consumed {
+        return used_up();
+    }
+    let session = &found.session;
     if session.expires_at_ms <= state.now_ms() {
         return Page::new(
             StatusCode::GONE,
@@ -100,6 +114,12 @@ pub(crate) async fn connect(
         Ok(s) => s,
         Err(e) => return unavailable(&e),
     };
+    // Only the link's latest flow can finish; a used-up or much-reopened link starts nothing.
+    match sessions::opened(&state.db, &found.id, &started.state_key.to_hex()).await {
+        Ok(true) => {}
+        Ok(false) => return used_up(),
+        Err(e) => return unavailable(&e),
+    }
     let cookie = flow_cookie(
         &state,
         cookie_name(&started.state_key),
@@ -143,13 +163,32 @@ pub(crate) async fn callback(
             "This browser did not start this connection, or its cookie expired.",
         );
     };
-    let result = state.connector.finish(callback, &binding, &mut OsRng).await;
-    let (return_to, params, page) = match result {
-        Ok(finished) => finished_page(&state, finished),
-        Err(e) => match failure_page(&state, e) {
-            Failure::Back(ending) => ending,
-            Failure::Page(response) => return response,
-        },
+    // Only the browser that started the flow gets past the claim; then the link is used up.
+    let ending = match state.connector.claim(callback, &binding).await {
+        Err(e) => failure_page(&state, e).await,
+        Ok(claim) => {
+            let now = state.now_ms();
+            match sessions::consume(&state.db, &claim.state_key().to_hex(), now).await {
+                Err(e) => Failure::Page(unavailable(&e)),
+                Ok(sessions::Consumed::Already) => Failure::Page(used_up()),
+                Ok(sessions::Consumed::Unknown) => Failure::Page(start_again(
+                    "unknown_state",
+                    "This answer belongs to an earlier attempt with this link, or to no link of this service.",
+                )),
+                Ok(sessions::Consumed::Now(session_id)) => {
+                    let result = state.connector.finish_claim(claim, &mut OsRng).await;
+                    let ending = match result {
+                        Ok(finished) => Failure::Back(finished_page(&state, finished)),
+                        Err(e) => failure_page(&state, e).await,
+                    };
+                    with_result(&state, &session_id, ending).await
+                }
+            }
+        }
+    };
+    let (return_to, params, page) = match ending {
+        Failure::Back(ending) => ending,
+        Failure::Page(response) => return response,
     };
     let response = match return_to.as_deref().and_then(|r| url::Url::parse(r).ok()) {
         Some(mut url) => {
@@ -172,6 +211,44 @@ enum Failure {
     Back(Ending),
 }
 
+/// Records the flow's outcome on its session with a one-time result token, and adds
+/// `session_id` and `result` to the redirect so the app's backend can redeem it
+/// (`GET /api/v1/connect-sessions/{id}?result=…`).
+async fn with_result(state: &AppState, session_id: &str, ending: Failure) -> Failure {
+    let Failure::Back((return_to, mut params, page)) = ending else {
+        return ending;
+    };
+    let value = |key: &str| {
+        params
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.clone())
+    };
+    let outcome = match (value("outcome"), value("error")) {
+        (Some(o), Some(e)) => format!("{o}:{e}"),
+        (Some(o), None) => o,
+        _ => "error".to_owned(),
+    };
+    let connection_id = value("connection_id");
+    let (_, result) = sessions::new_id_and_token();
+    match sessions::record_outcome(
+        &state.db,
+        session_id,
+        &outcome,
+        connection_id.as_deref(),
+        &sessions::token_hash(&result),
+    )
+    .await
+    {
+        Ok(()) => {
+            params.push(("session_id", session_id.to_owned()));
+            params.push(("result", result));
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot record a connect session's outcome"),
+    }
+    Failure::Back((return_to, params, page))
+}
+
 fn start_again(outcome: &'static str, why: &str) -> Response {
     Page::start_again(outcome, why).into_response()
 }
@@ -191,7 +268,7 @@ fn finished_page(state: &AppState, finished: Finished) -> Ending {
     (finished.return_to, params, page)
 }
 
-fn failure_page(state: &AppState, e: FinishError) -> Failure {
+async fn failure_page(state: &AppState, e: FinishError) -> Failure {
     let error = match e {
         FinishError::MissingState => {
             return Failure::Page(start_again(
@@ -265,6 +342,33 @@ fn failure_page(state: &AppState, e: FinishError) -> Failure {
                     "exchange_failed",
                     "Cal.com did not complete the connection",
                     "Cal.com refused or failed to issue tokens. Go back to the application and try again.",
+                ),
+            )
+        }
+        CompleteError::Conflict {
+            connection_id,
+            existing_end_user,
+            requested_end_user,
+        } => {
+            tracing::warn!(%connection_id, "connect flow refused: the Cal.com account is connected for another end user");
+            if let Err(e) = crate::webhooks::conflict(
+                state,
+                &connection_id.to_string(),
+                existing_end_user.as_str(),
+                requested_end_user.as_str(),
+            )
+            .await
+            {
+                tracing::warn!(error = %e, "cannot queue the connection.conflict webhook");
+            }
+            (
+                "error",
+                Some("conflict"),
+                Page::new(
+                    StatusCode::CONFLICT,
+                    "conflict",
+                    "This Cal.com account is already connected",
+                    "This Cal.com account is already connected to another account of the application, so nothing was changed. Sign in to the application with that account, or ask its owner to disconnect it first.",
                 ),
             )
         }

@@ -27,6 +27,11 @@ pub static BROKER_MIGRATIONS: Migrations = Migrations {
             "one time and scope encoding",
             include_str!("../migrations/sqlite/0002_times_and_scopes.sql"),
         ),
+        (
+            1003,
+            "single-use connect sessions",
+            include_str!("../migrations/sqlite/0003_single_use_sessions.sql"),
+        ),
     ],
     postgres: &[
         (
@@ -38,6 +43,11 @@ pub static BROKER_MIGRATIONS: Migrations = Migrations {
             1002,
             "one time and scope encoding",
             include_str!("../migrations/postgres/0002_times_and_scopes.sql"),
+        ),
+        (
+            1003,
+            "single-use connect sessions",
+            include_str!("../migrations/postgres/0003_single_use_sessions.sql"),
         ),
     ],
     legacy: Some(LegacyLedger {

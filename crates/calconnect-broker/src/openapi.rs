@@ -30,6 +30,7 @@ impl Modify for ApiKeyScheme {
     info(title = "calconnect broker", description = "Connect your users' Cal.com accounts and keep the connections alive."),
     paths(
         crate::sessions::create,
+        crate::sessions::get,
         crate::connections::list,
         crate::connections::get,
         crate::connections::delete,

@@ -32,6 +32,7 @@ pub fn router(state: AppState) -> Router {
     let metrics_here = state.config.metrics.listen.is_none();
     let api = Router::new()
         .route("/connect-sessions", post(sessions::create))
+        .route("/connect-sessions/{id}", get(sessions::get))
         .route("/connections", get(connections::list))
         .route(
             "/connections/{id}",
@@ -223,7 +224,8 @@ impl BrokerBuilder {
             config.keyring.clone(),
             self.clock.clone(),
         )
-        .with_refresh_window(calconnect::keeper::KeeperConfig::default().refresh_window);
+        .with_refresh_window(calconnect::keeper::KeeperConfig::default().refresh_window)
+        .allow_reassignment(config.allow_reassignment);
         let state = AppState {
             config: config.clone(),
             flow,

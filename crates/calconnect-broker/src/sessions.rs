@@ -57,6 +57,19 @@ pub(crate) struct Session {
     pub(crate) expires_at_ms: i64,
 }
 
+/// A session as found by its link: the stored fields and its use so far.
+#[derive(Debug, Clone)]
+pub(crate) struct Found {
+    pub(crate) id: String,
+    pub(crate) session: Session,
+    /// A flow through the link has finished (the link is used up).
+    pub(crate) consumed: bool,
+}
+
+/// How many times one link may start a flow (reloads, a second tab): each start records a
+/// pending authorization, so the number is bounded.
+pub(crate) const MAX_OPENS: i64 = 10;
+
 /// A fresh session id and 256-bit link token.
 pub(crate) fn new_id_and_token() -> (String, String) {
     let mut rng = rand::rngs::OsRng;
@@ -185,12 +198,13 @@ pub(crate) async fn insert(
 }
 
 /// The session of a connect-link token, if any.
-pub(crate) async fn find(db: &BrokerDb, token: &str) -> Result<Option<Session>, DbError> {
+pub(crate) async fn find(db: &BrokerDb, token: &str) -> Result<Option<Found>, DbError> {
     let hash = token_hash(token);
     let err = db_err("reading a connect session");
     let row = query(
-        "SELECT end_user_id, scopes, return_to, team, expires_at FROM broker_connect_sessions \
-         WHERE token_hash = $1",
+        "SELECT id, end_user_id, scopes, return_to, team, expires_at, \
+         CAST(CASE WHEN consumed_at IS NULL THEN 0 ELSE 1 END AS BIGINT) AS consumed \
+         FROM broker_connect_sessions WHERE token_hash = $1",
     )
     .bind(&hash)
     .fetch_optional(db.sql())
@@ -204,20 +218,237 @@ pub(crate) async fn find(db: &BrokerDb, token: &str) -> Result<Option<Session>, 
             source: "not a JSON array".into(),
         })
     })?;
-    Ok(Some(Session {
-        end_user_id: r.get("end_user_id").map_err(&err)?,
-        scopes,
-        return_to: r.get("return_to").map_err(&err)?,
-        team: r.get::<i64>("team").map_err(&err)? != 0,
-        expires_at_ms: unix_ms(r.get("expires_at").map_err(&err)?),
+    Ok(Some(Found {
+        id: r.get("id").map_err(&err)?,
+        session: Session {
+            end_user_id: r.get("end_user_id").map_err(&err)?,
+            scopes,
+            return_to: r.get("return_to").map_err(&err)?,
+            team: r.get::<i64>("team").map_err(&err)? != 0,
+            expires_at_ms: unix_ms(r.get("expires_at").map_err(&err)?),
+        },
+        consumed: r.get::<i64>("consumed").map_err(&err)? != 0,
     }))
+}
+
+/// Records that the link of session `id` started the flow whose state digest is `flow_state`
+/// (the callback finds the session by it). `false` when the link is used up or was opened
+/// [`MAX_OPENS`] times.
+pub(crate) async fn opened(db: &BrokerDb, id: &str, flow_state: &str) -> Result<bool, DbError> {
+    let err = db_err("recording a connect link's use");
+    let n = query(
+        "UPDATE broker_connect_sessions SET opened = opened + 1 \
+         WHERE id = $1 AND consumed_at IS NULL AND opened < $2",
+    )
+    .bind(id)
+    .bind(MAX_OPENS)
+    .execute(db.sql())
+    .await
+    .map_err(&err)?;
+    if n != 1 {
+        return Ok(false);
+    }
+    query("INSERT INTO broker_connect_flows (flow_state, session_id) VALUES ($1, $2)")
+        .bind(flow_state)
+        .bind(id)
+        .execute(db.sql())
+        .await
+        .map_err(&err)?;
+    Ok(true)
+}
+
+/// What consuming a session by its flow found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Consumed {
+    /// This call used the link up: the session's id.
+    Now(String),
+    /// A flow through this link already finished.
+    Already,
+    /// No link of this service started this flow.
+    Unknown,
+}
+
+/// Uses up the session that started the flow with state digest `flow_state`, exactly once:
+/// whichever of its flows finishes first.
+pub(crate) async fn consume(
+    db: &BrokerDb,
+    flow_state: &str,
+    now_ms: i64,
+) -> Result<Consumed, DbError> {
+    let err = db_err("using up a connect session");
+    let Some(row) = query("SELECT session_id FROM broker_connect_flows WHERE flow_state = $1")
+        .bind(flow_state)
+        .fetch_optional(db.sql())
+        .await
+        .map_err(&err)?
+    else {
+        return Ok(Consumed::Unknown);
+    };
+    let id: String = row.get("session_id").map_err(&err)?;
+    let n = query(
+        "UPDATE broker_connect_sessions SET consumed_at = $2 \
+         WHERE id = $1 AND consumed_at IS NULL",
+    )
+    .bind(&id)
+    .bind(at_ms(now_ms))
+    .execute(db.sql())
+    .await
+    .map_err(&err)?;
+    Ok(if n == 1 {
+        Consumed::Now(id)
+    } else {
+        Consumed::Already
+    })
+}
+
+/// Records how the flow of session `id` ended, with the digest of the one-time result token
+/// the app's backend redeems.
+pub(crate) async fn record_outcome(
+    db: &BrokerDb,
+    id: &str,
+    outcome: &str,
+    connection_id: Option<&str>,
+    result_hash: &str,
+) -> Result<(), DbError> {
+    query(
+        "UPDATE broker_connect_sessions SET outcome = $2, connection_id = $3, result_hash = $4 \
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(outcome)
+    .bind(connection_id)
+    .bind(result_hash)
+    .execute(db.sql())
+    .await
+    .map(|_| ())
+    .map_err(db_err("recording a connect session's outcome"))
+}
+
+/// A redeemed outcome.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SessionResult {
+    /// The session.
+    pub id: String,
+    /// The app's user the session was created for: compare it with the user who came back.
+    pub end_user_id: String,
+    /// `created`, `updated`, `access_denied` or `error`.
+    pub outcome: String,
+    /// The connection, when one was created or updated.
+    pub connection_id: Option<String>,
+    /// With `outcome = error`: what went wrong (`conflict`, `exchange_failed`, …).
+    pub error: Option<String>,
+}
+
+/// What redeeming found.
+pub(crate) enum Redeemed {
+    Now(SessionResult),
+    Already,
+    Unknown,
+}
+
+/// Redeems the result token `result` of session `id`, once.
+pub(crate) async fn redeem(
+    db: &BrokerDb,
+    id: &str,
+    result: &str,
+    now_ms: i64,
+) -> Result<Redeemed, DbError> {
+    let err = db_err("redeeming a connect session's result");
+    let hash = token_hash(result);
+    let n = query(
+        "UPDATE broker_connect_sessions SET redeemed_at = $3 \
+         WHERE id = $1 AND result_hash = $2 AND redeemed_at IS NULL",
+    )
+    .bind(id)
+    .bind(&hash)
+    .bind(at_ms(now_ms))
+    .execute(db.sql())
+    .await
+    .map_err(&err)?;
+    let row = query(
+        "SELECT end_user_id, outcome, connection_id FROM broker_connect_sessions \
+         WHERE id = $1 AND result_hash = $2",
+    )
+    .bind(id)
+    .bind(&hash)
+    .fetch_optional(db.sql())
+    .await
+    .map_err(&err)?;
+    let Some(r) = row else {
+        return Ok(Redeemed::Unknown);
+    };
+    if n != 1 {
+        return Ok(Redeemed::Already);
+    }
+    let outcome: String = r.get("outcome").map_err(&err)?;
+    let (outcome, error) = match outcome.split_once(':') {
+        Some((o, e)) => (o.to_owned(), Some(e.to_owned())),
+        None => (outcome, None),
+    };
+    Ok(Redeemed::Now(SessionResult {
+        id: id.to_owned(),
+        end_user_id: r.get("end_user_id").map_err(&err)?,
+        outcome,
+        connection_id: r.get("connection_id").map_err(&err)?,
+        error,
+    }))
+}
+
+/// Query of [`get`].
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct ResultQuery {
+    /// The one-time `result` the browser brought back to `return_to`.
+    pub result: String,
+}
+
+/// Redeems the one-time result of a finished connect session: who the session was for and how
+/// it ended. The browser that came back to `return_to` carries `session_id` and `result`; the
+/// app's backend calls this and checks that `end_user_id` is the user signed in in that browser
+/// (a link forwarded to someone else shows up here). Works once.
+#[utoipa::path(get, path = "/api/v1/connect-sessions/{id}", tag = "connect",
+    operation_id = "redeem_connect_session_result",
+    params(("id" = String, Path, description = "Session id"), ResultQuery),
+    responses(
+        (status = 200, description = "The outcome", body = SessionResult),
+        (status = 400, description = "Invalid input", body = crate::openapi::ErrorResponse),
+        (status = 401, description = "Missing or invalid API key", body = crate::openapi::ErrorResponse),
+        (status = 404, description = "No such session or result", body = crate::openapi::ErrorResponse),
+        (status = 410, description = "Already redeemed", body = crate::openapi::ErrorResponse),
+        (status = 503, description = "Database unavailable", body = crate::openapi::ErrorResponse)),
+    security(("api_key" = [])))]
+pub(crate) async fn get(
+    State(state): State<AppState>,
+    _auth: Authenticated,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    crate::extract::ApiQuery(q): crate::extract::ApiQuery<ResultQuery>,
+) -> Result<Json<SessionResult>, ApiError> {
+    match redeem(&state.db, &id, &q.result, state.now_ms()).await? {
+        Redeemed::Now(result) => Ok(Json(result)),
+        Redeemed::Already => Err(ApiError::new(
+            StatusCode::GONE,
+            "already_redeemed",
+            "this result was already redeemed; each works once",
+        )),
+        Redeemed::Unknown => Err(ApiError::not_found(
+            "no such connect session result (unknown session, wrong result, or the flow has not finished)",
+        )),
+    }
 }
 
 /// Deletes sessions that expired before `now_ms`.
 pub(crate) async fn purge_expired(db: &BrokerDb, now_ms: i64) -> Result<u64, DbError> {
-    query("DELETE FROM broker_connect_sessions WHERE expires_at < $1")
+    let err = db_err("purging connect sessions");
+    let n = query("DELETE FROM broker_connect_sessions WHERE expires_at < $1")
         .bind(at_ms(now_ms))
         .execute(db.sql())
         .await
-        .map_err(db_err("purging connect sessions"))
+        .map_err(&err)?;
+    query(
+        "DELETE FROM broker_connect_flows WHERE session_id NOT IN \
+         (SELECT id FROM broker_connect_sessions)",
+    )
+    .execute(db.sql())
+    .await
+    .map_err(&err)?;
+    Ok(n)
 }

@@ -95,7 +95,7 @@ use crate::flow::{AuthorizationFlow, AuthorizeOptions, AuthorizeUrl};
 use crate::me::{CalUser, MeError};
 use crate::pending::{PendingAuthorization, PendingDecodeError};
 use crate::store::{
-    BrowserBinding, CalIdentity, CalOwner, Connection, ConnectionStore, EndUserId,
+    BrowserBinding, CalIdentity, CalOwner, Connection, ConnectionId, ConnectionStore, EndUserId,
     NewPendingAuthorization, PendingId, SaveError, StateKey, StoreError, TokensToSave,
     UpsertOutcome, save_connection,
 };
@@ -123,6 +123,7 @@ pub struct Connector {
     clock: Arc<dyn Clock>,
     refresh_window: Duration,
     profile_lookup: bool,
+    allow_reassignment: bool,
 }
 
 impl fmt::Debug for Connector {
@@ -218,6 +219,44 @@ pub struct Connected {
     pub user: Option<CalUser>,
 }
 
+/// A callback whose pending authorization was consumed for the browser that started it
+/// ([`Connector::claim`]); finish it with [`Connector::finish_claim`].
+pub struct Claim {
+    callback: Callback,
+    pending: PendingAuthorization,
+    state_key: StateKey,
+    end_user: EndUserId,
+    scopes: Vec<String>,
+    return_to: Option<String>,
+}
+
+impl Claim {
+    /// The digest of the flow's state.
+    pub fn state_key(&self) -> StateKey {
+        self.state_key
+    }
+
+    /// Whose connection this flow makes.
+    pub fn end_user(&self) -> &EndUserId {
+        &self.end_user
+    }
+
+    /// Where the application asked to send the browser.
+    pub fn return_to(&self) -> Option<&str> {
+        self.return_to.as_deref()
+    }
+}
+
+impl fmt::Debug for Claim {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Claim")
+            .field("state_key", &self.state_key)
+            .field("end_user", &self.end_user)
+            .field("return_to", &self.return_to)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A finished web flow.
 #[derive(Debug, Clone)]
 pub struct Finished {
@@ -256,6 +295,20 @@ pub enum CompleteError {
     /// The tokens could not be sealed or saved.
     #[error("the connection could not be saved: {0}")]
     Save(#[source] SaveError),
+    /// The Cal.com account is already connected for another end user, and moving connections
+    /// between end users is not allowed ([`Connector::allow_reassignment`]). Nothing was saved;
+    /// the tokens received are dropped (Cal.com cannot revoke them, docs/calcom.md §4).
+    #[error(
+        "this Cal.com account is already connected for another user of the application (connection {connection_id}); nothing was changed"
+    )]
+    Conflict {
+        /// The existing connection (untouched).
+        connection_id: ConnectionId,
+        /// Its end user.
+        existing_end_user: EndUserId,
+        /// The end user of the refused flow.
+        requested_end_user: EndUserId,
+    },
 }
 
 /// [`Connector::finish`] failed.
@@ -320,7 +373,17 @@ impl Connector {
             clock,
             refresh_window: DEFAULT_REFRESH_WINDOW,
             profile_lookup: false,
+            allow_reassignment: false,
         }
+    }
+
+    /// Whether a flow for end user B may take over a Cal.com account connected for end user A
+    /// (default: no — [`CompleteError::Conflict`]). When allowed, the move is visible: the
+    /// store records a `reauthorized` event with the previous end user.
+    #[must_use]
+    pub fn allow_reassignment(mut self, allow: bool) -> Self {
+        self.allow_reassignment = allow;
+        self
     }
 
     /// Also ask `GET /v2/me` when the tokens' claims already name the account, to get the
@@ -413,6 +476,22 @@ impl Connector {
         browser_binding: &SecretString,
         rng: &mut (impl RngCore + CryptoRng + Send),
     ) -> Result<Finished, FinishError> {
+        let claim = self.claim(callback, browser_binding).await?;
+        self.finish_claim(claim, rng).await
+    }
+
+    /// The first half of [`Connector::finish`]: consumes the pending authorization of
+    /// `callback` for this browser (exactly once) and opens it, without calling the provider. An
+    /// adapter that must record "this flow is being finished" (a single-use link) does so between
+    /// this and [`Connector::finish_claim`]: only the browser that started the flow gets here.
+    ///
+    /// # Errors
+    /// As [`Connector::finish`], before anything was exchanged.
+    pub async fn claim(
+        &self,
+        callback: Callback,
+        browser_binding: &SecretString,
+    ) -> Result<Claim, FinishError> {
         let state_key = callback.state_key().ok_or(FinishError::MissingState)?;
         let stored = self
             .store
@@ -440,7 +519,34 @@ impl Connector {
                     reason: e.to_string(),
                 })
             })?;
-        let return_to = stored.return_to;
+        Ok(Claim {
+            callback,
+            pending,
+            state_key,
+            end_user: stored.end_user,
+            scopes: stored.scopes,
+            return_to: stored.return_to,
+        })
+    }
+
+    /// The second half of [`Connector::finish`]: verifies the claimed callback, exchanges the
+    /// code, identifies the account and saves the connection.
+    ///
+    /// # Errors
+    /// [`FinishError::Failed`], with the flow's `return_to`.
+    pub async fn finish_claim(
+        &self,
+        claim: Claim,
+        rng: &mut (impl RngCore + CryptoRng + Send),
+    ) -> Result<Finished, FinishError> {
+        let Claim {
+            callback,
+            pending,
+            end_user,
+            scopes,
+            return_to,
+            ..
+        } = claim;
         let failed = |error| FinishError::Failed {
             return_to: return_to.clone(),
             error,
@@ -449,7 +555,7 @@ impl Connector {
             .verify(callback, self.clock.as_ref())
             .map_err(|e| failed(CompleteError::Callback(e)))?;
         let connected = self
-            .complete(verified, stored.end_user, &stored.scopes, rng)
+            .complete(verified, end_user, &scopes, rng)
             .await
             .map_err(failed)?;
         Ok(Finished {
@@ -509,6 +615,26 @@ impl Connector {
             (None, Some(user)) => CalOwner::User(user.id),
             (None, None) => return Err(CompleteError::Identity(MeError::NotSupported)),
         };
+        let identity = CalIdentity {
+            client_id: self.flow.client().client_id().to_owned(),
+            owner,
+        };
+        if !self.allow_reassignment {
+            if let Some(existing) = self
+                .store
+                .find_by_identity(&identity)
+                .await
+                .map_err(|e| CompleteError::Save(SaveError::Store(e)))?
+            {
+                if existing.end_user != end_user {
+                    return Err(CompleteError::Conflict {
+                        connection_id: existing.id,
+                        existing_end_user: existing.end_user,
+                        requested_end_user: end_user,
+                    });
+                }
+            }
+        }
         let obtained_at = self.clock.now();
         let outcome = save_connection(
             self.store.as_ref(),
@@ -516,10 +642,7 @@ impl Connector {
             rng,
             TokensToSave {
                 end_user,
-                identity: CalIdentity {
-                    client_id: self.flow.client().client_id().to_owned(),
-                    owner,
-                },
+                identity,
                 scopes: tokens
                     .scopes
                     .clone()

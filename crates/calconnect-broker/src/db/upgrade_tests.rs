@@ -33,13 +33,21 @@ async fn reads_back(db: &BrokerDb) {
     let key = SecretString::from("cck_legacy-key-1");
     assert!(api_keys::verify(db, &key).await.unwrap());
 
-    let s = sessions::find(db, "token-1").await.unwrap().unwrap();
+    let s = sessions::find(db, "token-1")
+        .await
+        .unwrap()
+        .unwrap()
+        .session;
     assert_eq!(s.end_user_id, "app-user-1");
     assert_eq!(s.scopes, ["BOOKING_READ", "SCHEDULE_READ"]);
     assert_eq!(s.return_to.as_deref(), Some("https://app.example/back"));
     assert!(s.team);
     assert_eq!(s.expires_at_ms, 1_700_001_800_000);
-    let s = sessions::find(db, "token-2").await.unwrap().unwrap();
+    let s = sessions::find(db, "token-2")
+        .await
+        .unwrap()
+        .unwrap()
+        .session;
     assert!(s.scopes.is_empty());
     assert!(!s.team);
     assert_eq!(

@@ -11,6 +11,7 @@ pub(crate) mod outbox;
 pub use outbox::Delivery;
 
 use crate::api_keys::Authenticated;
+use crate::db::DbError;
 use crate::error::ApiError;
 use crate::extract::ApiQuery;
 use crate::state::{AppState, rfc3339};
@@ -108,6 +109,63 @@ struct PayloadData<'a> {
     reason: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     reconnect_url: Option<String>,
+}
+
+/// `connection.conflict`: a flow for `requested_end_user` reached a Cal.com account already
+/// connected for `existing_end_user`; nothing changed. Not a store event (the store did not
+/// change), so it is written to the outbox directly, under a negative sequence number that no
+/// store event uses.
+pub(crate) async fn conflict(
+    state: &AppState,
+    connection_id: &str,
+    existing_end_user: &str,
+    requested_end_user: &str,
+) -> Result<(), DbError> {
+    #[derive(Serialize)]
+    struct ConflictData<'a> {
+        connection_id: &'a str,
+        end_user_id: &'a str,
+        requested_end_user_id: &'a str,
+        reason: &'static str,
+    }
+    #[derive(Serialize)]
+    struct ConflictPayload<'a> {
+        id: String,
+        #[serde(rename = "type")]
+        kind: &'static str,
+        created_at: String,
+        data: ConflictData<'a>,
+    }
+    let now = state.now_ms();
+    let seq = -(now.saturating_mul(1000) + i64::from(rand::random::<u16>()));
+    let body = serde_json::to_string(&ConflictPayload {
+        id: format!("evt_{seq}"),
+        kind: "connection.conflict",
+        created_at: crate::state::rfc3339_ms(now),
+        data: ConflictData {
+            connection_id,
+            end_user_id: existing_end_user,
+            requested_end_user_id: requested_end_user,
+            reason: "a connect flow for another end user reached this Cal.com account; the connection was left as it was",
+        },
+    })
+    .unwrap_or_default();
+    for url in &state.config.webhooks.urls {
+        outbox::insert(
+            &state.db,
+            &outbox::NewDelivery {
+                event_seq: seq,
+                event_type: "connection.conflict",
+                connection_id,
+                endpoint: url.as_str(),
+                payload: &body,
+                now_ms: now,
+            },
+        )
+        .await?;
+    }
+    state.webhooks_nudge();
+    Ok(())
 }
 
 /// Turns new store events into outbox rows.

@@ -8,6 +8,7 @@ mod edge;
 mod flow;
 mod hardening;
 mod helpers;
+mod linking;
 mod postgres;
 mod schemathesis;
 mod tokens;
