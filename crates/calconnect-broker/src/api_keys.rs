@@ -195,7 +195,7 @@ pub struct KeyCache {
 
 impl KeyCache {
     /// How long a verified key is trusted without asking the database again, by default.
-    pub const TTL: std::time::Duration = std::time::Duration::from_secs(5);
+    pub const TTL: std::time::Duration = std::time::Duration::from_secs(1);
 
     /// A cache trusting a verified key for `ttl` (zero: always ask the database).
     pub fn new(ttl: std::time::Duration) -> Self {

@@ -25,6 +25,7 @@ impl SqlStore<sqlx::Sqlite> {
     /// [`StoreError::Unavailable`] if the file cannot be opened, [`StoreError::Migration`].
     pub async fn open(path: &Path, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
         let database = format!("SQLite database {}", path.display());
+        private_files(path);
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -36,6 +37,37 @@ impl SqlStore<sqlx::Sqlite> {
             .max_connections(4)
             .connect_with(options)
             .await;
-        Self::start(pool, database, "opening", clock).await
+        let store = Self::start(pool, database, "opening", clock).await?;
+        // The WAL and shared-memory files now exist: make sure they are private too.
+        private_files(path);
+        Ok(store)
     }
+}
+
+/// The database holds sealed tokens and digests, and its WAL the same: readable by the owner
+/// only (0600). Creates the file 0600 when it is new (SQLite then creates `-wal` and `-shm`
+/// with the main file's mode) and narrows existing files. Best effort: a file system without
+/// Unix modes keeps its own rules.
+fn private_files(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+        let _ = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path);
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let mut file = path.as_os_str().to_owned();
+            file.push(suffix);
+            let file = std::path::PathBuf::from(file);
+            if let Ok(meta) = std::fs::metadata(&file) {
+                if meta.permissions().mode() & 0o077 != 0 {
+                    let _ = std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600));
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
 }

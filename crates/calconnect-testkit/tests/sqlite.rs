@@ -131,3 +131,35 @@ async fn due_query_uses_the_partial_indexes() {
         assert!(plan.contains(index), "{plan}");
     }
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_database_and_its_wal_are_private_to_the_owner() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("private.db");
+    let (_c, clock) = calconnect_testkit::fixtures::mock_clock();
+    let store = SqliteStore::open(&path, clock.clone()).await.unwrap();
+    let ring = calconnect_testkit::fixtures::keyring("k1");
+    calconnect_testkit::conformance::store_level_flow(&store, &ring).await;
+    let mode = |suffix: &str| {
+        let file = dir.path().join(format!("private.db{suffix}"));
+        std::fs::metadata(&file)
+            .unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    for suffix in ["", "-wal", "-shm"] {
+        assert_eq!(mode(suffix), 0o600, "private.db{suffix}");
+    }
+    // A file created by an earlier version with a looser mode is narrowed when opened.
+    drop(store);
+    std::fs::set_permissions(
+        dir.path().join("private.db"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let _again = SqliteStore::open(&path, clock).await.unwrap();
+    assert_eq!(mode(""), 0o600);
+}
