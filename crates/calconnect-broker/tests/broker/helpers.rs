@@ -39,6 +39,8 @@ pub struct Options {
     pub webhook: Option<calconnect_broker::webhooks::WorkerConfig>,
     pub public_base_url: Option<String>,
     pub instance_name: Option<String>,
+    /// The API-key cache's TTL (default zero: every request asks the database).
+    pub api_key_cache_ttl: Option<std::time::Duration>,
 }
 
 pub fn key_text() -> String {
@@ -117,7 +119,7 @@ scopes = ["PROFILE_READ", "SCHEDULE_READ"]
     let config = BrokerConfig::from_toml_and_env(&toml, &env).unwrap();
     let mut builder = Broker::builder(config)
         .listener(listener)
-        .api_key_cache_ttl(std::time::Duration::ZERO);
+        .api_key_cache_ttl(o.api_key_cache_ttl.unwrap_or(std::time::Duration::ZERO));
     if let Some(c) = o.clock {
         builder = builder.clock(c);
     }

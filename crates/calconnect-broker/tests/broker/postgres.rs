@@ -110,3 +110,110 @@ async fn two_instances_share_flows_and_refresh_once() {
         assert_eq!(set.len(), 1, "every caller got the refreshed token of {id}");
     }
 }
+
+/// One truth across instances: a disconnect and an API key revocation made on one instance take
+/// effect on the other within a second, although the other had the token and the key cached.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_disconnect_and_a_key_revocation_reach_the_other_instance_within_a_second() {
+    let Some(db) = TestDatabase::create().await else {
+        return;
+    };
+    let a_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let public = format!("http://{}", a_listener.local_addr().unwrap());
+    let sandbox = Arc::new(
+        calconnect_sandbox::Sandbox::builder()
+            .redirect_uri(
+                calconnect_sandbox::ClientType::Confidential,
+                format!("{public}/oauth/callback"),
+            )
+            .start()
+            .await
+            .unwrap(),
+    );
+    let key = key_text();
+    let instance = |listener: Option<std::net::TcpListener>, name: &str| {
+        let mut env = calconnect_broker::config::Env::new();
+        env.insert("CALCONNECT_KEYS".into(), key.clone());
+        Options {
+            env,
+            database_url: Some(db.url().to_owned()),
+            sandbox: Some(sandbox.clone()),
+            listener,
+            public_base_url: Some(public.clone()),
+            instance_name: Some(name.to_owned()),
+            // The default: a verified key is trusted for a second.
+            api_key_cache_ttl: Some(calconnect_broker::api_keys::KeyCache::TTL),
+            ..Options::default()
+        }
+    };
+    let a = spawn_with(instance(Some(a_listener), "instance-a")).await;
+    let b = spawn_with(instance(None, "instance-b")).await;
+    let id = a.connected("user-1", ALICE).await;
+    // B hands out the token and proxies with it: both cached now.
+    let (status, _) = b
+        .post(
+            &format!("/api/v1/connections/{id}/access-token"),
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let proxy = |app: &TestApp| {
+        app.http
+            .get(app.url(&format!("/api/v1/connections/{id}/proxy/me")))
+            .bearer_auth(&app.api_key)
+            .send()
+    };
+    assert_eq!(proxy(&b).await.unwrap().status(), StatusCode::OK);
+
+    // Disconnected on A.
+    let (status, _) = a.delete(&format!("/api/v1/connections/{id}")).await;
+    assert_eq!(status, StatusCode::OK);
+    let deleted = std::time::Instant::now();
+    let (status, _) = b.get(&format!("/api/v1/connections/{id}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    loop {
+        let status = proxy(&b).await.unwrap().status();
+        if status == StatusCode::NOT_FOUND {
+            break;
+        }
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            deleted.elapsed() < std::time::Duration::from_secs(1),
+            "B still proxies for a deleted connection after a second"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let (status, _) = b
+        .post(
+            &format!("/api/v1/connections/{id}/access-token"),
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // B's API key (from B's own `api_keys::create`, cached by B) is revoked through A.
+    let (status, _) = b.get("/api/v1/connections?end_user_id=x").await;
+    assert_eq!(status, StatusCode::OK);
+    let keys = calconnect_broker::api_keys::list(a.broker.db())
+        .await
+        .unwrap();
+    let now = calconnect::SystemClock.now().unix_timestamp() * 1000;
+    for k in &keys {
+        calconnect_broker::api_keys::revoke(a.broker.db(), &k.id, now)
+            .await
+            .unwrap();
+    }
+    let revoked = std::time::Instant::now();
+    loop {
+        let (status, _) = b.get("/api/v1/connections?end_user_id=x").await;
+        if status == StatusCode::UNAUTHORIZED {
+            break;
+        }
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            revoked.elapsed() < std::time::Duration::from_millis(1500),
+            "B still accepts a revoked key after a second"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

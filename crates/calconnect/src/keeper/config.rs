@@ -79,6 +79,10 @@ pub struct KeeperConfig {
     pub jitter_seed: Option<u64>,
     /// Name of this instance in leases (default `keeper-<uuid>`).
     pub instance_name: Option<String>,
+    /// How long a cached token is handed out before the store is asked again whether its
+    /// connection still exists and is active (default 500 ms): a disconnect or `needs_reauth`
+    /// written by another instance takes effect here within this time.
+    pub revalidate_after: Duration,
 }
 
 impl Default for KeeperConfig {
@@ -97,6 +101,7 @@ impl Default for KeeperConfig {
             hooks: Arc::new(NoHooks),
             jitter_seed: None,
             instance_name: None,
+            revalidate_after: Duration::milliseconds(500),
         }
     }
 }

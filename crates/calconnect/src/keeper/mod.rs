@@ -136,6 +136,8 @@ pub(crate) struct Inner {
 struct CachedToken {
     token: AccessToken,
     expires_at: OffsetDateTime,
+    /// When the store last confirmed the connection is still there and active.
+    checked_at: OffsetDateTime,
 }
 
 /// Consecutive transient failures of one connection and when to try again.
@@ -201,8 +203,15 @@ impl TokenKeeper {
     /// [`KeeperError::NotFound`], and store, crypto or protocol failures.
     pub async fn access_token(&self, id: ConnectionId) -> Result<FreshToken, KeeperError> {
         let now = self.inner.clock.now();
-        if let Some(fresh) = self.inner.cached(id, now, self.inner.config.margin) {
-            return Ok(fresh);
+        if let Some((fresh, checked_at)) =
+            self.inner.cached_entry(id, now, self.inner.config.margin)
+        {
+            if now - checked_at < self.inner.config.revalidate_after {
+                return Ok(fresh);
+            }
+            if let Some(answer) = self.inner.revalidate(id, now, fresh).await {
+                return answer;
+            }
         }
         self.inner.slow_access_token(id, now).await
     }
@@ -253,6 +262,60 @@ impl Inner {
         self.cache.write().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The cached token and when the store last confirmed it, if it is valid for longer than
+    /// `margin` at `now`.
+    fn cached_entry(
+        &self,
+        id: ConnectionId,
+        now: OffsetDateTime,
+        margin: time::Duration,
+    ) -> Option<(FreshToken, OffsetDateTime)> {
+        let cache = self.read_cache();
+        let entry = cache.get(&id)?;
+        (entry.expires_at - now > margin).then(|| {
+            (
+                FreshToken {
+                    access_token: entry.token.clone(),
+                    expires_at: entry.expires_at,
+                },
+                entry.checked_at,
+            )
+        })
+    }
+
+    /// One truth across instances: another instance may have deleted the connection or marked
+    /// it `needs_reauth` since this one cached its token. At most every `revalidate_after`, one
+    /// read of the row says so. `Some(answer)` when the cached token may be handed out (the
+    /// connection is active, or the store is unreachable for now) or the connection is gone;
+    /// `None` to take the slow path (its status changed).
+    async fn revalidate(
+        &self,
+        id: ConnectionId,
+        now: OffsetDateTime,
+        fresh: FreshToken,
+    ) -> Option<Result<FreshToken, KeeperError>> {
+        match self.store.get_connection(id).await {
+            Ok(c) if c.status == crate::store::ConnectionStatus::Active => {
+                if let Some(entry) = self.write_cache().get_mut(&id) {
+                    entry.checked_at = now;
+                }
+                Some(Ok(fresh))
+            }
+            Ok(_) => {
+                self.write_cache().remove(&id);
+                None
+            }
+            Err(crate::StoreError::NotFound { .. }) => {
+                self.write_cache().remove(&id);
+                Some(Err(KeeperError::NotFound { id }))
+            }
+            Err(e) => {
+                tracing::debug!(connection_id = %id, error = %e, "cannot revalidate a cached token; serving it");
+                Some(Ok(fresh))
+            }
+        }
+    }
+
     /// The cached token if it is valid for longer than `margin` at `now`.
     fn cached(
         &self,
@@ -279,6 +342,7 @@ impl Inner {
                 CachedToken {
                     token: fresh.access_token.clone(),
                     expires_at: fresh.expires_at,
+                    checked_at: self.clock.now(),
                 },
             );
         }
