@@ -6,7 +6,7 @@ use calconnect::crypto::{Keyring, KeyringError};
 use calconnect::{
     AuthorizeOptions, ClientConfig, ClientSecret, ConfidentialPkce, ProviderProfile, UrlPolicy,
 };
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::fmt;
@@ -118,6 +118,7 @@ struct RawKeys {
 struct RawWebhooks {
     urls: Option<Vec<String>>,
     secret: Option<String>,
+    secrets: Option<Vec<String>>,
 }
 
 /// Where the broker keeps its data.
@@ -152,15 +153,19 @@ pub enum LogFormat {
 pub struct WebhookConfig {
     /// Receivers; every event goes to each.
     pub urls: Vec<Url>,
-    /// The HMAC secret shared with the receivers.
-    pub secret: Option<SecretString>,
+    /// The HMAC secrets shared with the receivers, newest first: each signs every delivery (one
+    /// `v1=` per secret), so a secret can be rotated without a moment when receivers reject.
+    pub secrets: Vec<SecretString>,
 }
 
 impl fmt::Debug for WebhookConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WebhookConfig")
             .field("urls", &self.urls)
-            .field("secret", &self.secret.as_ref().map(|_| "[redacted]"))
+            .field(
+                "secrets",
+                &format_args!("[{} redacted]", self.secrets.len()),
+            )
             .finish()
     }
 }
@@ -318,7 +323,11 @@ impl BrokerConfig {
                         .collect()
                 })
                 .or(raw.webhooks.urls),
-            get("CALCONNECT_WEBHOOK_SECRET", raw.webhooks.secret),
+            env.get("CALCONNECT_WEBHOOK_SECRET")
+                .filter(|v| !v.is_empty())
+                .map(String::as_str),
+            raw.webhooks.secret,
+            raw.webhooks.secrets,
         )?;
         let ttl = raw.connect_session_ttl_secs.unwrap_or(15 * 60);
         if !(60..=7 * 24 * 3600).contains(&ttl) {
@@ -530,9 +539,16 @@ fn load_keyring(env: &Env, file: Option<PathBuf>) -> Result<Keyring, ConfigError
     }
 }
 
+/// At most this many webhook secrets at once (a rotation needs two).
+const MAX_WEBHOOK_SECRETS: usize = 5;
+
+/// `[webhooks]`: `urls`, and the signing secrets from `CALCONNECT_WEBHOOK_SECRET` (several
+/// separated by commas, newest first), else `secrets` (a list), else `secret` (one).
 fn parse_webhooks(
     urls: Option<Vec<String>>,
+    env_secrets: Option<&str>,
     secret: Option<String>,
+    secrets: Option<Vec<String>>,
 ) -> Result<WebhookConfig, ConfigError> {
     let mut parsed = Vec::new();
     for u in urls.unwrap_or_default() {
@@ -543,33 +559,72 @@ fn parse_webhooks(
         }
         parsed.push(url);
     }
-    let secret = secret.map(SecretString::from);
-    if !parsed.is_empty() {
-        match &secret {
-            None => {
-                return Err(bad(
-                    "webhooks.secret",
-                    "missing: webhooks are signed; set CALCONNECT_WEBHOOK_SECRET (32+ random characters)",
-                ));
-            }
-            Some(s) if s.expose_secret().len() < 16 => {
-                return Err(bad(
-                    "webhooks.secret",
-                    "too short: use at least 16 (better 32+) random characters",
-                ));
-            }
-            Some(_) => {}
+    let (key, list): (&str, Vec<String>) = match (env_secrets, secret, secrets) {
+        (Some(text), _, _) => (
+            if text.contains(',') {
+                "webhooks.secrets"
+            } else {
+                "webhooks.secret"
+            },
+            text.split(',').map(|s| s.trim().to_owned()).collect(),
+        ),
+        (None, Some(_), Some(_)) => {
+            return Err(bad(
+                "webhooks.secret",
+                "set either webhooks.secret or webhooks.secrets, not both (during a rotation, list both secrets in webhooks.secrets, newest first)",
+            ));
         }
+        (None, Some(one), None) => ("webhooks.secret", vec![one]),
+        (None, None, Some(list)) => ("webhooks.secrets", list),
+        (None, None, None) => ("webhooks.secret", Vec::new()),
+    };
+    if list.len() > MAX_WEBHOOK_SECRETS {
+        return Err(bad(
+            key,
+            format!("at most {MAX_WEBHOOK_SECRETS} secrets at once (a rotation needs two)"),
+        ));
+    }
+    // Positions only: a message never shows a secret.
+    for (i, s) in list.iter().enumerate() {
+        let place = if list.len() > 1 {
+            format!("secret {} of {}: ", i + 1, list.len())
+        } else {
+            String::new()
+        };
+        if s.is_empty() {
+            return Err(bad(
+                key,
+                format!(
+                    "{place}empty: separate several secrets with single commas (CALCONNECT_WEBHOOK_SECRET=new,old), none empty"
+                ),
+            ));
+        }
+        if s.len() < 16 {
+            return Err(bad(
+                key,
+                format!("{place}too short: use at least 16 (better 32+) random characters"),
+            ));
+        }
+        if list[..i].contains(s) {
+            return Err(bad(key, format!("{place}listed twice")));
+        }
+    }
+    if !parsed.is_empty() && list.is_empty() {
+        return Err(bad(
+            "webhooks.secret",
+            "missing: webhooks are signed; set CALCONNECT_WEBHOOK_SECRET (32+ random characters)",
+        ));
     }
     Ok(WebhookConfig {
         urls: parsed,
-        secret,
+        secrets: list.into_iter().map(SecretString::from).collect(),
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use secrecy::ExposeSecret as _;
 
     fn env(pairs: &[(&str, &str)]) -> Env {
         pairs
@@ -613,6 +668,100 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.key, "webhooks.secret");
+    }
+
+    #[test]
+    fn several_webhook_secrets_for_rotation() {
+        let k = key();
+        let base = "public_base_url = \"https://c.example\"\n[client]\nid = \"x\"\nscopes = [\"PROFILE_READ\"]\n[webhooks]\nurls = [\"https://h.example/x\"]\n";
+        let parse = |extra: &str, secret: Option<&str>| {
+            let mut e = env(&[(KEY, &k)]);
+            if let Some(s) = secret {
+                e.insert("CALCONNECT_WEBHOOK_SECRET".into(), s.into());
+            }
+            BrokerConfig::from_toml_and_env(&format!("{base}{extra}"), &e)
+        };
+        let shown = |c: &BrokerConfig| {
+            c.webhooks
+                .secrets
+                .iter()
+                .map(|s| s.expose_secret().to_owned())
+                .collect::<Vec<_>>()
+        };
+        let new = "new-secret-0123456789";
+        let old = "old-secret-0123456789";
+        // The file: one secret, or a list (newest first).
+        let c = parse(&format!("secret = \"{old}\""), None).unwrap();
+        assert_eq!(shown(&c), [old]);
+        let c = parse(&format!("secrets = [\"{new}\", \"{old}\"]"), None).unwrap();
+        assert_eq!(shown(&c), [new, old]);
+        // The variable wins, commas separate, spaces around them go.
+        let c = parse(
+            &format!("secret = \"{old}\""),
+            Some(&format!("{new} , {old}")),
+        )
+        .unwrap();
+        assert_eq!(shown(&c), [new, old]);
+        let debug = format!("{c:?}");
+        assert!(!debug.contains(new) && !debug.contains(old), "{debug}");
+        assert!(debug.contains("[2 redacted]"), "{debug}");
+        // Mistakes name the key and never show a secret.
+        let cases = [
+            (
+                format!("secret = \"{old}\"\nsecrets = [\"{new}\"]"),
+                None,
+                "webhooks.secret",
+                "not both",
+            ),
+            (
+                String::new(),
+                Some(format!("{new},,{old}")),
+                "webhooks.secrets",
+                "secret 2 of 3: empty",
+            ),
+            (
+                String::new(),
+                Some(format!("{new},")),
+                "webhooks.secrets",
+                "secret 2 of 2: empty",
+            ),
+            (
+                String::new(),
+                Some(format!("{new},short")),
+                "webhooks.secrets",
+                "secret 2 of 2: too short",
+            ),
+            (
+                String::new(),
+                Some(format!("{new},{new}")),
+                "webhooks.secrets",
+                "listed twice",
+            ),
+            (
+                String::new(),
+                Some("short".into()),
+                "webhooks.secret",
+                "too short",
+            ),
+            ("secrets = []".into(), None, "webhooks.secret", "missing"),
+            (
+                format!("secrets = [\"{new}\", \"\"]"),
+                None,
+                "webhooks.secrets",
+                "empty",
+            ),
+        ];
+        for (extra, secret, key, words) in cases {
+            let e = parse(&extra, secret.as_deref()).unwrap_err();
+            assert_eq!(e.key, key, "{e}");
+            assert!(e.to_string().contains(words), "{e}");
+            assert!(!e.to_string().contains(new), "{e}");
+        }
+        let six = (0..6)
+            .map(|i| format!("secret-number-{i}-0123456789"))
+            .collect::<Vec<_>>();
+        let e = parse("", Some(&six.join(","))).unwrap_err();
+        assert!(e.to_string().contains("at most 5"), "{e}");
     }
 
     #[test]

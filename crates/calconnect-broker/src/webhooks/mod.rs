@@ -1,27 +1,33 @@
 //! Webhooks: the store's connection events (docs/architecture.md §3.7) become `connection.*` events in a
 //! durable outbox, delivered at least once, in order per connection and endpoint, signed with
-//! `calconnect-signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`, retried with
-//! exponential backoff. The delivery log is at `GET /api/v1/webhook-deliveries`.
+//! `calconnect-signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>` (one `v1` per
+//! configured secret, `signature.rs`), retried with exponential backoff. The delivery log is at
+//! `GET /api/v1/webhook-deliveries`.
 //!
 //! Several instances may run the worker against one PostgreSQL database: outbox rows are unique
 //! per (event, endpoint), and each delivery is claimed with a lease before it is sent.
+//!
+//! - `payload.rs`: the bodies; reconnect links are minted at delivery, never stored.
+//! - `outbox.rs`: the outbox's queries.
+//! - `worker.rs`: events to rows, dropping rows of removed endpoints, concurrent delivery.
 
 pub(crate) mod outbox;
+mod payload;
+mod signature;
+mod worker;
 
 pub use outbox::Delivery;
+pub use signature::{signature, signature_header};
+pub(crate) use worker::spawn_worker;
 
 use crate::api_keys::Authenticated;
 use crate::db::DbError;
 use crate::error::ApiError;
 use crate::extract::ApiQuery;
-use crate::state::{AppState, rfc3339};
+use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
-use calconnect::store::{ConnectionEvent, ConnectionStatus, EventKind};
-use hmac::{Hmac, Mac};
-use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 use std::time::Duration;
 
 /// Worker settings.
@@ -37,6 +43,10 @@ pub struct WorkerConfig {
     pub max_attempts: i64,
     /// Timeout of one delivery.
     pub timeout: Duration,
+    /// Deliveries in flight to one endpoint at once (for different connections: one
+    /// connection's deliveries to an endpoint always go one after the other). Each endpoint has
+    /// its own, so a slow receiver does not hold up the others.
+    pub per_endpoint: usize,
 }
 
 impl Default for WorkerConfig {
@@ -47,68 +57,9 @@ impl Default for WorkerConfig {
             backoff_max: Duration::from_secs(3600),
             max_attempts: 15,
             timeout: Duration::from_secs(10),
+            per_endpoint: 8,
         }
     }
-}
-
-/// Events re-read behind the cursor: on PostgreSQL a lower sequence number can commit after a
-/// higher one (see `ConnectionStore::events_after`); outbox rows are idempotent.
-const REREAD_WINDOW: i64 = 100;
-/// Reconnect links in webhooks stay valid for 7 days.
-const RECONNECT_TTL_MS: i64 = 7 * 24 * 3600 * 1000;
-
-/// The signature header value for `body` at unix time `t`.
-pub fn signature(secret: &SecretString, t: i64, body: &[u8]) -> String {
-    let mut mac = match Hmac::<Sha256>::new_from_slice(secret.expose_secret().as_bytes()) {
-        Ok(m) => m,
-        Err(_) => return String::new(), // HMAC takes keys of any length
-    };
-    mac.update(t.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
-}
-
-/// The webhook type of a store event, and whether it carries a reconnect link.
-fn event_type(e: &ConnectionEvent) -> (&'static str, bool) {
-    let broken = |s: Option<ConnectionStatus>| {
-        matches!(
-            s,
-            Some(ConnectionStatus::NeedsReauth | ConnectionStatus::RefreshLost)
-        )
-    };
-    match e.kind {
-        EventKind::Created => ("connection.created", false),
-        EventKind::Reauthorized if broken(e.from_status) => ("connection.recovered", false),
-        EventKind::Reauthorized => ("connection.updated", false),
-        EventKind::Deleted => ("connection.deleted", false),
-        EventKind::StatusChanged => match e.to_status {
-            Some(ConnectionStatus::NeedsReauth) => ("connection.needs_reauth", true),
-            Some(ConnectionStatus::RefreshLost) => ("connection.refresh_lost", true),
-            Some(ConnectionStatus::Active) => ("connection.recovered", false),
-            None => ("connection.updated", false),
-        },
-    }
-}
-
-#[derive(Serialize)]
-struct Payload<'a> {
-    id: String,
-    #[serde(rename = "type")]
-    kind: &'a str,
-    created_at: String,
-    data: PayloadData<'a>,
-}
-
-#[derive(Serialize)]
-struct PayloadData<'a> {
-    connection_id: String,
-    end_user_id: &'a str,
-    from_status: Option<&'static str>,
-    status: Option<&'static str>,
-    reason: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reconnect_url: Option<String>,
 }
 
 /// `connection.conflict`: a flow for `requested_end_user` reached a Cal.com account already
@@ -168,192 +119,6 @@ pub(crate) async fn conflict(
     Ok(())
 }
 
-/// Turns new store events into outbox rows.
-async fn pump(state: &AppState) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let cursor = outbox::cursor(&state.db).await?;
-    let events = state
-        .store
-        .events_after((cursor - REREAD_WINDOW).max(0), 500)
-        .await?;
-    let mut newest = cursor;
-    for e in &events {
-        newest = newest.max(e.seq);
-        if outbox::has_event(&state.db, e.seq).await? {
-            continue;
-        }
-        let (kind, reconnect) = event_type(e);
-        let reconnect_url = if reconnect {
-            let (scopes, team) = match state.store.get_connection(e.connection_id).await {
-                Ok(c) => (c.scopes, c.identity.owner.kind() == "team"),
-                Err(_) => (state.config.default_scopes.clone(), false),
-            };
-            Some(
-                crate::sessions::reconnect_link(
-                    state,
-                    e.end_user.as_str(),
-                    scopes,
-                    team,
-                    RECONNECT_TTL_MS,
-                )
-                .await?,
-            )
-        } else {
-            None
-        };
-        let payload = Payload {
-            id: format!("evt_{}", e.seq),
-            kind,
-            created_at: rfc3339(e.at),
-            data: PayloadData {
-                connection_id: e.connection_id.to_string(),
-                end_user_id: e.end_user.as_str(),
-                from_status: e.from_status.map(|s| s.as_str()),
-                status: e.to_status.map(|s| s.as_str()),
-                reason: &e.reason,
-                reconnect_url,
-            },
-        };
-        let body = serde_json::to_string(&payload)?;
-        let now = state.now_ms();
-        let connection_id = e.connection_id.to_string();
-        for url in &state.config.webhooks.urls {
-            outbox::insert(
-                &state.db,
-                &outbox::NewDelivery {
-                    event_seq: e.seq,
-                    event_type: kind,
-                    connection_id: &connection_id,
-                    endpoint: url.as_str(),
-                    payload: &body,
-                    now_ms: now,
-                },
-            )
-            .await?;
-        }
-    }
-    if newest > cursor {
-        outbox::advance_cursor(&state.db, newest).await?;
-    }
-    Ok(())
-}
-
-fn backoff(config: &WorkerConfig, attempts: i64) -> Duration {
-    let factor = 2u32.saturating_pow(u32::try_from(attempts.clamp(0, 30)).unwrap_or(30));
-    config
-        .backoff_base
-        .saturating_mul(factor)
-        .min(config.backoff_max)
-}
-
-/// Sends due deliveries once each.
-async fn deliver_due(
-    state: &AppState,
-    config: &WorkerConfig,
-) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let Some(secret) = state.config.webhooks.secret.clone() else {
-        return Ok(());
-    };
-    let lease_ms = i64::try_from(config.timeout.as_millis()).unwrap_or(10_000) * 3;
-    let due = outbox::claim_due(&state.db, state.now_ms(), lease_ms, 50).await?;
-    for d in due {
-        let t = state.clock.now().unix_timestamp();
-        let sent = state
-            .proxy_http
-            .post(&d.endpoint)
-            .timeout(config.timeout)
-            .header("content-type", "application/json")
-            .header("user-agent", "calconnect-broker")
-            .header("calconnect-event-id", &d.event_id)
-            .header("calconnect-event-type", &d.event_type)
-            .header(
-                "calconnect-signature",
-                signature(&secret, t, d.payload.as_bytes()),
-            )
-            .body(d.payload.clone())
-            .send()
-            .await;
-        let now = state.now_ms();
-        let (ok, code, error) = match sent {
-            Ok(r) if r.status().is_success() => (true, Some(i64::from(r.status().as_u16())), None),
-            Ok(r) => (
-                false,
-                Some(i64::from(r.status().as_u16())),
-                Some(format!("receiver answered {}", r.status().as_u16())),
-            ),
-            Err(e) if e.is_timeout() => (false, None, Some("timeout".to_owned())),
-            Err(e) if e.is_connect() => (false, None, Some("connection failed".to_owned())),
-            Err(_) => (false, None, Some("transport error".to_owned())),
-        };
-        if ok {
-            state.metrics.webhook("delivered");
-            outbox::record(&state.db, d.id, "delivered", code, None, now, Some(now)).await?;
-        } else {
-            let attempts = d.attempts + 1;
-            let gave_up = attempts >= config.max_attempts;
-            state
-                .metrics
-                .webhook(if gave_up { "failed" } else { "retry" });
-            let wait =
-                i64::try_from(backoff(config, d.attempts).as_millis()).unwrap_or(i64::MAX / 2);
-            tracing::info!(delivery = d.id, event = %d.event_id, attempts, error = ?error, "webhook delivery failed");
-            outbox::record(
-                &state.db,
-                d.id,
-                if gave_up { "failed" } else { "pending" },
-                code,
-                error.as_deref(),
-                now + wait,
-                None,
-            )
-            .await?;
-        }
-    }
-    Ok(())
-}
-
-/// Deletes expired connect sessions and pending authorizations.
-async fn housekeeping(state: &AppState) {
-    if let Err(e) = crate::sessions::purge_expired(&state.db, state.now_ms()).await {
-        tracing::warn!(error = %e, "purging connect sessions failed");
-    }
-    if let Err(e) = state.store.purge_expired_pending().await {
-        tracing::warn!(error = %e, "purging pending authorizations failed");
-    }
-}
-
-/// Spawns the worker; it stops (after the delivery in progress) when `stop` turns true.
-pub(crate) fn spawn_worker(
-    state: AppState,
-    config: WorkerConfig,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut rounds = 0u64;
-        loop {
-            if *stop.borrow() {
-                return;
-            }
-            if rounds % 30 == 0 {
-                housekeeping(&state).await;
-            }
-            rounds += 1;
-            if !state.config.webhooks.urls.is_empty() {
-                if let Err(e) = pump(&state).await {
-                    tracing::warn!(error = %e, "webhook outbox: reading events failed");
-                }
-                if let Err(e) = deliver_due(&state, &config).await {
-                    tracing::warn!(error = %e, "webhook outbox: delivering failed");
-                }
-            }
-            tokio::select! {
-                _ = stop.wait_for(|s| *s) => return,
-                () = state.webhook_wake.notified() => {}
-                () = tokio::time::sleep(config.poll) => {}
-            }
-        }
-    })
-}
-
 /// Query of the delivery log.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -390,13 +155,22 @@ pub(crate) async fn list(
     }
     let mut deliveries = outbox::list(&state.db, q.connection_id.as_deref(), limit).await?;
     for d in &mut deliveries {
-        if let Ok(mut u) = url::Url::parse(&d.endpoint) {
-            u.set_query(None);
-            let _ = u.set_password(None);
-            d.endpoint = u.to_string();
-        }
+        d.endpoint = shown_endpoint(&d.endpoint);
     }
     Ok(Json(DeliveryList { deliveries }))
+}
+
+/// An endpoint as the log and the API show it: without its query and password (either may hold
+/// a receiver's token).
+pub(crate) fn shown_endpoint(endpoint: &str) -> String {
+    match url::Url::parse(endpoint) {
+        Ok(mut u) => {
+            u.set_query(None);
+            let _ = u.set_password(None);
+            u.to_string()
+        }
+        Err(_) => "(unreadable URL)".to_owned(),
+    }
 }
 
 #[cfg(test)]
@@ -404,20 +178,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn signature_matches_a_reference_hmac() {
-        // echo -n '1700000000.{"a":1}' | openssl dgst -sha256 -hmac 'whsec'
-        let s = signature(&SecretString::from("whsec"), 1_700_000_000, br#"{"a":1}"#);
-        assert_eq!(
-            s,
-            "t=1700000000,v1=8ad37ba156048ae0e0a5533c75cdf26fee88b07f93cb57ee4c80adb053012032"
-        );
+    fn backoff_doubles_and_caps() {
+        let c = WorkerConfig::default();
+        assert_eq!(worker::backoff(&c, 0), Duration::from_secs(5));
+        assert_eq!(worker::backoff(&c, 1), Duration::from_secs(10));
+        assert_eq!(worker::backoff(&c, 20), Duration::from_secs(3600));
     }
 
     #[test]
-    fn backoff_doubles_and_caps() {
-        let c = WorkerConfig::default();
-        assert_eq!(backoff(&c, 0), Duration::from_secs(5));
-        assert_eq!(backoff(&c, 1), Duration::from_secs(10));
-        assert_eq!(backoff(&c, 20), Duration::from_secs(3600));
+    fn shown_endpoints_hold_no_credentials() {
+        assert_eq!(
+            shown_endpoint("https://u:pw@h.example/hook?token=abc"),
+            "https://u@h.example/hook"
+        );
+        assert_eq!(shown_endpoint("not a url"), "(unreadable URL)");
     }
 }

@@ -1,5 +1,6 @@
 //! The durable outbox: one row per (event, endpoint), inserted idempotently from the store's event
-//! log, claimed with a short lease, delivered oldest first per (connection, endpoint).
+//! log, claimed with a short lease, delivered oldest first per (connection, endpoint). A row of an
+//! endpoint no longer configured is marked `dropped` instead of being sent.
 
 use crate::db::{BrokerDb, DbError, at_ms, db_err};
 use crate::state::unix_ms;
@@ -20,7 +21,8 @@ pub struct Delivery {
     pub connection_id: String,
     /// The receiver (scheme, host and path).
     pub endpoint: String,
-    /// `pending`, `delivered` or `failed` (gave up).
+    /// `pending`, `delivered`, `failed` (gave up) or `dropped` (its endpoint was removed from
+    /// the configuration before it was delivered; never sent).
     pub status: String,
     /// Attempts so far.
     pub attempts: i64,
@@ -34,7 +36,8 @@ pub struct Delivery {
     pub created_at_ms: i64,
     /// Delivered (unix ms).
     pub delivered_at_ms: Option<i64>,
-    /// The signed JSON body.
+    /// The JSON body as stored: what is signed and sent, except that a reconnect link is
+    /// minted at delivery (`payload.rs`).
     #[serde(skip)]
     pub payload: String,
 }
@@ -130,10 +133,33 @@ pub(crate) async fn insert(db: &BrokerDb, d: &NewDelivery<'_>) -> Result<(), DbE
     .map_err(db_err("writing the outbox"))
 }
 
-/// Due deliveries that are the oldest pending one of their (connection, endpoint), claimed
+/// Due deliveries to `endpoint` that are the oldest pending one of their connection, claimed
 /// (leased until `now + lease_ms`) for this worker.
+pub(crate) async fn claim_due_for(
+    db: &BrokerDb,
+    endpoint: &str,
+    now_ms: i64,
+    lease_ms: i64,
+    limit: i64,
+) -> Result<Vec<Delivery>, DbError> {
+    claim(db, Some(endpoint), now_ms, lease_ms, limit).await
+}
+
+/// [`claim_due_for`] across every endpoint (the worker claims per endpoint; tests of the stored
+/// rows look at all).
+#[cfg(test)]
 pub(crate) async fn claim_due(
     db: &BrokerDb,
+    now_ms: i64,
+    lease_ms: i64,
+    limit: i64,
+) -> Result<Vec<Delivery>, DbError> {
+    claim(db, None, now_ms, lease_ms, limit).await
+}
+
+async fn claim(
+    db: &BrokerDb,
+    endpoint: Option<&str>,
     now_ms: i64,
     lease_ms: i64,
     limit: i64,
@@ -142,7 +168,8 @@ pub(crate) async fn claim_due(
     let now = at_ms(now_ms);
     let sql = format!(
         "SELECT {COLUMNS} FROM broker_webhook_deliveries d \
-         WHERE d.status = 'pending' AND d.next_attempt_at <= $1 \
+         WHERE d.status = 'pending' AND ($3 IS NULL OR d.endpoint = $3) \
+           AND d.next_attempt_at <= $1 \
            AND (d.lease_until IS NULL OR d.lease_until < $1) \
            AND NOT EXISTS (SELECT 1 FROM broker_webhook_deliveries e \
                WHERE e.connection_id = d.connection_id AND e.endpoint = d.endpoint \
@@ -152,6 +179,7 @@ pub(crate) async fn claim_due(
     let candidates = query(&sql)
         .bind(now)
         .bind(limit)
+        .bind(endpoint)
         .fetch_all(db.sql())
         .await
         .map_err(&err)?
@@ -176,6 +204,72 @@ pub(crate) async fn claim_due(
         }
     }
     Ok(claimed)
+}
+
+/// A delivery marked `dropped`.
+pub(crate) struct Dropped {
+    pub(crate) id: i64,
+    pub(crate) event_id: String,
+    pub(crate) endpoint: String,
+}
+
+/// Marks `dropped` the pending deliveries (not leased right now) to any endpoint other than
+/// `configured`, at most `limit` of them; returns them.
+pub(crate) async fn drop_unconfigured(
+    db: &BrokerDb,
+    configured: &[&str],
+    now_ms: i64,
+    limit: i64,
+) -> Result<Vec<Dropped>, DbError> {
+    let err = db_err("dropping deliveries to removed endpoints");
+    let now = at_ms(now_ms);
+    let others = if configured.is_empty() {
+        String::new()
+    } else {
+        let places: Vec<String> = (0..configured.len())
+            .map(|i| format!("${}", i + 3))
+            .collect();
+        format!("AND endpoint NOT IN ({})", places.join(", "))
+    };
+    let sql = format!(
+        "UPDATE broker_webhook_deliveries SET status = 'dropped', \
+         last_error = 'endpoint removed from the configuration', lease_until = NULL \
+         WHERE id IN (SELECT id FROM broker_webhook_deliveries \
+             WHERE status = 'pending' AND (lease_until IS NULL OR lease_until < $1) {others} \
+             ORDER BY id LIMIT $2) \
+           AND status = 'pending' AND (lease_until IS NULL OR lease_until < $1) \
+         RETURNING id, event_id, endpoint"
+    );
+    // Read first: the worker asks every round, and an UPDATE would take SQLite's write lock
+    // even when it changes nothing.
+    let any = format!(
+        "SELECT id FROM broker_webhook_deliveries WHERE status = 'pending' \
+         AND (lease_until IS NULL OR lease_until < $1) AND $2 > 0 {others} LIMIT 1"
+    );
+    let mut q = query(&any).bind(now).bind(limit);
+    for endpoint in configured {
+        q = q.bind(*endpoint);
+    }
+    if q.fetch_optional(db.sql()).await.map_err(&err)?.is_none() {
+        return Ok(Vec::new());
+    }
+    let mut q = query(&sql).bind(now).bind(limit);
+    for endpoint in configured {
+        q = q.bind(*endpoint);
+    }
+    q.fetch_all(db.sql())
+        .await
+        .map_err(&err)?
+        .iter()
+        .map(|r| {
+            Ok(Dropped {
+                id: r.get("id")?,
+                event_id: r.get("event_id")?,
+                endpoint: r.get("endpoint")?,
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()
+        .map_err(&err)
 }
 
 /// Records an attempt's result.
