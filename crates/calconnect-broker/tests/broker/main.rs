@@ -12,4 +12,5 @@ mod linking;
 mod postgres;
 mod schemathesis;
 mod tokens;
+mod webhook_at_rest;
 mod webhooks;
