@@ -9,8 +9,8 @@ fuzz_target!(|data: &[u8]| {
     let _ = calconnect::parse_token_response(data, now);
     if let Some((head, body)) = data.split_first_chunk::<2>() {
         let status = 100 + u16::from_le_bytes(*head) % 500;
-        calconnect::token_response::fuzz_classify(status, "application/json", body);
-        calconnect::token_response::fuzz_classify(status, "text/html", body);
+        calconnect::fuzz_classify(status, "application/json", body);
+        calconnect::fuzz_classify(status, "text/html", body);
     }
     if let Ok(text) = std::str::from_utf8(data) {
         let _ = calconnect::read_unverified_claims(text);

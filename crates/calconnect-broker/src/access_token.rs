@@ -10,7 +10,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use calconnect::{FreshToken, KeeperError};
+use calconnect::{keeper::FreshToken, keeper::KeeperError};
 use serde::Serialize;
 
 /// The answer.

@@ -7,7 +7,7 @@
 //! The broker's functions and API keep unix milliseconds; [`at_ms`] and
 //! [`crate::state::unix_ms`] convert.
 
-use calconnect::StoreError;
+use calconnect::store::StoreError;
 use calconnect_sql::migrate::{LegacyLedger, Migrations};
 use calconnect_sql::{Db, migrate};
 use time::OffsetDateTime;

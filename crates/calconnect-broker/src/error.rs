@@ -129,20 +129,20 @@ impl From<PathRejection> for ApiError {
     }
 }
 
-impl From<calconnect::StoreError> for ApiError {
-    fn from(e: calconnect::StoreError) -> Self {
+impl From<calconnect::store::StoreError> for ApiError {
+    fn from(e: calconnect::store::StoreError) -> Self {
         match e {
-            calconnect::StoreError::NotFound { .. } => Self::not_found("no such connection"),
-            calconnect::StoreError::Unavailable { .. } => Self::unavailable(&e),
+            calconnect::store::StoreError::NotFound { .. } => Self::not_found("no such connection"),
+            calconnect::store::StoreError::Unavailable { .. } => Self::unavailable(&e),
             other => Self::internal(&other),
         }
     }
 }
 
 /// The keeper's answer when it has no token to give (docs/architecture.md §3.5–§3.7).
-impl From<calconnect::KeeperError> for ApiError {
-    fn from(e: calconnect::KeeperError) -> Self {
-        use calconnect::KeeperError as K;
+impl From<calconnect::keeper::KeeperError> for ApiError {
+    fn from(e: calconnect::keeper::KeeperError) -> Self {
+        use calconnect::keeper::KeeperError as K;
         let reauth = |status: &str, reason: &str| {
             Self::new(
                 StatusCode::CONFLICT,
@@ -159,7 +159,7 @@ impl From<calconnect::KeeperError> for ApiError {
             ref transient
                 if transient.is_transient()
                     || matches!(transient, K::Store { source, .. }
-                        if matches!(**source, calconnect::StoreError::Unavailable { .. })) =>
+                        if matches!(**source, calconnect::store::StoreError::Unavailable { .. })) =>
             {
                 tracing::warn!(error = %transient, "no token for now");
                 Self::new(

@@ -65,9 +65,9 @@ fn response_header_allowed(name: &HeaderName) -> bool {
 ///
 /// # Errors
 /// When the TLS backend cannot start.
-pub fn client() -> Result<reqwest::Client, calconnect::HttpClientError> {
+pub fn client() -> Result<reqwest::Client, calconnect::http::HttpClientError> {
     calconnect::http::reqwest_client(
-        &calconnect::HttpConfig::default()
+        &calconnect::http::HttpConfig::default()
             .connect_timeout(std::time::Duration::from_secs(5))
             .total_timeout(std::time::Duration::from_secs(60)),
     )

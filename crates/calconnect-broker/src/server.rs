@@ -13,7 +13,9 @@ use axum::http::{HeaderName, HeaderValue, Request, header};
 use axum::routing::{get, post};
 use calconnect::connect::Connector;
 use calconnect::store::ConnectionStore;
-use calconnect::{AuthorizationFlow, Clock, HttpClient, HttpConfig, StoreError, SystemClock};
+use calconnect::{
+    AuthorizationFlow, Clock, SystemClock, http::HttpClient, http::HttpConfig, store::StoreError,
+};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -214,7 +216,7 @@ impl BrokerBuilder {
         );
         let sweep = keeper.spawn_sweep();
         let governor = Arc::new(calconnect::api::RateGovernor::new(
-            calconnect::GovernorConfig::default(),
+            calconnect::api::GovernorConfig::default(),
             Arc::new(calconnect::api::TokioTimer::default()),
         ));
         let proxy_http = crate::proxy::client().map_err(|e| StartError::Http(e.to_string()))?;

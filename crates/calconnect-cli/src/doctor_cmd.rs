@@ -280,7 +280,7 @@ pub fn check_redirect_uri(uri: &str) -> Outcome {
 
 fn probe_client() -> Result<reqwest::Client, CliError> {
     calconnect::http::reqwest_client(
-        &calconnect::HttpConfig::default()
+        &calconnect::http::HttpConfig::default()
             .connect_timeout(Duration::from_secs(5))
             .total_timeout(Duration::from_secs(15)),
     )
@@ -403,7 +403,7 @@ fn split_fix(message: &str) -> (String, String) {
     }
 }
 
-fn key_file_outcome(path: &std::path::Path, keyring: &calconnect::Keyring) -> Outcome {
+fn key_file_outcome(path: &std::path::Path, keyring: &calconnect::crypto::Keyring) -> Outcome {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
@@ -426,7 +426,7 @@ fn key_file_outcome(path: &std::path::Path, keyring: &calconnect::Keyring) -> Ou
 
 /// Opening applied any missing migration; compare the schema with this build's.
 async fn database_outcome(store: &calconnect_sqlite::SqliteStore, home: &Home) -> Outcome {
-    use calconnect::ConnectionStore as _;
+    use calconnect::store::ConnectionStore as _;
     let db = home.database();
     let status = store.migration_status().await;
     let known = status.as_ref().map_or(0, |s| s.known);
@@ -465,9 +465,9 @@ async fn database_outcome(store: &calconnect_sqlite::SqliteStore, home: &Home) -
 
 async fn sealed_outcome(
     store: &calconnect_sqlite::SqliteStore,
-    keyring: &calconnect::Keyring,
+    keyring: &calconnect::crypto::Keyring,
 ) -> Outcome {
-    use calconnect::ConnectionStore as _;
+    use calconnect::store::ConnectionStore as _;
     let all = match store.list_for_end_user(&local::end_user()).await {
         Ok(all) => all,
         Err(e) => {

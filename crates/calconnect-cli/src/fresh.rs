@@ -9,8 +9,8 @@ use crate::local::{self, Home, Record, Records};
 use calconnect::api::AccessTokenSource;
 use calconnect::store::Connection;
 use calconnect::{
-    AccessToken, AuthorizationFlow, ClientConfig, HttpClient, HttpConfig, KeeperConfig,
-    KeeperError, SystemClock, TokenKeeper,
+    AccessToken, AuthorizationFlow, ClientConfig, SystemClock, http::HttpClient, http::HttpConfig,
+    keeper::KeeperConfig, keeper::KeeperError, keeper::TokenKeeper,
 };
 use rand::RngCore as _;
 use std::sync::Arc;

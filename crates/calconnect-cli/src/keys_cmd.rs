@@ -201,7 +201,7 @@ mod tests {
             let mode = std::fs::metadata(&path).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
-        let ring = calconnect::Keyring::from_key_file(&path).unwrap();
+        let ring = calconnect::crypto::Keyring::from_key_file(&path).unwrap();
         assert_eq!(ring.active_key_id().as_str(), "t1");
         // Never overwrites.
         assert!(

@@ -7,7 +7,9 @@ use crate::local::{self, Home, ProviderSpec, Record, Records};
 use crate::loopback;
 use calconnect::connect::{CompleteError, Connector};
 use calconnect::store::CalOwner;
-use calconnect::{AuthorizeOptions, Callback, CallbackError, HttpClient, HttpConfig, SystemClock};
+use calconnect::{
+    AuthorizeOptions, Callback, CallbackError, SystemClock, http::HttpClient, http::HttpConfig,
+};
 use rand::rngs::OsRng;
 use std::sync::Arc;
 use std::time::Duration;

@@ -5,8 +5,8 @@
 
 use crate::doctor_cmd::Outcome;
 use calconnect::{
-    AuthorizationFlow, AuthorizeOptions, Callback, ClientConfig, HttpClient, HttpConfig,
-    ProviderProfile, SystemClock, UrlPolicy,
+    AuthorizationFlow, AuthorizeOptions, Callback, ClientConfig, ProviderProfile, SystemClock,
+    UrlPolicy, http::HttpClient, http::HttpConfig,
 };
 use calconnect_sandbox::browser::SandboxBrowser;
 use calconnect_sandbox::{DEFAULT_PUBLIC_REDIRECT_URI, PUBLIC_CLIENT_ID};

@@ -1,9 +1,9 @@
-//! [`ConnectionStore`](calconnect::ConnectionStore) on PostgreSQL: several broker instances share
+//! [`ConnectionStore`](calconnect::store::ConnectionStore) on PostgreSQL: several broker instances share
 //! one database. The store itself is `calconnect-sql`'s one SQL store; this crate names its
 //! PostgreSQL side.
 //!
 //! ```no_run
-//! # async fn demo() -> Result<(), calconnect::StoreError> {
+//! # async fn demo() -> Result<(), calconnect::store::StoreError> {
 //! use calconnect::SystemClock;
 //! use secrecy::SecretString;
 //! use std::sync::Arc;

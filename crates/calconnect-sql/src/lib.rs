@@ -1,10 +1,10 @@
-//! The SQL [`ConnectionStore`](calconnect::ConnectionStore) of calconnect: one implementation on
+//! The SQL [`ConnectionStore`](calconnect::store::ConnectionStore) of calconnect: one implementation on
 //! SQLite (feature `sqlite`, the embedded default: one file, WAL) and PostgreSQL (feature
 //! `postgres`: several broker instances on one database). The queries are written once; what
 //! truly differs between the two databases is a small dialect (docs/architecture.md §6.3).
 //!
 //! ```no_run
-//! # async fn demo() -> Result<(), calconnect::StoreError> {
+//! # async fn demo() -> Result<(), calconnect::store::StoreError> {
 //! use calconnect::SystemClock;
 //! use std::sync::Arc;
 //! # #[cfg(feature = "sqlite")]

@@ -29,7 +29,7 @@
 
 use crate::db::{Db, TxInner, each, query};
 use crate::dialect::SQLITE;
-use calconnect::StoreError;
+use calconnect::store::StoreError;
 use futures::future::BoxFuture;
 use sqlx::error::BoxDynError;
 use sqlx::migrate::{

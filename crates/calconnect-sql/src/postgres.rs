@@ -10,7 +10,7 @@
 //! Error messages name the database as host, port, database and user, never the password.
 
 use crate::store::SqlStore;
-use calconnect::{Clock, StoreError};
+use calconnect::{Clock, store::StoreError};
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use std::str::FromStr;

@@ -7,7 +7,7 @@
 //! by themselves, and writers wait for each other up to the busy timeout.
 
 use crate::store::SqlStore;
-use calconnect::{Clock, StoreError};
+use calconnect::{Clock, store::StoreError};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use std::path::Path;
 use std::sync::Arc;

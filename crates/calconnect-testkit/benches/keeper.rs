@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // reason: a benchmark binary; failing loudly is right
 
 use calconnect::store::{ConnectionStore, MemoryStore};
-use calconnect::{Clock, KeeperConfig, SystemClock};
+use calconnect::{Clock, SystemClock, keeper::KeeperConfig};
 use calconnect_testkit::keeper::{self, KeeperParts, refreshes};
 use calconnect_testkit::{bench, fixtures};
 use criterion::{Criterion, black_box, criterion_group, criterion_main};

@@ -49,7 +49,7 @@ pub fn seal(
     id: ConnectionId,
     field: SealedField,
     value: &str,
-) -> calconnect::SealedBlob {
+) -> calconnect::crypto::SealedBlob {
     keyring
         .seal_secret(
             &mut OsRng,

@@ -6,8 +6,9 @@ use calconnect::connect::Connector;
 use calconnect::crypto::{Keyring, SealContext, SealedField};
 use calconnect::store::{CalOwner, ConnectionId, ConnectionStore, EndUserId, TokenWrite};
 use calconnect::{
-    AccessToken, AuthorizationFlow, ClientConfig, ClientSecret, Clock, HttpClient, HttpConfig,
-    KeeperConfig, ProviderProfile, RefreshToken, StaticToken, TokenKeeper, UrlPolicy,
+    AccessToken, AuthorizationFlow, ClientConfig, ClientSecret, Clock, ProviderProfile,
+    RefreshToken, UrlPolicy, api::StaticToken, http::HttpClient, http::HttpConfig,
+    keeper::KeeperConfig, keeper::TokenKeeper,
 };
 use calconnect_sandbox::jwt::{self, Claims, REFRESH_TOKEN_TYPE};
 use calconnect_sandbox::{
@@ -181,7 +182,7 @@ pub fn invalid_grants(sandbox: &Sandbox) -> u64 {
 
 /// Whether the sandbox's API accepts `token` (`GET /v2/me`).
 pub async fn usable(sandbox_url: &str, token: &AccessToken) -> bool {
-    let client = calconnect::CalClient::for_profile(
+    let client = calconnect::api::CalClient::for_profile(
         &profile(sandbox_url),
         http(StdDuration::from_secs(10)),
         Arc::new(StaticToken::new(token.clone())),

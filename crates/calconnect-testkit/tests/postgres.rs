@@ -2,7 +2,7 @@
 //! database per test; skipped when the server is not reachable unless `CALCONNECT_REQUIRE_ALL=1`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use calconnect::StoreError;
+use calconnect::store::StoreError;
 use calconnect_sql::PostgresStore;
 use calconnect_testkit::backends::PgBackend;
 use secrecy::SecretString;

@@ -1,7 +1,7 @@
 //! The store conformance suite and the at-rest scan against the SQL store on SQLite files.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use calconnect::StoreError;
+use calconnect::store::StoreError;
 use calconnect_sql::SqliteStore;
 use calconnect_testkit::backends::SqliteBackend;
 

@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use calconnect::store::*;
-use calconnect::{Clock, MockClock, StoreError};
+use calconnect::{Clock, MockClock, store::StoreError};
 use calconnect_sql::{Db, query};
 use calconnect_testkit::backends::{PgBackend, SqliteBackend};
 use std::sync::Arc;

@@ -18,7 +18,7 @@
 //!
 //! # Quick start
 //!
-//! A web app with the local sandbox (in production: [`ProviderProfile::cal_com`] and your own
+//! A web app with the local sandbox (in production: [`ProviderProfile::cal_com`](crate::ProviderProfile::cal_com) and your own
 //! client, and a database store such as `calconnect-sqlite`):
 //!
 //! ```
@@ -26,8 +26,8 @@
 //! use calconnect::crypto::{KeyId, Keyring, SealingKey};
 //! use calconnect::store::{ConnectionStore, EndUserId, MemoryStore};
 //! use calconnect::{
-//!     AuthorizationFlow, AuthorizeOptions, Callback, ClientConfig, ClientSecret, HttpClient,
-//!     HttpConfig, ProviderProfile, SystemClock, UrlPolicy,
+//!     AuthorizationFlow, AuthorizeOptions, Callback, ClientConfig, ClientSecret, http::HttpClient,
+//!     http::HttpConfig, ProviderProfile, SystemClock, UrlPolicy,
 //! };
 //! use rand::rngs::OsRng;
 //! use std::sync::Arc;
@@ -96,8 +96,8 @@ use crate::me::{CalUser, MeError};
 use crate::pending::{PendingAuthorization, PendingDecodeError};
 use crate::store::{
     BrowserBinding, CalIdentity, CalOwner, Connection, ConnectionId, ConnectionStore, EndUserId,
-    NewPendingAuthorization, PendingId, SaveError, StateKey, StoreError, TokensToSave,
-    UpsertOutcome, save_connection,
+    NewPendingRecord, PendingId, SaveError, StateKey, StoreError, TokensToSave, UpsertOutcome,
+    save_connection,
 };
 use crate::token_response::TokenSet;
 use base64::Engine as _;
@@ -441,7 +441,7 @@ impl Connector {
         let state_key = pending.state_key();
         let expires_at = pending.expires_at();
         self.store
-            .insert_pending(NewPendingAuthorization {
+            .insert_pending(NewPendingRecord {
                 id,
                 state_key,
                 pkce_verifier: sealed,

@@ -1,7 +1,9 @@
 use super::*;
 use crate::endpoint::UrlPolicy;
 use crate::profile::CustomProvider;
-use crate::{Callback, CallbackError, ClientSecret, HttpConfig, MockClock, PendingAuthorizations};
+use crate::{
+    Callback, CallbackError, ClientSecret, MockClock, PendingAuthorizations, http::HttpConfig,
+};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use time::{Duration, OffsetDateTime};

@@ -8,7 +8,7 @@
 //!
 //! ```
 //! use calconnect::{
-//!     AuthorizationFlow, AuthorizeOptions, Callback, ClientConfig, ClientSecret, HttpClient, HttpConfig,
+//!     AuthorizationFlow, AuthorizeOptions, Callback, ClientConfig, ClientSecret, http::HttpClient, http::HttpConfig,
 //!     ProviderProfile, SystemClock, UrlPolicy,
 //! };
 //! use std::sync::Arc;
@@ -61,22 +61,22 @@
 //! # In a web app: the connector
 //!
 //! The steps above are what [`connect::Connector`] does for you, with the pending authorization
-//! sealed in a [`ConnectionStore`], the callback bound to the browser that started it, and the
+//! sealed in a [`store::ConnectionStore`], the callback bound to the browser that started it, and the
 //! connection identified, sealed and saved (one per Cal.com identity). Its
 //! [quick start](connect#quick-start) is the shortest correct integration; the broker's callback
 //! and `calconnect login` are built on it.
 //!
 //! # Calling the API: the user's schedules
 //!
-//! The last step of the flow: an authenticated call to Cal.com API v2 with [`CalClient`] (it
+//! The last step of the flow: an authenticated call to Cal.com API v2 with [`api::CalClient`] (it
 //! sends the `cal-api-version` each endpoint needs, refreshes once on 401, waits out rate
-//! limits). In a service the token keeper is the [`AccessTokenSource`]; a script can use
-//! [`StaticToken`].
+//! limits). In a service the token keeper is the [`api::AccessTokenSource`]; a script can use
+//! [`api::StaticToken`].
 //!
 //! ```
 //! use calconnect::api::{CalClient, StaticToken};
-//! # use calconnect::{AuthorizationFlow, AuthorizeOptions, Callback, ClientConfig, ClientSecret, HttpClient,
-//! #     HttpConfig, ProviderProfile, SystemClock, UrlPolicy};
+//! # use calconnect::{AuthorizationFlow, AuthorizeOptions, Callback, ClientConfig, ClientSecret, http::HttpClient,
+//! #     http::HttpConfig, ProviderProfile, SystemClock, UrlPolicy};
 //! use std::sync::Arc;
 //! # use calconnect_sandbox::{CONFIDENTIAL_CLIENT_ID, CONFIDENTIAL_CLIENT_SECRET, DEFAULT_REDIRECT_URI};
 //! # type Error = Box<dyn std::error::Error>;
@@ -111,22 +111,27 @@
 //!
 //! # What is where
 //!
-//! - [`profile`], [`client`], [`endpoint`]: where the provider is and who we are; URLs are `https`
-//!   unless [`UrlPolicy::allow_insecure_loopback_http`] is named. The profile also holds the
-//!   **client policy** ([`ProviderProfile::pkce_use`]): public clients always use PKCE S256; a
-//!   confidential client at Cal.com sends no `code_challenge`/`code_verifier` (Cal.com's v2 token
-//!   endpoint refuses its verifier) unless [`ConfidentialPkce::ViaLegacyEndpoint`] is chosen;
-//!   custom providers use PKCE for every client ([`ConfidentialPkce`]).
-//! - [`flow`]: [`AuthorizationFlow`] — start, exchange, refresh, revoke.
-//! - [`pending`], [`callback`]: the pending authorization and the callback; only
-//!   [`PendingAuthorization::verify`] yields the [`VerifiedCallback`] an exchange needs.
-//! - [`token_response`], [`errors`], [`claims`]: tolerant token parsing, one error enum per
-//!   operation with Cal.com's reasons, unverified identity claims.
-//! - [`http`]: the one hardened HTTP client.
-//! - [`keeper`]: [`TokenKeeper`] — fresh access tokens, refreshes that never lose a
+//! The crate root holds the authorization flow; each subsystem is a module, and every item has
+//! one path.
+//!
+//! - At the root: [`ProviderProfile`], [`ClientConfig`], [`UrlPolicy`] — where the provider is
+//!   and who we are; URLs are `https` unless [`UrlPolicy::allow_insecure_loopback_http`] is
+//!   named. The profile also holds the **client policy** ([`ProviderProfile::pkce_use`]): public
+//!   clients always use PKCE S256; a confidential client at Cal.com sends no
+//!   `code_challenge`/`code_verifier` (Cal.com's v2 token endpoint refuses its verifier) unless
+//!   [`ConfidentialPkce::ViaLegacyEndpoint`] is chosen; custom providers use PKCE for every
+//!   client ([`ConfidentialPkce`]). [`AuthorizationFlow`] starts, exchanges, refreshes and
+//!   revokes; only [`PendingAuthorization::verify`] yields the [`VerifiedCallback`] an exchange
+//!   needs; [`TokenSet`] is the tolerant parse of a token answer; each operation has its error
+//!   enum ([`ExchangeError`], [`RefreshError`], [`CallbackError`], …) with Cal.com's reasons.
+//! - [`connect`]: the [`connect::Connector`] — start and finish a connection with a store.
+//! - [`store`]: the [`store::ConnectionStore`] trait, its records, the in-memory store.
+//! - [`crypto`]: sealing tokens at rest ([`crypto::Keyring`]).
+//! - [`http`]: the one hardened HTTP client ([`http::HttpClient`]).
+//! - [`keeper`]: [`keeper::TokenKeeper`] — fresh access tokens, refreshes that never lose a
 //!   connection (single flight, leases, intents, fenced writes), the keep-alive sweep.
-//! - [`api`]: [`CalClient`], the Cal.com API v2 client, and the [`AccessTokenSource`] it takes
-//!   tokens from.
+//! - [`api`]: [`api::CalClient`], the Cal.com API v2 client, and the
+//!   [`api::AccessTokenSource`] it takes tokens from.
 //!
 //! # Security
 //!
@@ -135,38 +140,35 @@
 //! authorization, verified callback) are not `Clone` and are consumed by value.
 
 pub mod api;
-pub mod callback;
-pub mod claims;
-pub mod client;
-pub mod clock;
+mod callback;
+mod claims;
+mod client;
+mod clock;
 pub mod connect;
 pub mod crypto;
-pub mod endpoint;
-pub mod errors;
-pub mod flow;
+mod endpoint;
+mod errors;
+mod flow;
 pub mod http;
 pub mod keeper;
-pub mod me;
-pub mod pending;
-pub mod pending_registry;
+mod me;
+mod pending;
+mod pending_registry;
 mod pkce;
-pub mod profile;
-pub mod secret;
+mod profile;
+mod secret;
 pub mod store;
 mod token_request;
-pub mod token_response;
+mod token_response;
 
-pub use api::{
-    AccessTokenSource, ApiError, CalClient, GovernorConfig, RetryPolicy, StaticToken,
-    TokenSourceError,
-};
+// The flow-level API lives at the crate root; the subsystems (`api`, `connect`, `crypto`, `http`,
+// `keeper`, `store`) are modules, and each item has one path.
 pub use callback::{
     AuthorizationCode, Callback, CallbackError, TEAM_REFUSED_DESCRIPTION, VerifiedCallback,
 };
 pub use claims::{UnverifiedClaims, read_unverified_claims};
 pub use client::{ClientConfig, ClientConfigError, RedirectUri};
 pub use clock::{Clock, MockClock, SystemClock};
-pub use crypto::{Keyring, SealedBlob};
 pub use endpoint::{EndpointUrl, EndpointUrlError, UrlPolicy};
 pub use errors::{
     ExchangeError, InvalidClientReason, InvalidGrantReason, ProtocolError, RefreshError,
@@ -174,11 +176,6 @@ pub use errors::{
 };
 pub use flow::{
     AuthorizationFlow, AuthorizeOptions, AuthorizeOptionsError, AuthorizeUrl, RevocableToken,
-};
-pub use http::{HttpClient, HttpClientError, HttpConfig, TransportError, TransportErrorKind};
-pub use keeper::{
-    FreshToken, KeeperConfig, KeeperError, KeeperTokenSource, RefreshHooks, RefreshStep,
-    SweepConfig, TokenKeeper,
 };
 pub use me::{CalUser, MeError};
 pub use pending::{PENDING_AUTHORIZATION_TTL, PendingAuthorization, PendingDecodeError};
@@ -190,5 +187,6 @@ pub use profile::{
     ProviderKind, ProviderProfile, ScopeDelimiter, TokenEndpoints,
 };
 pub use secret::{AccessToken, ClientSecret, RefreshToken};
-pub use store::{ConnectionStore, StoreError};
+#[doc(hidden)]
+pub use token_response::fuzz_classify;
 pub use token_response::{ExpirySource, TokenSet, parse_token_response};

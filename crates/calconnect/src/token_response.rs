@@ -36,7 +36,7 @@ pub struct TokenSet {
     /// Granted scopes: the response's `scope`, else the token's claims; `None` when neither says.
     pub scopes: Option<Vec<String>>,
     /// The Cal.com user or team, read from the access token's claims **without verification**
-    /// (see [`crate::claims`]); `None` for opaque tokens.
+    /// (see [`crate::read_unverified_claims`]); `None` for opaque tokens.
     pub identity: Option<CalOwner>,
 }
 

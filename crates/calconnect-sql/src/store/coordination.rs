@@ -6,8 +6,8 @@ use super::rows::CONNECTION_COLUMNS;
 use super::{EventRow, SqlStore, insert_event};
 use crate::db::{Row, query};
 use crate::scopes;
-use calconnect::StoreError;
 use calconnect::crypto::SealedBlob;
+use calconnect::store::StoreError;
 use calconnect::store::*;
 use time::{Duration, OffsetDateTime};
 

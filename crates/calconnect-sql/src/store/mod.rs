@@ -252,7 +252,7 @@ async fn insert_event(tx: &mut Tx, e: EventRow<'_>) -> Result<(), sqlx::Error> {
 
 #[async_trait]
 impl<B: sqlx::Database> ConnectionStore for SqlStore<B> {
-    async fn insert_pending(&self, p: NewPendingAuthorization) -> Result<(), StoreError> {
+    async fn insert_pending(&self, p: NewPendingRecord) -> Result<(), StoreError> {
         let inserted = query(
             "INSERT INTO pending_authorizations (id, state_key, pkce_verifier, end_user, scopes, \
              redirect_uri, return_to, browser_binding, expires_at, created_at) \
@@ -284,7 +284,7 @@ impl<B: sqlx::Database> ConnectionStore for SqlStore<B> {
         &self,
         state: &StateKey,
         binding: &BrowserBinding,
-    ) -> Result<PendingAuthorization, StoreError> {
+    ) -> Result<PendingRecord, StoreError> {
         let now = self.now();
         let sql = format!(
             "DELETE FROM pending_authorizations WHERE state_key = $1 AND browser_binding = $2 \
@@ -318,7 +318,7 @@ impl<B: sqlx::Database> ConnectionStore for SqlStore<B> {
         &self,
         after: Option<PendingId>,
         limit: u32,
-    ) -> Result<Vec<PendingAuthorization>, StoreError> {
+    ) -> Result<Vec<PendingRecord>, StoreError> {
         let sql = match after {
             Some(_) => format!(
                 "SELECT {PENDING_COLUMNS} FROM pending_authorizations WHERE id > $2 \

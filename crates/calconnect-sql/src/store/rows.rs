@@ -2,8 +2,8 @@
 
 use crate::db::{Column, Row};
 use crate::scopes;
-use calconnect::StoreError;
 use calconnect::crypto::SealedBlob;
+use calconnect::store::StoreError;
 use calconnect::store::*;
 use uuid::Uuid;
 
@@ -105,8 +105,8 @@ impl Decoder<'_> {
         })
     }
 
-    pub(crate) fn pending(&self, row: &Row) -> Result<PendingAuthorization, StoreError> {
-        Ok(PendingAuthorization {
+    pub(crate) fn pending(&self, row: &Row) -> Result<PendingRecord, StoreError> {
+        Ok(PendingRecord {
             id: PendingId::from_uuid(self.get::<Uuid>(row, "id")?),
             state_key: StateKey::from_bytes(self.digest(row, "state_key")?),
             pkce_verifier: SealedBlob::from_bytes(self.get(row, "pkce_verifier")?),

@@ -17,7 +17,10 @@
 use async_trait::async_trait;
 use calconnect::crypto::{Keyring, SealingKey};
 use calconnect::store::{ConnectionId, ConnectionStore};
-use calconnect::{Clock, KeeperConfig, RefreshHooks, RefreshStep, SystemClock, TokenKeeper};
+use calconnect::{
+    Clock, SystemClock, keeper::KeeperConfig, keeper::RefreshHooks, keeper::RefreshStep,
+    keeper::TokenKeeper,
+};
 use calconnect_testkit::keeper::{flow, http};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};

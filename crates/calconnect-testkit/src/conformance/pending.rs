@@ -8,14 +8,14 @@ use time::{Duration, OffsetDateTime};
 
 /// A pending authorization for state `state` and binding `cookie`, verifier sealed.
 pub fn pending(
-    keyring: &calconnect::Keyring,
+    keyring: &calconnect::crypto::Keyring,
     state: &str,
     cookie: &str,
     verifier: &str,
     expires_at: OffsetDateTime,
-) -> NewPendingAuthorization {
+) -> NewPendingRecord {
     let id = PendingId::random(&mut OsRng);
-    NewPendingAuthorization {
+    NewPendingRecord {
         id,
         state_key: StateKey::of(&SecretString::from(state)),
         pkce_verifier: keyring

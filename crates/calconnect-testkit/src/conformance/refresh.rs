@@ -6,7 +6,10 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use time::Duration;
 
-async fn one_connection(store: &dyn ConnectionStore, ring: &calconnect::Keyring) -> Connection {
+async fn one_connection(
+    store: &dyn ConnectionStore,
+    ring: &calconnect::crypto::Keyring,
+) -> Connection {
     let n = new_connection(
         ring,
         user("client-a", 1),
@@ -412,7 +415,7 @@ pub async fn status_changes_and_events(backend: &dyn TestBackend) {
 
 async fn seed_due_set(
     store: &dyn ConnectionStore,
-    ring: &calconnect::Keyring,
+    ring: &calconnect::crypto::Keyring,
 ) -> HashSet<ConnectionId> {
     // Access expiry in minutes from start; ids of those due at start + 10 min.
     let mut due = HashSet::new();

@@ -6,7 +6,9 @@ use super::{config, env};
 use async_trait::async_trait;
 use calconnect::crypto::{SealContext, SealedField};
 use calconnect::store::{ConnectionId, ConnectionStatus, EventKind, LeaseOwner, TokenWrite};
-use calconnect::{KeeperConfig, KeeperError, RefreshHooks, RefreshStep};
+use calconnect::{
+    keeper::KeeperConfig, keeper::KeeperError, keeper::RefreshHooks, keeper::RefreshStep,
+};
 use calconnect_sandbox::{CONFIDENTIAL_CLIENT_ID, ClientStatus, Owner};
 use calconnect_testkit::keeper::{KeeperParts, invalid_grants, refreshes, usable};
 use rand::rngs::OsRng;

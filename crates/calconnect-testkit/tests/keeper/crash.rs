@@ -3,7 +3,7 @@
 
 use super::multiprocess::{SharedEnv, postgres_env, sqlite_env};
 use calconnect::store::ConnectionStatus;
-use calconnect::{Clock, KeeperError, MockClock, SystemClock};
+use calconnect::{Clock, MockClock, SystemClock, keeper::KeeperError};
 use calconnect_testkit::keeper::usable;
 use std::sync::Arc;
 use time::Duration;

@@ -4,7 +4,7 @@
 
 use super::{Env, env, env_with_timeout};
 use calconnect::store::ConnectionStatus;
-use calconnect::{KeeperError, store::ConnectionId};
+use calconnect::{keeper::KeeperError, store::ConnectionId};
 use calconnect_sandbox::FaultKind;
 use calconnect_testkit::keeper::{invalid_grants, refreshes, usable};
 use std::time::Duration as StdDuration;

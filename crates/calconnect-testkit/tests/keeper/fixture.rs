@@ -1,7 +1,7 @@
 //! The keeper tests' environment: a frozen sandbox, a mock clock, a memory store.
 
 use calconnect::store::{ConnectionStore, MemoryStore};
-use calconnect::{Clock, KeeperConfig, MockClock, TokenKeeper};
+use calconnect::{Clock, MockClock, keeper::KeeperConfig, keeper::TokenKeeper};
 use calconnect_sandbox::Sandbox;
 use calconnect_testkit::fixtures;
 use calconnect_testkit::keeper::{self, KeeperParts};

@@ -95,7 +95,7 @@ async fn hot_path_serves_the_cache_without_store_or_network() {
     env.advance(Duration::minutes(26));
     let err = keeper.access_token(id).await.unwrap_err();
     assert!(
-        matches!(err, calconnect::KeeperError::NotFound { .. }),
+        matches!(err, calconnect::keeper::KeeperError::NotFound { .. }),
         "{err}"
     );
 }
@@ -176,7 +176,7 @@ async fn token_source_refreshes_once_after_a_401() {
         .await
         .unwrap();
     let keeper = env.keeper();
-    let api = calconnect::CalClient::for_profile(
+    let api = calconnect::api::CalClient::for_profile(
         &calconnect_testkit::keeper::profile(&env.url()),
         calconnect_testkit::keeper::http(std::time::Duration::from_secs(10)),
         std::sync::Arc::new(keeper.token_source(id)),

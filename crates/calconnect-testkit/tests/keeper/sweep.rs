@@ -5,7 +5,7 @@
 use super::{config, env};
 use async_trait::async_trait;
 use calconnect::api::Timer;
-use calconnect::{KeeperConfig, SweepConfig};
+use calconnect::{keeper::KeeperConfig, keeper::SweepConfig};
 use calconnect_testkit::keeper::{invalid_grants, refreshes};
 use futures::future::join_all;
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! Metrics and traces name connections and outcomes, never tokens.
 
 use super::{config, env};
-use calconnect::{KeeperConfig, KeeperError};
+use calconnect::{keeper::KeeperConfig, keeper::KeeperError};
 use calconnect_sandbox::FaultKind;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use std::io::Write;

@@ -157,7 +157,7 @@ impl CalClient {
     /// A builder for the API at `api_base` (e.g. `https://api.cal.com/v2`).
     ///
     /// `http` should allow answers as large as the lists you fetch
-    /// ([`HttpConfig::max_response_bytes`](crate::HttpConfig::max_response_bytes)).
+    /// ([`HttpConfig::max_response_bytes`](crate::http::HttpConfig::max_response_bytes)).
     pub fn builder(
         api_base: EndpointUrl,
         http: HttpClient,

@@ -11,10 +11,10 @@
 //! ```no_run
 //! # use std::sync::Arc;
 //! # use calconnect::store::{ConnectionId, ConnectionStore};
-//! # use calconnect::{AuthorizationFlow, HttpClient, Keyring, ProviderProfile};
+//! # use calconnect::{AuthorizationFlow, http::HttpClient, crypto::Keyring, ProviderProfile};
 //! # async fn demo(store: Arc<dyn ConnectionStore>, keyring: Arc<Keyring>, flow: Arc<AuthorizationFlow>,
 //! #     profile: ProviderProfile, http: HttpClient, id: ConnectionId) -> Result<(), Box<dyn std::error::Error>> {
-//! use calconnect::{CalClient, KeeperConfig, SystemClock, TokenKeeper};
+//! use calconnect::{api::CalClient, keeper::KeeperConfig, SystemClock, keeper::TokenKeeper};
 //!
 //! // Once per process: the store, keyring and flow the broker already has.
 //! let keeper = TokenKeeper::new(store, keyring, flow, Arc::new(SystemClock), KeeperConfig::default());
@@ -305,7 +305,7 @@ impl Inner {
                 self.write_cache().remove(&id);
                 None
             }
-            Err(crate::StoreError::NotFound { .. }) => {
+            Err(crate::store::StoreError::NotFound { .. }) => {
                 self.write_cache().remove(&id);
                 Some(Err(KeeperError::NotFound { id }))
             }

@@ -19,7 +19,7 @@ pub struct MemoryStore {
 #[derive(Debug, Default)]
 struct Inner {
     connections: BTreeMap<ConnectionId, Connection>,
-    pending: BTreeMap<PendingId, PendingAuthorization>,
+    pending: BTreeMap<PendingId, PendingRecord>,
     events: Vec<ConnectionEvent>,
 }
 
@@ -89,7 +89,7 @@ fn micros_opt(t: Option<OffsetDateTime>) -> Option<OffsetDateTime> {
 
 #[async_trait]
 impl ConnectionStore for MemoryStore {
-    async fn insert_pending(&self, p: NewPendingAuthorization) -> Result<(), StoreError> {
+    async fn insert_pending(&self, p: NewPendingRecord) -> Result<(), StoreError> {
         let now = self.now();
         let mut inner = self.lock();
         if inner.pending.contains_key(&p.id)
@@ -101,7 +101,7 @@ impl ConnectionStore for MemoryStore {
         }
         inner.pending.insert(
             p.id,
-            PendingAuthorization {
+            PendingRecord {
                 id: p.id,
                 state_key: p.state_key,
                 pkce_verifier: p.pkce_verifier,
@@ -121,7 +121,7 @@ impl ConnectionStore for MemoryStore {
         &self,
         state: &StateKey,
         binding: &BrowserBinding,
-    ) -> Result<PendingAuthorization, StoreError> {
+    ) -> Result<PendingRecord, StoreError> {
         let now = self.now();
         let mut inner = self.lock();
         let found = inner
@@ -152,7 +152,7 @@ impl ConnectionStore for MemoryStore {
         &self,
         after: Option<PendingId>,
         limit: u32,
-    ) -> Result<Vec<PendingAuthorization>, StoreError> {
+    ) -> Result<Vec<PendingRecord>, StoreError> {
         let inner = self.lock();
         Ok(inner
             .pending

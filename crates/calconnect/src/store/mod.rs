@@ -63,7 +63,7 @@ pub trait ConnectionStore: Send + Sync + std::fmt::Debug {
     ///
     /// # Errors
     /// [`StoreError::Duplicate`] if the id or state is already used.
-    async fn insert_pending(&self, pending: NewPendingAuthorization) -> Result<(), StoreError>;
+    async fn insert_pending(&self, pending: NewPendingRecord) -> Result<(), StoreError>;
 
     /// Consumes the pending authorization for `state` if `binding` matches: exactly once, even
     /// under concurrent callbacks. A mismatching binding leaves it in place (so a leaked state
@@ -76,7 +76,7 @@ pub trait ConnectionStore: Send + Sync + std::fmt::Debug {
         &self,
         state: &StateKey,
         binding: &BrowserBinding,
-    ) -> Result<PendingAuthorization, StoreError>;
+    ) -> Result<PendingRecord, StoreError>;
 
     /// Deletes expired pending authorizations; returns how many.
     async fn purge_expired_pending(&self) -> Result<u64, StoreError>;
@@ -86,7 +86,7 @@ pub trait ConnectionStore: Send + Sync + std::fmt::Debug {
         &self,
         after: Option<PendingId>,
         limit: u32,
-    ) -> Result<Vec<PendingAuthorization>, StoreError>;
+    ) -> Result<Vec<PendingRecord>, StoreError>;
 
     /// Replaces the sealed verifier if it still equals `current`; `false` if it changed or the
     /// authorization is gone.

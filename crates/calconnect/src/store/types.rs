@@ -385,7 +385,7 @@ digest_impl!(BrowserBinding, b"calconnect-browser-binding\0");
 
 /// A new pending authorization (docs/architecture.md §3.1), verifier already sealed for `id`.
 #[derive(Debug, Clone)]
-pub struct NewPendingAuthorization {
+pub struct NewPendingRecord {
     /// Id (part of the verifier's associated data).
     pub id: PendingId,
     /// Digest of the `state`.
@@ -408,7 +408,7 @@ pub struct NewPendingAuthorization {
 
 /// A stored pending authorization.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PendingAuthorization {
+pub struct PendingRecord {
     /// Id.
     pub id: PendingId,
     /// Digest of the `state`.

@@ -10,7 +10,10 @@ use axum::routing::any;
 use calconnect::api::{
     ApiError, BookingFilters, CalClient, FailedAttempt, StaticToken, StatusFilter,
 };
-use calconnect::{AccessToken, EndpointUrl, HttpClient, HttpConfig, TransportErrorKind, UrlPolicy};
+use calconnect::{
+    AccessToken, EndpointUrl, UrlPolicy, http::HttpClient, http::HttpConfig,
+    http::TransportErrorKind,
+};
 use http::Method;
 use serde_json::json;
 use std::net::SocketAddr;

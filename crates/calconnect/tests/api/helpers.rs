@@ -9,7 +9,8 @@ use calconnect::api::{
 };
 use calconnect::{
     AccessToken, AuthorizationFlow, AuthorizeOptions, Callback, ClientConfig, ClientSecret,
-    HttpClient, HttpConfig, ProviderProfile, RefreshToken, SystemClock, TokenSet, UrlPolicy,
+    ProviderProfile, RefreshToken, SystemClock, TokenSet, UrlPolicy, http::HttpClient,
+    http::HttpConfig,
 };
 use calconnect_sandbox::browser::SandboxBrowser;
 use calconnect_sandbox::jwt::{self, ACCESS_TOKEN_TYPE, Claims};

@@ -63,7 +63,7 @@ async fn a_burst_in_real_time_stays_under_the_limit() {
         calconnect::UrlPolicy::allow_insecure_loopback_http(),
     )
     .unwrap();
-    let api = calconnect::CalClient::for_profile(
+    let api = calconnect::api::CalClient::for_profile(
         &profile,
         crate::helpers::http(),
         CountingSource::fixed(token),

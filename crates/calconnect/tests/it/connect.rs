@@ -6,7 +6,8 @@ use calconnect::crypto::{KeyId, Keyring, SealingKey};
 use calconnect::store::{CalOwner, ConnectionStore, EndUserId, MemoryStore};
 use calconnect::{
     AuthorizationFlow, AuthorizeOptions, Callback, CallbackError, ClientConfig, ClientSecret,
-    Clock, ExchangeError, HttpClient, HttpConfig, MockClock, ProviderProfile, UrlPolicy,
+    Clock, ExchangeError, MockClock, ProviderProfile, UrlPolicy, http::HttpClient,
+    http::HttpConfig,
 };
 use calconnect_sandbox::browser::{Decision, SandboxBrowser};
 use calconnect_sandbox::{

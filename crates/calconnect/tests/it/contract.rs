@@ -12,8 +12,8 @@
 use crate::responder::{Captured, Reply, Responder};
 use calconnect::{
     AuthorizationFlow, AuthorizeOptions, Callback, ClientAuthMethod, ClientConfig, ClientSecret,
-    ConfidentialPkce, CustomProvider, ExchangeError, HttpClient, HttpConfig, MockClock,
-    PkcePolicyError, PkceUse, ProviderProfile, RefreshToken, UrlPolicy,
+    ConfidentialPkce, CustomProvider, ExchangeError, MockClock, PkcePolicyError, PkceUse,
+    ProviderProfile, RefreshToken, UrlPolicy, http::HttpClient, http::HttpConfig,
 };
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;

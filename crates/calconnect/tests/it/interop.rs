@@ -5,9 +5,9 @@
 
 use calconnect::{
     AccessToken, AuthorizationFlow, AuthorizeOptions, Callback, CallbackError, ClientAuthMethod,
-    ClientConfig, ClientSecret, CustomProvider, ExchangeError, HttpClient, HttpConfig,
-    InvalidGrantReason, ProviderProfile, RefreshError, RevocableToken, SystemClock, UrlPolicy,
-    VerifiedCallback,
+    ClientConfig, ClientSecret, CustomProvider, ExchangeError, InvalidGrantReason, ProviderProfile,
+    RefreshError, RevocableToken, SystemClock, UrlPolicy, VerifiedCallback, http::HttpClient,
+    http::HttpConfig,
 };
 use std::path::PathBuf;
 use std::process::Stdio;

@@ -5,9 +5,9 @@
 use calconnect::store::CalOwner;
 use calconnect::{
     AuthorizationFlow, AuthorizeOptions, Callback, CallbackError, ClientConfig, ClientSecret,
-    Clock, ExchangeError, HttpClient, HttpConfig, InvalidClientReason, InvalidGrantReason,
-    MockClock, PendingAuthorization, ProviderProfile, RefreshError, RefreshToken, TokenEndpoints,
-    TransientError, UnauthorizedClientReason, UrlPolicy, VerifiedCallback,
+    Clock, ExchangeError, InvalidClientReason, InvalidGrantReason, MockClock, PendingAuthorization,
+    ProviderProfile, RefreshError, RefreshToken, TokenEndpoints, TransientError,
+    UnauthorizedClientReason, UrlPolicy, VerifiedCallback, http::HttpClient, http::HttpConfig,
 };
 use calconnect_sandbox::browser::{Decision, SandboxBrowser};
 use calconnect_sandbox::{

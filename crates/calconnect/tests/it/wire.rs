@@ -5,8 +5,9 @@ use crate::responder::{Reply, Responder};
 use base64::Engine as _;
 use calconnect::{
     AuthorizationFlow, AuthorizeOptions, BodyEncoding, Callback, ClientConfig, ClientSecret, Clock,
-    ExchangeError, HttpClient, HttpConfig, MockClock, ProtocolError, ProviderProfile, RefreshError,
-    RefreshToken, TransientError, TransportErrorKind, UrlPolicy, VerifiedCallback,
+    ExchangeError, MockClock, ProtocolError, ProviderProfile, RefreshError, RefreshToken,
+    TransientError, UrlPolicy, VerifiedCallback, http::HttpClient, http::HttpConfig,
+    http::TransportErrorKind,
 };
 use sha2::Digest;
 use std::sync::Arc;
