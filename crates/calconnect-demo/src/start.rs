@@ -154,6 +154,7 @@ fn toml_str(s: &str) -> String {
 pub struct Demo {
     app_url: String,
     admin_password: SecretString,
+    webhook_secret: SecretString,
     key_created: bool,
     data_dir: PathBuf,
     sandbox: Arc<Sandbox>,
@@ -248,7 +249,7 @@ impl Demo {
             broker_url,
             api_key,
             admin_password: admin_password.clone(),
-            webhook_secret: SecretString::from(webhook_secret),
+            webhook_secret: SecretString::from(webhook_secret.clone()),
             sandbox: sandbox.clone(),
             store,
             clock,
@@ -262,6 +263,7 @@ impl Demo {
         Ok(Self {
             app_url,
             admin_password,
+            webhook_secret: SecretString::from(webhook_secret),
             key_created,
             data_dir: dir,
             sandbox,
@@ -294,6 +296,12 @@ impl Demo {
     /// The operator dashboard's password (user `admin`).
     pub fn admin_password(&self) -> &SecretString {
         &self.admin_password
+    }
+
+    /// The secret the broker signs webhooks with and the app's receiver checks them with (new
+    /// each run; for tests, or to point another receiver at the demo's broker).
+    pub fn webhook_secret(&self) -> &SecretString {
+        &self.webhook_secret
     }
 
     /// Whether this run generated the sealing key (first run).

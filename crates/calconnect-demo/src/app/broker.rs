@@ -44,6 +44,20 @@ pub(crate) struct Delivery {
     pub(crate) endpoint: String,
 }
 
+/// How a connect flow ended, as the broker tells it once to the app's backend
+/// (`GET /api/v1/connect-sessions/{id}?result=…`).
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct SessionResult {
+    /// The app's user the session was made for.
+    pub(crate) end_user_id: String,
+    /// `created`, `updated`, `access_denied` or `error`.
+    pub(crate) outcome: String,
+    #[serde(default)]
+    pub(crate) connection_id: Option<String>,
+    #[serde(default)]
+    pub(crate) error: Option<String>,
+}
+
 /// Cal.com API v2's success envelope, `{"status":"success","data":…}` (`docs/calcom.md` §5).
 #[derive(Debug, Deserialize)]
 struct Envelope<T> {
@@ -133,6 +147,25 @@ impl BrokerApi {
                 status: 200,
                 code: "no_connect_url".into(),
             })
+    }
+
+    /// Redeems the one-time `result` that came back with connect session `session_id` (works
+    /// once; a second time is a 410).
+    pub(crate) async fn redeem(
+        &self,
+        session_id: &str,
+        result: &str,
+    ) -> Result<SessionResult, CallError> {
+        let v = self
+            .ok(self
+                .http
+                .get(self.url(&format!("/connect-sessions/{}", enc(session_id))))
+                .query(&[("result", result)]))
+            .await?;
+        serde_json::from_value(v).map_err(|_| CallError {
+            status: 200,
+            code: "bad_json".into(),
+        })
     }
 
     /// `user`'s connections.

@@ -2,7 +2,7 @@
 //! connection through a broker connect session, and the page the broker's flow returns to.
 
 use super::AppCtx;
-use super::broker::Conn;
+use super::broker::{CallError, Conn, SessionResult};
 use super::html::{Who, layout, page, post_form, problem, see_other};
 use super::session::{Csrf, CsrfToken, SignedIn, UserName};
 use axum::Form;
@@ -251,11 +251,102 @@ pub(crate) struct Returned {
     connection_id: Option<String>,
     outcome: Option<String>,
     error: Option<String>,
+    session_id: Option<String>,
+    result: Option<String>,
 }
 
 /// `GET /connected`: where the broker sends the browser back.
-pub(crate) async fn connected(Query(q): Query<Returned>) -> Response {
-    match (q.outcome.as_deref(), q.connection_id.as_deref()) {
+///
+/// Anyone can type a query, and a connect link finishes in whichever browser opens it. So when
+/// the broker adds the flow's one-time `result`, the app redeems it (its backend asks the
+/// broker, with its API key) and trusts only the answer, after checking that the flow was
+/// started for the user signed in in this browser. A link forwarded to someone else fails that
+/// check: the connection it made is removed and the page says so (issue 14, "the app can confirm
+/// who finished the flow").
+pub(crate) async fn connected(
+    State(ctx): State<AppCtx>,
+    user: Option<SignedIn>,
+    Query(q): Query<Returned>,
+) -> Response {
+    let (Some(session_id), Some(result)) = (q.session_id.as_deref(), q.result.as_deref()) else {
+        // Nothing to confirm: only pages follow, and a connection's page shows it to its
+        // owner only.
+        return ended(
+            q.outcome.as_deref(),
+            q.connection_id.as_deref(),
+            q.error.as_deref(),
+        );
+    };
+    let r = match ctx.broker.redeem(session_id, result).await {
+        Ok(r) => r,
+        Err(CallError { status: 410, .. }) => {
+            return problem(
+                StatusCode::OK,
+                "result_used",
+                "This connection attempt was already confirmed",
+                "This page was opened before (perhaps through the back button), and its result counts once.",
+                "Your connections are on the home page.",
+            );
+        }
+        Err(CallError {
+            status: 400 | 404, ..
+        }) => {
+            return problem(
+                StatusCode::BAD_REQUEST,
+                "result_unknown",
+                "This connection attempt could not be confirmed",
+                "The connection service does not know the result this page was opened with.",
+                "Click \"Connect Cal.com\" to start again.",
+            );
+        }
+        Err(e) => return broker_down(&e.code),
+    };
+    let user = user.map(|SignedIn(u)| u);
+    match &user {
+        Some(u) if u.as_str() == r.end_user_id => ended(
+            Some(&r.outcome),
+            r.connection_id.as_deref(),
+            r.error.as_deref(),
+        ),
+        _ => someone_elses_link(&ctx, user.as_ref(), &r).await,
+    }
+}
+
+/// The flow of `r` was started for another user than the one signed in here (or nobody is):
+/// a connection it created is removed, and the page says what happened.
+async fn someone_elses_link(ctx: &AppCtx, user: Option<&UserName>, r: &SessionResult) -> Response {
+    let here = match user {
+        Some(u) => format!("you are signed in to Acme Planner as {}", u.as_str()),
+        None => "nobody is signed in to Acme Planner in this browser".to_owned(),
+    };
+    let what = match (r.outcome.as_str(), r.connection_id.as_deref()) {
+        ("created", Some(id)) => match ctx.broker.delete(id).await {
+            Ok(()) => "The Cal.com account connected through it has been disconnected again, so it is not linked to anyone else's Acme Planner account.".to_owned(),
+            Err(e) => {
+                tracing::warn!(connection = id, code = %e.code, "removing a connection made through someone else's link failed");
+                format!(
+                    "The Cal.com account connected through it could not be disconnected (the connection service answered `{}`): an operator must remove connection {id}.",
+                    e.code
+                )
+            }
+        },
+        ("updated", Some(_)) => "It reached a Cal.com account that was already connected for that user; that connection was left with its owner, and nothing was connected for you.".to_owned(),
+        _ => "Nothing was connected.".to_owned(),
+    };
+    problem(
+        StatusCode::FORBIDDEN,
+        "someone_elses_link",
+        "This connect link was made for someone else",
+        &format!(
+            "The link you just finished was made for another Acme Planner user, but {here}. Acme Planner cannot tell that whoever finished it is that user, so it does not keep the result. {what}"
+        ),
+        "To connect your own Cal.com account, sign in to Acme Planner as yourself and click \"Connect Cal.com\". Do not finish a connect link someone else sent you.",
+    )
+}
+
+/// The page for how a flow ended (confirmed, or with nothing to confirm).
+fn ended(outcome: Option<&str>, connection_id: Option<&str>, error: Option<&str>) -> Response {
+    match (outcome, connection_id) {
         (Some("created" | "updated"), Some(id)) => {
             see_other(&format!("/connections/{}", super::connection::enc(id)))
         }
@@ -267,13 +358,16 @@ pub(crate) async fn connected(Query(q): Query<Returned>) -> Response {
             "If that was a mistake, click \"Connect Cal.com\" again and choose Allow.",
         ),
         _ => {
-            let why = match q.error.as_deref() {
+            let why = match error {
                 Some("exchange_failed") => "Cal.com did not issue tokens for this connection.",
                 Some("callback_rejected") => {
                     "Cal.com's answer did not match this connection attempt."
                 }
                 Some("identity_unknown") => "Cal.com did not say whose account this is.",
                 Some("store_failed") => "The connection could not be saved.",
+                Some("conflict") => {
+                    "This Cal.com account is already connected for another Acme Planner user, so it was not connected again."
+                }
                 _ => "The connection attempt did not finish.",
             };
             problem(

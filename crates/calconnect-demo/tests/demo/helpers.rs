@@ -112,9 +112,13 @@ pub async fn sign_in(app: &Running, b: &reqwest::Client, name: &str) -> Page {
 /// `cal_user` and answer the consent page (which must show) with `action`; then back to the app
 /// like a browser. Returns the page the browser lands on.
 pub async fn connect(app: &Running, b: &Browser, cal_user: i64, action: &str) -> Page {
+    let link = connect_link(app, b).await;
+    finish_link(app, b, &link, cal_user, action).await
+}
+
+/// From the home page: Connect Cal.com; returns the broker's connect link the app sent `b` to.
+pub async fn connect_link(app: &Running, b: &Browser) -> String {
     let home = page(b.get(app.url("/")).send().await.unwrap()).await;
-    // The app's 303 to the broker's connect link, whose 303 to Cal.com sets the broker's binding
-    // cookie in this browser.
     let to_broker = b
         .manual
         .post(app.url("/connect"))
@@ -123,7 +127,20 @@ pub async fn connect(app: &Running, b: &Browser, cal_user: i64, action: &str) ->
         .await
         .unwrap();
     assert_eq!(to_broker.status(), StatusCode::SEE_OTHER);
-    let to_cal = b.manual.get(location(&to_broker)).send().await.unwrap();
+    location(&to_broker)
+}
+
+/// Opens the connect link `link` in `b` and finishes the flow there: at the sandbox sign in as
+/// `cal_user` and answer with `action`, then back to the app. Returns the page `b` lands on.
+pub async fn finish_link(
+    app: &Running,
+    b: &Browser,
+    link: &str,
+    cal_user: i64,
+    action: &str,
+) -> Page {
+    // The broker's 303 to Cal.com sets its binding cookie in this browser.
+    let to_cal = b.manual.get(link).send().await.unwrap();
     assert_eq!(to_cal.status(), StatusCode::SEE_OTHER);
     let sandbox = app.demo.sandbox();
     let person = SandboxBrowser::new(sandbox.base_url()).unwrap();

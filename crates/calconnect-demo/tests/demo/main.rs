@@ -5,4 +5,6 @@
 mod browser;
 mod flow;
 mod helpers;
+mod linking;
 mod pages;
+mod webhooks;
