@@ -1,7 +1,7 @@
 //! The example app's client of the broker's JSON API (what an app in any language would write):
 //! connect sessions, connections, fresh access tokens, and the proxy to Cal.com API v2.
 
-use calconnect::{HttpClientError, HttpConfig};
+use calconnect::{http::HttpClientError, http::HttpConfig};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;

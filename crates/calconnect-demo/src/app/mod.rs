@@ -65,7 +65,7 @@ impl std::fmt::Debug for AppCtx {
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum SetupError {
     #[error(transparent)]
-    Http(#[from] calconnect::HttpClientError),
+    Http(#[from] calconnect::http::HttpClientError),
     #[error(transparent)]
     Keys(#[from] session::KeyError),
 }
