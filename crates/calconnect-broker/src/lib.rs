@@ -71,9 +71,13 @@ fn keeper(
     clock: Arc<dyn Clock>,
     name: Option<String>,
 ) -> calconnect::keeper::TokenKeeper {
-    let keeper_config = calconnect::keeper::KeeperConfig {
-        instance_name: name,
-        ..calconnect::keeper::KeeperConfig::default()
+    let keeper_config = match name {
+        Some(name) => calconnect::keeper::KeeperConfig::default()
+            .to_builder()
+            .instance_name(name)
+            .build()
+            .unwrap_or_default(),
+        None => calconnect::keeper::KeeperConfig::default(),
     };
     calconnect::keeper::TokenKeeper::new(
         store,

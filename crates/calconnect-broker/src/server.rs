@@ -226,7 +226,7 @@ impl BrokerBuilder {
             config.keyring.clone(),
             self.clock.clone(),
         )
-        .with_refresh_window(calconnect::keeper::KeeperConfig::default().refresh_window)
+        .with_refresh_window(calconnect::keeper::KeeperConfig::default().refresh_window())
         .allow_reassignment(config.allow_reassignment);
         let state = AppState {
             config: config.clone(),

@@ -42,14 +42,14 @@ impl Session {
         let flow = Arc::new(flow_for(&record, http.clone())?);
         let mut suffix = [0u8; 4];
         rand::rngs::OsRng.fill_bytes(&mut suffix);
-        let config = KeeperConfig {
-            instance_name: Some(format!(
+        let config = KeeperConfig::builder()
+            .instance_name(format!(
                 "calconnect-cli-{}-{}",
                 std::process::id(),
                 hex::encode(suffix)
-            )),
-            ..KeeperConfig::default()
-        };
+            ))
+            .build()
+            .unwrap_or_default();
         let keeper = TokenKeeper::new(
             store.clone(),
             keyring.clone(),

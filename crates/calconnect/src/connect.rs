@@ -398,8 +398,8 @@ impl Connector {
     /// How long a refresh token is assumed to live after it was obtained (default
     /// [`DEFAULT_REFRESH_WINDOW`]; use the keeper's `refresh_window` so both agree).
     #[must_use]
-    pub fn with_refresh_window(mut self, window: Duration) -> Self {
-        self.refresh_window = window;
+    pub fn with_refresh_window(mut self, window: std::time::Duration) -> Self {
+        self.refresh_window = Duration::try_from(window).unwrap_or(DEFAULT_REFRESH_WINDOW);
         self
     }
 

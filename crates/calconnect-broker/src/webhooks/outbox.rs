@@ -214,50 +214,62 @@ pub(crate) struct Dropped {
 }
 
 /// Marks `dropped` the pending deliveries (not leased right now) to any endpoint other than
-/// `configured`, at most `limit` of them; returns them.
+/// `configured` that were written before `written_before_ms`, at most `limit` of them; returns
+/// them.
+///
+/// Only rows older than the caller's start: during a rolling change of `webhooks.urls`, an
+/// instance still on the old list must not drop what an instance on the new list has just
+/// written for an endpoint it added.
 pub(crate) async fn drop_unconfigured(
     db: &BrokerDb,
     configured: &[&str],
+    written_before_ms: i64,
     now_ms: i64,
     limit: i64,
 ) -> Result<Vec<Dropped>, DbError> {
     let err = db_err("dropping deliveries to removed endpoints");
-    let now = at_ms(now_ms);
     let others = if configured.is_empty() {
         String::new()
     } else {
         let places: Vec<String> = (0..configured.len())
-            .map(|i| format!("${}", i + 3))
+            .map(|i| format!("${}", i + 4))
             .collect();
         format!("AND endpoint NOT IN ({})", places.join(", "))
     };
-    let sql = format!(
-        "UPDATE broker_webhook_deliveries SET status = 'dropped', \
-         last_error = 'endpoint removed from the configuration', lease_until = NULL \
-         WHERE id IN (SELECT id FROM broker_webhook_deliveries \
-             WHERE status = 'pending' AND (lease_until IS NULL OR lease_until < $1) {others} \
-             ORDER BY id LIMIT $2) \
-           AND status = 'pending' AND (lease_until IS NULL OR lease_until < $1) \
-         RETURNING id, event_id, endpoint"
+    let which = format!(
+        "status = 'pending' AND (lease_until IS NULL OR lease_until < $1) \
+         AND created_at < $3 {others}"
     );
+    let bound = |sql| {
+        let mut q = query(sql)
+            .bind(at_ms(now_ms))
+            .bind(limit)
+            .bind(at_ms(written_before_ms));
+        for endpoint in configured {
+            q = q.bind(*endpoint);
+        }
+        q
+    };
     // Read first: the worker asks every round, and an UPDATE would take SQLite's write lock
     // even when it changes nothing.
-    let any = format!(
-        "SELECT id FROM broker_webhook_deliveries WHERE status = 'pending' \
-         AND (lease_until IS NULL OR lease_until < $1) AND $2 > 0 {others} LIMIT 1"
-    );
-    let mut q = query(&any).bind(now).bind(limit);
-    for endpoint in configured {
-        q = q.bind(*endpoint);
-    }
-    if q.fetch_optional(db.sql()).await.map_err(&err)?.is_none() {
+    let any = format!("SELECT id FROM broker_webhook_deliveries WHERE {which} AND $2 > 0 LIMIT 1");
+    if bound(&any)
+        .fetch_optional(db.sql())
+        .await
+        .map_err(&err)?
+        .is_none()
+    {
         return Ok(Vec::new());
     }
-    let mut q = query(&sql).bind(now).bind(limit);
-    for endpoint in configured {
-        q = q.bind(*endpoint);
-    }
-    q.fetch_all(db.sql())
+    let update = format!(
+        "UPDATE broker_webhook_deliveries SET status = 'dropped', \
+         last_error = 'endpoint removed from the configuration', lease_until = NULL \
+         WHERE id IN (SELECT id FROM broker_webhook_deliveries WHERE {which} \
+             ORDER BY id LIMIT $2) AND {which} \
+         RETURNING id, event_id, endpoint"
+    );
+    bound(&update)
+        .fetch_all(db.sql())
         .await
         .map_err(&err)?
         .iter()
@@ -326,4 +338,114 @@ pub(crate) async fn list(
         .map(delivery)
         .collect::<Result<Vec<_>, _>>()
         .map_err(&err)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+    use crate::config::DatabaseConfig;
+    use calconnect::SystemClock;
+    use std::sync::Arc;
+
+    const START: i64 = 1_700_000_000_000;
+
+    async fn row(db: &BrokerDb, seq: i64, endpoint: &str, at: i64) {
+        insert(
+            db,
+            &NewDelivery {
+                event_seq: seq,
+                event_type: "connection.created",
+                connection_id: "c-1",
+                endpoint,
+                payload: "{}",
+                now_ms: at,
+            },
+        )
+        .await
+        .unwrap();
+    }
+
+    /// Only pending rows of other endpoints, written before the start and not leased, go.
+    async fn drops_only_old_rows_of_other_endpoints(db: &BrokerDb) {
+        let (kept, gone) = ("https://kept.example/h", "https://gone.example/h");
+        row(db, 1, kept, START - 10).await;
+        row(db, 1, gone, START - 10).await;
+        row(db, 2, gone, START - 5).await;
+        row(db, 3, gone, START + 5).await; // written by an instance that has it configured
+        // Event 1's delivery to `gone` is being sent by another instance right now.
+        let leased = claim(db, Some(gone), START - 1, 60_000, 10).await.unwrap();
+        assert_eq!(leased.len(), 1);
+        assert_eq!(leased[0].event_id, "evt_1");
+        let dropped = drop_unconfigured(db, &[kept], START, START, 100)
+            .await
+            .unwrap();
+        let seqs: Vec<&str> = dropped.iter().map(|d| d.event_id.as_str()).collect();
+        assert_eq!(seqs, ["evt_2"], "not the leased, new or configured rows");
+        assert!(dropped.iter().all(|d| d.endpoint == gone));
+        assert!(
+            drop_unconfigured(db, &[kept], START, START, 100)
+                .await
+                .unwrap()
+                .is_empty(),
+            "nothing twice"
+        );
+        // With no endpoint configured, every old pending row goes once its lease ran out.
+        let dropped = drop_unconfigured(db, &[], START, START + 120_000, 100)
+            .await
+            .unwrap();
+        let mut seqs: Vec<(String, String)> = dropped
+            .into_iter()
+            .map(|d| (d.event_id, d.endpoint))
+            .collect();
+        seqs.sort();
+        assert_eq!(
+            seqs,
+            [
+                ("evt_1".to_owned(), gone.to_owned()),
+                ("evt_1".to_owned(), kept.to_owned())
+            ]
+        );
+        let log = list(db, None, 10).await.unwrap();
+        let statuses: Vec<(&str, &str)> = log
+            .iter()
+            .map(|d| (d.event_id.as_str(), d.status.as_str()))
+            .collect();
+        assert_eq!(
+            statuses,
+            [
+                ("evt_3", "pending"),
+                ("evt_2", "dropped"),
+                ("evt_1", "dropped"),
+                ("evt_1", "dropped")
+            ]
+        );
+        assert_eq!(
+            log[1].last_error.as_deref(),
+            Some("endpoint removed from the configuration")
+        );
+    }
+
+    #[tokio::test]
+    async fn sqlite_drops_only_old_rows_of_other_endpoints() {
+        let dir = tempfile::tempdir().unwrap();
+        let database = DatabaseConfig::Sqlite(dir.path().join("broker.db"));
+        let (_store, db) = crate::open_storage(&database, Arc::new(SystemClock))
+            .await
+            .unwrap();
+        drops_only_old_rows_of_other_endpoints(&db).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_drops_only_old_rows_of_other_endpoints() {
+        let Some(test_db) = calconnect_testkit::postgres::TestDatabase::create().await else {
+            return;
+        };
+        let database = DatabaseConfig::Postgres(secrecy::SecretString::from(test_db.url()));
+        let (_store, db) = crate::open_storage(&database, Arc::new(SystemClock))
+            .await
+            .unwrap();
+        drops_only_old_rows_of_other_endpoints(&db).await;
+    }
 }

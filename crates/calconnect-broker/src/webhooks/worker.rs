@@ -67,9 +67,9 @@ async fn pump(state: &AppState) -> Result<(), BoxError> {
     Ok(())
 }
 
-/// Marks pending deliveries to endpoints that are no longer configured as `dropped` (they are
-/// never sent), and logs each.
-async fn drop_unconfigured(state: &AppState) -> Result<(), BoxError> {
+/// Marks pending deliveries to endpoints that are no longer configured, written before this
+/// worker started, as `dropped` (they are never sent), and logs each.
+async fn drop_unconfigured(state: &AppState, started_ms: i64) -> Result<(), BoxError> {
     let configured: Vec<&str> = state
         .config
         .webhooks
@@ -77,7 +77,8 @@ async fn drop_unconfigured(state: &AppState) -> Result<(), BoxError> {
         .iter()
         .map(url::Url::as_str)
         .collect();
-    let dropped = outbox::drop_unconfigured(&state.db, &configured, state.now_ms(), 500).await?;
+    let dropped =
+        outbox::drop_unconfigured(&state.db, &configured, started_ms, state.now_ms(), 500).await?;
     for d in dropped {
         state.metrics.webhook("dropped");
         tracing::warn!(
@@ -253,6 +254,7 @@ pub(crate) fn spawn_worker(
                 free: Arc::new(Semaphore::new(config.per_endpoint.max(1))),
             })
             .collect();
+        let started_ms = state.now_ms();
         let mut tasks = JoinSet::new();
         let mut rounds = 0u64;
         loop {
@@ -268,7 +270,7 @@ pub(crate) fn spawn_worker(
                     tracing::warn!(error = %e, "webhook delivery task ended abnormally");
                 }
             }
-            if let Err(e) = drop_unconfigured(&state).await {
+            if let Err(e) = drop_unconfigured(&state, started_ms).await {
                 tracing::warn!(error = %e, "webhook outbox: dropping deliveries failed");
             }
             if !slots.is_empty() {

@@ -96,7 +96,11 @@ async fn main() {
     ));
     let mut config = KeeperConfig::default();
     if mode == "crash" {
-        config.hooks = Arc::new(BlockAt(step(&rest[0])));
+        config = config
+            .to_builder()
+            .hooks(Arc::new(BlockAt(step(&rest[0]))))
+            .build()
+            .unwrap();
     }
     let keeper = TokenKeeper::new(store, keyring, flow, clock, config);
     say("READY");

@@ -6,9 +6,7 @@ use super::{config, env};
 use async_trait::async_trait;
 use calconnect::crypto::{SealContext, SealedField};
 use calconnect::store::{ConnectionId, ConnectionStatus, EventKind, LeaseOwner, TokenWrite};
-use calconnect::{
-    keeper::KeeperConfig, keeper::KeeperError, keeper::RefreshHooks, keeper::RefreshStep,
-};
+use calconnect::{keeper::KeeperError, keeper::RefreshHooks, keeper::RefreshStep};
 use calconnect_sandbox::{CONFIDENTIAL_CLIENT_ID, ClientStatus, Owner};
 use calconnect_testkit::keeper::{KeeperParts, invalid_grants, refreshes, usable};
 use rand::rngs::OsRng;
@@ -127,7 +125,9 @@ async fn invalid_grant_after_another_refresh_uses_the_newer_tokens() {
         parts: env.parts.clone(),
         done: AtomicBool::new(false),
     });
-    let keeper = env.parts.keeper(KeeperConfig { hooks, ..config() });
+    let keeper = env
+        .parts
+        .keeper(config().to_builder().hooks(hooks).build().unwrap());
     env.advance(Duration::minutes(31));
     let fresh = keeper.access_token(id).await.unwrap();
     let (stored, _) = env.parts.open_tokens(id).await;
@@ -215,10 +215,13 @@ async fn a_held_lease_makes_others_wait_then_use_the_result() {
     let env = env().await;
     let id = env.connect(1).await;
     // Another instance holds the lease and will write; we wait on the store.
-    let other = env.parts.keeper(KeeperConfig {
-        instance_name: Some("other".into()),
-        ..config()
-    });
+    let other = env.parts.keeper(
+        config()
+            .to_builder()
+            .instance_name("other")
+            .build()
+            .unwrap(),
+    );
     env.advance(Duration::minutes(31));
     let lease = env
         .parts
@@ -227,10 +230,13 @@ async fn a_held_lease_makes_others_wait_then_use_the_result() {
         .await
         .unwrap();
     let (slept, mut sleeping) = tokio::sync::mpsc::unbounded_channel();
-    let waiter = env.parts.keeper(KeeperConfig {
-        timer: Arc::new(SignallingTimer(slept)),
-        ..config()
-    });
+    let waiter = env.parts.keeper(
+        config()
+            .to_builder()
+            .timer(Arc::new(SignallingTimer(slept)))
+            .build()
+            .unwrap(),
+    );
     let waiting = tokio::spawn({
         let waiter = waiter.clone();
         async move { waiter.access_token(id).await }
@@ -346,12 +352,15 @@ impl RefreshHooks for MarkLostMeanwhile {
 async fn a_write_that_outlived_its_lease_restores_the_connection() {
     let env = env().await;
     let id = env.connect(1).await;
-    let keeper = env.parts.keeper(KeeperConfig {
-        hooks: Arc::new(MarkLostMeanwhile {
-            parts: env.parts.clone(),
-        }),
-        ..config()
-    });
+    let keeper = env.parts.keeper(
+        config()
+            .to_builder()
+            .hooks(Arc::new(MarkLostMeanwhile {
+                parts: env.parts.clone(),
+            }))
+            .build()
+            .unwrap(),
+    );
     env.advance(Duration::minutes(31));
     let fresh = keeper.access_token(id).await.unwrap();
     let c = env.parts.store.get_connection(id).await.unwrap();

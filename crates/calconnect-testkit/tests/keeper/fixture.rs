@@ -68,8 +68,5 @@ impl Env {
 
 /// Test configuration: deterministic jitter.
 pub fn config() -> KeeperConfig {
-    KeeperConfig {
-        jitter_seed: Some(7),
-        ..KeeperConfig::default()
-    }
+    KeeperConfig::builder().jitter_seed(7).build().unwrap()
 }

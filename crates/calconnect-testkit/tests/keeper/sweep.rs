@@ -13,14 +13,15 @@ use std::time::Duration as StdDuration;
 use time::Duration;
 
 fn sweep_config(batch: u32) -> KeeperConfig {
-    KeeperConfig {
-        sweep: SweepConfig {
+    config()
+        .to_builder()
+        .sweep(SweepConfig {
             batch,
             concurrency: 3,
             ..SweepConfig::default()
-        },
-        ..config()
-    }
+        })
+        .build()
+        .unwrap()
 }
 
 #[tokio::test]
@@ -49,10 +50,13 @@ async fn refreshes_idle_connections_before_the_window_closes() {
 async fn a_one_year_window_sweeps_after_half_a_year() {
     let env = env().await;
     env.connect(1).await;
-    let keeper = env.parts.keeper(KeeperConfig {
-        refresh_window: Duration::days(365),
-        ..sweep_config(100)
-    });
+    let keeper = env.parts.keeper(
+        sweep_config(100)
+            .to_builder()
+            .refresh_window(StdDuration::from_secs(365 * 86_400))
+            .build()
+            .unwrap(),
+    );
     // The sandbox issues 30-day refresh tokens; keep its clock still, move only ours.
     env.clock.advance(Duration::days(100));
     assert_eq!(keeper.sweep_once().await.unwrap().claimed, 0);
@@ -104,10 +108,13 @@ async fn spawned_sweep_runs_and_stops_gracefully() {
     let env = env().await;
     let id = env.connect(1).await;
     env.advance(Duration::days(20));
-    let keeper = env.parts.keeper(KeeperConfig {
-        timer: Arc::new(InstantTimer),
-        ..sweep_config(10)
-    });
+    let keeper = env.parts.keeper(
+        sweep_config(10)
+            .to_builder()
+            .timer(Arc::new(InstantTimer))
+            .build()
+            .unwrap(),
+    );
     let handle = keeper.spawn_sweep();
     let deadline = tokio::time::Instant::now() + StdDuration::from_secs(10);
     loop {

@@ -1,7 +1,7 @@
 //! Metrics and traces name connections and outcomes, never tokens.
 
 use super::{config, env};
-use calconnect::{keeper::KeeperConfig, keeper::KeeperError};
+use calconnect::keeper::KeeperError;
 use calconnect_sandbox::FaultKind;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use std::io::Write;
@@ -43,7 +43,7 @@ fn no_token_in_metrics_or_traces() {
             runtime.block_on(async {
                 let env = env().await;
                 let id = env.connect(1).await;
-                let keeper = env.parts.keeper(KeeperConfig { ..config() });
+                let keeper = env.parts.keeper(config());
                 let (first_access, first_refresh) = env.parts.open_tokens(id).await;
                 env.advance(Duration::minutes(31));
                 keeper.access_token(id).await.unwrap();

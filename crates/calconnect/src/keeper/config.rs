@@ -3,6 +3,7 @@
 
 use crate::api::{Timer, TokioTimer};
 use crate::store::ConnectionId;
+#[cfg(feature = "fail-points")]
 use async_trait::async_trait;
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use time::Duration;
 
 /// A step of a refresh, in order (see the state machine in [`super`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg(feature = "fail-points")]
 pub enum RefreshStep {
     /// The lease is held and the intent recorded; Cal.com has not been called.
     BeforeCall,
@@ -20,6 +22,7 @@ pub enum RefreshStep {
     AfterWrite,
 }
 
+#[cfg(feature = "fail-points")]
 impl RefreshStep {
     /// `before_call`, `after_response` or `after_write`.
     pub fn as_str(self) -> &'static str {
@@ -32,7 +35,9 @@ impl RefreshStep {
 }
 
 /// Fail points: called at each [`RefreshStep`]. The default does nothing; the crash tests
-/// print the step and block so a parent process can kill the refresher exactly there.
+/// print the step and block so a parent process can kill the refresher exactly there. Only with
+/// the crate's `fail-points` feature (tests).
+#[cfg(feature = "fail-points")]
 #[async_trait]
 pub trait RefreshHooks: Send + Sync + Debug {
     /// Called at `step` of a refresh of `connection`; the refresh continues when it returns.
@@ -42,47 +47,33 @@ pub trait RefreshHooks: Send + Sync + Debug {
 }
 
 /// Hooks that do nothing.
+#[cfg(feature = "fail-points")]
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoHooks;
 
+#[cfg(feature = "fail-points")]
 impl RefreshHooks for NoHooks {}
 
 /// How the keeper behaves. [`KeeperConfig::default`] suits Cal.com (30-minute access tokens,
-/// 30-day sliding refresh window, docs/calcom.md §3.6).
+/// 30-day sliding refresh window, docs/calcom.md §3.6); [`KeeperConfig::builder`] changes it,
+/// every duration a [`std::time::Duration`], and checks the values when it builds.
 #[derive(Debug, Clone)]
 pub struct KeeperConfig {
-    /// Refresh when the access token is valid for less than this (default 5 minutes).
-    pub margin: Duration,
-    /// How long a refresh lease lasts; longer than `refresh_timeout` plus the write
-    /// (default 60 s).
-    pub lease_for: Duration,
-    /// Upper bound for the token call (default 30 s; the HTTP client's own timeouts apply too).
-    pub refresh_timeout: StdDuration,
-    /// How long to wait for another instance's refresh before re-reading (default 10 s).
-    pub lease_wait: StdDuration,
-    /// How often to re-read the store while waiting for another instance (default 50 ms).
-    pub poll_interval: StdDuration,
-    /// First backoff after a transient failure (default 1 s); doubles per failure.
-    pub backoff_base: StdDuration,
-    /// Longest backoff (default 5 minutes).
-    pub backoff_max: StdDuration,
-    /// The provider's sliding refresh-token window (default 30 days; Cal.com may move to a
-    /// year, docs/calcom.md §3.6). Used for the refresh-token expiry estimate and the sweep.
-    pub refresh_window: Duration,
-    /// The keep-alive sweep.
-    pub sweep: SweepConfig,
-    /// Sleeping (waits and backoff); tests inject a simulated timer.
-    pub timer: Arc<dyn Timer>,
-    /// Fail points (default: none).
-    pub hooks: Arc<dyn RefreshHooks>,
-    /// Seed for backoff and sweep jitter (default: from the OS).
-    pub jitter_seed: Option<u64>,
-    /// Name of this instance in leases (default `keeper-<uuid>`).
-    pub instance_name: Option<String>,
-    /// How long a cached token is handed out before the store is asked again whether its
-    /// connection still exists and is active (default 500 ms): a disconnect or `needs_reauth`
-    /// written by another instance takes effect here within this time.
-    pub revalidate_after: Duration,
+    pub(crate) margin: Duration,
+    pub(crate) lease_for: Duration,
+    pub(crate) refresh_timeout: StdDuration,
+    pub(crate) lease_wait: StdDuration,
+    pub(crate) poll_interval: StdDuration,
+    pub(crate) backoff_base: StdDuration,
+    pub(crate) backoff_max: StdDuration,
+    pub(crate) refresh_window: Duration,
+    pub(crate) revalidate_after: Duration,
+    pub(crate) sweep: SweepConfig,
+    pub(crate) timer: Arc<dyn Timer>,
+    #[cfg(feature = "fail-points")]
+    pub(crate) hooks: Arc<dyn RefreshHooks>,
+    pub(crate) jitter_seed: Option<u64>,
+    pub(crate) instance_name: Option<String>,
 }
 
 impl Default for KeeperConfig {
@@ -96,13 +87,172 @@ impl Default for KeeperConfig {
             backoff_base: StdDuration::from_secs(1),
             backoff_max: StdDuration::from_secs(300),
             refresh_window: Duration::days(30),
+            revalidate_after: Duration::milliseconds(500),
             sweep: SweepConfig::default(),
             timer: Arc::new(TokioTimer::new()),
+            #[cfg(feature = "fail-points")]
             hooks: Arc::new(NoHooks),
             jitter_seed: None,
             instance_name: None,
-            revalidate_after: Duration::milliseconds(500),
         }
+    }
+}
+
+fn time(d: StdDuration) -> Duration {
+    Duration::try_from(d).unwrap_or(Duration::MAX)
+}
+
+fn std(d: Duration) -> StdDuration {
+    StdDuration::try_from(d).unwrap_or(StdDuration::ZERO)
+}
+
+impl KeeperConfig {
+    /// A builder starting from the defaults.
+    pub fn builder() -> KeeperConfigBuilder {
+        KeeperConfigBuilder(Self::default())
+    }
+
+    /// A builder starting from this configuration.
+    pub fn to_builder(&self) -> KeeperConfigBuilder {
+        KeeperConfigBuilder(self.clone())
+    }
+
+    /// Refresh when the access token is valid for less than this.
+    pub fn margin(&self) -> StdDuration {
+        std(self.margin)
+    }
+
+    /// The provider's sliding refresh-token window.
+    pub fn refresh_window(&self) -> StdDuration {
+        std(self.refresh_window)
+    }
+
+    /// How long a cached token is handed out before the store is asked again.
+    pub fn revalidate_after(&self) -> StdDuration {
+        std(self.revalidate_after)
+    }
+
+    /// The keep-alive sweep.
+    pub fn sweep(&self) -> &SweepConfig {
+        &self.sweep
+    }
+
+    #[cfg(feature = "fail-points")]
+    pub(crate) async fn fail_point(&self, step: RefreshStep, id: ConnectionId) {
+        self.hooks.at(step, id).await;
+    }
+
+    #[cfg(not(feature = "fail-points"))]
+    #[allow(clippy::unused_async)] // reason: the same call shape as with the feature
+    pub(crate) async fn fail_point(&self, _step: FailPoint, _id: ConnectionId) {}
+}
+
+/// The steps of a refresh, for [`KeeperConfig::fail_point`] without the `fail-points` feature.
+#[cfg(not(feature = "fail-points"))]
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum FailPoint {
+    BeforeCall,
+    AfterResponse,
+    AfterWrite,
+}
+
+/// Builds a [`KeeperConfig`]; [`KeeperConfigBuilder::build`] checks it.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct KeeperConfigBuilder(KeeperConfig);
+
+impl KeeperConfigBuilder {
+    /// Refresh when the access token is valid for less than this (default 5 minutes).
+    pub fn margin(mut self, margin: StdDuration) -> Self {
+        self.0.margin = time(margin);
+        self
+    }
+
+    /// How long a refresh lease lasts; longer than `refresh_timeout` plus the write (default 60 s).
+    pub fn lease_for(mut self, lease: StdDuration) -> Self {
+        self.0.lease_for = time(lease);
+        self
+    }
+
+    /// Upper bound for the token call (default 30 s; the HTTP client's own timeouts apply too).
+    pub fn refresh_timeout(mut self, timeout: StdDuration) -> Self {
+        self.0.refresh_timeout = timeout;
+        self
+    }
+
+    /// How long to wait for another instance's refresh before re-reading (default 10 s).
+    pub fn lease_wait(mut self, wait: StdDuration) -> Self {
+        self.0.lease_wait = wait;
+        self
+    }
+
+    /// How often to re-read the store while waiting for another instance (default 50 ms).
+    pub fn poll_interval(mut self, interval: StdDuration) -> Self {
+        self.0.poll_interval = interval;
+        self
+    }
+
+    /// First backoff after a transient failure (default 1 s); doubles per failure up to
+    /// `backoff_max` (default 5 minutes).
+    pub fn backoff(mut self, base: StdDuration, max: StdDuration) -> Self {
+        self.0.backoff_base = base;
+        self.0.backoff_max = max;
+        self
+    }
+
+    /// The provider's sliding refresh-token window (default 30 days; Cal.com may move to a
+    /// year, docs/calcom.md §3.6): the refresh-token expiry estimate and the sweep.
+    pub fn refresh_window(mut self, window: StdDuration) -> Self {
+        self.0.refresh_window = time(window);
+        self
+    }
+
+    /// How long a cached token is handed out before the store is asked again whether its
+    /// connection still exists and is active (default 500 ms): a disconnect or `needs_reauth`
+    /// written by another instance takes effect here within this time.
+    pub fn revalidate_after(mut self, after: StdDuration) -> Self {
+        self.0.revalidate_after = time(after);
+        self
+    }
+
+    /// The keep-alive sweep.
+    pub fn sweep(mut self, sweep: SweepConfig) -> Self {
+        self.0.sweep = sweep;
+        self
+    }
+
+    /// Sleeping (waits and backoff); tests inject a simulated timer.
+    pub fn timer(mut self, timer: Arc<dyn Timer>) -> Self {
+        self.0.timer = timer;
+        self
+    }
+
+    /// Fail points (crash tests; feature `fail-points`).
+    #[cfg(feature = "fail-points")]
+    pub fn hooks(mut self, hooks: Arc<dyn RefreshHooks>) -> Self {
+        self.0.hooks = hooks;
+        self
+    }
+
+    /// Seed for backoff and sweep jitter (default: from the OS).
+    pub fn jitter_seed(mut self, seed: u64) -> Self {
+        self.0.jitter_seed = Some(seed);
+        self
+    }
+
+    /// Name of this instance in leases (default `keeper-<uuid>`).
+    pub fn instance_name(mut self, name: impl Into<String>) -> Self {
+        self.0.instance_name = Some(name.into());
+        self
+    }
+
+    /// The configuration, checked ([`KeeperConfig::validate`]).
+    ///
+    /// # Errors
+    /// [`KeeperConfigError`] naming the setting to fix.
+    pub fn build(self) -> Result<KeeperConfig, KeeperConfigError> {
+        self.0.validate()?;
+        Ok(self.0)
     }
 }
 
@@ -196,19 +346,24 @@ mod tests {
     #[test]
     fn defaults_are_valid_and_bad_values_are_named() {
         assert_eq!(KeeperConfig::default().validate(), Ok(()));
-        let short_lease = KeeperConfig {
-            lease_for: Duration::seconds(10),
-            ..KeeperConfig::default()
-        };
+        let short_lease = KeeperConfig::builder()
+            .lease_for(StdDuration::from_secs(10))
+            .build();
         assert_eq!(
-            short_lease.validate(),
+            short_lease.map(|_| ()),
             Err(KeeperConfigError::LeaseTooShort)
         );
-        let margin = KeeperConfig {
-            margin: Duration::minutes(31),
-            ..KeeperConfig::default()
-        };
-        assert_eq!(margin.validate(), Err(KeeperConfigError::Margin));
+        let margin = KeeperConfig::builder()
+            .margin(StdDuration::from_secs(31 * 60))
+            .build();
+        assert_eq!(margin.map(|_| ()), Err(KeeperConfigError::Margin));
+        let ok = KeeperConfig::builder()
+            .margin(StdDuration::from_secs(60))
+            .refresh_window(StdDuration::from_secs(365 * 86_400))
+            .build()
+            .unwrap();
+        assert_eq!(ok.margin(), StdDuration::from_secs(60));
+        assert_eq!(ok.refresh_window(), StdDuration::from_secs(365 * 86_400));
     }
 
     #[test]

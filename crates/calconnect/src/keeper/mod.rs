@@ -89,9 +89,9 @@ mod source;
 mod sweep;
 mod telemetry;
 
-pub use config::{
-    KeeperConfig, KeeperConfigError, NoHooks, RefreshHooks, RefreshStep, SweepConfig,
-};
+pub use config::{KeeperConfig, KeeperConfigBuilder, KeeperConfigError, SweepConfig};
+#[cfg(feature = "fail-points")]
+pub use config::{NoHooks, RefreshHooks, RefreshStep};
 pub use error::{FreshToken, KeeperError};
 pub use source::KeeperTokenSource;
 pub use sweep::{SweepError, SweepHandle, SweepReport};

@@ -1,8 +1,12 @@
 //! One refresh of one connection, as the state machine in the module docs: lease, intent,
 //! token call, fenced write, classification.
 
+#[cfg(feature = "fail-points")]
+use super::RefreshStep as Step_;
+#[cfg(not(feature = "fail-points"))]
+use super::config::FailPoint as Step_;
 use super::flight::Trigger;
-use super::{FreshToken, Inner, KeeperError, RefreshStep, telemetry};
+use super::{FreshToken, Inner, KeeperError, telemetry};
 use crate::crypto::{SealContext, SealedField};
 use crate::errors::{InvalidGrantReason, RefreshError};
 use crate::secret::{AccessToken, RefreshToken};
@@ -191,7 +195,7 @@ impl Inner {
             }
             Err(e) => return Step::Done(Err(KeeperError::store(id, e))),
         }
-        self.config.hooks.at(RefreshStep::BeforeCall, id).await;
+        self.config.fail_point(Step_::BeforeCall, id).await;
         let call = tokio::time::timeout(
             self.config.refresh_timeout,
             self.flow.refresh(&refresh_token),
@@ -209,10 +213,10 @@ impl Inner {
             }
             Ok(Ok(tokens)) => {
                 telemetry::token_call("ok");
-                self.config.hooks.at(RefreshStep::AfterResponse, id).await;
+                self.config.fail_point(Step_::AfterResponse, id).await;
                 let written = self.save(&c, tokens).await;
                 if written.is_ok() {
-                    self.config.hooks.at(RefreshStep::AfterWrite, id).await;
+                    self.config.fail_point(Step_::AfterWrite, id).await;
                 }
                 Step::Done(written.map(|f| (f, "refreshed")))
             }
