@@ -51,7 +51,8 @@ impl RefreshHooks for NoHooks {}
 /// 30-day sliding refresh window, docs/calcom.md §3.6).
 #[derive(Debug, Clone)]
 pub struct KeeperConfig {
-    /// Refresh when the access token is valid for less than this (default 5 minutes).
+    /// Refresh when the access token is valid for less than this (default 5 minutes), but at
+    /// most a quarter of the token's lifetime (module docs of [`super`], "The margin adapts").
     pub margin: Duration,
     /// How long a refresh lease lasts; longer than `refresh_timeout` plus the write
     /// (default 60 s).

@@ -65,11 +65,11 @@ impl Inner {
             let c = self.read(id).await?;
             check_status(&c)?;
             let fresh = self.open_access(&c)?;
-            self.remember(id, &fresh);
+            let margin = self.margin_of(&c);
+            self.remember(id, &fresh, margin);
             let seen = *seen_version.get_or_insert(c.version);
             let now = self.clock.now();
-            if !trigger.needs_refresh(&c, &fresh.access_token, now, self.config.margin, Some(seen))
-            {
+            if !trigger.needs_refresh(&c, &fresh.access_token, now, margin, Some(seen)) {
                 return Ok((fresh, "already_fresh"));
             }
             match self
@@ -165,8 +165,9 @@ impl Inner {
             Err(e) => return Step::Done(Err(e)),
         };
         let now = self.clock.now();
-        if !trigger.needs_refresh(&c, &fresh.access_token, now, self.config.margin, Some(seen)) {
-            self.remember(id, &fresh);
+        let margin = self.margin_of(&c);
+        if !trigger.needs_refresh(&c, &fresh.access_token, now, margin, Some(seen)) {
+            self.remember(id, &fresh, margin);
             return Step::Done(Ok((fresh, "already_fresh")));
         }
         let Some(sealed_refresh) = &c.refresh_token else {
@@ -375,7 +376,7 @@ impl Inner {
             access_token: tokens.access_token,
             expires_at: tokens.expires_at,
         };
-        self.remember(id, &fresh);
+        self.remember(id, &fresh, self.margin_for(Some(tokens.expires_at - now)));
         Ok(fresh)
     }
 
