@@ -141,10 +141,13 @@ pub mod client;
 pub mod clock;
 pub mod connect;
 pub mod crypto;
+pub mod disconnect;
+pub mod discovery;
 pub mod endpoint;
 pub mod errors;
 pub mod flow;
 pub mod http;
+pub mod identity;
 pub mod keeper;
 pub mod me;
 pub mod pending;
@@ -176,6 +179,10 @@ pub use flow::{
     AuthorizationFlow, AuthorizeOptions, AuthorizeOptionsError, AuthorizeUrl, RevocableToken,
 };
 pub use http::{HttpClient, HttpClientError, HttpConfig, TransportError, TransportErrorKind};
+pub use identity::{
+    AccountIdentity, Identified, IdentifyError, IdentitySource, InvalidJsonPointer, InvalidLabel,
+    JsonPointer, SubjectSource,
+};
 pub use keeper::{
     FreshToken, KeeperConfig, KeeperError, KeeperTokenSource, RefreshHooks, RefreshStep,
     SweepConfig, TokenKeeper,
@@ -189,6 +196,6 @@ pub use profile::{
     DEFAULT_LEGACY_FALLBACK_MEMORY, LegacyTokenEndpoints, PkcePolicyError, PkceUse, ProfileError,
     ProviderKind, ProviderProfile, ScopeDelimiter, TokenEndpoints,
 };
-pub use secret::{AccessToken, ClientSecret, RefreshToken};
+pub use secret::{AccessToken, ClientSecret, IdToken, RefreshToken};
 pub use store::{ConnectionStore, StoreError};
 pub use token_response::{ExpirySource, TokenSet, parse_token_response};

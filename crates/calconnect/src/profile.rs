@@ -8,6 +8,7 @@
 //! [`ProviderProfile::pkce_use`]).
 
 use crate::endpoint::{EndpointUrl, EndpointUrlError, UrlPolicy};
+use crate::identity::IdentitySource;
 use std::fmt;
 
 /// How the client authenticates at the token (and revocation) endpoint, RFC 6749 §2.3.1.
@@ -220,6 +221,8 @@ pub struct ProviderProfile {
     pub(crate) legacy: Option<LegacyTokenEndpoints>,
     pub(crate) confidential_pkce: ConfidentialPkce,
     pub(crate) legacy_fallback_memory: std::time::Duration,
+    /// Where the account of a connection is named (docs/architecture.md §3.8).
+    pub(crate) identity: IdentitySource,
 }
 
 impl ProviderProfile {
@@ -279,9 +282,19 @@ impl ProviderProfile {
             Some(url) => Some(parse("revocation_url", url, policy)?),
             None => None,
         };
+        let authorize_url = parse("authorize_url", &provider.authorize_url, policy)?;
+        // No account identity unless the profile names a source: one connection per label,
+        // by default the provider's host (docs/architecture.md §3.8).
+        let host = provider
+            .issuer
+            .as_deref()
+            .and_then(|i| url::Url::parse(i).ok())
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .or_else(|| authorize_url.as_url().host_str().map(str::to_owned))
+            .unwrap_or_else(|| "custom".to_owned());
         Ok(Self {
             kind: ProviderKind::Custom,
-            authorize_url: parse("authorize_url", &provider.authorize_url, policy)?,
+            authorize_url,
             token: TokenEndpoints::Unified {
                 url: parse("token_url", &provider.token_url, policy)?,
                 encoding: BodyEncoding::Form,
@@ -295,7 +308,74 @@ impl ProviderProfile {
             legacy: None,
             confidential_pkce: ConfidentialPkce::On,
             legacy_fallback_memory: DEFAULT_LEGACY_FALLBACK_MEMORY,
+            identity: IdentitySource::Label(host),
         })
+    }
+
+    /// A custom provider's API root, for [`crate::CalClient`]'s bearer-token requests with
+    /// refresh-and-retry (`calconnect api --api-base`). Cal.com profiles keep their API v2 root.
+    ///
+    /// # Errors
+    /// [`ProfileError`] when `url` breaks `policy`.
+    pub fn with_api_base(mut self, url: &str, policy: UrlPolicy) -> Result<Self, ProfileError> {
+        if !self.is_cal_com() {
+            self.api_base = Some(parse("api_base", url, policy)?);
+        }
+        Ok(self)
+    }
+
+    /// How a custom provider's connections are identified ([`IdentitySource`]; default: a
+    /// label, the provider's host). Ignored by Cal.com profiles, which are identified by
+    /// Cal.com's claims or `/v2/me`.
+    #[must_use]
+    pub fn with_identity(mut self, identity: IdentitySource) -> Self {
+        if !self.is_cal_com() && identity != IdentitySource::CalCom {
+            self.identity = identity;
+        }
+        self
+    }
+
+    /// How a custom provider joins scopes in the authorize URL (default: space, RFC 6749 §3.3).
+    /// Cal.com profiles keep commas.
+    #[must_use]
+    pub fn with_scope_delimiter(mut self, delimiter: ScopeDelimiter) -> Self {
+        if !self.is_cal_com() {
+            self.scope_delimiter = delimiter;
+        }
+        self
+    }
+
+    /// How scopes are joined in the authorize URL.
+    pub fn scope_delimiter(&self) -> ScopeDelimiter {
+        self.scope_delimiter
+    }
+
+    /// The client authentication at the token, revocation and introspection endpoints.
+    pub fn client_auth(&self) -> ClientAuthMethod {
+        self.client_auth
+    }
+
+    /// The issuer identifier callbacks must carry (RFC 9207), if any.
+    pub fn issuer(&self) -> Option<&str> {
+        self.issuer.as_deref()
+    }
+
+    /// The identity strategy ([`IdentitySource`]).
+    pub fn identity(&self) -> &IdentitySource {
+        &self.identity
+    }
+
+    /// What names this provider in an account's store key
+    /// ([`crate::identity::AccountIdentity::store_owner`]): the issuer when known, else the
+    /// token endpoint.
+    pub fn identity_namespace(&self) -> String {
+        if let Some(issuer) = &self.issuer {
+            return issuer.clone();
+        }
+        match &self.token {
+            TokenEndpoints::Unified { url, .. } => url.as_str().to_owned(),
+            TokenEndpoints::Legacy(legacy) => legacy.token.as_str().to_owned(),
+        }
     }
 
     /// Uses only the legacy web token endpoints (`/api/auth/oauth/token` and
@@ -403,7 +483,8 @@ impl ProviderProfile {
         &self.token
     }
 
-    /// The Cal.com API v2 root, if this is a Cal.com profile.
+    /// The API root: Cal.com's API v2 for Cal.com profiles; a custom provider's only when set
+    /// ([`Self::with_api_base`]).
     pub fn api_base(&self) -> Option<&EndpointUrl> {
         self.api_base.as_ref()
     }
@@ -441,6 +522,7 @@ impl ProviderProfile {
             }),
             confidential_pkce: ConfidentialPkce::Off,
             legacy_fallback_memory: DEFAULT_LEGACY_FALLBACK_MEMORY,
+            identity: IdentitySource::CalCom,
         }
     }
 }
