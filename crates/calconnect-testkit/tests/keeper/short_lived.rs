@@ -13,8 +13,7 @@ use time::Duration;
 /// handed out is valid for more than a quarter of its lifetime.
 async fn one_refresh_per_connection_per_lifetime(ttl: Duration) {
     let env = env().await;
-    env.sandbox
-        .update_settings(|s| s.access_token_ttl = ttl);
+    env.sandbox.update_settings(|s| s.access_token_ttl = ttl);
     let mut ids = Vec::new();
     for user in 1..=3 {
         ids.push(env.connect(user).await);
@@ -66,8 +65,7 @@ async fn ten_second_tokens() {
 async fn steady_use_over_several_lifetimes() {
     let env = env().await;
     let ttl = Duration::seconds(60);
-    env.sandbox
-        .update_settings(|s| s.access_token_ttl = ttl);
+    env.sandbox.update_settings(|s| s.access_token_ttl = ttl);
     let id = env.connect(1).await;
     let keeper = env.keeper();
     for _ in 0..(4 * 60) {
