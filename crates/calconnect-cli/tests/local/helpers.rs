@@ -32,6 +32,15 @@ pub async fn sandbox(port: u16, access_ttl_secs: i64) -> Sandbox {
         .unwrap()
 }
 
+/// The CLI runs on the wall clock, and the keeper never refreshes a token it just received (its
+/// margin is at most a quarter of the token's lifetime, docs/architecture.md §3.5). For tests in
+/// which every `token` must refresh: log in against `sandbox(port, 2)`, then call this: later
+/// tokens expire as they are issued, and the login's 2-second token is waited out.
+pub async fn expire_tokens_from_now_on(sb: &Sandbox) {
+    sb.update_settings(|s| s.access_token_ttl = time::Duration::ZERO);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+}
+
 pub fn base(sb: &Sandbox) -> String {
     sb.base_url().as_str().trim_end_matches('/').to_owned()
 }
@@ -193,6 +202,7 @@ pub async fn consent(sb: &Sandbox, authorize_url: &str, action: &str) -> String 
 }
 
 /// Follows the redirect to the CLI like the browser would; returns the page.
+#[allow(clippy::disallowed_methods)] // reason: a test's own HTTP client, playing the browser
 pub async fn follow(redirect: &str) -> (u16, String) {
     let resp = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
