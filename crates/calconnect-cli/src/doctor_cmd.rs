@@ -299,7 +299,7 @@ fn sealed_secret(spec: &ProviderSpec) -> Option<(ClientSecret, &'static str)> {
     sealed
         .open(&keyring)
         .ok()
-        .map(|s| (s, "the saved (sealed) client secret"))
+        .map(|s| (s, "the saved profile (sealed with the key file)"))
 }
 
 /// The client policy (docs/architecture.md §5): `login` at Cal.com is a public client, so

@@ -33,13 +33,15 @@ pub fn exchange_error(
     secret_source: Option<&str>,
 ) -> CliError {
     let text = chain(e);
+    let refused = |code: &str| {
+        CliError::auth(format!(
+            "the provider refused client `{client_id}` ({code}) authenticated with {} ({text}): check the client secret and --auth-method (none, client_secret_post or client_secret_basic, as registered at the provider), then run `calconnect login` again",
+            authentication(spec, secret_source)
+        ))
+    };
     match e {
-        ExchangeError::InvalidClient { .. } | ExchangeError::UnauthorizedClient { .. } => {
-            CliError::auth(format!(
-                "the provider refused client `{client_id}` authenticated with {} ({text}): check the client secret and --auth-method (none, client_secret_post or client_secret_basic, as registered at the provider), then run `calconnect login` again",
-                authentication(spec, secret_source)
-            ))
-        }
+        ExchangeError::InvalidClient { .. } => refused("invalid_client"),
+        ExchangeError::UnauthorizedClient { .. } => refused("unauthorized_client"),
         x if x.is_transient() => CliError::other(format!(
             "{text}; the provider at {} may be down: try `calconnect login` again",
             spec.host()

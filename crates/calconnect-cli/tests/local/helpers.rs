@@ -49,6 +49,7 @@ pub fn calconnect(home: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_calconnect"));
     cmd.env("CALCONNECT_HOME", home)
         .env_remove("CALCONNECT_CLIENT_ID")
+        .env_remove("CALCONNECT_CLIENT_SECRET")
         .env_remove("CALCONNECT_SANDBOX_URL")
         .env_remove("CALCONNECT_KEYS")
         .env_remove("RUST_LOG")
@@ -120,13 +121,31 @@ impl Drop for Login {
 
 impl Login {
     pub fn spawn(home: &Path, args: &[&str]) -> Self {
-        let mut child = calconnect(home)
+        Self::spawn_with(home, args, &[], None)
+    }
+
+    /// [`Login::spawn`] with environment variables and, optionally, text on standard input.
+    pub fn spawn_with(
+        home: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+        stdin: Option<&str>,
+    ) -> Self {
+        let mut command = calconnect(home);
+        command
             .arg("login")
             .args(args)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+            .stderr(Stdio::piped());
+        if stdin.is_some() {
+            command.stdin(Stdio::piped());
+        }
+        let mut child = command.spawn().unwrap();
+        if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            use std::io::Write as _;
+            pipe.write_all(text.as_bytes()).unwrap();
+        }
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {

@@ -1,4 +1,4 @@
-//! Short-lived access tokens (issue 16): the margin adapts to the token's lifetime, so a token
+//! Short-lived access tokens (docs/architecture.md §3.5): the margin adapts to the token's lifetime, so a token
 //! just received is never refreshed again at once, and a connection in constant use is
 //! refreshed once per lifetime, whatever the lifetime (docs/architecture.md §3.5).
 

@@ -41,7 +41,7 @@
 //! never less than three quarters of its own lifetime after it was obtained: the margin is at
 //! most a quarter of the lifetime ([`MARGIN_SHARE_OF_LIFETIME`]). So a token just received is
 //! never "already within the margin" (a provider issuing 60-second tokens made the keeper refresh
-//! on nearly every call with a fixed 5-minute margin, issue 16), and a connection in constant use
+//! on nearly every call with a fixed 5-minute margin, docs/architecture.md §3.5), and a connection in constant use
 //! is refreshed about once per lifetime whatever the lifetime. Cal.com's 30-minute tokens keep
 //! the 5-minute margin. The lifetime is the stored expiry minus the time the tokens were written
 //! (`Connection::last_refreshed_at`), or the answer's expiry minus now right after a refresh. Access tokens stay valid at

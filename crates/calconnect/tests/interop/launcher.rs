@@ -1,5 +1,5 @@
 //! Starts `server.mjs` (npm `oidc-provider`, docs/interop.md) on a free loopback port and kills
-//! it when dropped. Shared by the library's interop tests (`tests/it/interop.rs`) and the command
+//! it when dropped, and plays the browser through its auto-answered login and consent. Shared by the library's interop tests (`tests/it/interop.rs`) and the command
 //! line's (`calconnect-cli/tests/custom`), which include this file by path.
 //!
 //! Without Node.js or `npm ci` output it says why and returns `None` (the test then skips),
@@ -89,4 +89,36 @@ pub async fn start_provider_in(dir: &Path, env: &[(&str, String)]) -> Option<Oid
         issuer: format!("http://127.0.0.1:{port}"),
         _child: child,
     })
+}
+
+/// Plays the browser: follows the 303s (login and consent are auto-answered) with a cookie jar
+/// until the provider redirects to a URL starting with `redirect_uri`; returns that URL.
+#[allow(clippy::disallowed_methods)] // reason: a test's own HTTP client, playing the browser
+pub async fn browse(authorize_url: &str, redirect_uri: &str) -> String {
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let mut url = url::Url::parse(authorize_url).unwrap();
+    for _ in 0..12 {
+        let response = browser.get(url.clone()).send().await.unwrap();
+        let status = response.status();
+        let location = response
+            .headers()
+            .get("location")
+            .map(|l| l.to_str().unwrap().to_owned());
+        let Some(location) = location else {
+            panic!(
+                "no redirect from {url} ({status}): {}",
+                response.text().await.unwrap_or_default()
+            );
+        };
+        assert!(status.is_redirection(), "{status}");
+        if location.starts_with(redirect_uri) {
+            return location;
+        }
+        url = url.join(&location).unwrap();
+    }
+    panic!("too many redirects");
 }

@@ -73,36 +73,9 @@ pub(crate) fn clients() -> Vec<(&'static str, ClientConfig, ClientAuthMethod)> {
     ]
 }
 
-/// Plays the browser: follows the 303s (login and consent are auto-answered) with a cookie jar
-/// until the provider redirects to the client's redirect URI; returns that URL.
-#[allow(clippy::disallowed_methods)] // reason: a test's own HTTP client, playing the app or the browser
+/// Plays the browser up to the redirect to [`REDIRECT_URI`].
 pub(crate) async fn browse(authorize_url: &str) -> String {
-    let browser = reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let mut url = url::Url::parse(authorize_url).unwrap();
-    for _ in 0..12 {
-        let response = browser.get(url.clone()).send().await.unwrap();
-        let status = response.status();
-        let location = response
-            .headers()
-            .get("location")
-            .map(|l| l.to_str().unwrap().to_owned());
-        let Some(location) = location else {
-            panic!(
-                "no redirect from {url} ({status}): {}",
-                response.text().await.unwrap_or_default()
-            );
-        };
-        assert!(status.is_redirection(), "{status}");
-        if location.starts_with(REDIRECT_URI) {
-            return location;
-        }
-        url = url.join(&location).unwrap();
-    }
-    panic!("too many redirects");
+    launcher::browse(authorize_url, REDIRECT_URI).await
 }
 
 async fn authorize(flow: &AuthorizationFlow) -> VerifiedCallback {
