@@ -220,3 +220,67 @@ impl CustomSpec {
             .with_identity(self.identity(&name)?))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::local::{ProviderSpec, Record};
+
+    #[test]
+    fn records_from_before_custom_settings_still_load() {
+        // connections.json as earlier versions wrote it for a custom provider.
+        let old = r#"{"profile":"custom","authorize_url":"https://idp.example/auth","token_url":"https://idp.example/token","client_id":"c","redirect_uri":"http://127.0.0.1:8976/callback","username":null,"email":null}"#;
+        let record: Record = serde_json::from_str(old).unwrap();
+        let ProviderSpec::Custom(spec) = &record.provider else {
+            panic!("{record:?}")
+        };
+        assert_eq!(spec.auth_method, AuthMethod::None);
+        assert!(spec.pkce);
+        assert_eq!(spec.scope_delimiter, Delimiter::Space);
+        let profile = spec.profile(None).unwrap();
+        assert_eq!(
+            profile.identity(),
+            &IdentitySource::Label("idp.example".into())
+        );
+        // And it round-trips.
+        let json = serde_json::to_string(&record).unwrap();
+        assert_eq!(serde_json::from_str::<Record>(&json).unwrap(), record);
+    }
+
+    #[test]
+    fn identity_sources_in_order() {
+        let mut spec = CustomSpec {
+            authorize_url: "https://idp.example/auth".into(),
+            token_url: "https://idp.example/token".into(),
+            issuer: None,
+            revocation_url: None,
+            userinfo_url: Some("https://idp.example/me".into()),
+            introspection_url: Some("https://idp.example/introspect".into()),
+            identity_claim: Some("email".into()),
+            api_base: None,
+            auth_method: AuthMethod::None,
+            pkce: true,
+            scope_delimiter: Delimiter::Space,
+            client_secret: None,
+        };
+        assert!(
+            matches!(spec.identity("n").unwrap(), IdentitySource::Userinfo { pointer, .. } if pointer.as_str() == "/email")
+        );
+        spec.userinfo_url = None;
+        assert!(matches!(
+            spec.identity("n").unwrap(),
+            IdentitySource::Introspection { .. }
+        ));
+        spec.introspection_url = None;
+        assert!(matches!(
+            spec.identity("n").unwrap(),
+            IdentitySource::Claims { .. }
+        ));
+        spec.identity_claim = None;
+        assert_eq!(
+            spec.identity("work").unwrap(),
+            IdentitySource::Label("work".into())
+        );
+        assert_eq!(spec.host(), "idp.example");
+    }
+}
