@@ -163,31 +163,48 @@ pub async fn token_endpoint(probe: &Probe<'_>) -> (Outcome, Outcome) {
     (endpoint, clock)
 }
 
-/// RFC 7009: revoking an unknown token answers 200 (§2.2), so a probe with a made-up token
-/// checks the endpoint and the client's authentication without harm.
-pub async fn revocation(probe: &Probe<'_>) -> Option<Outcome> {
-    let url = probe.spec.revocation_url.as_deref()?;
-    let probe_fields = [
-        ("token", "calconnect-doctor-probe"),
-        ("token_type_hint", "access_token"),
-    ];
-    Some(match probe.post(url, &probe_fields).send().await {
+/// A POST with the client's authentication that a working endpoint answers as `accepts` says;
+/// `invalid_client` means the client (or its secret, or method) is wrong; anything else, the URL.
+async fn authenticated(
+    probe: &Probe<'_>,
+    url: &str,
+    fields: &[(&str, &str)],
+    accepts: fn(u16, &Value) -> bool,
+    done: &str,
+    fix: &str,
+) -> Outcome {
+    match probe.post(url, fields).send().await {
         Err(e) => unreachable(url, &e),
         Ok(r) => match answer(r).await {
-            (200, _) => ok(format!(
-                "{url} accepts revocation requests from {}",
-                probe.who()
-            )),
+            (status, body) if accepts(status, &body) => ok(format!("{url} {done} {}", probe.who())),
             (status, body) if body["error"] == "invalid_client" => fail(
                 format!("{url} does not accept {} (HTTP {status})", probe.who()),
                 probe.fix_client(),
             ),
-            (status, _) => fail(
-                format!("{url} answered HTTP {status} to a revocation request"),
-                "check --revocation-url (the provider's RFC 7009 endpoint)",
-            ),
+            (status, _) => fail(format!("{url} answered HTTP {status}"), fix),
         },
-    })
+    }
+}
+
+/// RFC 7009: revoking an unknown token answers 200 (§2.2), so a probe with a made-up token
+/// checks the endpoint and the client's authentication without harm.
+pub async fn revocation(probe: &Probe<'_>) -> Option<Outcome> {
+    let url = probe.spec.revocation_url.as_deref()?;
+    let fields = [
+        ("token", "calconnect-doctor-probe"),
+        ("token_type_hint", "access_token"),
+    ];
+    Some(
+        authenticated(
+            probe,
+            url,
+            &fields,
+            |status, _| status == 200,
+            "accepts revocation requests from",
+            "check --revocation-url (the provider's RFC 7009 endpoint)",
+        )
+        .await,
+    )
 }
 
 /// A userinfo endpoint answers 401 without a token (RFC 6750 §3).
@@ -212,22 +229,15 @@ pub async fn userinfo(probe: &Probe<'_>) -> Option<Outcome> {
 /// RFC 7662: an unknown token introspects as `{"active": false}`.
 pub async fn introspection(probe: &Probe<'_>) -> Option<Outcome> {
     let url = probe.spec.introspection_url.as_deref()?;
-    let probe_fields = [("token", "calconnect-doctor-probe")];
-    Some(match probe.post(url, &probe_fields).send().await {
-        Err(e) => unreachable(url, &e),
-        Ok(r) => match answer(r).await {
-            (200, body) if body["active"] == false => ok(format!(
-                "{url} introspects for {} (an unknown token is not active)",
-                probe.who()
-            )),
-            (status, body) if body["error"] == "invalid_client" => fail(
-                format!("{url} does not accept {} (HTTP {status})", probe.who()),
-                probe.fix_client(),
-            ),
-            (status, _) => fail(
-                format!("{url} answered HTTP {status} to an introspection request"),
-                "check --introspection-url (the provider's RFC 7662 endpoint)",
-            ),
-        },
-    })
+    Some(
+        authenticated(
+            probe,
+            url,
+            &[("token", "calconnect-doctor-probe")],
+            |status, body| status == 200 && body["active"] == false,
+            "introspects (an unknown token is not active) for",
+            "check --introspection-url (the provider's RFC 7662 endpoint)",
+        )
+        .await,
+    )
 }

@@ -273,29 +273,42 @@ pub struct Records {
     pub connections: BTreeMap<String, Record>,
 }
 
+/// Reads a JSON file of the config folder (`connections.json`, `profiles.json`); a missing file
+/// is the default value. `fix` says what to do with a broken one.
+pub fn read_json<T: serde::de::DeserializeOwned + Default>(
+    path: &Path,
+    fix: &str,
+) -> Result<T, CliError> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+            CliError::other(format!(
+                "{} is not valid ({e}): move it aside and {fix}",
+                path.display()
+            ))
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(T::default()),
+        Err(e) => Err(CliError::other(format!(
+            "cannot read {}: {e}",
+            path.display()
+        ))),
+    }
+}
+
+/// Writes a JSON file of the config folder (mode 0600, atomically).
+pub fn write_json<T: Serialize>(home: &Home, path: &Path, value: &T) -> Result<(), CliError> {
+    ensure_private_dir(&home.config)?;
+    let json = serde_json::to_vec_pretty(value)
+        .map_err(|e| CliError::other(format!("cannot encode {}: {e}", path.display())))?;
+    write_private(path, &json)
+}
+
 impl Records {
     pub fn load(home: &Home) -> Result<Self, CliError> {
-        let path = home.records_file();
-        match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                CliError::other(format!(
-                    "{} is not valid ({e}): move it aside and run `calconnect login` again",
-                    path.display()
-                ))
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
-            Err(e) => Err(CliError::other(format!(
-                "cannot read {}: {e}",
-                path.display()
-            ))),
-        }
+        read_json(&home.records_file(), "run `calconnect login` again")
     }
 
     pub fn save(&self, home: &Home) -> Result<(), CliError> {
-        ensure_private_dir(&home.config)?;
-        let json = serde_json::to_vec_pretty(self)
-            .map_err(|e| CliError::other(format!("cannot encode connections.json: {e}")))?;
-        write_private(&home.records_file(), &json)
+        write_json(home, &home.records_file(), self)
     }
 }
 

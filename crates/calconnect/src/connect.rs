@@ -21,7 +21,7 @@
 //!
 //! # Quick start
 //!
-//! A web app with the local sandbox (in production: [`ProviderProfile::cal_com`] and your own
+//! A web app with the local sandbox (in production: [`ProviderProfile::cal_com`](crate::ProviderProfile::cal_com) and your own
 //! client, and a database store such as `calconnect-sqlite`):
 //!
 //! ```

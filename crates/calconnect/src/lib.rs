@@ -127,6 +127,10 @@
 //!   connection (single flight, leases, intents, fenced writes), the keep-alive sweep.
 //! - [`api`]: [`CalClient`], the Cal.com API v2 client, and the [`AccessTokenSource`] it takes
 //!   tokens from.
+//! - [`identity`], [`discovery`], [`disconnect`]: any standard OAuth 2.0 server as a `custom`
+//!   profile (docs/architecture.md §3.8): whose account a connection holds (userinfo,
+//!   introspection, claims or a label), endpoints from a discovery document, revoking a
+//!   connection's tokens (RFC 7009) as it is deleted.
 //!
 //! # Security
 //!

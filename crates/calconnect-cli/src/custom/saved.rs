@@ -4,7 +4,7 @@
 //! and `doctor`, and `--connection work` finds the connection made with it.
 
 use crate::exit::CliError;
-use crate::local::{Home, ProviderSpec, write_private};
+use crate::local::{Home, ProviderSpec, read_json, write_json};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -59,27 +59,11 @@ pub fn check_name(name: &str) -> Result<(), CliError> {
 
 impl SavedProfiles {
     pub fn load(home: &Home) -> Result<Self, CliError> {
-        let path = file(home);
-        match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                CliError::other(format!(
-                    "{} is not valid ({e}): move it aside and save your profiles again",
-                    path.display()
-                ))
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
-            Err(e) => Err(CliError::other(format!(
-                "cannot read {}: {e}",
-                path.display()
-            ))),
-        }
+        read_json(&file(home), "save your profiles again")
     }
 
     pub fn save(&self, home: &Home) -> Result<(), CliError> {
-        crate::local::ensure_private_dir(&home.config)?;
-        let json = serde_json::to_vec_pretty(self)
-            .map_err(|e| CliError::other(format!("cannot encode profiles.json: {e}")))?;
-        write_private(&file(home), &json)
+        write_json(home, &file(home), self)
     }
 
     /// The profile `name`, or a usage error listing the saved ones.

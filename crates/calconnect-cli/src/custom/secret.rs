@@ -49,8 +49,13 @@ pub struct SecretArgs {
     pub client_secret_stdin: bool,
     /// The client secret itself. Discouraged: it lands in your shell history and the process
     /// list; prefer --client-secret-file, --client-secret-stdin or CALCONNECT_CLIENT_SECRET.
-    #[arg(long, value_name = "SECRET")]
-    pub client_secret: Option<String>,
+    #[arg(long, value_name = "SECRET", value_parser = parse_secret)]
+    pub client_secret: Option<ClientSecret>,
+}
+
+/// Keeps the flag's value a [`ClientSecret`] from the start (its `Debug` is redacted).
+fn parse_secret(s: &str) -> Result<ClientSecret, String> {
+    Ok(ClientSecret::new(s))
 }
 
 impl SecretArgs {
@@ -77,7 +82,7 @@ impl SecretArgs {
             eprintln!(
                 "WARNING: --client-secret puts the client secret in your shell history and in the process list of this machine; use --client-secret-file, --client-secret-stdin or {SECRET_ENV} instead"
             );
-            (value.clone(), SecretSource::Flag)
+            (value.expose_secret().to_owned(), SecretSource::Flag)
         } else {
             match std::env::var(SECRET_ENV) {
                 Ok(value) if !value.is_empty() => (value, SecretSource::Env),
@@ -187,6 +192,15 @@ mod tests {
             ..back
         };
         assert!(moved.open(&keyring).is_err());
+    }
+
+    #[test]
+    fn the_flag_s_value_is_redacted_in_debug() {
+        let args = SecretArgs {
+            client_secret: Some(parse_secret("hunter2-secret").unwrap()),
+            ..SecretArgs::default()
+        };
+        assert!(!format!("{args:?}").contains("hunter2"), "{args:?}");
     }
 
     #[test]

@@ -155,41 +155,34 @@ async fn public_client_with_pkce_found_by_discovery() {
 
 #[tokio::test]
 async fn client_secret_post_from_a_file_identified_by_introspection() {
-    let home = tempfile::tempdir().unwrap();
-    let home = home.path();
-    let port = free_port();
-    let Some(idp) = idp(port, TTL_SECS).await else {
+    let Some((home, port, idp, urls)) = setup(TTL_SECS).await else {
         return;
     };
+    let home = home.path();
     let dir = tempfile::tempdir().unwrap();
     let secret_file = dir.path().join("secret");
     std::fs::write(&secret_file, format!("{POST_SECRET}\n")).unwrap();
-    let i = &idp.issuer;
+    let introspection = format!("{}/token/introspection", idp.issuer);
     let out = custom_login(
         home,
         port,
-        &[
-            "--client-id",
-            POST_ID,
-            "--authorize-url",
-            &format!("{i}/auth"),
-            "--token-url",
-            &format!("{i}/token"),
-            "--revocation-url",
-            &format!("{i}/token/revocation"),
-            "--introspection-url",
-            &format!("{i}/token/introspection"),
-            "--api-base",
-            &format!("{i}/api"),
-            "--auth-method",
-            "client_secret_post",
-            "--client-secret-file",
-            secret_file.to_str().unwrap(),
-            "--scopes",
-            SCOPES,
-            "--name",
-            "post",
-        ],
+        &with(
+            &urls,
+            &[
+                "--client-id",
+                POST_ID,
+                "--introspection-url",
+                &introspection,
+                "--auth-method",
+                "client_secret_post",
+                "--client-secret-file",
+                secret_file.to_str().unwrap(),
+                "--scopes",
+                SCOPES,
+                "--name",
+                "post",
+            ],
+        ),
         &[],
         None,
     )
@@ -221,37 +214,30 @@ async fn client_secret_post_from_a_file_identified_by_introspection() {
 
 #[tokio::test]
 async fn client_secret_basic_from_stdin_identified_by_userinfo() {
-    let home = tempfile::tempdir().unwrap();
-    let home = home.path();
-    let port = free_port();
-    let Some(idp) = idp(port, TTL_SECS).await else {
+    let Some((home, port, idp, urls)) = setup(TTL_SECS).await else {
         return;
     };
-    let i = &idp.issuer;
+    let home = home.path();
+    let userinfo = format!("{}/me", idp.issuer);
     let out = custom_login(
         home,
         port,
-        &[
-            "--client-id",
-            BASIC_ID,
-            "--authorize-url",
-            &format!("{i}/auth"),
-            "--token-url",
-            &format!("{i}/token"),
-            "--revocation-url",
-            &format!("{i}/token/revocation"),
-            "--userinfo-url",
-            &format!("{i}/me"),
-            "--api-base",
-            &format!("{i}/api"),
-            "--auth-method",
-            "client_secret_basic",
-            "--client-secret-stdin",
-            "--scopes",
-            SCOPES,
-            "--name",
-            "basic",
-        ],
+        &with(
+            &urls,
+            &[
+                "--client-id",
+                BASIC_ID,
+                "--userinfo-url",
+                &userinfo,
+                "--auth-method",
+                "client_secret_basic",
+                "--client-secret-stdin",
+                "--scopes",
+                SCOPES,
+                "--name",
+                "basic",
+            ],
+        ),
         &[],
         Some(&format!("{BASIC_SECRET}\n")),
     )

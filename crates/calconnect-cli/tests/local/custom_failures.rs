@@ -7,35 +7,11 @@ use crate::helpers::*;
 use crate::idp::*;
 use std::time::Duration;
 
-fn endpoints(idp: &OidcProvider) -> Vec<String> {
-    let i = &idp.issuer;
-    [
-        "--authorize-url".to_owned(),
-        format!("{i}/auth"),
-        "--token-url".to_owned(),
-        format!("{i}/token"),
-        "--revocation-url".to_owned(),
-        format!("{i}/token/revocation"),
-    ]
-    .into()
-}
-
-fn with<'a>(endpoints: &'a [String], rest: &[&'a str]) -> Vec<&'a str> {
-    endpoints
-        .iter()
-        .map(String::as_str)
-        .chain(rest.iter().copied())
-        .collect()
-}
-
 #[tokio::test]
 async fn a_wrong_client_secret_names_the_secret_and_the_method() {
-    let home = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let Some(idp) = idp(port, 3600).await else {
+    let Some((home, port, idp, urls)) = setup(3600).await else {
         return;
     };
-    let urls = endpoints(&idp);
     let wrong = "wrong-secret-9f8e7d6c5b4a";
     let out = custom_login(
         home.path(),
@@ -74,13 +50,10 @@ async fn a_wrong_client_secret_names_the_secret_and_the_method() {
 
 #[tokio::test]
 async fn a_denied_consent_is_an_auth_error() {
-    let home = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let Some(idp) = idp(port, 3600).await else {
+    let Some((home, port, idp, urls)) = setup(3600).await else {
         return;
     };
     switch(&idp, "deny").await;
-    let urls = endpoints(&idp);
     let out = custom_login(
         home.path(),
         port,
@@ -99,31 +72,16 @@ async fn a_denied_consent_is_an_auth_error() {
 
 #[tokio::test]
 async fn a_tampered_state_is_refused_and_the_code_never_exchanged() {
-    let home = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let Some(idp) = idp(port, 3600).await else {
+    let Some((home, port, idp, urls)) = setup(3600).await else {
         return;
     };
-    let urls = endpoints(&idp);
-    let port_text = port.to_string();
-    let mut login = Login::spawn(
+    let mut login = spawn_custom(
         home.path(),
-        &with(
-            &urls,
-            &[
-                "--profile",
-                "custom",
-                "--client-id",
-                PUBLIC_ID,
-                "--scopes",
-                SCOPES,
-                "--port",
-                &port_text,
-                "--no-browser",
-                "--timeout",
-                "4s",
-            ],
-        ),
+        port,
+        "4s",
+        &with(&urls, &["--client-id", PUBLIC_ID, "--scopes", SCOPES]),
+        &[],
+        None,
     );
     let redirect = browse(&mut login, port).await;
     let mut url = url::Url::parse(&redirect).unwrap();
@@ -158,13 +116,10 @@ async fn a_tampered_state_is_refused_and_the_code_never_exchanged() {
 
 #[tokio::test]
 async fn the_provider_down_mid_refresh_fails_once_and_the_next_call_recovers() {
-    let home = tempfile::tempdir().unwrap();
-    let home = home.path();
-    let port = free_port();
-    let Some(idp) = idp(port, 2).await else {
+    let Some((home, port, idp, urls)) = setup(2).await else {
         return;
     };
-    let urls = endpoints(&idp);
+    let home = home.path();
     let out = custom_login(
         home,
         port,
@@ -250,33 +205,26 @@ async fn an_invalid_scope_string_is_a_usage_error() {
 
 #[tokio::test]
 async fn an_error_page_at_the_provider_gets_a_hint_and_the_timeout_holds() {
-    let home = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let Some(idp) = idp(port, 3600).await else {
+    let Some((home, port, _idp, urls)) = setup(3600).await else {
         return;
     };
-    let urls = endpoints(&idp);
-    let port_text = port.to_string();
-    let mut login = Login::spawn(
+    let mut login = spawn_custom(
         home.path(),
+        port,
+        "3s",
         &with(
             &urls,
             &[
-                "--profile",
-                "custom",
                 "--client-id",
                 "no-such-client",
                 "--scopes",
                 SCOPES,
-                "--port",
-                &port_text,
-                "--no-browser",
-                "--timeout",
-                "3s",
                 "--hint-after",
                 "1s",
             ],
         ),
+        &[],
+        None,
     );
     let url = login.authorize_url();
     // The provider shows an error page: no redirect ever reaches the CLI.
@@ -301,12 +249,9 @@ async fn an_error_page_at_the_provider_gets_a_hint_and_the_timeout_holds() {
 
 #[tokio::test]
 async fn a_failed_identity_step_revokes_what_it_received() {
-    let home = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let Some(idp) = idp(port, 3600).await else {
+    let Some((home, port, idp, urls)) = setup(3600).await else {
         return;
     };
-    let urls = endpoints(&idp);
     let me = format!("{}/me", idp.issuer);
     let out = custom_login(
         home.path(),
@@ -344,12 +289,9 @@ async fn a_failed_identity_step_revokes_what_it_received() {
 
 #[tokio::test]
 async fn a_secret_on_the_command_line_works_but_warns_loudly() {
-    let home = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let Some(idp) = idp(port, 3600).await else {
+    let Some((home, port, idp, urls)) = setup(3600).await else {
         return;
     };
-    let urls = endpoints(&idp);
     let out = custom_login(
         home.path(),
         port,

@@ -30,6 +30,16 @@ pub async fn idp(port: u16, ttl_secs: u64) -> Option<OidcProvider> {
     .await
 }
 
+/// One test's home folder, loopback port, server (access tokens living `ttl_secs`) and its
+/// endpoint flags; `None` when the server cannot run here (see [`idp`]).
+pub async fn setup(ttl_secs: u64) -> Option<(tempfile::TempDir, u16, OidcProvider, Vec<String>)> {
+    let home = tempfile::tempdir().unwrap();
+    let port = crate::helpers::free_port();
+    let idp = idp(port, ttl_secs).await?;
+    let urls = endpoints(&idp);
+    Some((home, port, idp, urls))
+}
+
 /// `127.0.0.1:<port>`, as the CLI names the provider.
 pub fn host(idp: &OidcProvider) -> String {
     idp.issuer.trim_start_matches("http://").to_owned()
@@ -89,6 +99,54 @@ pub async fn browse(login: &mut Login, port: u16) -> String {
     launcher::browse(&url, &format!("http://127.0.0.1:{port}/callback")).await
 }
 
+/// `--authorize-url`, `--token-url` and `--revocation-url` of the server, as flags.
+pub fn endpoints(idp: &OidcProvider) -> Vec<String> {
+    let i = &idp.issuer;
+    [
+        "--authorize-url".to_owned(),
+        format!("{i}/auth"),
+        "--token-url".to_owned(),
+        format!("{i}/token"),
+        "--revocation-url".to_owned(),
+        format!("{i}/token/revocation"),
+        "--api-base".to_owned(),
+        format!("{i}/api"),
+    ]
+    .into()
+}
+
+/// `endpoints` followed by `rest`.
+pub fn with<'a>(endpoints: &'a [String], rest: &[&'a str]) -> Vec<&'a str> {
+    endpoints
+        .iter()
+        .map(String::as_str)
+        .chain(rest.iter().copied())
+        .collect()
+}
+
+/// Starts `calconnect login --profile custom` on `port` with `args`, waiting up to `timeout`.
+pub fn spawn_custom(
+    home: &Path,
+    port: u16,
+    timeout: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+    stdin: Option<&str>,
+) -> Login {
+    let port_text = port.to_string();
+    let mut all = vec![
+        "--profile",
+        "custom",
+        "--port",
+        &port_text,
+        "--no-browser",
+        "--timeout",
+        timeout,
+    ];
+    all.extend_from_slice(args);
+    Login::spawn_with(home, &all, env, stdin)
+}
+
 /// A whole `calconnect login --profile custom …`: the browser plays along, and the CLI's page
 /// must say the outcome; returns the CLI's output.
 pub async fn custom_login(
@@ -98,18 +156,7 @@ pub async fn custom_login(
     env: &[(&str, &str)],
     stdin: Option<&str>,
 ) -> Out {
-    let port_text = port.to_string();
-    let mut all = vec![
-        "--profile",
-        "custom",
-        "--port",
-        &port_text,
-        "--no-browser",
-        "--timeout",
-        "60s",
-    ];
-    all.extend_from_slice(args);
-    let mut login = Login::spawn_with(home, &all, env, stdin);
+    let mut login = spawn_custom(home, port, "60s", args, env, stdin);
     let redirect = browse(&mut login, port).await;
     let (status, page) = follow(&redirect).await;
     let out = login.finish().await;

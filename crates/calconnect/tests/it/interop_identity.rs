@@ -24,6 +24,16 @@ fn url(provider: &OidcProvider, path: &str) -> EndpointUrl {
     .unwrap()
 }
 
+/// `flow`'s client at `flow`'s provider, identified by `identity`.
+fn identified_by(flow: &AuthorizationFlow, identity: IdentitySource) -> AuthorizationFlow {
+    AuthorizationFlow::new(
+        flow.profile().clone().with_identity(identity),
+        flow.client().clone(),
+        HttpClient::new(HttpConfig::default()).unwrap(),
+        Arc::new(SystemClock),
+    )
+}
+
 fn connector(flow: AuthorizationFlow, store: Arc<MemoryStore>) -> Connector {
     let keyring = Keyring::new(vec![SealingKey::generate(
         KeyId::new("k1").unwrap(),
@@ -86,14 +96,7 @@ async fn userinfo_introspection_and_claims_name_one_account_for_each_client_type
         ];
         let mut owners = Vec::new();
         for (i, source) in sources.into_iter().enumerate() {
-            let flow = flow_for(&provider, client.clone(), auth);
-            let profile = flow.profile().clone().with_identity(source.clone());
-            let flow = AuthorizationFlow::new(
-                profile,
-                client.clone(),
-                HttpClient::new(HttpConfig::default()).unwrap(),
-                Arc::new(SystemClock),
-            );
+            let flow = identified_by(&flow_for(&provider, client.clone(), auth), source.clone());
             let connected = connect(&connector(flow, store.clone()))
                 .await
                 .unwrap_or_else(|e| panic!("{name} {source:?}: {e}"));
@@ -137,16 +140,7 @@ async fn without_an_identity_source_the_label_names_the_connection() {
         connect(&connector).await.unwrap().outcome,
         ConnectOutcome::Updated
     );
-    let work = flow
-        .profile()
-        .clone()
-        .with_identity(IdentitySource::label("work").unwrap());
-    let flow = AuthorizationFlow::new(
-        work,
-        flow.client().clone(),
-        HttpClient::new(HttpConfig::default()).unwrap(),
-        Arc::new(SystemClock),
-    );
+    let flow = identified_by(&flow, IdentitySource::label("work").unwrap());
     let other = connect(&self::connector(flow, store.clone()))
         .await
         .unwrap();
@@ -160,18 +154,11 @@ async fn a_failed_identity_step_revokes_the_tokens_received() {
         return;
     };
     let (_, client, auth) = clients().remove(0);
-    let flow = flow_for(&provider, client.clone(), auth);
-    let profile = flow
-        .profile()
-        .clone()
-        .with_identity(IdentitySource::Claims {
+    let flow = identified_by(
+        &flow_for(&provider, client, auth),
+        IdentitySource::Claims {
             pointer: JsonPointer::parse("email").unwrap(),
-        });
-    let flow = AuthorizationFlow::new(
-        profile,
-        client,
-        HttpClient::new(HttpConfig::default()).unwrap(),
-        Arc::new(SystemClock),
+        },
     );
     let store = Arc::new(MemoryStore::new(Arc::new(SystemClock)));
     let before = stats(&provider).await;
