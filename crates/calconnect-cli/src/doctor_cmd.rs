@@ -261,7 +261,7 @@ async fn choose_provider(args: &DoctorArgs, records: Option<&Records>) -> Result
                 .or_else(|| records.connections.values().next());
             if let Some(r) = record {
                 return Ok(Target {
-                    secret: sealed_secret(&r.provider),
+                    secret: doctor_custom::sealed_secret(&r.provider),
                     spec: r.provider.clone(),
                     client: r.client_id.clone(),
                     redirect_uri: Some(r.redirect_uri.clone()),
@@ -279,7 +279,7 @@ async fn choose_provider(args: &DoctorArgs, records: Option<&Records>) -> Result
         .map(|port| format!("http://127.0.0.1:{port}{CALLBACK_PATH}"));
     let secret = match chosen.secret {
         Some((secret, source)) => Some((secret, source.describe())),
-        None => sealed_secret(&chosen.spec),
+        None => doctor_custom::sealed_secret(&chosen.spec),
     };
     Ok(Target {
         spec: chosen.spec,
@@ -289,51 +289,18 @@ async fn choose_provider(args: &DoctorArgs, records: Option<&Records>) -> Result
     })
 }
 
-/// A custom client's sealed secret, opened with the key file (none if it cannot be).
-fn sealed_secret(spec: &ProviderSpec) -> Option<(ClientSecret, &'static str)> {
-    let ProviderSpec::Custom(custom) = spec else {
-        return None;
-    };
-    let sealed = custom.client_secret.as_ref()?;
-    let keyring = local::load_keyring(&Home::locate().ok()?, false).ok()?;
-    sealed
-        .open(&keyring)
-        .ok()
-        .map(|s| (s, "the saved profile (sealed with the key file)"))
-}
-
 /// The client policy (docs/architecture.md §5): `login` at Cal.com is a public client, so
 /// PKCE S256 always; a custom client is public or confidential as configured.
 fn client_policy(profile: &ProviderProfile, target: &Target) -> Outcome {
     match &target.spec {
         ProviderSpec::Custom(custom) => {
-            let confidential = custom.auth_method != crate::custom::AuthMethod::None;
-            if confidential && target.secret.is_none() {
-                return fail(
-                    format!(
-                        "a confidential client ({}) without a readable client secret",
-                        custom.auth_method.as_str()
-                    ),
-                    "pass --client-secret-file PATH, --client-secret-stdin or set CALCONNECT_CLIENT_SECRET (or put back the key file that sealed it)",
-                );
-            }
-            ok(format!(
-                "{} client ({}): {}",
-                if confidential {
-                    "confidential"
-                } else {
-                    "public"
-                },
-                custom.auth_method.as_str(),
-                profile.pkce_use(confidential)
-            ))
+            doctor_custom::client_policy(profile, custom, target.secret.is_some())
         }
         _ => ok(format!("public client: {}", profile.pkce_use(false))),
     }
 }
 
-/// A custom provider's checks: discovery, the token endpoint (and the clock from its answer),
-/// revocation, userinfo and introspection, in its own words.
+/// A custom provider's checks, in its own words ([`doctor_custom`]).
 async fn custom_checks(report: &mut Report, http: &reqwest::Client, target: &Target) {
     let ProviderSpec::Custom(spec) = &target.spec else {
         return;
@@ -345,44 +312,17 @@ async fn custom_checks(report: &mut Report, http: &reqwest::Client, target: &Tar
         secret: target.secret.as_ref().map(|(s, _)| s),
         secret_source: target.secret.as_ref().map(|(_, from)| *from),
     };
-    if let Some(outcome) = doctor_custom::discovery(&probe).await {
-        report.print("discovery", outcome);
-    }
-    let (endpoint, clock) = doctor_custom::token_endpoint(&probe).await;
-    report.print("clock", clock);
-    report.print("token endpoint", endpoint);
-    for (name, outcome) in [
-        (
-            "revocation endpoint",
-            doctor_custom::revocation(&probe).await,
-        ),
-        ("userinfo endpoint", doctor_custom::userinfo(&probe).await),
-        (
-            "introspection endpoint",
-            doctor_custom::introspection(&probe).await,
-        ),
-    ] {
-        report.print(
-            name,
-            outcome.unwrap_or_else(|| Outcome::Skip("none configured".into())),
-        );
+    for (name, outcome) in doctor_custom::checks(&probe).await {
+        report.print(name, outcome);
     }
 }
 
-/// docs/calcom.md §1 (Cal.com) and RFC 8252 §7.3, §8.3 (any provider): https, or http only for
-/// loopback hosts; no fragment; matched exactly, so the loopback port must be fixed.
+/// docs/calcom.md §1 for Cal.com; RFC 8252 for any other provider ([`doctor_custom`]).
 fn redirect_uri_outcome(uri: &str, cal_com: bool) -> Outcome {
     if cal_com {
-        return check_redirect_uri(uri);
-    }
-    match RedirectUri::parse(uri) {
-        Err(e) => fail(
-            format!("{uri}: {e}"),
-            "use https://…, or http://127.0.0.1:PORT/callback for a local tool (RFC 8252), without #fragment",
-        ),
-        Ok(_) => ok(format!(
-            "{uri}; register exactly this URI (port included) for the client at the provider"
-        )),
+        check_redirect_uri(uri)
+    } else {
+        doctor_custom::redirect_uri(uri)
     }
 }
 

@@ -5,7 +5,8 @@
 
 use crate::custom::{AuthMethod, CustomSpec, wording};
 use crate::doctor_cmd::{Outcome, clock_outcome};
-use calconnect::ClientSecret;
+use crate::local::{self, Home, ProviderSpec};
+use calconnect::{ClientSecret, ProviderProfile, RedirectUri};
 use serde_json::Value;
 
 fn ok(s: impl Into<String>) -> Outcome {
@@ -240,4 +241,78 @@ pub async fn introspection(probe: &Probe<'_>) -> Option<Outcome> {
         )
         .await,
     )
+}
+
+/// All the checks of a custom provider, in order: discovery (when it came from one), the clock
+/// and the token endpoint, then revocation, userinfo and introspection (skipped when not
+/// configured).
+pub async fn checks(probe: &Probe<'_>) -> Vec<(&'static str, Outcome)> {
+    let mut all = Vec::new();
+    if let Some(outcome) = discovery(probe).await {
+        all.push(("discovery", outcome));
+    }
+    let (endpoint, clock) = token_endpoint(probe).await;
+    all.push(("clock", clock));
+    all.push(("token endpoint", endpoint));
+    for (name, outcome) in [
+        ("revocation endpoint", revocation(probe).await),
+        ("userinfo endpoint", userinfo(probe).await),
+        ("introspection endpoint", introspection(probe).await),
+    ] {
+        all.push((
+            name,
+            outcome.unwrap_or_else(|| Outcome::Skip("none configured".into())),
+        ));
+    }
+    all
+}
+
+/// A custom client's sealed secret, opened with the key file (none if it cannot be).
+pub fn sealed_secret(spec: &ProviderSpec) -> Option<(ClientSecret, &'static str)> {
+    let ProviderSpec::Custom(custom) = spec else {
+        return None;
+    };
+    let sealed = custom.client_secret.as_ref()?;
+    let keyring = local::load_keyring(&Home::locate().ok()?, false).ok()?;
+    sealed
+        .open(&keyring)
+        .ok()
+        .map(|s| (s, "the saved profile (sealed with the key file)"))
+}
+
+/// A public or confidential client, and whether its secret is there.
+pub fn client_policy(profile: &ProviderProfile, custom: &CustomSpec, has_secret: bool) -> Outcome {
+    let confidential = custom.auth_method != AuthMethod::None;
+    if confidential && !has_secret {
+        return fail(
+            format!(
+                "a confidential client ({}) without a readable client secret",
+                custom.auth_method.as_str()
+            ),
+            "pass --client-secret-file PATH, --client-secret-stdin or set CALCONNECT_CLIENT_SECRET (or put back the key file that sealed it)",
+        );
+    }
+    ok(format!(
+        "{} client ({}): {}",
+        if confidential {
+            "confidential"
+        } else {
+            "public"
+        },
+        custom.auth_method.as_str(),
+        profile.pkce_use(confidential)
+    ))
+}
+
+/// RFC 8252 §7.3, §8.3: https, or http for a loopback host; no fragment; registered exactly.
+pub fn redirect_uri(uri: &str) -> Outcome {
+    match RedirectUri::parse(uri) {
+        Err(e) => fail(
+            format!("{uri}: {e}"),
+            "use https://…, or http://127.0.0.1:PORT/callback for a local tool (RFC 8252), without #fragment",
+        ),
+        Ok(_) => ok(format!(
+            "{uri}; register exactly this URI (port included) for the client at the provider"
+        )),
+    }
 }

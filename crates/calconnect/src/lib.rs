@@ -145,6 +145,7 @@ pub mod client;
 pub mod clock;
 pub mod connect;
 pub mod crypto;
+mod custom_profile;
 pub mod disconnect;
 pub mod discovery;
 pub mod endpoint;

@@ -312,72 +312,6 @@ impl ProviderProfile {
         })
     }
 
-    /// A custom provider's API root, for [`crate::CalClient`]'s bearer-token requests with
-    /// refresh-and-retry (`calconnect api --api-base`). Cal.com profiles keep their API v2 root.
-    ///
-    /// # Errors
-    /// [`ProfileError`] when `url` breaks `policy`.
-    pub fn with_api_base(mut self, url: &str, policy: UrlPolicy) -> Result<Self, ProfileError> {
-        if !self.is_cal_com() {
-            self.api_base = Some(parse("api_base", url, policy)?);
-        }
-        Ok(self)
-    }
-
-    /// How a custom provider's connections are identified ([`IdentitySource`]; default: a
-    /// label, the provider's host). Ignored by Cal.com profiles, which are identified by
-    /// Cal.com's claims or `/v2/me`.
-    #[must_use]
-    pub fn with_identity(mut self, identity: IdentitySource) -> Self {
-        if !self.is_cal_com() && identity != IdentitySource::CalCom {
-            self.identity = identity;
-        }
-        self
-    }
-
-    /// How a custom provider joins scopes in the authorize URL (default: space, RFC 6749 §3.3).
-    /// Cal.com profiles keep commas.
-    #[must_use]
-    pub fn with_scope_delimiter(mut self, delimiter: ScopeDelimiter) -> Self {
-        if !self.is_cal_com() {
-            self.scope_delimiter = delimiter;
-        }
-        self
-    }
-
-    /// How scopes are joined in the authorize URL.
-    pub fn scope_delimiter(&self) -> ScopeDelimiter {
-        self.scope_delimiter
-    }
-
-    /// The client authentication at the token, revocation and introspection endpoints.
-    pub fn client_auth(&self) -> ClientAuthMethod {
-        self.client_auth
-    }
-
-    /// The issuer identifier callbacks must carry (RFC 9207), if any.
-    pub fn issuer(&self) -> Option<&str> {
-        self.issuer.as_deref()
-    }
-
-    /// The identity strategy ([`IdentitySource`]).
-    pub fn identity(&self) -> &IdentitySource {
-        &self.identity
-    }
-
-    /// What names this provider in an account's store key
-    /// ([`crate::identity::AccountIdentity::store_owner`]): the issuer when known, else the
-    /// token endpoint.
-    pub fn identity_namespace(&self) -> String {
-        if let Some(issuer) = &self.issuer {
-            return issuer.clone();
-        }
-        match &self.token {
-            TokenEndpoints::Unified { url, .. } => url.as_str().to_owned(),
-            TokenEndpoints::Legacy(legacy) => legacy.token.as_str().to_owned(),
-        }
-    }
-
     /// Uses only the legacy web token endpoints (`/api/auth/oauth/token` and
     /// `/api/auth/oauth/refreshToken`, form bodies), for Cal.com versions without the v2 endpoint.
     /// No effect on a profile without legacy endpoints.
@@ -527,7 +461,11 @@ impl ProviderProfile {
     }
 }
 
-fn parse(field: &'static str, value: &str, policy: UrlPolicy) -> Result<EndpointUrl, ProfileError> {
+pub(crate) fn parse(
+    field: &'static str,
+    value: &str,
+    policy: UrlPolicy,
+) -> Result<EndpointUrl, ProfileError> {
     EndpointUrl::parse(value, policy).map_err(|source| ProfileError { field, source })
 }
 
