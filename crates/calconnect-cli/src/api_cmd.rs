@@ -1,8 +1,11 @@
 //! `calconnect api METHOD PATH`: an authenticated Cal.com API v2 call with refresh-and-retry,
-//! pretty-printed JSON (or `--raw`).
+//! pretty-printed JSON (or `--raw`). With a custom provider's connection, a call to its API
+//! (`--api-base`, or the one given at login), with the same bearer token handling
+//! (docs/architecture.md §3.8).
 
 use crate::exit::CliError;
 use crate::fresh::Session;
+use crate::local::ProviderSpec;
 use calconnect::api::{ApiError, CalClient};
 use http::Method;
 
@@ -10,8 +13,13 @@ use http::Method;
 pub struct ApiArgs {
     /// HTTP method (GET, POST, PATCH, PUT, DELETE).
     method: String,
-    /// Path under the API, e.g. /v2/schedules or /v2/me (the /v2 prefix is optional).
+    /// Path under the API, e.g. /v2/schedules or /v2/me (the /v2 prefix is optional); for a
+    /// custom provider, under its API base (e.g. /users/me).
     path: String,
+    /// A custom provider's API root (overrides the one saved at login), e.g.
+    /// https://api.example.com/v1.
+    #[arg(long, value_name = "URL")]
+    api_base: Option<String>,
     /// JSON request body; `@file` reads it from a file, `@-` from standard input.
     #[arg(long, short = 'd')]
     data: Option<String>,
@@ -48,23 +56,56 @@ pub async fn run(args: ApiArgs) -> anyhow::Result<()> {
                 args.method
             ))
         })?;
-    let path = normalize_path(&args.path)?;
     let body = match args.data.as_deref() {
         None => None,
         Some(text) => Some(read_body(text)?),
     };
     let session = Session::open(args.connection.as_deref()).await?;
-    let client = CalClient::for_profile(
-        &session.record.provider.profile()?,
-        session.http.clone(),
-        session.token_source(),
-    )
-    .map_err(|e| CliError::usage(e.to_string()))?
-    .build();
+    let custom = match &session.record.provider {
+        ProviderSpec::Custom(spec) => Some(spec),
+        _ => None,
+    };
+    let (client, path) = match custom {
+        None => {
+            if args.api_base.is_some() {
+                return Err(CliError::usage(
+                    "--api-base is for custom providers: Cal.com's API is at its own address",
+                )
+                .into());
+            }
+            let path = normalize_path(&args.path)?;
+            let client = CalClient::for_profile(
+                &session.record.provider.profile()?,
+                session.http.clone(),
+                session.token_source(),
+            )
+            .map_err(|e| CliError::usage(e.to_string()))?
+            .build();
+            (client, path)
+        }
+        Some(spec) => {
+            let base = args.api_base.as_deref().or(spec.api_base.as_deref()).ok_or_else(|| {
+                CliError::usage(format!(
+                    "the provider at {} has no API base for this connection: pass --api-base URL (its API root)",
+                    spec.host()
+                ))
+            })?;
+            let base = calconnect::EndpointUrl::parse(base, crate::custom::url_policy())
+                .map_err(|e| {
+                    CliError::usage(format!(
+                        "--api-base {base}: {e}: use an https URL (http only for 127.0.0.1/localhost)"
+                    ))
+                })?;
+            // Cal.com's client-side rate governor is Cal.com's limit, not this API's.
+            let client = CalClient::builder(base, session.http.clone(), session.token_source())
+                .without_governor()
+                .build();
+            (client, custom_path(&args.path)?)
+        }
+    };
     let mut request = client.request(method, &path);
     let version = args.api_version.clone().or_else(|| {
-        path.starts_with("/schedules")
-            .then(|| "2024-06-11".to_owned())
+        (custom.is_none() && path.starts_with("/schedules")).then(|| "2024-06-11".to_owned())
     });
     if let Some(v) = &version {
         request = request.api_version(v);
@@ -121,6 +162,22 @@ fn api_error(e: &ApiError) -> CliError {
         }
         _ => CliError::api(text),
     }
+}
+
+/// A custom API's path, relative to its base: kept as given.
+fn custom_path(path: &str) -> Result<String, CliError> {
+    let trimmed = path.trim();
+    if !trimmed.starts_with('/') || trimmed.contains("://") {
+        return Err(CliError::usage(format!(
+            "`{path}` is not an API path: pass it like /users/me (relative to the API base)"
+        )));
+    }
+    if trimmed.contains('?') {
+        return Err(CliError::usage(
+            "put query parameters in --query key=value, not in the path",
+        ));
+    }
+    Ok(trimmed.to_owned())
 }
 
 /// `/v2/schedules` → `/schedules` (the client's base already ends in /v2).

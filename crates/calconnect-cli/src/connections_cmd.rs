@@ -38,15 +38,22 @@ enum ConnectionsCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Deletes a connection's stored tokens. Cal.com has no revocation endpoint
-    /// (docs/calcom.md §4): access tokens stay valid until they expire (30 minutes).
+    /// Revokes a connection's tokens at the provider (RFC 7009: the refresh token, then the
+    /// access token, when the provider has a revocation endpoint) and deletes them here. Cal.com
+    /// has no revocation endpoint (docs/calcom.md §4): its access tokens stay valid until they
+    /// expire (30 minutes). If a revocation fails the connection is kept, to try again.
     ///
     /// Examples:
     ///   calconnect connections delete 3f2a
+    ///   calconnect connections delete work --local-only
     #[command(verbatim_doc_comment)]
     Delete {
-        /// Connection id, id prefix or username.
+        /// Connection id, id prefix, username or name.
         connection: String,
+        /// Delete here without revoking at the provider (its tokens stay valid there until they
+        /// expire).
+        #[arg(long)]
+        local_only: bool,
     },
 }
 
@@ -90,35 +97,58 @@ pub async fn run(args: ConnectionsArgs) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        ConnectionsCommand::Delete { connection } => {
-            let (c, _) = local::select(store.as_ref(), &records, Some(&connection)).await?;
-            store
-                .delete_connection(c.id, "deleted with `calconnect connections delete`")
-                .await
-                .map_err(|e| CliError::other(format!("cannot delete: {e}")))?;
+        ConnectionsCommand::Delete {
+            connection,
+            local_only,
+        } => {
+            let (c, record) = local::select(store.as_ref(), &records, Some(&connection)).await?;
             let id = c.id.as_uuid().to_string();
+            let said = if local_only {
+                store
+                    .delete_connection(c.id, DELETE_REASON)
+                    .await
+                    .map_err(|e| CliError::other(format!("cannot delete: {e}")))?;
+                format!(
+                    "Deleted connection {id} here only; its tokens stay valid at the provider until they expire."
+                )
+            } else {
+                let (revocation, deleted) =
+                    crate::revoke::disconnect(&home, store.clone(), &c, &record).await?;
+                if !deleted {
+                    return Err(CliError::other(format!(
+                        "connection {id} was not deleted: {revocation}; try again, or pass --local-only to delete it here only (its tokens then stay valid at the provider until they expire)"
+                    ))
+                    .into());
+                }
+                crate::revoke::describe(&id, &record, &revocation)
+            };
             let mut records = records;
             records.connections.remove(&id);
             if records.default.as_deref() == Some(id.as_str()) {
                 records.default = None;
             }
             records.save(&home)?;
-            println!(
-                "Deleted connection {id}. Its access token stays valid at Cal.com until it expires (Cal.com cannot revoke it)."
-            );
+            println!("{said}");
             Ok(())
         }
     }
 }
 
+const DELETE_REASON: &str = "deleted with `calconnect connections delete`";
+
 /// Field order of `connections show`.
 const SHOW_ORDER: &[&str] = &[
     "id",
+    "name",
     "username",
     "email",
+    "account",
     "owner",
     "profile",
     "provider",
+    "auth_method",
+    "revocation_url",
+    "api_base",
     "client_id",
     "redirect_uri",
     "scopes",
@@ -212,21 +242,41 @@ fn describe(c: &Connection, records: &Records) -> serde_json::Value {
     let id = c.id.as_uuid().to_string();
     let record = records.connections.get(&id);
     let fmt = |t: Option<time::OffsetDateTime>| t.and_then(|t| t.format(&Rfc3339).ok());
+    let custom = record.and_then(|r| match &r.provider {
+        local::ProviderSpec::Custom(spec) => Some(spec),
+        _ => None,
+    });
+    // A custom provider's account is stored as a digest (docs/architecture.md §3.8): show the
+    // account as the provider named it instead of that number.
+    let owner = match (custom, record.and_then(|r| r.account.clone())) {
+        (Some(_), account) => account,
+        (None, _) => Some(format!(
+            "{} {}",
+            c.identity.owner.kind(),
+            c.identity.owner.id()
+        )),
+    };
+    let delimiter = custom.map_or(",", |s| s.scope_delimiter.join());
     serde_json::json!({
         "default": records.default.as_deref() == Some(id.as_str()),
         "id": id,
-        "username": record.and_then(|r| r.username.clone()),
+        "name": record.and_then(|r| r.name.clone().or_else(|| r.saved_profile.clone())),
+        "username": record.and_then(|r| r.username.clone().or_else(|| r.account.clone())),
         "email": record.and_then(|r| r.email.clone()),
-        "owner": format!("{} {}", c.identity.owner.kind(), c.identity.owner.id()),
+        "account": record.and_then(|r| r.account.clone()),
+        "owner": owner,
         "client_id": c.identity.client_id,
-        "profile": record.map(|r| r.provider.name()),
+        "profile": record.map(|r| r.saved_profile.clone().unwrap_or_else(|| r.provider.name().to_owned())),
         "provider": record.map(|r| match &r.provider {
             local::ProviderSpec::CalCom => "https://app.cal.com".to_owned(),
             local::ProviderSpec::Sandbox { url } => url.clone(),
-            local::ProviderSpec::Custom { authorize_url, .. } => authorize_url.clone(),
+            local::ProviderSpec::Custom(spec) => spec.issuer.clone().unwrap_or_else(|| spec.authorize_url.clone()),
         }),
+        "auth_method": custom.map(|s| s.auth_method.as_str()),
+        "revocation_url": custom.and_then(|s| s.revocation_url.clone()),
+        "api_base": custom.and_then(|s| s.api_base.clone()),
         "redirect_uri": record.map(|r| r.redirect_uri.clone()),
-        "scopes": c.scopes.join(","),
+        "scopes": c.scopes.join(delimiter),
         "status": c.status.as_str(),
         "status_reason": c.status_reason,
         "access_expires_at": fmt(c.access_expires_at),

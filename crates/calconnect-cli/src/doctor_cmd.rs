@@ -2,12 +2,16 @@
 //! endpoint, and optionally runs a synthetic flow against the sandbox; prints each check with a
 //! fix for what fails. Never prints a token.
 
+use crate::doctor_custom::{self, Probe};
 use crate::exit::CliError;
 use crate::local::{self, Home, ProviderSpec, Records};
-use crate::login_cmd::{self, DEFAULT_PORT, ProviderArgs};
+use crate::login_cmd::DEFAULT_PORT;
 use crate::loopback::CALLBACK_PATH;
+use crate::provider_args::{self, ProviderArgs};
 use calconnect::crypto::{SealContext, SealedField};
-use calconnect::{Clock as _, ProviderProfile, RedirectUri, SystemClock, TokenEndpoints};
+use calconnect::{
+    ClientSecret, Clock as _, ProviderProfile, RedirectUri, SystemClock, TokenEndpoints,
+};
 use std::time::Duration;
 
 /// More clock skew than this breaks expiry decisions (Cal.com's access tokens live 30 minutes).
@@ -21,7 +25,7 @@ pub struct DoctorArgs {
     /// Loopback port `calconnect login` will use.
     #[arg(long, default_value_t = DEFAULT_PORT)]
     port: u16,
-    /// Also check these redirect URIs against Cal.com's rules (repeatable).
+    /// Also check these redirect URIs against the provider's rules (repeatable).
     #[arg(long = "redirect-uri")]
     redirect_uris: Vec<String>,
     /// Also run a full synthetic flow against the sandbox (sign in as a seeded user, consent,
@@ -85,7 +89,7 @@ pub async fn run(args: DoctorArgs) -> anyhow::Result<()> {
         }
     };
     let records = Records::load(&home);
-    let chosen = choose_provider(&args, records.as_ref().ok());
+    let chosen = choose_provider(&args, records.as_ref().ok()).await;
     match (&records, &chosen) {
         (Err(e), _) => report.print(
             "configuration",
@@ -95,7 +99,7 @@ pub async fn run(args: DoctorArgs) -> anyhow::Result<()> {
             "configuration",
             fail(e.message.clone(), "pass --profile/--client-id as for `calconnect login`"),
         ),
-        (Ok(r), Ok((spec, client, _))) => report.print(
+        (Ok(r), Ok(Target { spec, client, .. })) => report.print(
             "configuration",
             ok(format!(
                 "home {} (data) and {} (config); {} stored connection(s); checking {} with client {client}",
@@ -107,28 +111,32 @@ pub async fn run(args: DoctorArgs) -> anyhow::Result<()> {
         ),
     }
 
-    // Redirect URIs against Cal.com's rules (docs/calcom.md §1).
+    // Redirect URIs against Cal.com's rules (docs/calcom.md §1), or a custom provider's
+    // (RFC 8252 §7.3, §8.3: loopback http or https).
+    let cal_com = chosen.as_ref().map_or(true, |t| t.spec.is_cal_com());
     let mut uris: Vec<String> = match &chosen {
-        Ok((_, _, Some(uri))) => vec![uri.clone()],
+        Ok(Target {
+            redirect_uri: Some(uri),
+            ..
+        }) => vec![uri.clone()],
         _ => vec![format!("http://127.0.0.1:{}{CALLBACK_PATH}", args.port)],
     };
     uris.extend(args.redirect_uris.iter().cloned());
     for uri in &uris {
-        report.print("redirect URI", check_redirect_uri(uri));
+        report.print("redirect URI", redirect_uri_outcome(uri, cal_com));
     }
 
-    let profile = chosen.as_ref().ok().map(|(spec, _, _)| spec.profile());
-    // The client policy: `login` is a public client, so PKCE S256 always (docs/calcom.md).
-    if let Some(Ok(profile)) = &profile {
-        report.print(
-            "client policy",
-            ok(format!("public client: {}", profile.pkce_use(false))),
-        );
+    let profile = chosen.as_ref().ok().map(|t| t.spec.profile());
+    if let (Some(Ok(profile)), Ok(target)) = (&profile, &chosen) {
+        report.print("client policy", client_policy(profile, target));
     }
     let http = probe_client()?;
     match (&chosen, profile) {
-        (Ok((_, client_id, _)), Some(Ok(profile))) => {
-            let (endpoint, clock) = check_token_endpoint(&http, &profile, client_id).await;
+        (Ok(target), Some(Ok(_))) if !cal_com => {
+            custom_checks(&mut report, &http, target).await;
+        }
+        (Ok(Target { client, .. }), Some(Ok(profile))) => {
+            let (endpoint, clock) = check_token_endpoint(&http, &profile, client).await;
             report.print("clock", clock);
             report.print("token endpoint", endpoint);
         }
@@ -197,7 +205,10 @@ pub async fn run(args: DoctorArgs) -> anyhow::Result<()> {
 
     if args.synthetic {
         let outcome = match &chosen {
-            Ok((ProviderSpec::Sandbox { url }, _, _)) => crate::synthetic::run(url).await,
+            Ok(Target {
+                spec: ProviderSpec::Sandbox { url },
+                ..
+            }) => crate::synthetic::run(url).await,
             _ => fail(
                 "the synthetic flow needs the sandbox profile",
                 "pass --profile sandbox --sandbox-url http://127.0.0.1:PORT",
@@ -225,15 +236,22 @@ fn describe(spec: &ProviderSpec) -> String {
     match spec {
         ProviderSpec::CalCom => "cal.com".into(),
         ProviderSpec::Sandbox { url } => format!("the sandbox at {url}"),
-        ProviderSpec::Custom { authorize_url, .. } => format!("custom provider {authorize_url}"),
+        ProviderSpec::Custom(custom) => format!("the custom provider at {}", custom.host()),
     }
 }
 
+/// The provider and client to check.
+struct Target {
+    spec: ProviderSpec,
+    client: String,
+    redirect_uri: Option<String>,
+    /// A custom client's secret (from the flags, or opened from the record or saved profile)
+    /// and where it came from.
+    secret: Option<(ClientSecret, &'static str)>,
+}
+
 /// Flags first; else the default connection's record; else cal.com with CALCONNECT_CLIENT_ID.
-fn choose_provider(
-    args: &DoctorArgs,
-    records: Option<&Records>,
-) -> Result<(ProviderSpec, String, Option<String>), CliError> {
+async fn choose_provider(args: &DoctorArgs, records: Option<&Records>) -> Result<Target, CliError> {
     if !args.provider.given() {
         if let Some(records) = records {
             let record = records
@@ -242,15 +260,70 @@ fn choose_provider(
                 .and_then(|d| records.connections.get(d))
                 .or_else(|| records.connections.values().next());
             if let Some(r) = record {
-                return Ok((
-                    r.provider.clone(),
-                    r.client_id.clone(),
-                    Some(r.redirect_uri.clone()),
-                ));
+                return Ok(Target {
+                    secret: doctor_custom::sealed_secret(&r.provider),
+                    spec: r.provider.clone(),
+                    client: r.client_id.clone(),
+                    redirect_uri: Some(r.redirect_uri.clone()),
+                });
             }
         }
     }
-    login_cmd::provider(&args.provider).map(|(spec, id)| (spec, id, None))
+    let http = calconnect::http::HttpClient::new(calconnect::http::HttpConfig::default())
+        .map_err(|e| CliError::other(format!("cannot build the HTTP client: {e}")))?;
+    let chosen = provider_args::choose(&args.provider, false, &http).await?;
+    let redirect_uri = chosen
+        .saved
+        .as_ref()
+        .and_then(|(_, p)| p.port)
+        .map(|port| format!("http://127.0.0.1:{port}{CALLBACK_PATH}"));
+    let secret = match chosen.secret {
+        Some((secret, source)) => Some((secret, source.describe())),
+        None => doctor_custom::sealed_secret(&chosen.spec),
+    };
+    Ok(Target {
+        spec: chosen.spec,
+        client: chosen.client_id,
+        redirect_uri,
+        secret,
+    })
+}
+
+/// The client policy (docs/architecture.md §5): `login` at Cal.com is a public client, so
+/// PKCE S256 always; a custom client is public or confidential as configured.
+fn client_policy(profile: &ProviderProfile, target: &Target) -> Outcome {
+    match &target.spec {
+        ProviderSpec::Custom(custom) => {
+            doctor_custom::client_policy(profile, custom, target.secret.is_some())
+        }
+        _ => ok(format!("public client: {}", profile.pkce_use(false))),
+    }
+}
+
+/// A custom provider's checks, in its own words ([`doctor_custom`]).
+async fn custom_checks(report: &mut Report, http: &reqwest::Client, target: &Target) {
+    let ProviderSpec::Custom(spec) = &target.spec else {
+        return;
+    };
+    let probe = Probe {
+        http,
+        spec,
+        client_id: &target.client,
+        secret: target.secret.as_ref().map(|(s, _)| s),
+        secret_source: target.secret.as_ref().map(|(_, from)| *from),
+    };
+    for (name, outcome) in doctor_custom::checks(&probe).await {
+        report.print(name, outcome);
+    }
+}
+
+/// docs/calcom.md §1 for Cal.com; RFC 8252 for any other provider ([`doctor_custom`]).
+fn redirect_uri_outcome(uri: &str, cal_com: bool) -> Outcome {
+    if cal_com {
+        check_redirect_uri(uri)
+    } else {
+        doctor_custom::redirect_uri(uri)
+    }
 }
 
 /// docs/calcom.md §1: https, or http only for localhost, 127.0.0.1, [::1], *.local; no
@@ -278,6 +351,7 @@ pub fn check_redirect_uri(uri: &str) -> Outcome {
     }
 }
 
+/// The library's one reqwest builder (no redirects), with the probes' shorter timeouts.
 fn probe_client() -> Result<reqwest::Client, CliError> {
     calconnect::http::reqwest_client(
         &calconnect::http::HttpConfig::default()
@@ -362,7 +436,7 @@ async fn check_token_endpoint(
     (endpoint, clock)
 }
 
-fn clock_outcome(date: Option<&http::HeaderValue>) -> Outcome {
+pub fn clock_outcome(date: Option<&http::HeaderValue>) -> Outcome {
     let Some(theirs) = date.and_then(|d| d.to_str().ok()).and_then(parse_http_date) else {
         return warn(
             "the provider sent no Date header",

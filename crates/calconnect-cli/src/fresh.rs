@@ -5,8 +5,9 @@
 //! once; `invalid_grant`/`invalid_client`/`unauthorized_client` mark it `needs_reauth`.
 
 use crate::exit::CliError;
-use crate::local::{self, Home, Record, Records};
+use crate::local::{self, Home, ProviderSpec, Record, Records};
 use calconnect::api::AccessTokenSource;
+use calconnect::crypto::Keyring;
 use calconnect::store::Connection;
 use calconnect::{
     AccessToken, AuthorizationFlow, ClientConfig, SystemClock, http::HttpClient, http::HttpConfig,
@@ -39,7 +40,7 @@ impl Session {
         let (connection, record) = local::select(store.as_ref(), &records, selector).await?;
         let http = HttpClient::new(HttpConfig::default())
             .map_err(|e| CliError::other(format!("cannot build the HTTP client: {e}")))?;
-        let flow = Arc::new(flow_for(&record, http.clone())?);
+        let flow = Arc::new(flow_for(&record, http.clone(), Some(keyring.as_ref()))?);
         let mut suffix = [0u8; 4];
         rand::rngs::OsRng.fill_bytes(&mut suffix);
         let config = KeeperConfig::builder()
@@ -80,11 +81,39 @@ impl Session {
     }
 }
 
-/// The flow for a stored record (public client: no secret to keep).
-pub fn flow_for(record: &Record, http: HttpClient) -> Result<AuthorizationFlow, CliError> {
-    let profile = record.provider.profile()?;
-    let client = ClientConfig::public(record.client_id.clone(), &record.redirect_uri)
-        .map_err(|e| CliError::usage(format!("{e}")))?;
+/// The flow for a stored record: a public client, or a custom provider's confidential client
+/// whose sealed secret `keyring` opens.
+pub fn flow_for(
+    record: &Record,
+    http: HttpClient,
+    keyring: Option<&Keyring>,
+) -> Result<AuthorizationFlow, CliError> {
+    let bad = |e: calconnect::ClientConfigError| CliError::usage(format!("{e}"));
+    let (profile, client) = match &record.provider {
+        ProviderSpec::Custom(spec) => {
+            let profile = spec.profile(record.name.as_deref())?;
+            let client = match (&spec.client_secret, keyring) {
+                (Some(sealed), Some(keyring)) => ClientConfig::confidential(
+                    record.client_id.clone(),
+                    sealed.open(keyring)?,
+                    &record.redirect_uri,
+                )
+                .map_err(bad)?,
+                (Some(_), None) => {
+                    return Err(CliError::other(
+                        "the client secret is sealed and no key file was loaded",
+                    ));
+                }
+                (None, _) => ClientConfig::public(record.client_id.clone(), &record.redirect_uri)
+                    .map_err(bad)?,
+            };
+            (profile, client)
+        }
+        other => (
+            other.profile()?,
+            ClientConfig::public(record.client_id.clone(), &record.redirect_uri).map_err(bad)?,
+        ),
+    };
     Ok(AuthorizationFlow::new(
         profile,
         client,

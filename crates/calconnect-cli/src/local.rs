@@ -8,6 +8,7 @@
 //! `CALCONNECT_HOME` puts both in one folder (tests set it per child process); otherwise the
 //! platform's folders (`$XDG_DATA_HOME/calconnect`, `$XDG_CONFIG_HOME/calconnect`).
 
+use crate::custom::CustomSpec;
 use crate::exit::CliError;
 use calconnect::crypto::{KeyId, Keyring, SealingKey};
 use calconnect::store::{Connection, ConnectionStore};
@@ -180,7 +181,8 @@ pub async fn open_sqlite(home: &Home) -> Result<calconnect_sqlite::SqliteStore, 
     Ok(store)
 }
 
-/// Which provider a connection was made with (no secrets: public clients only).
+/// Which provider a connection was made with (no secret in clear: a custom client's secret is
+/// sealed with the key file).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(tag = "profile", rename_all = "kebab-case")]
 pub enum ProviderSpec {
@@ -189,11 +191,8 @@ pub enum ProviderSpec {
     CalCom,
     /// The local sandbox at `url`.
     Sandbox { url: String },
-    /// Any RFC 6749 server.
-    Custom {
-        authorize_url: String,
-        token_url: String,
-    },
+    /// Any RFC 6749 server (docs/architecture.md §3.8).
+    Custom(Box<CustomSpec>),
 }
 
 impl ProviderSpec {
@@ -218,21 +217,13 @@ impl ProviderSpec {
                 ProviderProfile::sandbox(url, UrlPolicy::allow_insecure_loopback_http())
                     .map_err(bad)
             }
-            Self::Custom {
-                authorize_url,
-                token_url,
-            } => ProviderProfile::custom(
-                calconnect::CustomProvider {
-                    authorize_url: authorize_url.clone(),
-                    token_url: token_url.clone(),
-                    revocation_url: None,
-                    client_auth: calconnect::ClientAuthMethod::None,
-                    issuer: None,
-                },
-                UrlPolicy::allow_insecure_loopback_http(),
-            )
-            .map_err(bad),
+            Self::Custom(spec) => spec.profile(None),
         }
+    }
+
+    /// Whether this is a Cal.com provider (cloud or sandbox): its wording and checks apply.
+    pub fn is_cal_com(&self) -> bool {
+        !matches!(self, Self::Custom(_))
     }
 }
 
@@ -247,6 +238,30 @@ pub struct Record {
     pub username: Option<String>,
     #[serde(default)]
     pub email: Option<String>,
+    /// The connection's name (`--name`; for a custom provider that names no account, also what
+    /// identifies the connection).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The account as a custom provider names it (the store keeps only a digest of it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// The saved profile (`--save-as`) the connection was made with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub saved_profile: Option<String>,
+}
+
+impl Record {
+    /// Whether `selector` names this record: its username, name, account or saved profile.
+    pub fn answers_to(&self, selector: &str) -> bool {
+        [
+            &self.username,
+            &self.name,
+            &self.account,
+            &self.saved_profile,
+        ]
+        .into_iter()
+        .any(|v| v.as_deref() == Some(selector))
+    }
 }
 
 /// `connections.json`.
@@ -258,34 +273,47 @@ pub struct Records {
     pub connections: BTreeMap<String, Record>,
 }
 
-impl Records {
-    pub fn load(home: &Home) -> Result<Self, CliError> {
-        let path = home.records_file();
-        match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                CliError::other(format!(
-                    "{} is not valid ({e}): move it aside and run `calconnect login` again",
-                    path.display()
-                ))
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
-            Err(e) => Err(CliError::other(format!(
-                "cannot read {}: {e}",
+/// Reads a JSON file of the config folder (`connections.json`, `profiles.json`); a missing file
+/// is the default value. `fix` says what to do with a broken one.
+pub fn read_json<T: serde::de::DeserializeOwned + Default>(
+    path: &Path,
+    fix: &str,
+) -> Result<T, CliError> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+            CliError::other(format!(
+                "{} is not valid ({e}): move it aside and {fix}",
                 path.display()
-            ))),
-        }
-    }
-
-    pub fn save(&self, home: &Home) -> Result<(), CliError> {
-        ensure_private_dir(&home.config)?;
-        let json = serde_json::to_vec_pretty(self)
-            .map_err(|e| CliError::other(format!("cannot encode connections.json: {e}")))?;
-        write_private(&home.records_file(), &json)
+            ))
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(T::default()),
+        Err(e) => Err(CliError::other(format!(
+            "cannot read {}: {e}",
+            path.display()
+        ))),
     }
 }
 
-/// Finds the connection `selector` names (its id, an id prefix, or a username), or the default
-/// one when no selector is given.
+/// Writes a JSON file of the config folder (mode 0600, atomically).
+pub fn write_json<T: Serialize>(home: &Home, path: &Path, value: &T) -> Result<(), CliError> {
+    ensure_private_dir(&home.config)?;
+    let json = serde_json::to_vec_pretty(value)
+        .map_err(|e| CliError::other(format!("cannot encode {}: {e}", path.display())))?;
+    write_private(path, &json)
+}
+
+impl Records {
+    pub fn load(home: &Home) -> Result<Self, CliError> {
+        read_json(&home.records_file(), "run `calconnect login` again")
+    }
+
+    pub fn save(&self, home: &Home) -> Result<(), CliError> {
+        write_json(home, &home.records_file(), self)
+    }
+}
+
+/// Finds the connection `selector` names (its id, an id prefix, a username, its name, account
+/// or saved profile), or the default one when no selector is given.
 pub async fn select(
     store: &dyn ConnectionStore,
     records: &Records,
@@ -311,8 +339,7 @@ pub async fn select(
                         || records
                             .connections
                             .get(&id)
-                            .and_then(|r| r.username.as_deref())
-                            == Some(sel)
+                            .is_some_and(|r| r.answers_to(sel))
                 })
                 .collect();
             match matches.as_slice() {
@@ -382,6 +409,9 @@ mod tests {
             redirect_uri: "http://127.0.0.1:8976/callback".into(),
             username: Some("alice".into()),
             email: None,
+            name: None,
+            account: None,
+            saved_profile: None,
         };
         let json = serde_json::to_string(&r).unwrap();
         assert!(json.contains("\"profile\":\"sandbox\""), "{json}");

@@ -1,14 +1,20 @@
-//! `calconnect login`: a public-client PKCE flow with a loopback redirect (RFC 8252), like
-//! `gh auth login`. The connection is sealed into the local SQLite store.
+//! `calconnect login`: an authorization-code flow with a loopback redirect (RFC 8252), like
+//! `gh auth login`: a public PKCE client at Cal.com, or any OAuth 2.0 server's public or
+//! confidential client (`--profile custom`, docs/architecture.md §3.8). The connection is sealed
+//! into the local SQLite store.
 
+use crate::custom::saved::{self, SavedProfile, SavedProfiles};
+use crate::custom::secret::SealedSecret;
+use crate::custom::{Delimiter, wording};
 use crate::exit::CliError;
-use crate::fresh::flow_for;
+use crate::fresh::{chain, flow_for};
 use crate::local::{self, Home, ProviderSpec, Record, Records};
 use crate::loopback;
-use calconnect::connect::{CompleteError, Connector};
-use calconnect::store::CalOwner;
+use crate::provider_args::{self, ProviderArgs};
+use calconnect::connect::{CompleteError, Connected, Connector};
 use calconnect::{
-    AuthorizeOptions, Callback, CallbackError, SystemClock, http::HttpClient, http::HttpConfig,
+    AccountIdentity, AuthorizeOptions, AuthorizeOptionsError, Callback, CallbackError, SystemClock,
+    http::HttpClient, http::HttpConfig,
 };
 use rand::rngs::OsRng;
 use std::sync::Arc;
@@ -21,66 +27,34 @@ const DEFAULT_SCOPES: &str = "PROFILE_READ,SCHEDULE_READ";
 pub struct LoginArgs {
     #[command(flatten)]
     provider: ProviderArgs,
-    /// Scopes, comma-separated (e.g. PROFILE_READ,SCHEDULE_READ,BOOKING_READ).
-    #[arg(long, default_value = DEFAULT_SCOPES)]
-    scopes: String,
+    /// Scopes. Cal.com: comma-separated names (default PROFILE_READ,SCHEDULE_READ). Custom:
+    /// the provider's scopes, separated by its delimiter (space by default), e.g.
+    /// "openid offline_access read:user"; none by default.
+    #[arg(long)]
+    scopes: Option<String>,
     /// Print the URL instead of opening a browser.
     #[arg(long)]
     no_browser: bool,
-    /// Loopback port for the redirect: register http://127.0.0.1:<port>/callback with your client.
-    #[arg(long, default_value_t = DEFAULT_PORT)]
-    port: u16,
+    /// Loopback port for the redirect: register http://127.0.0.1:<port>/callback with your client
+    /// (default 8976, or the saved profile's).
+    #[arg(long)]
+    port: Option<u16>,
     /// How long to wait for the browser (e.g. 90s, 5m).
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     timeout: Duration,
-}
-
-/// Which provider and client (shared by `login` and `doctor`).
-#[derive(Debug, Clone, clap::Args)]
-pub struct ProviderArgs {
-    /// Provider: cal.com (default), sandbox (a local `calconnect sandbox`) or custom.
-    #[arg(long, value_parser = parse_profile)]
-    profile: Option<ProfileName>,
-    /// OAuth client id (a PUBLIC client). Default for the sandbox: calconnect-cli.
-    #[arg(long, env = "CALCONNECT_CLIENT_ID")]
-    client_id: Option<String>,
-    /// Sandbox base URL (with --profile sandbox), e.g. http://127.0.0.1:5555.
-    #[arg(long, env = "CALCONNECT_SANDBOX_URL")]
-    sandbox_url: Option<String>,
-    /// Authorization endpoint (with --profile custom).
+    /// A name for the connection (select it with --connection NAME). At a custom provider that
+    /// names no account, it also identifies the connection: one per name (default: the
+    /// provider's host).
     #[arg(long)]
-    authorize_url: Option<String>,
-    /// Token endpoint (with --profile custom).
-    #[arg(long)]
-    token_url: Option<String>,
-}
-
-impl ProviderArgs {
-    /// Whether any provider flag was given.
-    pub fn given(&self) -> bool {
-        self.profile.is_some()
-            || self.sandbox_url.is_some()
-            || self.authorize_url.is_some()
-            || self.token_url.is_some()
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProfileName {
-    CalCom,
-    Sandbox,
-    Custom,
-}
-
-fn parse_profile(s: &str) -> Result<ProfileName, String> {
-    match s.to_ascii_lowercase().as_str() {
-        "cal.com" | "calcom" | "cal-com" => Ok(ProfileName::CalCom),
-        "sandbox" => Ok(ProfileName::Sandbox),
-        "custom" => Ok(ProfileName::Custom),
-        _ => Err(format!(
-            "unknown profile `{s}`: use cal.com, sandbox or custom"
-        )),
-    }
+    name: Option<String>,
+    /// Save the provider settings (and the client secret, sealed with your key file) under this
+    /// name, for `--profile NAME` in login and doctor, and `--connection NAME` elsewhere.
+    #[arg(long, value_name = "NAME")]
+    save_as: Option<String>,
+    /// After this long without an answer, print what usually keeps the provider from
+    /// redirecting back (an error page shown instead).
+    #[arg(long, default_value = "15s", value_parser = parse_duration, hide = true)]
+    hint_after: Duration,
 }
 
 /// `90s`, `5m`, `1h` or plain seconds.
@@ -104,53 +78,8 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(secs))
 }
 
-/// The provider and client id the flags name.
-pub fn provider(args: &ProviderArgs) -> Result<(ProviderSpec, String), CliError> {
-    let client_id = args.client_id.clone().filter(|c| !c.trim().is_empty());
-    match args.profile.unwrap_or(ProfileName::CalCom) {
-        ProfileName::CalCom => {
-            let id = client_id.ok_or_else(|| {
-                CliError::usage(
-                    "--profile cal.com needs your OAuth client id: pass --client-id ID or set CALCONNECT_CLIENT_ID (create a PUBLIC client at https://app.cal.com/settings/developer/oauth)",
-                )
-            })?;
-            Ok((ProviderSpec::CalCom, id))
-        }
-        ProfileName::Sandbox => {
-            let url = args.sandbox_url.clone().ok_or_else(|| {
-                CliError::usage(
-                    "--profile sandbox needs --sandbox-url http://127.0.0.1:PORT (the address `calconnect sandbox` prints)",
-                )
-            })?;
-            let url = url.trim_end_matches('/').to_owned();
-            Ok((
-                ProviderSpec::Sandbox { url },
-                client_id.unwrap_or_else(|| calconnect_sandbox::PUBLIC_CLIENT_ID.to_owned()),
-            ))
-        }
-        ProfileName::Custom => {
-            let (Some(authorize_url), Some(token_url)) =
-                (args.authorize_url.clone(), args.token_url.clone())
-            else {
-                return Err(CliError::usage(
-                    "--profile custom needs --authorize-url URL and --token-url URL",
-                ));
-            };
-            let id = client_id.ok_or_else(|| {
-                CliError::usage("--profile custom needs --client-id ID (or CALCONNECT_CLIENT_ID)")
-            })?;
-            Ok((
-                ProviderSpec::Custom {
-                    authorize_url,
-                    token_url,
-                },
-                id,
-            ))
-        }
-    }
-}
-
-fn scopes(text: &str) -> Result<AuthorizeOptions, CliError> {
+/// Cal.com's scope names: upper case, comma-separated.
+fn cal_com_scopes(text: &str) -> Result<AuthorizeOptions, CliError> {
     let list: Vec<&str> = text
         .split([',', ' '])
         .map(str::trim)
@@ -172,31 +101,101 @@ fn scopes(text: &str) -> Result<AuthorizeOptions, CliError> {
     AuthorizeOptions::new(list).map_err(|e| CliError::usage(e.to_string()))
 }
 
-pub async fn run(args: LoginArgs) -> anyhow::Result<()> {
-    let (spec, client_id) = provider(&args.provider)?;
-    let options = scopes(&args.scopes)?;
-    let redirect_uri = format!("http://127.0.0.1:{}{}", args.port, loopback::CALLBACK_PATH);
-    let record = Record {
-        provider: spec.clone(),
-        client_id,
-        redirect_uri: redirect_uri.clone(),
-        username: None,
-        email: None,
+/// A custom provider's scopes: free-form RFC 6749 scope tokens, split on its delimiter.
+fn custom_scopes(text: &str, delimiter: Delimiter) -> Result<AuthorizeOptions, CliError> {
+    let list: Vec<&str> = match delimiter {
+        Delimiter::Space => text.split_whitespace().collect(),
+        Delimiter::Comma => text
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect(),
     };
+    if delimiter == Delimiter::Space {
+        if let Some(odd) = list.iter().find(|s| s.contains(',')) {
+            eprintln!(
+                "warning: scope `{odd}` holds a comma, and this provider's scopes are separated by spaces (pass --scope-delimiter comma if it wants commas)"
+            );
+        }
+    }
+    AuthorizeOptions::for_delimiter(list, delimiter.library()).map_err(|e| match e {
+        AuthorizeOptionsError::InvalidScope { scope } => CliError::usage(format!(
+            "scope `{scope}` is malformed: RFC 6749 scopes are printable ASCII without spaces, quotes (\") or backslashes, separated by the provider's delimiter ({})",
+            match delimiter {
+                Delimiter::Space => "space",
+                Delimiter::Comma => "comma",
+            }
+        )),
+        other => CliError::usage(other.to_string()),
+    })
+}
+
+fn scopes_for(spec: &ProviderSpec, text: Option<&str>) -> Result<AuthorizeOptions, CliError> {
+    match spec {
+        ProviderSpec::Custom(custom) => custom_scopes(text.unwrap_or(""), custom.scope_delimiter),
+        _ => cal_com_scopes(text.unwrap_or(DEFAULT_SCOPES)),
+    }
+}
+
+pub async fn run(args: LoginArgs) -> anyhow::Result<()> {
     let http = HttpClient::new(HttpConfig::default())
         .map_err(|e| CliError::other(format!("cannot build the HTTP client: {e}")))?;
-    let flow = flow_for(&record, http)?;
+    let wants_openid = args
+        .scopes
+        .as_deref()
+        .is_some_and(|s| s.split([' ', ',']).any(|x| x == "openid"));
+    let chosen = provider_args::choose(&args.provider, wants_openid, &http).await?;
+    if let Some(name) = &args.save_as {
+        saved::check_name(name)?;
+    }
+    let saved_profile = chosen.saved.as_ref().map(|(_, p)| p);
+    let scopes_text = args
+        .scopes
+        .clone()
+        .or_else(|| saved_profile.and_then(|p| p.scopes.clone()));
+    let options = scopes_for(&chosen.spec, scopes_text.as_deref())?;
+    let port = args
+        .port
+        .or_else(|| saved_profile.and_then(|p| p.port))
+        .unwrap_or(DEFAULT_PORT);
+    let redirect_uri = format!("http://127.0.0.1:{port}{}", loopback::CALLBACK_PATH);
+    if let Some(name) = &args.name {
+        calconnect::IdentitySource::label(name)
+            .map_err(|e| CliError::usage(format!("--name: {e}")))?;
+    }
 
     // Bind before printing the URL, so the redirect cannot arrive before we listen; then the
     // local state: a broken key file stops us before the browser is involved.
-    let listener = loopback::bind(args.port).await?;
+    let listener = loopback::bind(port).await?;
     let home = Home::locate()?;
     let keyring = local::load_keyring(&home, true)?;
     let store = local::open_store(&home).await?;
+    let mut spec = chosen.spec.clone();
+    if let (ProviderSpec::Custom(custom), Some((secret, _))) = (&mut spec, &chosen.secret) {
+        custom.client_secret = Some(SealedSecret::seal(&keyring, secret)?);
+    }
+    let record = Record {
+        provider: spec,
+        client_id: chosen.client_id.clone(),
+        redirect_uri: redirect_uri.clone(),
+        username: None,
+        email: None,
+        name: args.name.clone(),
+        account: None,
+        saved_profile: args
+            .save_as
+            .clone()
+            .or_else(|| chosen.saved.as_ref().map(|(n, _)| n.clone())),
+    };
+    let flow = flow_for(&record, http, Some(&keyring))?;
     let (url, pending) = flow.start(&options, &mut OsRng);
     let connector = Connector::new(flow, store, Arc::new(keyring), Arc::new(SystemClock))
         .with_profile_lookup(true);
-    eprintln!("Log in to {} in your browser:", spec.name());
+    let shown_name = match &record.provider {
+        ProviderSpec::Custom(custom) => custom.host(),
+        other => other.name().to_owned(),
+    };
+    eprintln!("Log in to {shown_name} in your browser:");
     eprintln!("  {}", url.as_str());
     if !args.no_browser && !open_browser(url.as_str()) {
         eprintln!("(could not open a browser: open the URL above yourself)");
@@ -205,18 +204,31 @@ pub async fn run(args: LoginArgs) -> anyhow::Result<()> {
         "Waiting up to {} for the redirect to {redirect_uri} ...",
         loopback::humanize(args.timeout)
     );
+    // The provider may show an error page instead of redirecting (we cannot see it): after a
+    // quiet period, say what usually causes that, and keep waiting.
+    let hint = (args.hint_after < args.timeout).then(|| {
+        let text = hint_text(&record);
+        let after = args.hint_after;
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            eprintln!("{text}");
+        })
+    });
 
     // A request that is not this login's answer (another tab, a port scan, a forged link: no
     // state, another state, or neither code nor error) gets an error page, and the login keeps
     // waiting for the right one until the timeout.
     let deadline = tokio::time::Instant::now() + args.timeout;
     let expected = pending.state_key();
-    let (arrived, callback) = loop {
+    let waited = loop {
         let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let arrived = loopback::wait(&listener, remaining, args.timeout).await?;
+        let arrived = match loopback::wait(&listener, remaining, args.timeout).await {
+            Ok(arrived) => arrived,
+            Err(e) => break Err(e),
+        };
         match Callback::parse(&arrived.query) {
             Ok(cb) if cb.state_key() == Some(expected) && cb.has_code_or_error() => {
-                break (arrived, cb);
+                break Ok((arrived, cb));
             }
             _ => {
                 arrived
@@ -231,6 +243,10 @@ pub async fn run(args: LoginArgs) -> anyhow::Result<()> {
             }
         }
     };
+    if let Some(task) = hint {
+        task.abort();
+    }
+    let (arrived, callback) = waited?;
     let verified = match pending.verify(callback, &SystemClock) {
         Ok(v) => v,
         Err(e) => {
@@ -244,15 +260,27 @@ pub async fn run(args: LoginArgs) -> anyhow::Result<()> {
         home: &home,
         record,
         scopes: options.scopes(),
+        secret_source: chosen.secret.as_ref().map(|(_, s)| s.describe()),
     };
     match done.complete(verified).await {
-        Ok((who, id)) => {
+        Ok((who, id, record)) => {
             arrived.respond(true, &format!("Logged in as {who}")).await;
-            println!("Logged in as {who} on {}.", spec.name());
+            match &record.provider {
+                ProviderSpec::Custom(custom) => {
+                    println!("Logged in as {who} at {}.", custom.host())
+                }
+                other => println!("Logged in as {who} on {}.", other.name()),
+            }
             println!(
                 "Connection {id} is stored in {}.",
                 home.database().display()
             );
+            if let Some(name) = &args.save_as {
+                save_profile(&home, name, &record, port, scopes_text)?;
+                println!(
+                    "Saved the provider settings as profile `{name}`: `calconnect login --profile {name}` and `calconnect doctor --profile {name}` use them; --connection {name} selects this connection."
+                );
+            }
             Ok(())
         }
         Err(e) => {
@@ -262,76 +290,132 @@ pub async fn run(args: LoginArgs) -> anyhow::Result<()> {
     }
 }
 
+fn save_profile(
+    home: &Home,
+    name: &str,
+    record: &Record,
+    port: u16,
+    scopes: Option<String>,
+) -> Result<(), CliError> {
+    let mut profiles = SavedProfiles::load(home)?;
+    profiles.profiles.insert(
+        name.to_owned(),
+        SavedProfile {
+            provider: record.provider.clone(),
+            client_id: record.client_id.clone(),
+            port: Some(port),
+            scopes,
+        },
+    );
+    profiles.save(home)
+}
+
+/// What usually keeps a provider from redirecting back, for the quiet-period hint.
+fn hint_text(record: &Record) -> String {
+    let common = format!(
+        "the redirect URI {} is not registered for client `{}` (it must match exactly, port included); the client id is unknown",
+        record.redirect_uri, record.client_id
+    );
+    match &record.provider {
+        ProviderSpec::Custom(custom) => format!(
+            "No answer from the browser yet. If the provider shows an error page instead of a sign-in or consent page, calconnect cannot see it; likely causes: {common}; a requested scope is not allowed for this client; the client must authenticate differently (--auth-method, now {}) or use PKCE. Fix it at {} or in the flags, and run `calconnect login` again (Ctrl-C stops this one); still waiting.",
+            custom.auth_method.as_str(),
+            custom.host()
+        ),
+        _ => format!(
+            "No answer from the browser yet. If Cal.com shows an error page instead of a sign-in or consent page, calconnect cannot see it; likely causes: {common} or not a PUBLIC client; a requested scope is not enabled for the client. Fix it at https://app.cal.com/settings/developer/oauth and run `calconnect login` again (Ctrl-C stops this one); still waiting."
+        ),
+    }
+}
+
 /// What completes a login once the callback is verified.
 struct Done<'a> {
     connector: &'a Connector,
     home: &'a Home,
     record: Record,
     scopes: &'a [String],
+    secret_source: Option<&'static str>,
 }
 
 impl Done<'_> {
     /// The connector's exchange, identification and sealed save; then the local record. Returns
-    /// who logged in and the connection id.
+    /// who logged in, the connection id and the record kept.
     async fn complete(
         self,
         verified: calconnect::VerifiedCallback,
-    ) -> Result<(String, String), CliError> {
+    ) -> Result<(String, String, Record), CliError> {
         let connected = self
             .connector
             .complete(verified, local::end_user(), self.scopes, &mut OsRng)
             .await
-            .map_err(|e| complete_error(&e))?;
+            .map_err(|e| self.complete_error(&e))?;
         let id = connected.connection.id.as_uuid().to_string();
+        let who = who(&connected);
         let me = connected.user;
+        let account = match &connected.account {
+            AccountIdentity::Cal(_) => None,
+            AccountIdentity::Subject { value, .. } | AccountIdentity::Label(value) => {
+                Some(value.clone())
+            }
+            other => Some(other.describe()),
+        };
+        let record = Record {
+            username: me.as_ref().and_then(|m| m.username.clone()),
+            email: me.as_ref().and_then(|m| m.email.clone()),
+            account,
+            ..self.record
+        };
         let mut records = Records::load(self.home)?;
-        records.connections.insert(
-            id.clone(),
-            Record {
-                username: me.as_ref().and_then(|m| m.username.clone()),
-                email: me.as_ref().and_then(|m| m.email.clone()),
-                ..self.record
-            },
-        );
+        records.connections.insert(id.clone(), record.clone());
         records.default = Some(id.clone());
         records.save(self.home)?;
-        let owner = connected.connection.identity.owner;
-        let who = match &me {
-            Some(m) => format!(
-                "{} ({}{})",
-                m.username.as_deref().unwrap_or("?"),
-                m.email
-                    .as_deref()
-                    .map(|e| format!("{e}, "))
-                    .unwrap_or_default(),
-                match owner {
-                    CalOwner::Team(t) => format!("team {t}"),
-                    CalOwner::User(u) => format!("user {u}"),
+        Ok((who, id, record))
+    }
+
+    /// A failed completion as a one-line CLI error with its exit code.
+    fn complete_error(&self, e: &CompleteError) -> CliError {
+        if let ProviderSpec::Custom(spec) = &self.record.provider {
+            return match e {
+                CompleteError::Exchange(x) => {
+                    wording::exchange_error(x, &self.record.client_id, spec, self.secret_source)
                 }
-            ),
-            None => format!("{} {}", owner.kind(), owner.id()),
-        };
-        Ok((who, id))
+                CompleteError::Identity(failure) => wording::identity_error(failure),
+                _ => CliError::other(format!("cannot store the connection: {}", chain(e))),
+            };
+        }
+        let text = chain(e);
+        match e {
+            CompleteError::Exchange(x) if x.is_transient() => {
+                CliError::other(format!("{text}; try `calconnect login` again"))
+            }
+            CompleteError::Exchange(_) => {
+                CliError::auth(format!("{text}; run `calconnect login` again"))
+            }
+            CompleteError::Identity(_) => {
+                CliError::api(format!("logged in, but asking who you are failed: {text}"))
+            }
+            _ => CliError::other(format!("cannot store the connection: {text}")),
+        }
     }
 }
 
-/// A failed completion as a one-line CLI error with its exit code.
-fn complete_error(e: &CompleteError) -> CliError {
-    let text = chain(e);
-    match e {
-        CompleteError::Exchange(x) if x.is_transient() => {
-            CliError::other(format!("{text}; try `calconnect login` again"))
-        }
-        CompleteError::Exchange(_) => {
-            CliError::auth(format!("{text}; run `calconnect login` again"))
-        }
-        CompleteError::Identity(calconnect::MeError::NotSupported) => CliError::other(format!(
-            "{text}: the provider's tokens name no Cal.com user and it has no /v2/me"
-        )),
-        CompleteError::Identity(_) => {
-            CliError::api(format!("logged in, but asking who you are failed: {text}"))
-        }
-        _ => CliError::other(format!("cannot store the connection: {text}")),
+/// Who logged in, for people: `alice (alice@example.com, user 1)`, `interop-user (userinfo)`.
+fn who(connected: &Connected) -> String {
+    match (&connected.account, &connected.user) {
+        (AccountIdentity::Cal(owner), Some(m)) => format!(
+            "{} ({}{} {})",
+            m.username.as_deref().unwrap_or("?"),
+            m.email
+                .as_deref()
+                .map(|e| format!("{e}, "))
+                .unwrap_or_default(),
+            owner.kind(),
+            owner.id()
+        ),
+        (AccountIdentity::Label(label), _) => format!(
+            "`{label}` (the provider names no account; the connection is known by this name)"
+        ),
+        (account, _) => account.describe(),
     }
 }
 
@@ -342,19 +426,6 @@ fn callback_error(e: &CallbackError) -> CliError {
         ),
         other => CliError::auth(format!("{other}; run `calconnect login` again")),
     }
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(inner) = source {
-        let t = inner.to_string();
-        if !s.contains(&t) {
-            s = format!("{s}: {t}");
-        }
-        source = inner.source();
-    }
-    s
 }
 
 /// Opens `url` with the platform's opener; `false` when none could be started.
@@ -390,8 +461,26 @@ mod tests {
 
     #[test]
     fn scopes_are_checked() {
-        assert!(scopes("PROFILE_READ, SCHEDULE_READ").is_ok());
-        assert!(scopes("profile read!").is_err());
-        assert!(scopes("").is_err());
+        assert!(cal_com_scopes("PROFILE_READ, SCHEDULE_READ").is_ok());
+        assert!(cal_com_scopes("profile read!").is_err());
+        assert!(cal_com_scopes("").is_err());
+        let custom = custom_scopes("openid read:user https://x/y a,b", Delimiter::Space).unwrap();
+        assert_eq!(
+            custom.scopes(),
+            ["openid", "read:user", "https://x/y", "a,b"]
+        );
+        assert_eq!(
+            custom_scopes("a, b", Delimiter::Comma).unwrap().scopes(),
+            ["a", "b"]
+        );
+        assert!(
+            custom_scopes("", Delimiter::Space)
+                .unwrap()
+                .scopes()
+                .is_empty()
+        );
+        let err = custom_scopes("openid \"x", Delimiter::Space).unwrap_err();
+        assert!(err.message.contains("is malformed"), "{}", err.message);
+        assert!(!err.message.contains("Cal.com"), "{}", err.message);
     }
 }

@@ -4,14 +4,18 @@ mod api_cmd;
 mod api_keys_cmd;
 mod completions;
 mod connections_cmd;
+mod custom;
 mod demo_cmd;
 mod doctor_cmd;
+mod doctor_custom;
 mod exit;
 mod fresh;
 mod keys_cmd;
 mod local;
 mod login_cmd;
 mod loopback;
+mod provider_args;
+mod revoke;
 mod sandbox_cmd;
 mod serve_cmd;
 mod synthetic;
@@ -51,18 +55,25 @@ enum Command {
     ///   calconnect keys rotate --sqlite calconnect.db --key-file keys.txt
     #[command(verbatim_doc_comment)]
     Keys(keys_cmd::KeysArgs),
-    /// Log in to Cal.com in the browser and store the connection on this machine.
+    /// Log in to Cal.com (or any OAuth 2.0 server) in the browser and store the connection on
+    /// this machine.
     ///
-    /// A public OAuth client with PKCE and a loopback redirect on 127.0.0.1 (RFC 8252): register
-    /// http://127.0.0.1:<port>/callback (default port 8976) with your client. Tokens are sealed
-    /// into a SQLite database in your data folder; the key lives in your config folder (both in
+    /// An authorization-code flow with a loopback redirect on 127.0.0.1 (RFC 8252): register
+    /// http://127.0.0.1:<port>/callback (default port 8976) with your client. At Cal.com a PUBLIC
+    /// client with PKCE; with --profile custom any standard server, with a public client (PKCE)
+    /// or a confidential one (--client-secret-file, --client-secret-stdin or
+    /// CALCONNECT_CLIENT_SECRET, and --auth-method). Tokens (and a client secret) are sealed into
+    /// a SQLite database in your data folder; the key lives in your config folder (both in
     /// $CALCONNECT_HOME when set).
     ///
     /// Examples:
     ///   calconnect login --client-id my-public-client
     ///   calconnect login --profile sandbox --sandbox-url http://127.0.0.1:5555
     ///   calconnect login --no-browser --scopes PROFILE_READ,BOOKING_READ --port 9000
-    ///   calconnect login --profile custom --client-id c --authorize-url https://idp/authorize --token-url https://idp/token
+    ///   calconnect login --profile custom --client-id c --issuer https://idp.example --scopes "openid offline_access"
+    ///   calconnect login --profile custom --client-id c --authorize-url https://idp/authorize --token-url https://idp/token \
+    ///     --client-secret-file ~/.idp-secret --auth-method client_secret_basic --revocation-url https://idp/revoke --save-as work
+    ///   calconnect login --profile work
     #[command(verbatim_doc_comment, after_help = exit::EXIT_CODES_HELP)]
     Login(login_cmd::LoginArgs),
     /// Print a fresh access token (refreshed first if needed), for scripts.
@@ -72,13 +83,15 @@ enum Command {
     ///   calconnect token --connection alice
     #[command(verbatim_doc_comment, after_help = exit::EXIT_CODES_HELP)]
     Token(token_cmd::TokenArgs),
-    /// Call the Cal.com API v2 with a stored connection (refresh-and-retry on 401).
+    /// Call the Cal.com API v2 (or a custom provider's API) with a stored connection
+    /// (refresh-and-retry on 401).
     ///
     /// Examples:
     ///   calconnect api GET /v2/me
     ///   calconnect api GET /v2/schedules
     ///   calconnect api GET /v2/bookings --query status=upcoming --raw | jq .data
     ///   calconnect api POST /v2/schedules --data @schedule.json
+    ///   calconnect api --connection work --api-base https://api.example.com/v1 GET /users/me
     #[command(verbatim_doc_comment, after_help = exit::EXIT_CODES_HELP)]
     Api(api_cmd::ApiArgs),
     /// List, show or delete the connections stored on this machine.
@@ -89,7 +102,7 @@ enum Command {
     ///   calconnect connections delete alice
     #[command(verbatim_doc_comment, after_help = exit::EXIT_CODES_HELP)]
     Connections(connections_cmd::ConnectionsArgs),
-    /// Check configuration, redirect URIs, clock, database, keys and the token endpoint.
+    /// Check configuration, redirect URIs, clock, database, keys and the provider's endpoints.
     ///
     /// Each check prints ok, warn, FAIL or skip, with a fix for what fails. Exits 1 if any fails.
     ///
@@ -97,6 +110,7 @@ enum Command {
     ///   calconnect doctor
     ///   calconnect doctor --redirect-uri https://app.example.com/oauth/callback
     ///   calconnect doctor --profile sandbox --sandbox-url http://127.0.0.1:5555 --synthetic
+    ///   calconnect doctor --profile work
     #[command(verbatim_doc_comment, after_help = exit::EXIT_CODES_HELP)]
     Doctor(doctor_cmd::DoctorArgs),
     /// Print shell completions.

@@ -59,12 +59,14 @@ async fn two_serve_processes_share_flows_and_refresh_once() {
     let Some(db) = TestDatabase::create().await else {
         return;
     };
-    // Access tokens first live 4 minutes: inside the keepers' 5-minute margin, so the first
-    // access-token request refreshes; the storm below starts after the sandbox is back to 30.
+    // The connection's first access token lives 2 seconds, and the storm below starts once it
+    // has expired (the processes run on the wall clock, and the keepers never refresh a token
+    // they just received, docs/architecture.md §3.5), so the first access-token request
+    // refreshes; by then the sandbox is back to 30-minute tokens.
     let sandbox = Arc::new(
         Sandbox::builder()
             .redirect_uri(ClientType::Confidential, format!("{PUBLIC}/oauth/callback"))
-            .access_token_ttl(time::Duration::minutes(4))
+            .access_token_ttl(time::Duration::seconds(2))
             .start()
             .await
             .unwrap(),
@@ -154,6 +156,7 @@ async fn two_serve_processes_share_flows_and_refresh_once() {
 
     // From now on Cal.com mints the usual 30-minute tokens again.
     sandbox.update_settings(|s| s.access_token_ttl = time::Duration::seconds(1800));
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     // The storm: 40 access-token requests, half to each process, all at once.
     let requests = (0..40).map(|i| {
         let base = if i % 2 == 0 { &a.url } else { &b.url };

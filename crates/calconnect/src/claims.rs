@@ -44,8 +44,11 @@ struct Raw {
     scope: Option<serde_json::Value>,
 }
 
-/// Reads the claims of a JWT-shaped token; `None` for an opaque token (any other provider).
-pub fn read_unverified_claims(token: &str) -> Option<UnverifiedClaims> {
+/// The payload of a JWT-shaped token (three dot-separated parts, a JSON object in the middle),
+/// **unverified**; `None` for an opaque token or anything else.
+pub(crate) fn unverified_payload(
+    token: &str,
+) -> Option<serde_json::Map<String, serde_json::Value>> {
     if token.len() > MAX_TOKEN_CHARS {
         return None;
     }
@@ -56,7 +59,12 @@ pub fn read_unverified_claims(token: &str) -> Option<UnverifiedClaims> {
     }
     let bytes = URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
     // An object only (serde would also read a struct from a JSON array).
-    let object: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&bytes).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Reads the claims of a JWT-shaped token; `None` for an opaque token (any other provider).
+pub fn read_unverified_claims(token: &str) -> Option<UnverifiedClaims> {
+    let object = unverified_payload(token)?;
     let raw: Raw = serde_json::from_value(serde_json::Value::Object(object)).ok()?;
     let id = |v: &Option<serde_json::Value>| v.as_ref().and_then(as_i64);
     let identity = match (id(&raw.user_id), id(&raw.team_id)) {

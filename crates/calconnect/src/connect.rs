@@ -8,8 +8,11 @@
 //!    for a cookie of the browser that started, without which the callback is refused.
 //! 2. **Finish** ([`Connector::finish`]): the pending authorization is consumed exactly once
 //!    (state digest + browser binding), the callback verified against it, the code exchanged,
-//!    the Cal.com identity read from the tokens' claims or asked from `/v2/me`, the tokens sealed
-//!    and saved: one connection per Cal.com identity and client, created or updated.
+//!    the account identified by the profile's identity strategy (Cal.com: the tokens' claims or
+//!    `/v2/me`; a custom provider: userinfo, introspection, claims or a label, see
+//!    [`crate::IdentitySource`]), the tokens sealed and saved: one connection per account identity and
+//!    client, created or updated. Tokens whose account cannot be told are revoked where the
+//!    provider can (RFC 7009), not silently dropped.
 //!
 //! A process that keeps the pending authorization itself (a command-line login on a loopback
 //! redirect) verifies the callback and calls [`Connector::complete`]; code that already holds a
@@ -90,12 +93,14 @@
 use crate::callback::{Callback, CallbackError, VerifiedCallback};
 use crate::clock::Clock;
 use crate::crypto::{Keyring, OpenError, SealContext, SealError};
+use crate::disconnect::TokensRevoked;
 use crate::errors::ExchangeError;
 use crate::flow::{AuthorizationFlow, AuthorizeOptions, AuthorizeUrl};
-use crate::me::{CalUser, MeError};
+use crate::identity::{AccountIdentity, IdentifyError};
+use crate::me::CalUser;
 use crate::pending::{PendingAuthorization, PendingDecodeError};
 use crate::store::{
-    BrowserBinding, CalIdentity, CalOwner, Connection, ConnectionId, ConnectionStore, EndUserId,
+    BrowserBinding, CalIdentity, Connection, ConnectionId, ConnectionStore, EndUserId,
     NewPendingRecord, PendingId, SaveError, StateKey, StoreError, TokensToSave, UpsertOutcome,
     save_connection,
 };
@@ -215,6 +220,9 @@ pub struct Connected {
     pub outcome: ConnectOutcome,
     /// The stored connection (tokens sealed).
     pub connection: Connection,
+    /// Whose account it holds. For a custom provider the store keeps only a digest of it
+    /// ([`AccountIdentity::store_owner`]): keep this for display.
+    pub account: AccountIdentity,
     /// The Cal.com profile, when `/v2/me` was asked (the tokens' claims named nobody).
     pub user: Option<CalUser>,
 }
@@ -289,9 +297,11 @@ pub enum CompleteError {
     /// The code exchange failed.
     #[error(transparent)]
     Exchange(ExchangeError),
-    /// The tokens name no Cal.com user or team and asking `/v2/me` failed.
-    #[error("cannot tell whose Cal.com account the tokens are for: {0}")]
-    Identity(#[source] MeError),
+    /// The account could not be identified (Cal.com: the tokens name no user or team and
+    /// `/v2/me` failed; a custom provider: its identity source failed). The tokens were not
+    /// kept; [`IdentityFailure::discarded`] says whether they were revoked.
+    #[error(transparent)]
+    Identity(Box<IdentityFailure>),
     /// The tokens could not be sealed or saved.
     #[error("the connection could not be saved: {0}")]
     Save(#[source] SaveError),
@@ -309,6 +319,17 @@ pub enum CompleteError {
         /// The end user of the refused flow.
         requested_end_user: EndUserId,
     },
+}
+
+/// Identification failed after the tokens were received; they were not kept.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot tell whose account the tokens are for: {error}; {discarded}")]
+pub struct IdentityFailure {
+    /// Why.
+    #[source]
+    pub error: IdentifyError,
+    /// What happened to the tokens received (RFC 7009 revocation where the provider has it).
+    pub discarded: TokensRevoked,
 }
 
 /// [`Connector::finish`] failed.
@@ -411,6 +432,11 @@ impl Connector {
     /// The store.
     pub fn store(&self) -> &Arc<dyn ConnectionStore> {
         &self.store
+    }
+
+    /// The keyring.
+    pub fn keyring(&self) -> &Arc<Keyring> {
+        &self.keyring
     }
 
     /// Starts a connection: the authorize URL, the pending authorization sealed into the store,
@@ -585,13 +611,15 @@ impl Connector {
         self.save(tokens, end_user, requested_scopes, rng).await
     }
 
-    /// Identifies the account of `tokens` (their claims, else `GET /v2/me`), seals them and saves
-    /// the connection: one per Cal.com identity and client, so an identity connected before is
-    /// updated, not duplicated (Cal.com keeps one live refresh token per client and user,
-    /// docs/calcom.md §3.4).
+    /// Identifies the account of `tokens` with the profile's identity strategy
+    /// ([`AuthorizationFlow::identify`]: Cal.com's claims, else `GET /v2/me`; a custom provider's
+    /// userinfo, introspection, claims or label), seals them and saves the connection: one per
+    /// account identity and client, so an account connected before is updated, not duplicated
+    /// (Cal.com keeps one live refresh token per client and user, docs/calcom.md §3.4).
     ///
     /// # Errors
-    /// [`CompleteError::Identity`], [`CompleteError::Save`].
+    /// [`CompleteError::Identity`] (the tokens are then revoked where the provider can, refresh
+    /// token first), [`CompleteError::Save`].
     pub async fn save(
         &self,
         tokens: TokenSet,
@@ -599,22 +627,23 @@ impl Connector {
         requested_scopes: &[String],
         rng: &mut (impl RngCore + CryptoRng + Send),
     ) -> Result<Connected, CompleteError> {
-        let claimed = tokens.identity;
-        let user = if claimed.is_none() || self.profile_lookup {
-            match self.flow.me(&tokens.access_token).await {
-                Ok(user) => Some(user),
-                Err(MeError::NotSupported) if claimed.is_some() => None,
-                Err(e) => return Err(CompleteError::Identity(e)),
+        let identified = match self.flow.identify(&tokens, self.profile_lookup).await {
+            Ok(identified) => identified,
+            Err(error) => {
+                tracing::warn!(error = %error, "the account could not be identified; revoking the tokens received");
+                let discarded = self
+                    .flow
+                    .revoke_tokens(&tokens.access_token, tokens.refresh_token.as_ref())
+                    .await;
+                return Err(CompleteError::Identity(Box::new(IdentityFailure {
+                    error,
+                    discarded,
+                })));
             }
-        } else {
-            None
         };
-        // Claims first: for a team token `/v2/me` answers with the team owner's profile.
-        let owner = match (claimed, &user) {
-            (Some(owner), _) => owner,
-            (None, Some(user)) => CalOwner::User(user.id),
-            (None, None) => return Err(CompleteError::Identity(MeError::NotSupported)),
-        };
+        let owner = identified
+            .account
+            .store_owner(&self.flow.profile().identity_namespace());
         let identity = CalIdentity {
             client_id: self.flow.client().client_id().to_owned(),
             owner,
@@ -665,7 +694,8 @@ impl Connector {
         Ok(Connected {
             outcome,
             connection,
-            user,
+            account: identified.account,
+            user: identified.user,
         })
     }
 }

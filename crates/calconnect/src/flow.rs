@@ -39,12 +39,34 @@ impl AuthorizeOptions {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
+        Self::for_delimiter(scopes, ScopeDelimiter::Comma)
+    }
+
+    /// Requests `scopes` at a profile that joins them with `delimiter`
+    /// ([`ProviderProfile::scope_delimiter`]): each must be an RFC 6749 §3.3 `scope-token` and
+    /// may not hold the delimiter (so a custom provider's space-separated scopes may hold commas,
+    /// `read:user`, `https://…`).
+    ///
+    /// # Errors
+    /// [`AuthorizeOptionsError`] for an empty or unusable scope.
+    pub fn for_delimiter<I, S>(
+        scopes: I,
+        delimiter: ScopeDelimiter,
+    ) -> Result<Self, AuthorizeOptionsError>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let forbidden = match delimiter {
+            ScopeDelimiter::Comma => b',',
+            ScopeDelimiter::Space => b' ',
+        };
         let scopes: Vec<String> = scopes.into_iter().map(Into::into).collect();
         for scope in &scopes {
             let valid = !scope.is_empty()
                 && scope
                     .bytes()
-                    .all(|b| matches!(b, 0x21 | 0x23..=0x5B | 0x5D..=0x7E) && b != b',');
+                    .all(|b| matches!(b, 0x21 | 0x23..=0x5B | 0x5D..=0x7E) && b != forbidden);
             if !valid {
                 return Err(AuthorizeOptionsError::InvalidScope {
                     scope: crate::callback::sanitize(scope),
@@ -77,7 +99,7 @@ impl AuthorizeOptions {
 pub enum AuthorizeOptionsError {
     /// A scope name is unusable.
     #[error(
-        "scope `{scope}` is not a valid scope name: use names like BOOKING_READ, without spaces or commas"
+        "scope `{scope}` is not a valid scope name: RFC 6749 scopes are printable ASCII without spaces, quotes or backslashes (and without commas where the provider separates scopes with commas, as Cal.com does)"
     )]
     InvalidScope {
         /// The scope (sanitised).

@@ -132,6 +132,10 @@
 //!   connection (single flight, leases, intents, fenced writes), the keep-alive sweep.
 //! - [`api`]: [`api::CalClient`], the Cal.com API v2 client, and the
 //!   [`api::AccessTokenSource`] it takes tokens from.
+//! - [`discovery`], [`disconnect`]: any standard OAuth 2.0 server as a `custom` profile
+//!   (docs/architecture.md §3.8): endpoints from a discovery document, revoking a connection's
+//!   tokens (RFC 7009) as it is deleted; whose account a connection holds is the profile's
+//!   [`IdentitySource`] (userinfo, introspection, claims or a label).
 //!
 //! # Security
 //!
@@ -146,10 +150,14 @@ mod client;
 mod clock;
 pub mod connect;
 pub mod crypto;
+mod custom_profile;
+pub mod disconnect;
+pub mod discovery;
 mod endpoint;
 mod errors;
 mod flow;
 pub mod http;
+mod identity;
 pub mod keeper;
 mod me;
 mod pending;
@@ -177,6 +185,10 @@ pub use errors::{
 pub use flow::{
     AuthorizationFlow, AuthorizeOptions, AuthorizeOptionsError, AuthorizeUrl, RevocableToken,
 };
+pub use identity::{
+    AccountIdentity, Identified, IdentifyError, IdentitySource, InvalidJsonPointer, InvalidLabel,
+    JsonPointer, SubjectSource,
+};
 pub use me::{CalUser, MeError};
 pub use pending::{PENDING_AUTHORIZATION_TTL, PendingAuthorization, PendingDecodeError};
 pub use pending_registry::PendingAuthorizations;
@@ -186,7 +198,7 @@ pub use profile::{
     DEFAULT_LEGACY_FALLBACK_MEMORY, LegacyTokenEndpoints, PkcePolicyError, PkceUse, ProfileError,
     ProviderKind, ProviderProfile, ScopeDelimiter, TokenEndpoints,
 };
-pub use secret::{AccessToken, ClientSecret, RefreshToken};
+pub use secret::{AccessToken, ClientSecret, IdToken, RefreshToken};
 #[doc(hidden)]
 pub use token_response::fuzz_classify;
 pub use token_response::{ExpirySource, TokenSet, parse_token_response};

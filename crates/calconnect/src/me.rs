@@ -73,7 +73,12 @@ impl AuthorizationFlow {
     /// [`MeError`]; `Unauthorized` means "refresh and retry once".
     #[tracing::instrument(name = "calconnect.me", skip_all)]
     pub async fn me(&self, access_token: &AccessToken) -> Result<CalUser, MeError> {
-        let Some(api) = self.profile().api_base() else {
+        // A custom provider's API base is not Cal.com's API (docs/architecture.md §3.8).
+        let Some(api) = self
+            .profile()
+            .api_base()
+            .filter(|_| self.profile().is_cal_com())
+        else {
             return Err(MeError::NotSupported);
         };
         let mut headers = HeaderMap::new();

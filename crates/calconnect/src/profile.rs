@@ -8,6 +8,7 @@
 //! [`ProviderProfile::pkce_use`]).
 
 use crate::endpoint::{EndpointUrl, EndpointUrlError, UrlPolicy};
+use crate::identity::IdentitySource;
 use std::fmt;
 
 /// How the client authenticates at the token (and revocation) endpoint, RFC 6749 §2.3.1.
@@ -220,6 +221,8 @@ pub struct ProviderProfile {
     pub(crate) legacy: Option<LegacyTokenEndpoints>,
     pub(crate) confidential_pkce: ConfidentialPkce,
     pub(crate) legacy_fallback_memory: std::time::Duration,
+    /// Where the account of a connection is named (docs/architecture.md §3.8).
+    pub(crate) identity: IdentitySource,
 }
 
 impl ProviderProfile {
@@ -279,9 +282,19 @@ impl ProviderProfile {
             Some(url) => Some(parse("revocation_url", url, policy)?),
             None => None,
         };
+        let authorize_url = parse("authorize_url", &provider.authorize_url, policy)?;
+        // No account identity unless the profile names a source: one connection per label,
+        // by default the provider's host (docs/architecture.md §3.8).
+        let host = provider
+            .issuer
+            .as_deref()
+            .and_then(|i| url::Url::parse(i).ok())
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .or_else(|| authorize_url.as_url().host_str().map(str::to_owned))
+            .unwrap_or_else(|| "custom".to_owned());
         Ok(Self {
             kind: ProviderKind::Custom,
-            authorize_url: parse("authorize_url", &provider.authorize_url, policy)?,
+            authorize_url,
             token: TokenEndpoints::Unified {
                 url: parse("token_url", &provider.token_url, policy)?,
                 encoding: BodyEncoding::Form,
@@ -295,6 +308,7 @@ impl ProviderProfile {
             legacy: None,
             confidential_pkce: ConfidentialPkce::On,
             legacy_fallback_memory: DEFAULT_LEGACY_FALLBACK_MEMORY,
+            identity: IdentitySource::Label(host),
         })
     }
 
@@ -403,7 +417,8 @@ impl ProviderProfile {
         &self.token
     }
 
-    /// The Cal.com API v2 root, if this is a Cal.com profile.
+    /// The API root: Cal.com's API v2 for Cal.com profiles; a custom provider's only when set
+    /// ([`Self::with_api_base`]).
     pub fn api_base(&self) -> Option<&EndpointUrl> {
         self.api_base.as_ref()
     }
@@ -441,11 +456,16 @@ impl ProviderProfile {
             }),
             confidential_pkce: ConfidentialPkce::Off,
             legacy_fallback_memory: DEFAULT_LEGACY_FALLBACK_MEMORY,
+            identity: IdentitySource::CalCom,
         }
     }
 }
 
-fn parse(field: &'static str, value: &str, policy: UrlPolicy) -> Result<EndpointUrl, ProfileError> {
+pub(crate) fn parse(
+    field: &'static str,
+    value: &str,
+    policy: UrlPolicy,
+) -> Result<EndpointUrl, ProfileError> {
     EndpointUrl::parse(value, policy).map_err(|source| ProfileError { field, source })
 }
 

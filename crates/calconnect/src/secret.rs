@@ -51,6 +51,12 @@ secret_string!(
     AccessToken
 );
 secret_string!(
+    /// An OpenID Connect ID token (a JWT naming the user, OIDC Core §2), from a custom
+    /// provider's token answer when `openid` was requested. It holds personal data: secret.
+    #[derive(Clone)]
+    IdToken
+);
+secret_string!(
     /// A refresh token. At Cal.com it rotates on every refresh and every older one dies
     /// (docs/calcom.md §3.4): persist the new one before using the new access token.
     #[derive(Clone)]

@@ -11,7 +11,7 @@ use crate::errors::{
     UnauthorizedClientReason,
 };
 use crate::http::RawResponse;
-use crate::secret::{AccessToken, RefreshToken};
+use crate::secret::{AccessToken, IdToken, RefreshToken};
 use crate::store::CalOwner;
 use serde::Deserialize;
 use serde_json::Value;
@@ -38,6 +38,10 @@ pub struct TokenSet {
     /// The Cal.com user or team, read from the access token's claims **without verification**
     /// (see [`crate::read_unverified_claims`]); `None` for opaque tokens.
     pub identity: Option<CalOwner>,
+    /// The OpenID Connect ID token, when the answer has one (`openid` scope at an OIDC
+    /// provider). Its claims can name the account of a custom provider's connection
+    /// ([`crate::identity::IdentitySource::Claims`]).
+    pub id_token: Option<IdToken>,
 }
 
 /// How the expiry of an access token was determined.
@@ -65,6 +69,8 @@ struct RawTokens {
     expires_in: Option<Value>,
     #[serde(default)]
     scope: Option<Value>,
+    #[serde(default)]
+    id_token: Option<String>,
 }
 
 /// Splits a scope string on commas and spaces (Cal.com's `split(/[, ]+/)`, docs/calcom.md §2).
@@ -140,6 +146,7 @@ pub fn parse_token_response(body: &[u8], now: OffsetDateTime) -> Result<TokenSet
         expiry_source,
         scopes,
         identity,
+        id_token: raw.id_token.filter(|t| !t.is_empty()).map(IdToken::new),
     })
 }
 

@@ -32,6 +32,15 @@ pub async fn sandbox(port: u16, access_ttl_secs: i64) -> Sandbox {
         .unwrap()
 }
 
+/// The CLI runs on the wall clock, and the keeper never refreshes a token it just received (its
+/// margin is at most a quarter of the token's lifetime, docs/architecture.md §3.5). For tests in
+/// which every `token` must refresh: log in against `sandbox(port, 2)`, then call this: later
+/// tokens expire as they are issued, and the login's 2-second token is waited out.
+pub async fn expire_tokens_from_now_on(sb: &Sandbox) {
+    sb.update_settings(|s| s.access_token_ttl = time::Duration::ZERO);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+}
+
 pub fn base(sb: &Sandbox) -> String {
     sb.base_url().as_str().trim_end_matches('/').to_owned()
 }
@@ -40,6 +49,7 @@ pub fn calconnect(home: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_calconnect"));
     cmd.env("CALCONNECT_HOME", home)
         .env_remove("CALCONNECT_CLIENT_ID")
+        .env_remove("CALCONNECT_CLIENT_SECRET")
         .env_remove("CALCONNECT_SANDBOX_URL")
         .env_remove("CALCONNECT_KEYS")
         .env_remove("RUST_LOG")
@@ -111,13 +121,31 @@ impl Drop for Login {
 
 impl Login {
     pub fn spawn(home: &Path, args: &[&str]) -> Self {
-        let mut child = calconnect(home)
+        Self::spawn_with(home, args, &[], None)
+    }
+
+    /// [`Login::spawn`] with environment variables and, optionally, text on standard input.
+    pub fn spawn_with(
+        home: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+        stdin: Option<&str>,
+    ) -> Self {
+        let mut command = calconnect(home);
+        command
             .arg("login")
             .args(args)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+            .stderr(Stdio::piped());
+        if stdin.is_some() {
+            command.stdin(Stdio::piped());
+        }
+        let mut child = command.spawn().unwrap();
+        if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            use std::io::Write as _;
+            pipe.write_all(text.as_bytes()).unwrap();
+        }
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -193,7 +221,7 @@ pub async fn consent(sb: &Sandbox, authorize_url: &str, action: &str) -> String 
 }
 
 /// Follows the redirect to the CLI like the browser would; returns the page.
-#[allow(clippy::disallowed_methods)] // reason: a test's own HTTP client, playing the app or the browser
+#[allow(clippy::disallowed_methods)] // reason: a test's own HTTP client, playing the browser
 pub async fn follow(redirect: &str) -> (u16, String) {
     let resp = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())

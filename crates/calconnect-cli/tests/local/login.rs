@@ -135,8 +135,9 @@ async fn bad_input_is_a_usage_error() {
     let out = run(home.path(), &["login", "--profile", "outlook"]).await;
     assert_eq!(out.code, 2, "{out:?}");
     assert!(
-        out.stderr
-            .contains("unknown profile `outlook`: use cal.com, sandbox or custom"),
+        out.stderr.contains(
+            "unknown profile `outlook`: use cal.com, sandbox or custom, or a profile saved with"
+        ),
         "{out:?}"
     );
     assert!(!out.stderr.contains("panicked"));
@@ -236,6 +237,8 @@ async fn a_failed_exchange_shows_in_the_browser_and_the_terminal() {
     assert!(!out.stderr.contains(NO_TOKEN_HINT));
 }
 
+/// The sandbox as a custom provider whose account is named by a claim of its JWT access
+/// tokens; `api` reaches its API once given the base.
 #[tokio::test]
 async fn custom_profile_logs_in_with_the_token_claims() {
     let home = tempfile::tempdir().unwrap();
@@ -260,6 +263,10 @@ async fn custom_profile_logs_in_with_the_token_claims() {
             "--no-browser",
             "--scopes",
             "PROFILE_READ",
+            "--scope-delimiter",
+            "comma",
+            "--identity-claim",
+            "userId",
         ],
     );
     let url = login.authorize_url();
@@ -268,16 +275,22 @@ async fn custom_profile_logs_in_with_the_token_claims() {
     assert_eq!(status, 200, "{page}");
     let out = login.finish().await;
     assert_eq!(out.code, 0, "{out:?}");
+    let host = base(&sb).trim_start_matches("http://").to_owned();
     assert!(
-        out.stdout.contains("Logged in as user 1 on custom."),
+        out.stdout
+            .contains(&format!("Logged in as 1 (claims) at {host}.")),
         "{out:?}"
     );
-    // A custom provider has no Cal.com API, but `token` works.
     let token = run(home.path(), &["token"]).await;
     assert_eq!(token.code, 0, "{token:?}");
-    let api = run(home.path(), &["api", "GET", "/v2/me"]).await;
+    // No API base given: `api` says how to give one.
+    let api = run(home.path(), &["api", "GET", "/me"]).await;
     assert_eq!(api.code, 2, "{api:?}");
-    assert!(api.one_line_error().contains("no Cal.com API"), "{api:?}");
+    assert!(api.one_line_error().contains("--api-base"), "{api:?}");
+    let v2 = format!("{}/v2", base(&sb));
+    let me = run(home.path(), &["api", "--api-base", &v2, "GET", "/me"]).await;
+    assert_eq!(me.code, 0, "{me:?}");
+    assert!(me.stdout.contains("\"username\": \"alice\""), "{me:?}");
 }
 
 #[tokio::test]

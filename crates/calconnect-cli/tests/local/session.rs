@@ -7,9 +7,10 @@ async fn token_api_connections_and_refresh() {
     let home = tempfile::tempdir().unwrap();
     let home = home.path();
     let port = free_port();
-    // Access tokens live 30 s at the sandbox, under the keeper's margin: every `token` refreshes.
-    let sb = sandbox(port, 30).await;
+    // From the login on, access tokens expire as they are issued: every `token` refreshes.
+    let sb = sandbox(port, 2).await;
     assert_eq!(login(home, &sb, port).await.code, 0);
+    expire_tokens_from_now_on(&sb).await;
 
     let first = run(home, &["token"]).await;
     assert_eq!(first.code, 0, "{first:?}");
@@ -25,6 +26,8 @@ async fn token_api_connections_and_refresh() {
         0
     );
 
+    // Usual 30-minute tokens again for the API calls (the next one refreshes first).
+    sb.update_settings(|s| s.access_token_ttl = time::Duration::seconds(1800));
     let me = run(home, &["api", "GET", "/v2/me"]).await;
     assert_eq!(me.code, 0, "{me:?}");
     assert!(me.stdout.contains("\"username\": \"alice\""), "{me:?}");
@@ -90,8 +93,9 @@ async fn revoked_grant_needs_login() {
     let home = tempfile::tempdir().unwrap();
     let home = home.path();
     let port = free_port();
-    let sb = sandbox(port, 30).await;
+    let sb = sandbox(port, 2).await;
     assert_eq!(login(home, &sb, port).await.code, 0);
+    expire_tokens_from_now_on(&sb).await;
     sb.revoke_grant(
         calconnect_sandbox::PUBLIC_CLIENT_ID,
         calconnect_sandbox::Owner::User(1),
@@ -191,10 +195,11 @@ async fn concurrent_token_processes_refresh_one_at_a_time() {
     let home = tempfile::tempdir().unwrap();
     let home = home.path();
     let port = free_port();
-    // 30 s tokens, under the keeper's margin: each process wants a refresh; they take turns
+    // Tokens that expire as they are issued: each process wants a refresh; they take turns
     // under the store's lease, each with the refresh token the previous one stored.
-    let sb = sandbox(port, 30).await;
+    let sb = sandbox(port, 2).await;
     assert_eq!(login(home, &sb, port).await.code, 0);
+    expire_tokens_from_now_on(&sb).await;
     let children: Vec<_> = (0..4)
         .map(|_| {
             calconnect(home)

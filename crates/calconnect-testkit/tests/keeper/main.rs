@@ -7,6 +7,7 @@ mod classify;
 mod crash;
 mod faults;
 mod multiprocess;
+mod short_lived;
 mod storm;
 mod sweep;
 // The telemetry test has a test binary of its own (tests/keeper_telemetry): tracing's callsite

@@ -133,7 +133,7 @@ pub enum ApiError {
     },
     /// 429 that was not (or no longer) retried: a non-idempotent request, the reset lies beyond
     /// the configured cap, or the retries ran out (docs/calcom.md §6).
-    #[error("{request}: rate limited by Cal.com after {attempts} attempt(s){}: try again later ({})", .reset.map(|r| format!(", the limit resets in {}s", r.as_secs())).unwrap_or_default(), message_of(.envelope))]
+    #[error("{request}: rate limited by the API after {attempts} attempt(s){}: try again later ({})", .reset.map(|r| format!(", the limit resets in {}s", r.as_secs())).unwrap_or_default(), message_of(.envelope))]
     RateLimited {
         /// The request.
         request: RequestLabel,

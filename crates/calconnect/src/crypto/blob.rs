@@ -111,6 +111,8 @@ pub enum RecordKind {
     Connection,
     /// A pending authorization.
     PendingAuthorization,
+    /// A client's saved settings (the command line's provider profiles).
+    ClientProfile,
 }
 
 impl RecordKind {
@@ -118,6 +120,7 @@ impl RecordKind {
         match self {
             Self::Connection => "connection",
             Self::PendingAuthorization => "pending_authorization",
+            Self::ClientProfile => "client_profile",
         }
     }
 }
@@ -132,6 +135,8 @@ pub enum SealedField {
     RefreshToken,
     /// `pending_authorizations.pkce_verifier`.
     PkceVerifier,
+    /// A client profile's client secret.
+    ClientSecret,
 }
 
 impl SealedField {
@@ -141,6 +146,7 @@ impl SealedField {
             Self::AccessToken => "access_token",
             Self::RefreshToken => "refresh_token",
             Self::PkceVerifier => "pkce_verifier",
+            Self::ClientSecret => "client_secret",
         }
     }
 }
@@ -170,6 +176,16 @@ impl SealContext {
             kind: RecordKind::PendingAuthorization,
             id,
             field: SealedField::PkceVerifier,
+        }
+    }
+
+    /// The client secret of a saved client profile `id` (outside any store: the command line
+    /// keeps it sealed in its own files).
+    pub fn client_secret(id: Uuid) -> Self {
+        Self {
+            kind: RecordKind::ClientProfile,
+            id,
+            field: SealedField::ClientSecret,
         }
     }
 

@@ -162,7 +162,8 @@ pub(crate) enum FailPoint {
 pub struct KeeperConfigBuilder(KeeperConfig);
 
 impl KeeperConfigBuilder {
-    /// Refresh when the access token is valid for less than this (default 5 minutes).
+    /// Refresh when the access token is valid for less than this (default 5 minutes), but at
+    /// most a quarter of the token's lifetime (module docs of [`super`], "The margin adapts").
     pub fn margin(mut self, margin: StdDuration) -> Self {
         self.0.margin = time(margin);
         self

@@ -29,7 +29,7 @@ pub enum KeeperError {
     /// The grant is dead: the refresh token was revoked or expired, or Cal.com rejects the
     /// client (docs/calcom.md §3.4, §8). The connection's status is `needs_reauth`.
     #[error(
-        "connection {id} must be authorized again ({reason}): ask the user to reconnect the Cal.com account"
+        "connection {id} must be authorized again ({reason}): ask the user to reconnect the account"
     )]
     NeedsReauth {
         /// The connection.
@@ -42,7 +42,7 @@ pub enum KeeperError {
     /// one was saved: the stored refresh token is dead through our fault, not the user's. The
     /// connection's status is `refresh_lost`.
     #[error(
-        "connection {id} lost its refresh token ({reason}): an interrupted refresh never saved Cal.com's answer; ask the user to reconnect and check the logs of the instance that crashed"
+        "connection {id} lost its refresh token ({reason}): an interrupted refresh never saved the provider's answer; ask the user to reconnect and check the logs of the instance that crashed"
     )]
     RefreshLost {
         /// The connection.

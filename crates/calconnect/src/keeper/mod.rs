@@ -33,7 +33,18 @@
 //! # Hot path
 //!
 //! [`TokenKeeper::access_token`] answers from an in-memory cache while the token is valid for
-//! longer than [`KeeperConfig::margin`]: no store, no network. Access tokens stay valid at
+//! longer than its margin: no store, no network.
+//!
+//! # The margin adapts to the token's lifetime
+//!
+//! A token is refreshed once it is valid for less than [`KeeperConfig::margin`] (5 minutes), but
+//! never less than three quarters of its own lifetime after it was obtained: the margin is at
+//! most a quarter of the lifetime ([`MARGIN_SHARE_OF_LIFETIME`]). So a token just received is
+//! never "already within the margin" (a provider issuing 60-second tokens made the keeper refresh
+//! on nearly every call with a fixed 5-minute margin, docs/architecture.md §3.5), and a connection in constant use
+//! is refreshed about once per lifetime whatever the lifetime. Cal.com's 30-minute tokens keep
+//! the 5-minute margin. The lifetime is the stored expiry minus the time the tokens were written
+//! (`Connection::last_refreshed_at`), or the answer's expiry minus now right after a refresh. Access tokens stay valid at
 //! Cal.com until they expire even after a refresh elsewhere (§3.4), so a cached token is never
 //! wrong, only older.
 //!
@@ -42,7 +53,7 @@
 //! In one process, callers that need a refresh of one connection share one refresh task
 //! (spawned, so a cancelled caller never abandons a refresh half-way). Across processes, the
 //! store's refresh lease decides; the others poll the store until the winner's write appears
-//! (bounded by [`KeeperConfig::lease_wait`]), then use it.
+//! (bounded by [`KeeperConfigBuilder::lease_wait`]), then use it.
 //!
 //! # The refresh, as a state machine
 //!
@@ -130,6 +141,10 @@ pub(crate) struct Inner {
     rng: Mutex<StdRng>,
 }
 
+/// The margin is at most this share of a token's lifetime: a quarter, so a token is used for
+/// at least three quarters of its life (module docs, "The margin adapts").
+pub const MARGIN_SHARE_OF_LIFETIME: f64 = 0.25;
+
 /// The last access token seen for a connection (possibly within the margin: then it is only
 /// served as a fallback while refreshes fail transiently).
 #[derive(Debug, Clone)]
@@ -138,6 +153,8 @@ struct CachedToken {
     expires_at: OffsetDateTime,
     /// When the store last confirmed the connection is still there and active.
     checked_at: OffsetDateTime,
+    /// Its margin ([`Inner::margin_for`]).
+    margin: time::Duration,
 }
 
 /// Consecutive transient failures of one connection and when to try again.
@@ -203,9 +220,7 @@ impl TokenKeeper {
     /// [`KeeperError::NotFound`], and store, crypto or protocol failures.
     pub async fn access_token(&self, id: ConnectionId) -> Result<FreshToken, KeeperError> {
         let now = self.inner.clock.now();
-        if let Some((fresh, checked_at)) =
-            self.inner.cached_entry(id, now, self.inner.config.margin)
-        {
+        if let Some((fresh, checked_at)) = self.inner.cached_entry(id, now) {
             if now - checked_at < self.inner.config.revalidate_after {
                 return Ok(fresh);
             }
@@ -262,17 +277,16 @@ impl Inner {
         self.cache.write().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The cached token and when the store last confirmed it, if it is valid for longer than
-    /// `margin` at `now`.
+    /// The cached token and when the store last confirmed it, if it is valid at `now` for
+    /// longer than its margin.
     fn cached_entry(
         &self,
         id: ConnectionId,
         now: OffsetDateTime,
-        margin: time::Duration,
     ) -> Option<(FreshToken, OffsetDateTime)> {
         let cache = self.read_cache();
         let entry = cache.get(&id)?;
-        (entry.expires_at - now > margin).then(|| {
+        (entry.expires_at - now > entry.margin).then(|| {
             (
                 FreshToken {
                     access_token: entry.token.clone(),
@@ -316,22 +330,44 @@ impl Inner {
         }
     }
 
-    /// The cached token if it is valid for longer than `margin` at `now`.
+    /// The cached token if it is valid at `now` for longer than `at_least`, or (`None`) than
+    /// its own margin.
     fn cached(
         &self,
         id: ConnectionId,
         now: OffsetDateTime,
-        margin: time::Duration,
+        at_least: Option<time::Duration>,
     ) -> Option<FreshToken> {
         let cache = self.read_cache();
         let entry = cache.get(&id)?;
+        let margin = at_least.unwrap_or(entry.margin);
         (entry.expires_at - now > margin).then(|| FreshToken {
             access_token: entry.token.clone(),
             expires_at: entry.expires_at,
         })
     }
 
-    fn remember(&self, id: ConnectionId, fresh: &FreshToken) {
+    /// The refresh margin of a token that lives `lifetime` (unknown: the configured margin):
+    /// [`KeeperConfig::margin`], at most [`MARGIN_SHARE_OF_LIFETIME`] of the lifetime, never
+    /// negative.
+    pub(crate) fn margin_for(&self, lifetime: Option<time::Duration>) -> time::Duration {
+        match lifetime {
+            Some(lifetime) => self
+                .config
+                .margin
+                .min(lifetime * MARGIN_SHARE_OF_LIFETIME)
+                .max(time::Duration::ZERO),
+            None => self.config.margin,
+        }
+    }
+
+    /// The margin of a stored connection's access token: its lifetime is the expiry minus the
+    /// time the tokens were written.
+    pub(crate) fn margin_of(&self, c: &crate::store::Connection) -> time::Duration {
+        self.margin_for(c.access_expires_at.map(|at| at - c.last_refreshed_at))
+    }
+
+    fn remember(&self, id: ConnectionId, fresh: &FreshToken, margin: time::Duration) {
         let mut cache = self.write_cache();
         let newer = cache
             .get(&id)
@@ -343,6 +379,7 @@ impl Inner {
                     token: fresh.access_token.clone(),
                     expires_at: fresh.expires_at,
                     checked_at: self.clock.now(),
+                    margin,
                 },
             );
         }
@@ -405,7 +442,7 @@ impl Inner {
         now: OffsetDateTime,
     ) -> Result<FreshToken, KeeperError> {
         if let Some(until) = self.backoff_until(id).filter(|t| *t > now) {
-            if let Some(old) = self.cached(id, now, time::Duration::ZERO) {
+            if let Some(old) = self.cached(id, now, Some(time::Duration::ZERO)) {
                 return Ok(old);
             }
             return Err(KeeperError::Transient {
@@ -418,7 +455,7 @@ impl Inner {
         match self.run_flight(id, Trigger::Expiring).await {
             Err(err @ KeeperError::Transient { .. }) => {
                 let now = self.clock.now();
-                self.cached(id, now, time::Duration::ZERO).ok_or(err)
+                self.cached(id, now, Some(time::Duration::ZERO)).ok_or(err)
             }
             other => other,
         }

@@ -69,11 +69,11 @@ impl Inner {
             let c = self.read(id).await?;
             check_status(&c)?;
             let fresh = self.open_access(&c)?;
-            self.remember(id, &fresh);
+            let margin = self.margin_of(&c);
+            self.remember(id, &fresh, margin);
             let seen = *seen_version.get_or_insert(c.version);
             let now = self.clock.now();
-            if !trigger.needs_refresh(&c, &fresh.access_token, now, self.config.margin, Some(seen))
-            {
+            if !trigger.needs_refresh(&c, &fresh.access_token, now, margin, Some(seen)) {
                 return Ok((fresh, "already_fresh"));
             }
             match self
@@ -169,8 +169,9 @@ impl Inner {
             Err(e) => return Step::Done(Err(e)),
         };
         let now = self.clock.now();
-        if !trigger.needs_refresh(&c, &fresh.access_token, now, self.config.margin, Some(seen)) {
-            self.remember(id, &fresh);
+        let margin = self.margin_of(&c);
+        if !trigger.needs_refresh(&c, &fresh.access_token, now, margin, Some(seen)) {
+            self.remember(id, &fresh, margin);
             return Step::Done(Ok((fresh, "already_fresh")));
         }
         let Some(sealed_refresh) = &c.refresh_token else {
@@ -235,12 +236,13 @@ impl Inner {
                     }
                     _ => None,
                 };
+                let provider = self.provider_name();
                 let reason = if matches!(e, RefreshError::RateLimited { .. }) {
-                    "Cal.com rate-limited the token call"
+                    format!("{provider} rate-limited the token call")
                 } else {
-                    "the token call failed (network or Cal.com error)"
+                    format!("the token call failed (network or {provider} error)")
                 };
-                Step::Done(Err(self.transient(id, reason, hint, Some(e))))
+                Step::Done(Err(self.transient(id, &reason, hint, Some(e))))
             }
             Ok(Err(e)) => {
                 telemetry::token_call("protocol_error");
@@ -379,7 +381,7 @@ impl Inner {
             access_token: tokens.access_token,
             expires_at: tokens.expires_at,
         };
-        self.remember(id, &fresh);
+        self.remember(id, &fresh, self.margin_for(Some(tokens.expires_at - now)));
         Ok(fresh)
     }
 
@@ -416,8 +418,18 @@ impl Inner {
         self.mark_dead(before, dead).await
     }
 
+    /// How messages name the provider: Cal.com, or a custom provider in its own words
+    /// (docs/architecture.md §3.8).
+    fn provider_name(&self) -> &'static str {
+        if self.flow.profile().is_cal_com() {
+            "Cal.com"
+        } else {
+            "the provider"
+        }
+    }
+
     async fn mark_dead(&self, c: &Connection, dead: Dead) -> Step {
-        let (status, code, prose) = dead.describe();
+        let (status, code, prose) = dead.describe(self.provider_name());
         let change = StatusChange {
             status,
             reason: format!("{code}: {prose}"),
@@ -447,8 +459,9 @@ enum Dead {
 }
 
 impl Dead {
-    /// Status, machine reason (Cal.com's where there is one) and a sentence for a person.
-    fn describe(&self) -> (ConnectionStatus, String, String) {
+    /// Status, machine reason (Cal.com's where there is one) and a sentence for a person that
+    /// names the provider as `provider` ("Cal.com" or "the provider").
+    fn describe(&self, provider: &str) -> (ConnectionStatus, String, String) {
         use ConnectionStatus::{NeedsReauth, RefreshLost};
         match self {
             Self::NoRefreshToken => (
@@ -460,7 +473,7 @@ impl Dead {
                 RefreshLost,
                 "refresh_lost".into(),
                 format!(
-                    "a refresh started at {at} was interrupted before its result was saved, and Cal.com now rejects the stored refresh token ({reason}); the user must reconnect (calconnect's fault, not the user's)"
+                    "a refresh started at {at} was interrupted before its result was saved, and {provider} now rejects the stored refresh token ({reason}); the user must reconnect (calconnect's fault, not the user's)"
                 ),
             ),
             Self::Refused(err) => {
@@ -468,28 +481,28 @@ impl Dead {
                     RefreshError::InvalidGrant { reason } => (
                         reason.as_str().unwrap_or("invalid_grant").to_owned(),
                         match reason {
-                            InvalidGrantReason::RefreshTokenRevoked => "Cal.com says the refresh token was revoked (the user or another copy of this app ended the grant)",
-                            InvalidGrantReason::InvalidRefreshToken => "Cal.com says the refresh token is invalid or expired (unused for longer than its sliding window)",
-                            _ => "Cal.com rejected the refresh token",
+                            InvalidGrantReason::RefreshTokenRevoked => format!("{provider} says the refresh token was revoked (the user or another copy of this app ended the grant)"),
+                            InvalidGrantReason::InvalidRefreshToken => format!("{provider} says the refresh token is invalid or expired (unused for longer than its sliding window)"),
+                            _ => format!("{provider} rejected the refresh token"),
                         },
                     ),
                     RefreshError::InvalidClient { reason } => (
                         reason.as_str().unwrap_or("invalid_client").to_owned(),
-                        "Cal.com does not accept this OAuth client's credentials; fix the client id and secret",
+                        format!("{provider} does not accept this OAuth client's credentials; fix the client id and secret"),
                     ),
                     RefreshError::UnauthorizedClient { reason } => (
                         reason.as_str().unwrap_or("unauthorized_client").to_owned(),
-                        "Cal.com no longer allows this OAuth client (not approved, or rejected)",
+                        format!("{provider} no longer allows this OAuth client (not approved, or rejected)"),
                     ),
                     _ => (
                         "unauthorized".to_owned(),
-                        "Cal.com answered 401 to the refresh without details",
+                        format!("{provider} answered 401 to the refresh without details"),
                     ),
                 };
                 (
                     NeedsReauth,
                     code,
-                    format!("{prose}; the user must reconnect the Cal.com account"),
+                    format!("{prose}; the user must reconnect the account"),
                 )
             }
         }

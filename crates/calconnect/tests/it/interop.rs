@@ -9,84 +9,21 @@ use calconnect::{
     RefreshError, RevocableToken, SystemClock, UrlPolicy, VerifiedCallback, http::HttpClient,
     http::HttpConfig,
 };
-use std::path::PathBuf;
-use std::process::Stdio;
+#[path = "../interop/launcher.rs"]
+pub(crate) mod launcher;
+
 use std::sync::Arc;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
-use tokio::process::{Child, Command};
 
-const REDIRECT_URI: &str = "http://127.0.0.1:9/callback";
+use launcher::{OidcProvider, interop_dir, start_provider_in};
 
-struct OidcProvider {
-    issuer: String,
-    _child: Child,
-}
-
-fn interop_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop")
-}
+pub(crate) const REDIRECT_URI: &str = "http://127.0.0.1:9/callback";
 
 /// Starts the server, or returns `None` (after saying why) when it cannot run here.
-async fn start_provider() -> Option<OidcProvider> {
-    let dir = interop_dir();
-    let node_ok = Command::new("node")
-        .arg("--version")
-        .output()
-        .await
-        .is_ok_and(|o| o.status.success());
-    if !node_ok || !dir.join("node_modules/oidc-provider").is_dir() {
-        assert!(
-            std::env::var("CALCONNECT_REQUIRE_ALL").as_deref() != Ok("1"),
-            "oidc-provider not available (need `node` and `npm ci` in {}), and CALCONNECT_REQUIRE_ALL=1",
-            dir.display()
-        );
-        eprintln!("oidc-provider not available, skipping");
-        return None;
-    }
-    let mut child = Command::new("node")
-        .arg("server.mjs")
-        .current_dir(&dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn node");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let port = loop {
-        match lines.next_line().await.unwrap() {
-            Some(line) => {
-                if let Some(port) = line.strip_prefix("READY port=") {
-                    break port.trim().to_owned();
-                }
-            }
-            None => {
-                let mut err = String::new();
-                child
-                    .stderr
-                    .take()
-                    .unwrap()
-                    .read_to_string(&mut err)
-                    .await
-                    .unwrap();
-                panic!("oidc-provider exited before it was ready: {err}");
-            }
-        }
-    };
-    // Keep draining both pipes: a closed pipe makes node die of EPIPE on its next write.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    let mut stderr = child.stderr.take().unwrap();
-    tokio::spawn(async move {
-        let mut sink = Vec::new();
-        let _ = stderr.read_to_end(&mut sink).await;
-    });
-    Some(OidcProvider {
-        issuer: format!("http://127.0.0.1:{port}"),
-        _child: child,
-    })
+pub(crate) async fn start_provider() -> Option<OidcProvider> {
+    start_provider_in(&interop_dir(env!("CARGO_MANIFEST_DIR")), &[]).await
 }
 
-fn flow_for(
+pub(crate) fn flow_for(
     provider: &OidcProvider,
     client: ClientConfig,
     auth: ClientAuthMethod,
@@ -106,7 +43,7 @@ fn flow_for(
     AuthorizationFlow::new(profile, client, http, Arc::new(SystemClock))
 }
 
-fn clients() -> Vec<(&'static str, ClientConfig, ClientAuthMethod)> {
+pub(crate) fn clients() -> Vec<(&'static str, ClientConfig, ClientAuthMethod)> {
     vec![
         (
             "client_secret_post",
@@ -136,36 +73,9 @@ fn clients() -> Vec<(&'static str, ClientConfig, ClientAuthMethod)> {
     ]
 }
 
-/// Plays the browser: follows the 303s (login and consent are auto-answered) with a cookie jar
-/// until the provider redirects to the client's redirect URI; returns that URL.
-#[allow(clippy::disallowed_methods)] // reason: a test's own HTTP client, playing the app or the browser
-async fn browse(authorize_url: &str) -> String {
-    let browser = reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let mut url = url::Url::parse(authorize_url).unwrap();
-    for _ in 0..12 {
-        let response = browser.get(url.clone()).send().await.unwrap();
-        let status = response.status();
-        let location = response
-            .headers()
-            .get("location")
-            .map(|l| l.to_str().unwrap().to_owned());
-        let Some(location) = location else {
-            panic!(
-                "no redirect from {url} ({status}): {}",
-                response.text().await.unwrap_or_default()
-            );
-        };
-        assert!(status.is_redirection(), "{status}");
-        if location.starts_with(REDIRECT_URI) {
-            return location;
-        }
-        url = url.join(&location).unwrap();
-    }
-    panic!("too many redirects");
+/// Plays the browser up to the redirect to [`REDIRECT_URI`].
+pub(crate) async fn browse(authorize_url: &str) -> String {
+    launcher::browse(authorize_url, REDIRECT_URI).await
 }
 
 async fn authorize(flow: &AuthorizationFlow) -> VerifiedCallback {

@@ -5,6 +5,7 @@
 mod connect;
 mod contract;
 mod interop;
+mod interop_identity;
 mod responder;
 mod sandbox;
 mod wire;
