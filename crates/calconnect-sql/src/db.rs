@@ -65,6 +65,25 @@ fn unique_key_of<B: Backend>(_: &sqlx::Pool<B>, e: &sqlx::Error) -> Option<Uniqu
 }
 
 impl Db {
+    /// The store's change feed: on PostgreSQL a task that LISTENs on `calconnect_connections`
+    /// (notified by a trigger on `connection_events`, migration 3) and reconnects when its
+    /// connection drops; `None` on SQLite. Must be called within a tokio runtime.
+    pub(crate) fn subscribe_changes(
+        &self,
+    ) -> Option<tokio::sync::broadcast::Receiver<calconnect::store::ConnectionId>> {
+        match &self.pool {
+            #[cfg(feature = "postgres")]
+            Pool::Postgres(pool) => {
+                tokio::runtime::Handle::try_current().ok()?;
+                let (tx, rx) = tokio::sync::broadcast::channel(1024);
+                tokio::spawn(listen(pool.clone(), tx));
+                Some(rx)
+            }
+            #[allow(unreachable_patterns)] // reason: unreachable with only the postgres feature
+            _ => None,
+        }
+    }
+
     /// A handle on `pool`; `description` names the database in errors (never a password).
     pub(crate) fn new(pool: impl Into<Pool>, description: impl Into<Arc<str>>) -> Self {
         Self {
@@ -449,5 +468,53 @@ impl Column for OffsetDateTime {
                 index: col.to_owned(),
                 source: Box::new(sqlx::error::UnexpectedNullError),
             })
+    }
+}
+
+/// The channel of connection-event notifications (store migration 3).
+#[cfg(feature = "postgres")]
+const CHANGES_CHANNEL: &str = "calconnect_connections";
+
+#[cfg(feature = "postgres")]
+async fn listen(
+    pool: sqlx::PgPool,
+    tx: tokio::sync::broadcast::Sender<calconnect::store::ConnectionId>,
+) {
+    loop {
+        let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "change feed: cannot connect; retrying");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if let Err(e) = listener.listen(CHANGES_CHANNEL).await {
+            tracing::warn!(error = %e, "change feed: cannot LISTEN; retrying");
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            continue;
+        }
+        loop {
+            match listener.recv().await {
+                Ok(n) => {
+                    let Ok(id) = Uuid::parse_str(n.payload()) else {
+                        continue;
+                    };
+                    if tx
+                        .send(calconnect::store::ConnectionId::from_uuid(id))
+                        .is_err()
+                    {
+                        return; // nobody listens any more
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "change feed: connection lost; reconnecting");
+                    break;
+                }
+            }
+            if tx.receiver_count() == 0 {
+                return;
+            }
+        }
     }
 }

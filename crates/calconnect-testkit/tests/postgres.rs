@@ -88,3 +88,80 @@ async fn due_query_uses_the_partial_indexes() {
         assert!(plan.contains(index), "{plan}");
     }
 }
+
+/// One truth across instances through PostgreSQL's LISTEN/NOTIFY: keeper B has the token cached
+/// and would not ask the store again for an hour, yet a delete through another pool (another
+/// instance) reaches it at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_elsewhere_reaches_a_keepers_cache_through_notify() {
+    use calconnect::keeper::{KeeperConfig, KeeperError, TokenKeeper};
+    use calconnect::store::{
+        CalIdentity, CalOwner, ConnectionStore, EndUserId, TokensToSave, save_connection,
+    };
+    use calconnect::{ClientConfig, ClientSecret, ProviderProfile, SystemClock, UrlPolicy};
+    use std::sync::Arc;
+    let Some(backend) = backend().await else {
+        return;
+    };
+    let clock: Arc<dyn calconnect::Clock> = Arc::new(SystemClock);
+    let a: Arc<dyn ConnectionStore> = Arc::new(backend.store(clock.clone()).await);
+    let b: Arc<dyn ConnectionStore> = Arc::new(backend.store(clock.clone()).await);
+    let ring = Arc::new(calconnect_testkit::fixtures::keyring("k1"));
+    let now = calconnect::Clock::now(clock.as_ref());
+    let saved = save_connection(
+        a.as_ref(),
+        &ring,
+        &mut rand::rngs::OsRng,
+        TokensToSave {
+            end_user: EndUserId::new("u1").unwrap(),
+            identity: CalIdentity {
+                client_id: "cid".into(),
+                owner: CalOwner::User(1),
+            },
+            scopes: vec!["PROFILE_READ".into()],
+            access_token: SecretString::from("eyJ-access"),
+            refresh_token: Some(SecretString::from("eyJ-refresh")),
+            access_expires_at: Some(now + time::Duration::minutes(30)),
+            refresh_expires_at_estimate: None,
+        },
+    )
+    .await
+    .unwrap();
+    let id = saved.connection().id;
+    // A flow that is never called: the token is fresh.
+    let profile = ProviderProfile::sandbox(
+        "http://127.0.0.1:9",
+        UrlPolicy::allow_insecure_loopback_http(),
+    )
+    .unwrap();
+    let client =
+        ClientConfig::confidential("cid", ClientSecret::new("s"), "http://127.0.0.1:9/cb").unwrap();
+    let flow = calconnect::AuthorizationFlow::new(
+        profile,
+        client,
+        calconnect::http::HttpClient::new(calconnect::http::HttpConfig::default()).unwrap(),
+        clock.clone(),
+    );
+    let config = KeeperConfig::builder()
+        .revalidate_after(std::time::Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    let keeper_b = TokenKeeper::new(b, ring, Arc::new(flow), clock, config);
+    keeper_b.access_token(id).await.unwrap();
+    keeper_b.access_token(id).await.unwrap(); // cached
+    a.delete_connection(id, "disconnected on another instance")
+        .await
+        .unwrap();
+    let deleted = std::time::Instant::now();
+    loop {
+        match keeper_b.access_token(id).await {
+            Err(KeeperError::NotFound { .. }) => break,
+            Ok(_) => assert!(
+                deleted.elapsed() < std::time::Duration::from_secs(1),
+                "the cached token outlived the delete by a second"
+            ),
+            Err(e) => panic!("{e}"),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

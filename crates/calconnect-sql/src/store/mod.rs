@@ -34,6 +34,11 @@ pub static STORE_MIGRATIONS: Migrations = Migrations {
             "status index",
             include_str!("../../migrations/sqlite/0002_status_index.sql"),
         ),
+        (
+            3,
+            "change notifications",
+            include_str!("../../migrations/sqlite/0003_change_notifications.sql"),
+        ),
     ],
     postgres: &[
         (
@@ -45,6 +50,11 @@ pub static STORE_MIGRATIONS: Migrations = Migrations {
             2,
             "status index",
             include_str!("../../migrations/postgres/0002_status_index.sql"),
+        ),
+        (
+            3,
+            "change notifications",
+            include_str!("../../migrations/postgres/0003_change_notifications.sql"),
         ),
     ],
     legacy: Some(LegacyLedger {
@@ -252,6 +262,10 @@ async fn insert_event(tx: &mut Tx, e: EventRow<'_>) -> Result<(), sqlx::Error> {
 
 #[async_trait]
 impl<B: sqlx::Database> ConnectionStore for SqlStore<B> {
+    fn subscribe_changes(&self) -> Option<tokio::sync::broadcast::Receiver<ConnectionId>> {
+        self.db.subscribe_changes()
+    }
+
     async fn insert_pending(&self, p: NewPendingRecord) -> Result<(), StoreError> {
         let inserted = query(
             "INSERT INTO pending_authorizations (id, state_key, pkce_verifier, end_user, scopes, \

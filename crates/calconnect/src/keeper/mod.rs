@@ -185,20 +185,24 @@ impl TokenKeeper {
                 LeaseOwner::new(format!("keeper-{id}"))
             }
         };
-        Self {
-            inner: Arc::new(Inner {
-                store,
-                keyring,
-                flow,
-                clock,
-                config,
-                owner,
-                cache: RwLock::new(HashMap::new()),
-                flights: Mutex::new(HashMap::new()),
-                backoff: Mutex::new(HashMap::new()),
-                rng: Mutex::new(StdRng::seed_from_u64(seed)),
-            }),
+        let inner = Arc::new(Inner {
+            store,
+            keyring,
+            flow,
+            clock,
+            config,
+            owner,
+            cache: RwLock::new(HashMap::new()),
+            flights: Mutex::new(HashMap::new()),
+            backoff: Mutex::new(HashMap::new()),
+            rng: Mutex::new(StdRng::seed_from_u64(seed)),
+        });
+        // One truth across instances: with a store that has a change feed (PostgreSQL's
+        // LISTEN/NOTIFY), a connection changed anywhere loses its cached token here at once.
+        if let Some(changes) = inner.store.subscribe_changes() {
+            tokio::spawn(forget_changed(Arc::downgrade(&inner), changes));
         }
+        Self { inner }
     }
 
     /// This instance's name in refresh leases.
@@ -265,6 +269,26 @@ impl TokenKeeper {
     /// Drops the cached token of `id` (after a disconnect, for example).
     pub fn forget(&self, id: ConnectionId) {
         self.inner.write_cache().remove(&id);
+    }
+}
+
+/// Drops the cached token of every connection the store reports changed, until the keeper is
+/// gone; a lagging feed drops the whole cache (revalidation covers anything missed).
+async fn forget_changed(
+    inner: std::sync::Weak<Inner>,
+    mut changes: tokio::sync::broadcast::Receiver<ConnectionId>,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        let changed = changes.recv().await;
+        let Some(inner) = inner.upgrade() else { return };
+        match changed {
+            Ok(id) => {
+                inner.write_cache().remove(&id);
+            }
+            Err(RecvError::Lagged(_)) => inner.write_cache().clear(),
+            Err(RecvError::Closed) => return,
+        }
     }
 }
 

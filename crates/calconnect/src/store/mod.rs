@@ -57,6 +57,14 @@ use time::Duration;
 /// "Now" comes from the store's injected [`crate::Clock`].
 #[async_trait]
 pub trait ConnectionStore: Send + Sync + std::fmt::Debug {
+    /// Ids of connections that changed in this store (created, reauthorized, status changed,
+    /// deleted), as other processes change them: PostgreSQL's LISTEN/NOTIFY. `None` (the
+    /// default) when the store has no such feed; the keeper then relies on revalidating its
+    /// cached tokens (docs/architecture.md §4).
+    fn subscribe_changes(&self) -> Option<tokio::sync::broadcast::Receiver<ConnectionId>> {
+        None
+    }
+
     // --- pending authorizations ---
 
     /// Records a pending authorization.
