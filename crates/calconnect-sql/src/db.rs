@@ -481,6 +481,9 @@ async fn listen(
     tx: tokio::sync::broadcast::Sender<calconnect::store::ConnectionId>,
 ) {
     loop {
+        if pool.is_closed() || tx.receiver_count() == 0 {
+            return; // the store was closed, or every keeper is gone
+        }
         let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
             Ok(l) => l,
             Err(e) => {
