@@ -124,6 +124,22 @@ impl Login {
         Self::spawn_with(home, args, &[], None)
     }
 
+    /// `calconnect login --profile sandbox` against `sb`, its callback on `port`, no browser.
+    pub fn with_sandbox(home: &Path, sb: &Sandbox, port: u16) -> Self {
+        let base = base(sb);
+        let port = port.to_string();
+        let args = [
+            "--profile",
+            "sandbox",
+            "--sandbox-url",
+            &base,
+            "--port",
+            &port,
+            "--no-browser",
+        ];
+        Self::spawn(home, &args)
+    }
+
     /// [`Login::spawn`] with environment variables and, optionally, text on standard input.
     pub fn spawn_with(
         home: &Path,

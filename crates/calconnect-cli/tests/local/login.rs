@@ -39,20 +39,7 @@ async fn denied_consent_is_an_auth_error() {
     let home = tempfile::tempdir().unwrap();
     let port = free_port();
     let sb = sandbox(port, 1800).await;
-    let base = base(&sb);
-    let port_text = port.to_string();
-    let mut login = Login::spawn(
-        home.path(),
-        &[
-            "--profile",
-            "sandbox",
-            "--sandbox-url",
-            &base,
-            "--port",
-            &port_text,
-            "--no-browser",
-        ],
-    );
+    let mut login = Login::with_sandbox(home.path(), &sb, port);
     let url = login.authorize_url();
     let redirect = consent(&sb, &url, "deny").await;
     let (status, page) = follow(&redirect).await;
@@ -211,20 +198,7 @@ async fn a_failed_exchange_shows_in_the_browser_and_the_terminal() {
         10,
     )
     .unwrap();
-    let base = base(&sb);
-    let port_text = port.to_string();
-    let mut login = Login::spawn(
-        home.path(),
-        &[
-            "--profile",
-            "sandbox",
-            "--sandbox-url",
-            &base,
-            "--port",
-            &port_text,
-            "--no-browser",
-        ],
-    );
+    let mut login = Login::with_sandbox(home.path(), &sb, port);
     let url = login.authorize_url();
     let redirect = consent(&sb, &url, "allow").await;
     let (status, page) = follow(&redirect).await;
@@ -298,20 +272,7 @@ async fn a_stray_request_to_the_callback_is_answered_and_the_login_keeps_waiting
     let home = tempfile::tempdir().unwrap();
     let port = free_port();
     let sb = sandbox(port, 1800).await;
-    let base = base(&sb);
-    let port_text = port.to_string();
-    let mut login = Login::spawn(
-        home.path(),
-        &[
-            "--profile",
-            "sandbox",
-            "--sandbox-url",
-            &base,
-            "--port",
-            &port_text,
-            "--no-browser",
-        ],
-    );
+    let mut login = Login::with_sandbox(home.path(), &sb, port);
     let url = login.authorize_url();
     // Wrong state, no state, no code: each gets an error page, none ends the login.
     for stray in [
