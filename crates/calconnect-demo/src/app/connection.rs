@@ -275,11 +275,17 @@ pub(crate) async fn refresh(
     if let Err(r) = owned(&ctx, &user, &id).await {
         return r;
     }
-    let _ = ctx.broker.refresh_now(&id).await;
+    // The notice says what happened: the broker's answer, not the button's intent.
+    let notice = match ctx.broker.refresh_now(&id).await {
+        Ok(_) => Notice::Refreshed,
+        Err(e) if e.code == "connection_needs_reauth" => Notice::RefreshRefused,
+        Err(e) if e.status == 503 || e.status == 0 => Notice::RefreshDeferred,
+        Err(_) => Notice::RefreshFailed,
+    };
     see_other(&format!(
         "/connections/{}?notice={}",
         enc(&id),
-        Notice::Refreshed.key()
+        notice.key()
     ))
 }
 

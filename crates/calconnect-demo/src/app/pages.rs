@@ -18,6 +18,9 @@ use serde::Deserialize;
 pub(crate) enum Notice {
     Disconnected,
     Refreshed,
+    RefreshDeferred,
+    RefreshRefused,
+    RefreshFailed,
     Expired,
     Revoked,
     Outage,
@@ -30,6 +33,9 @@ impl Notice {
         Some(match key? {
             "disconnected" => Self::Disconnected,
             "refreshed" => Self::Refreshed,
+            "refresh-deferred" => Self::RefreshDeferred,
+            "refresh-refused" => Self::RefreshRefused,
+            "refresh-failed" => Self::RefreshFailed,
             "expired" => Self::Expired,
             "revoked" => Self::Revoked,
             "outage" => Self::Outage,
@@ -43,6 +49,9 @@ impl Notice {
         match self {
             Self::Disconnected => "disconnected",
             Self::Refreshed => "refreshed",
+            Self::RefreshDeferred => "refresh-deferred",
+            Self::RefreshRefused => "refresh-refused",
+            Self::RefreshFailed => "refresh-failed",
             Self::Expired => "expired",
             Self::Revoked => "revoked",
             Self::Outage => "outage",
@@ -51,7 +60,14 @@ impl Notice {
     }
 
     fn bad(self) -> bool {
-        matches!(self, Self::Revoked | Self::Outage)
+        matches!(
+            self,
+            Self::Revoked
+                | Self::Outage
+                | Self::RefreshDeferred
+                | Self::RefreshRefused
+                | Self::RefreshFailed
+        )
     }
 
     fn text(self) -> &'static str {
@@ -59,7 +75,16 @@ impl Notice {
             Self::Disconnected => {
                 "Disconnected. Cal.com has no revocation endpoint, so the app stays listed in the user's Cal.com settings and the last access token works until it expires."
             }
-            Self::Refreshed => "The broker handed out a fresh access token.",
+            Self::Refreshed => "Refreshed: Cal.com issued a new access token.",
+            Self::RefreshDeferred => {
+                "The refresh did not happen: Cal.com (or the broker's database) is unavailable right now. The connection stays active and its current access token is used until it expires; the broker retries."
+            }
+            Self::RefreshRefused => {
+                "The refresh was refused: Cal.com no longer accepts this connection's grant. Reconnect Cal.com to go on."
+            }
+            Self::RefreshFailed => {
+                "The refresh failed inside the broker; its log says why. The connection was not changed."
+            }
             Self::Expired => {
                 "Demo: Cal.com's clock moved past the access token's expiry. This page's calls got a 401, and the broker refreshed the token and retried."
             }

@@ -216,3 +216,53 @@ async fn an_outage_keeps_the_connection_active() {
     assert!(app.demo.sandbox().faults().is_empty());
     app.demo.shutdown().await;
 }
+
+/// "Refresh now" says what happened: a refresh Cal.com did not answer is not called a refresh,
+/// and one Cal.com refused offers to reconnect.
+#[tokio::test]
+async fn refresh_now_reports_the_real_outcome() {
+    let app = start().await;
+    let b = browser();
+    sign_in(&app, &b, "ann").await;
+    let landed = connect(&app, &b, 1, "allow").await;
+    let id = landed.url.rsplit('/').next().unwrap().to_owned();
+    let press = async |html: &str| {
+        page(
+            b.post(app.url(&format!("/connections/{id}/refresh")))
+                .form(&[("csrf", csrf(html))])
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    };
+
+    // Cal.com's token endpoint answers 503 to every attempt.
+    let sb = app.demo.sandbox();
+    sb.inject_fault(
+        calconnect_sandbox::FaultKind::ServerError { status: 503 },
+        50,
+    )
+    .unwrap();
+    let deferred = press(&landed.html).await;
+    let html = &deferred.html;
+    assert!(html.contains("data-notice=\"refresh-deferred\""), "{html}");
+    assert!(!html.contains("data-notice=\"refreshed\""));
+    assert!(!html.contains("Cal.com issued a new access token"));
+    assert!(html.contains("data-testid=\"status\">active<"), "{html}");
+    assert_eq!(sb.token_calls("refresh_token", "ok"), 0);
+
+    // Cal.com forgets the grant: the refresh is refused and the page offers to reconnect.
+    sb.clear_faults();
+    sb.revoke_grant(
+        calconnect_sandbox::CONFIDENTIAL_CLIENT_ID,
+        calconnect_sandbox::Owner::User(1),
+    );
+    let refused = press(html).await;
+    assert!(
+        refused.html.contains("data-notice=\"refresh-refused\""),
+        "{}",
+        refused.html
+    );
+    assert!(refused.html.contains("data-testid=\"reconnect-offer\""));
+}
