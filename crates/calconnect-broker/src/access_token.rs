@@ -23,7 +23,7 @@ pub struct AccessTokenResponse {
 }
 
 /// A fresh access token for Cal.com API v2 (the only place a token leaves the broker).
-#[utoipa::path(post, path = "/api/v1/connections/{id}/access-token", tag = "tokens",
+#[utoipa::path(post, path = "/api/v1/connections/{id}/access-token", operation_id = "getAccessToken", tag = "tokens",
     params(("id" = String, Path, description = "Connection id")),
     responses((status = 200, description = "A token valid for at least a few minutes", body = AccessTokenResponse), (status = 400, description = "Invalid input", body = crate::openapi::ErrorResponse),
         (status = 401, description = "Missing or invalid API key", body = crate::openapi::ErrorResponse),
@@ -44,7 +44,7 @@ pub(crate) async fn access_token(
 /// Refreshes the connection now, whatever its token's expiry, and returns the new token. Cal.com
 /// rotates the refresh token on every refresh (docs/calcom.md §3.4), so this is for a person's
 /// "refresh now" button or an app that knows its token went bad — not for every request.
-#[utoipa::path(post, path = "/api/v1/connections/{id}/refresh", tag = "tokens",
+#[utoipa::path(post, path = "/api/v1/connections/{id}/refresh", operation_id = "refreshConnection", tag = "tokens",
     params(("id" = String, Path, description = "Connection id")),
     responses((status = 200, description = "The token from a refresh made just now", body = AccessTokenResponse), (status = 400, description = "Invalid input", body = crate::openapi::ErrorResponse),
         (status = 401, description = "Missing or invalid API key", body = crate::openapi::ErrorResponse),

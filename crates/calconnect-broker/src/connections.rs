@@ -91,7 +91,7 @@ pub struct ConnectionList {
 }
 
 /// Lists an end user's connections.
-#[utoipa::path(get, path = "/api/v1/connections", tag = "connections", params(ListQuery),
+#[utoipa::path(get, path = "/api/v1/connections", operation_id = "listConnections", tag = "connections", params(ListQuery),
     responses((status = 200, description = "The connections", body = ConnectionList), (status = 400, description = "Invalid input", body = crate::openapi::ErrorResponse),
         (status = 401, description = "Missing or invalid API key", body = crate::openapi::ErrorResponse),
         (status = 503, description = "Store unavailable", body = crate::openapi::ErrorResponse)),
@@ -110,7 +110,7 @@ pub(crate) async fn list(
 }
 
 /// Reads a connection: identity, scopes, status and reason, expiries. Never tokens.
-#[utoipa::path(get, path = "/api/v1/connections/{id}", tag = "connections",
+#[utoipa::path(get, path = "/api/v1/connections/{id}", operation_id = "getConnection", tag = "connections",
     params(("id" = String, Path, description = "Connection id")),
     responses((status = 200, description = "The connection", body = ConnectionView), (status = 400, description = "Invalid input", body = crate::openapi::ErrorResponse),
         (status = 401, description = "Missing or invalid API key", body = crate::openapi::ErrorResponse),
@@ -140,7 +140,7 @@ pub struct Deleted {
 }
 
 /// Deletes a connection locally (Cal.com has no revocation endpoint).
-#[utoipa::path(delete, path = "/api/v1/connections/{id}", tag = "connections",
+#[utoipa::path(delete, path = "/api/v1/connections/{id}", operation_id = "deleteConnection", tag = "connections",
     params(("id" = String, Path, description = "Connection id")),
     responses((status = 200, description = "Deleted", body = Deleted), (status = 400, description = "Invalid input", body = crate::openapi::ErrorResponse),
         (status = 401, description = "Missing or invalid API key", body = crate::openapi::ErrorResponse),

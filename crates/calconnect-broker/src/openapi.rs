@@ -28,6 +28,7 @@ impl Modify for ApiKeyScheme {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "calconnect broker", description = "Connect your users' Cal.com accounts and keep the connections alive."),
+    servers((url = "/", description = "The broker that serves this document (its public_base_url)")),
     paths(
         crate::sessions::create,
         crate::sessions::get,

@@ -109,7 +109,7 @@ pub(crate) fn token_hash(token: &str) -> String {
 }
 
 /// Creates a connect session: a link to send the end user's browser to.
-#[utoipa::path(post, path = "/api/v1/connect-sessions", tag = "connect",
+#[utoipa::path(post, path = "/api/v1/connect-sessions", operation_id = "createConnectSession", tag = "connect",
     request_body = CreateSession,
     responses(
         (status = 201, description = "Created", body = SessionCreated),
@@ -405,7 +405,7 @@ pub struct ResultQuery {
 /// it ended. The browser that came back to `return_to` carries `session_id` and `result`; the
 /// app's backend calls this and checks that `end_user_id` is the user signed in in that browser
 /// (a link forwarded to someone else shows up here). Works once.
-#[utoipa::path(get, path = "/api/v1/connect-sessions/{id}", tag = "connect",
+#[utoipa::path(get, path = "/api/v1/connect-sessions/{id}", operation_id = "getConnectSession", tag = "connect",
     operation_id = "redeem_connect_session_result",
     params(("id" = String, Path, description = "Session id"), ResultQuery),
     responses(

@@ -139,7 +139,7 @@ pub struct DeliveryList {
 }
 
 /// The webhook delivery log, newest first.
-#[utoipa::path(get, path = "/api/v1/webhook-deliveries", tag = "webhooks", params(DeliveriesQuery),
+#[utoipa::path(get, path = "/api/v1/webhook-deliveries", operation_id = "listWebhookDeliveries", tag = "webhooks", params(DeliveriesQuery),
     responses((status = 200, description = "Deliveries", body = DeliveryList), (status = 400, description = "Invalid input", body = crate::openapi::ErrorResponse),
         (status = 401, description = "Missing or invalid API key", body = crate::openapi::ErrorResponse),
         (status = 503, description = "Database unavailable", body = crate::openapi::ErrorResponse)),

@@ -192,6 +192,20 @@ async fn openapi_document_lists_the_api() {
     ] {
         assert!(doc["paths"][path].is_object(), "{path} missing");
     }
+    // Fit for code generators: every operation has an id of its own, and a server is named.
+    let mut ids = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let id = op["operationId"].as_str();
+            assert!(id.is_some(), "{method} {path} has no operationId");
+            ids.push(id.unwrap().to_owned());
+        }
+    }
+    let count = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), count, "operationIds repeat: {ids:?}");
+    assert!(doc["servers"][0]["url"].is_string(), "no servers entry");
     std::fs::write(
         std::env::temp_dir().join("calconnect-openapi.json"),
         doc.to_string(),
