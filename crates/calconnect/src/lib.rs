@@ -175,7 +175,9 @@ pub use errors::{
 pub use flow::{
     AuthorizationFlow, AuthorizeOptions, AuthorizeOptionsError, AuthorizeUrl, RevocableToken,
 };
-pub use http::{HttpClient, HttpClientError, HttpConfig, TransportError, TransportErrorKind};
+pub use http::{
+    HttpClient, HttpClientError, HttpConfig, StreamingClient, TransportError, TransportErrorKind,
+};
 pub use keeper::{
     FreshToken, KeeperConfig, KeeperError, KeeperTokenSource, RefreshHooks, RefreshStep,
     SweepConfig, TokenKeeper,
