@@ -43,10 +43,12 @@ impl Histogram {
     }
 }
 
+/// Counters by (name, label) then by the label's value, histograms by name then label: a hit
+/// looks its key up by `&str` and allocates nothing (the proxy counts every request, issue 15).
 #[derive(Debug, Default)]
 struct Inner {
-    counters: BTreeMap<(&'static str, &'static str, String), u64>,
-    histograms: BTreeMap<(&'static str, String), Histogram>,
+    counters: BTreeMap<(&'static str, &'static str), BTreeMap<String, u64>>,
+    histograms: BTreeMap<&'static str, BTreeMap<String, Histogram>>,
 }
 
 /// The broker's metrics.
@@ -61,10 +63,13 @@ impl Metrics {
             .inner
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        *inner
-            .counters
-            .entry((name, label, value.to_owned()))
-            .or_default() += 1;
+        let values = inner.counters.entry((name, label)).or_default();
+        match values.get_mut(value) {
+            Some(n) => *n += 1,
+            None => {
+                values.insert(value.to_owned(), 1);
+            }
+        }
     }
 
     fn observe(&self, name: &'static str, label: &str, elapsed: Duration) {
@@ -72,11 +77,12 @@ impl Metrics {
             .inner
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        inner
-            .histograms
-            .entry((name, label.to_owned()))
-            .or_default()
-            .observe(elapsed.as_secs_f64());
+        let labels = inner.histograms.entry(name).or_default();
+        let secs = elapsed.as_secs_f64();
+        match labels.get_mut(label) {
+            Some(h) => h.observe(secs),
+            None => labels.entry(label.to_owned()).or_default().observe(secs),
+        }
     }
 
     /// A finished connect flow, by outcome.
@@ -115,14 +121,20 @@ impl Metrics {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut out = String::new();
         let mut last = "";
-        for ((name, label, value), n) in &inner.counters {
-            if *name != last {
-                let _ = writeln!(out, "# TYPE {name} counter");
-                last = name;
+        for ((name, label), values) in &inner.counters {
+            for (value, n) in values {
+                if *name != last {
+                    let _ = writeln!(out, "# TYPE {name} counter");
+                    last = name;
+                }
+                let _ = writeln!(out, "{name}{{{label}=\"{value}\"}} {n}");
             }
-            let _ = writeln!(out, "{name}{{{label}=\"{value}\"}} {n}");
         }
-        for ((name, _), h) in &inner.histograms {
+        for (name, h) in inner
+            .histograms
+            .iter()
+            .flat_map(|(name, labels)| labels.values().map(move |h| (name, h)))
+        {
             let _ = writeln!(out, "# TYPE {name} histogram");
             for (i, b) in BUCKETS.iter().enumerate() {
                 let _ = writeln!(out, "{name}_bucket{{le=\"{b}\"}} {}", h.counts[i]);

@@ -220,7 +220,7 @@ impl BrokerBuilder {
             self.clock.clone(),
         )
         .with_refresh_window(calconnect::keeper::KeeperConfig::default().refresh_window);
-        let state = AppState {
+        let state = AppState::new(crate::state::AppStateFields {
             config: config.clone(),
             flow,
             connector,
@@ -233,7 +233,7 @@ impl BrokerBuilder {
             proxy_http,
             metrics: Arc::new(Metrics::default()),
             webhook_wake: Arc::new(tokio::sync::Notify::new()),
-        };
+        });
         let listener = match self.listener {
             Some(l) => l,
             None => {
