@@ -213,6 +213,8 @@ impl BrokerBuilder {
             Arc::new(calconnect::api::TokioTimer::default()),
         ));
         let proxy_http = crate::proxy::client().map_err(|e| StartError::Http(e.to_string()))?;
+        let upstream = crate::proxy::Upstream::new(config.profile.api_base())
+            .map_err(|e| StartError::Http(e.to_string()))?;
         let connector = Connector::new(
             flow.clone(),
             store.clone(),
@@ -231,6 +233,7 @@ impl BrokerBuilder {
             keeper,
             governor,
             proxy_http,
+            upstream,
             metrics: Arc::new(Metrics::default()),
             webhook_wake: Arc::new(tokio::sync::Notify::new()),
         });

@@ -31,7 +31,10 @@ pub struct AppStateFields {
     pub(crate) keeper: TokenKeeper,
     /// The library's per-token rate governor, for the proxy.
     pub(crate) governor: Arc<RateGovernor>,
+    /// Webhook deliveries' client.
     pub(crate) proxy_http: reqwest::Client,
+    /// The API proxy's client, API base and per-connection bearers.
+    pub(crate) upstream: crate::proxy::Upstream,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) webhook_wake: Arc<tokio::sync::Notify>,
 }
