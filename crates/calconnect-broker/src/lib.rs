@@ -52,12 +52,9 @@ fn extra_routes() -> Router<AppState> {
             "/api/v1/connections/{id}/refresh",
             post(access_token::refresh),
         )
-        .route(
-            "/api/v1/connections/{id}/proxy/{*rest}",
-            any(proxy::proxy).layer(tower_http::limit::RequestBodyLimitLayer::new(
-                proxy::MAX_PROXY_BODY_BYTES,
-            )),
-        )
+        // The proxy limits its request bodies itself (proxy::MAX_PROXY_BODY_BYTES): a limit
+        // layer here would box the route and wrap every response body (issue 15).
+        .route("/api/v1/connections/{id}/proxy/{*rest}", any(proxy::proxy))
         .route(
             "/api/v1/webhook-deliveries",
             axum::routing::get(webhooks::list),

@@ -335,7 +335,11 @@ pub(crate) async fn proxy(
             OutBody::Buffered(bytes)
         }
         None if matches!(parts.method, http::Method::GET | http::Method::HEAD) => OutBody::Empty,
-        _ => OutBody::Stream(body),
+        // Streamed (chunked or long): cut at the limit, which fails the upstream request.
+        _ => OutBody::Stream(Body::new(http_body_util::Limited::new(
+            body,
+            MAX_PROXY_BODY_BYTES,
+        ))),
     };
 
     let mut token = state.keeper.access_token(id).await?.access_token;
