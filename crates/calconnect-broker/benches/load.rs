@@ -3,6 +3,12 @@
 //! to the sandbox. The target: the proxy keeps at least 70 % of the direct throughput.
 //!
 //! `cargo bench -p calconnect-broker --bench load` (optional: `LOAD_SECONDS`, `LOAD_CONNECTIONS`).
+//!
+//! `cargo bench -p calconnect-broker --bench load -- --serve` starts the same sandbox and broker,
+//! connects the user, prints `KEY=value` lines (`BROKER_URL`, `SANDBOX_URL`, `API_KEY`,
+//! `CONNECTION_ID`, `ACCESS_TOKEN`, then `READY`) and serves until SIGINT or SIGTERM. Logs go to
+//! stderr as `calconnect serve` writes them (`RUST_LOG`, default `info`).
+//! `scripts/bench-proxy` and `scripts/soak-proxy` drive it (docs in `BENCHMARKS.md`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use calconnect::Clock as _;
@@ -64,17 +70,19 @@ fn wrk(
     }
 }
 
-#[tokio::main(flavor = "multi_thread")]
+/// A sandbox and a broker in this process, with one user connected through the real flow.
+struct Setup {
+    sandbox: Sandbox,
+    broker: calconnect_broker::Broker,
+    _dir: tempfile::TempDir,
+    base: String,
+    api_key: String,
+    id: String,
+    access: String,
+}
+
 #[allow(clippy::disallowed_methods)] // reason: a test's own HTTP client, playing the app or the browser
-async fn main() {
-    let seconds: u32 = std::env::var("LOAD_SECONDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5);
-    let conns: u32 = std::env::var("LOAD_CONNECTIONS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(32);
+async fn setup() -> Setup {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let sandbox = Sandbox::builder()
@@ -161,6 +169,68 @@ async fn main() {
         .await
         .unwrap();
     let access = token["access_token"].as_str().unwrap().to_owned();
+    Setup {
+        sandbox,
+        broker,
+        _dir: dir,
+        base,
+        api_key,
+        id,
+        access,
+    }
+}
+
+/// `--serve`: print what a script needs, then serve until SIGINT or SIGTERM.
+async fn serve() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let s = setup().await;
+    println!("BROKER_URL={}", s.base);
+    println!(
+        "SANDBOX_URL={}",
+        s.sandbox.base_url().as_str().trim_end_matches('/')
+    );
+    println!("API_KEY={}", s.api_key);
+    println!("CONNECTION_ID={}", s.id);
+    println!("ACCESS_TOKEN={}", s.access);
+    println!("READY");
+    let mut term =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).unwrap();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    s.broker.shutdown().await;
+    s.sandbox.shutdown().await;
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    if std::env::args().any(|a| a == "--serve") {
+        serve().await;
+        return;
+    }
+    let seconds: u32 = std::env::var("LOAD_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let conns: u32 = std::env::var("LOAD_CONNECTIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(32);
+    let Setup {
+        sandbox,
+        broker,
+        _dir,
+        base,
+        api_key,
+        id,
+        access,
+    } = setup().await;
 
     let sandbox_me = sandbox.api_url().join("v2/me").unwrap().to_string();
     let runs = tokio::task::spawn_blocking(move || {

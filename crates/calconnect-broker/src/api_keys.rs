@@ -186,11 +186,12 @@ impl FromRequestParts<AppState> for Authenticated {
 }
 
 /// Recently verified keys (by hash) for a few seconds, so hot paths do not read the database on
-/// every request. A revoked key stops working within the cache's TTL.
+/// every request. A revoked key stops working within the cache's TTL. Entries are the raw
+/// SHA-256 (no hex string per request, issue 15).
 #[derive(Debug)]
 pub struct KeyCache {
     ttl: std::time::Duration,
-    entries: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+    entries: std::sync::Mutex<std::collections::HashMap<[u8; 32], std::time::Instant>>,
 }
 
 impl KeyCache {
@@ -206,7 +207,7 @@ impl KeyCache {
     }
 
     fn contains(&self, key: &SecretString) -> bool {
-        let h = hash(key.expose_secret());
+        let h: [u8; 32] = Sha256::digest(key.expose_secret().as_bytes()).into();
         let entries = self
             .entries
             .lock()
@@ -218,7 +219,7 @@ impl KeyCache {
         if self.ttl.is_zero() {
             return;
         }
-        let h = hash(key.expose_secret());
+        let h: [u8; 32] = Sha256::digest(key.expose_secret().as_bytes()).into();
         let mut entries = self
             .entries
             .lock()

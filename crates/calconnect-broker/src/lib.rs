@@ -40,22 +40,25 @@ use calconnect::store::ConnectionStore;
 use calconnect::{AuthorizationFlow, Clock};
 use std::sync::Arc;
 
-/// Token, proxy and webhook-log routes (under `/api/v1`).
+/// Token, proxy and webhook-log routes.
 fn extra_routes() -> Router<AppState> {
     use axum::routing::{any, post};
     Router::new()
         .route(
-            "/connections/{id}/access-token",
+            "/api/v1/connections/{id}/access-token",
             post(access_token::access_token),
         )
-        .route("/connections/{id}/refresh", post(access_token::refresh))
         .route(
-            "/connections/{id}/proxy/{*rest}",
-            any(proxy::proxy).layer(tower_http::limit::RequestBodyLimitLayer::new(
-                proxy::MAX_PROXY_BODY_BYTES,
-            )),
+            "/api/v1/connections/{id}/refresh",
+            post(access_token::refresh),
         )
-        .route("/webhook-deliveries", axum::routing::get(webhooks::list))
+        // The proxy limits its request bodies itself (proxy::MAX_PROXY_BODY_BYTES): a limit
+        // layer here would box the route and wrap every response body (issue 15).
+        .route("/api/v1/connections/{id}/proxy/{*rest}", any(proxy::proxy))
+        .route(
+            "/api/v1/webhook-deliveries",
+            axum::routing::get(webhooks::list),
+        )
 }
 
 /// `/api/openapi.json`.

@@ -21,56 +21,196 @@ use crate::extract::ConnectionPath;
 use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderName, StatusCode};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use calconnect::AccessToken;
-use calconnect::api::Rejection;
-use futures::TryStreamExt as _;
+use calconnect::api::{RateGovernor, RateKey, Rejection};
+use calconnect::http::{HttpClientError, HttpConfig, StreamingClient};
+use calconnect::store::ConnectionId;
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
 
 /// Largest request body buffered (and so replayable after a refresh).
 pub const REPLAYABLE_BODY_BYTES: usize = 256 * 1024;
 /// Largest request body forwarded at all.
 pub const MAX_PROXY_BODY_BYTES: usize = 10 * 1024 * 1024;
 /// Longest a proxied request waits for a slot of its token's rate budget.
-pub const MAX_GOVERNOR_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+pub const MAX_GOVERNOR_WAIT: Duration = Duration::from_secs(5);
+/// Largest 401/403 body read to classify it (Cal.com's error envelopes are a few hundred bytes).
+const REJECTION_BODY_BYTES: usize = 64 * 1024;
 
-const REQUEST_HEADERS: &[&str] = &[
-    "accept",
-    "accept-language",
-    "content-type",
-    "cal-api-version",
-    "if-none-match",
-    "if-modified-since",
-    "idempotency-key",
-    "x-request-id",
-];
-
-const RESPONSE_HEADERS: &[&str] = &[
-    "content-type",
-    "content-encoding",
-    "content-language",
-    "cache-control",
-    "etag",
-    "last-modified",
-    "retry-after",
-    "x-request-id",
-];
-
-fn response_header_allowed(name: &HeaderName) -> bool {
-    RESPONSE_HEADERS.contains(&name.as_str()) || name.as_str().starts_with("x-ratelimit-")
+/// Request headers forwarded to Cal.com (plus the bearer, the user agent and `Accept`).
+fn request_header_allowed(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "accept"
+            | "accept-language"
+            | "content-type"
+            | "cal-api-version"
+            | "if-none-match"
+            | "if-modified-since"
+            | "idempotency-key"
+            | "x-request-id"
+    )
 }
 
-/// The streaming HTTP client of the proxy and webhooks: the library's one client builder
-/// (no redirects, rustls), 5 s to connect, 60 s per request.
+/// Response headers passed back to the app, with Cal.com's `x-ratelimit-*`.
+fn response_header_allowed(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "content-type"
+            | "content-encoding"
+            | "content-language"
+            | "cache-control"
+            | "etag"
+            | "last-modified"
+            | "retry-after"
+            | "x-request-id"
+    ) || name.as_str().starts_with("x-ratelimit-")
+}
+
+/// The client of webhook deliveries: the library's one reqwest builder (no redirects, rustls),
+/// 5 s to connect, 60 s per request.
 ///
 /// # Errors
 /// When the TLS backend cannot start.
-pub fn client() -> Result<reqwest::Client, calconnect::http::HttpClientError> {
-    calconnect::http::reqwest_client(
-        &calconnect::http::HttpConfig::default()
-            .connect_timeout(std::time::Duration::from_secs(5))
-            .total_timeout(std::time::Duration::from_secs(60)),
-    )
+pub fn client() -> Result<reqwest::Client, HttpClientError> {
+    calconnect::http::reqwest_client(&upstream_http_config())
+}
+
+/// 5 s to connect, 60 s per request (head and body).
+fn upstream_http_config() -> HttpConfig {
+    HttpConfig::default()
+        .connect_timeout(Duration::from_secs(5))
+        .total_timeout(Duration::from_secs(60))
+}
+
+/// What the proxy keeps between requests: the streaming client (the library's
+/// [`StreamingClient`], pooled, hardened as the reqwest client), the API base split once, and
+/// per connection the `Authorization` header and rate-governor key of the token last used, so a
+/// request neither formats the header nor hashes the token again (issue 15).
+pub(crate) struct Upstream {
+    client: StreamingClient<Body>,
+    base: Option<Base>,
+    bearers: Mutex<HashMap<ConnectionId, Bearer>>,
+}
+
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstream")
+            .field("client", &self.client)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The API base (`https://api.cal.com/v2`) as URI parts and a path prefix without the final `/`.
+struct Base {
+    scheme: http::uri::Scheme,
+    authority: http::uri::Authority,
+    prefix: String,
+}
+
+/// The `Authorization` header for one access token (marked sensitive: hyper never logs it) and
+/// the token's rate bucket.
+#[derive(Clone)]
+struct Bearer {
+    header: HeaderValue,
+    key: RateKey,
+}
+
+impl Bearer {
+    const SCHEME: &'static str = "Bearer ";
+
+    fn new(token: &AccessToken) -> Result<Self, ApiError> {
+        let mut header =
+            HeaderValue::try_from(format!("{}{}", Self::SCHEME, token.expose_secret()))
+                .map_err(|e| ApiError::internal(&e))?;
+        header.set_sensitive(true);
+        Ok(Self {
+            header,
+            key: RateGovernor::key(token),
+        })
+    }
+
+    /// Whether this is the header of `token`. Not constant time, and need not be: both sides are
+    /// the broker's own values (the keeper's token and one it handed out before), nothing a
+    /// client sends.
+    fn is_for(&self, token: &AccessToken) -> bool {
+        self.header.as_bytes().get(Self::SCHEME.len()..) == Some(token.expose_secret().as_bytes())
+    }
+}
+
+impl Upstream {
+    /// Bearers kept at most (one per connection proxied recently); beyond, the memo starts over.
+    const MAX_BEARERS: usize = 10_000;
+
+    /// The proxy's upstream for the profile's API base (`None`: the profile has no Cal.com API,
+    /// and the proxy answers 404).
+    ///
+    /// # Errors
+    /// When the TLS backend cannot start.
+    pub(crate) fn new(api_base: Option<&calconnect::EndpointUrl>) -> Result<Self, HttpClientError> {
+        let base = api_base.and_then(|url| {
+            let uri: Uri = url.as_str().parse().ok()?;
+            let parts = uri.into_parts();
+            Some(Base {
+                scheme: parts.scheme?,
+                prefix: parts
+                    .path_and_query
+                    .map(|p| p.path().trim_end_matches('/').to_owned())
+                    .unwrap_or_default(),
+                authority: parts.authority?,
+            })
+        });
+        Ok(Self {
+            client: StreamingClient::new(&upstream_http_config())?,
+            base,
+            bearers: Mutex::default(),
+        })
+    }
+
+    /// `{base}/{path}?{query}`.
+    fn uri(&self, path: &str, query: Option<&str>) -> Result<Uri, ApiError> {
+        let base = self
+            .base
+            .as_ref()
+            .ok_or_else(|| ApiError::not_found("this provider has no Cal.com API to proxy to"))?;
+        let mut target = String::with_capacity(
+            base.prefix.len() + 1 + path.len() + query.map_or(0, |q| q.len() + 1),
+        );
+        target.push_str(&base.prefix);
+        target.push('/');
+        target.push_str(path);
+        if let Some(q) = query {
+            target.push('?');
+            target.push_str(q);
+        }
+        let mut parts = http::uri::Parts::default();
+        parts.scheme = Some(base.scheme.clone());
+        parts.authority = Some(base.authority.clone());
+        parts.path_and_query = Some(
+            target
+                .try_into()
+                .map_err(|_| ApiError::invalid("the proxied path is not a valid URI path"))?,
+        );
+        Uri::from_parts(parts)
+            .map_err(|_| ApiError::invalid("the proxied path is not a valid URI path"))
+    }
+
+    /// The bearer of `token` for connection `id`, from the memo when the token did not change.
+    fn bearer(&self, id: ConnectionId, token: &AccessToken) -> Result<Bearer, ApiError> {
+        let mut bearers = self.bearers.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(b) = bearers.get(&id).filter(|b| b.is_for(token)) {
+            return Ok(b.clone());
+        }
+        let bearer = Bearer::new(token)?;
+        if bearers.len() >= Self::MAX_BEARERS {
+            bearers.clear();
+        }
+        bearers.insert(id, bearer.clone());
+        Ok(bearer)
+    }
 }
 
 /// The methods Cal.com's API v2 uses; anything else is 405.
@@ -82,6 +222,7 @@ const METHODS: &[http::Method] = &[
     http::Method::DELETE,
 ];
 const ALLOW: &str = "GET, POST, PUT, PATCH, DELETE";
+const USER_AGENT: &str = concat!("calconnect/", env!("CARGO_PKG_VERSION"));
 
 /// The API path after `/proxy/` (an optional leading `v2/` is dropped), checked: no `..`,
 /// `..;` or `;` path parameters, no empty segments, no encoded dot, slash or backslash, and
@@ -91,16 +232,15 @@ fn upstream_path(uri_path: &str) -> Result<&str, ApiError> {
         .split_once("/proxy/")
         .ok_or_else(|| ApiError::not_found("no such API route"))?;
     let rest = rest.strip_prefix("v2/").unwrap_or(rest);
-    let lower = rest.to_ascii_lowercase();
     let bad = rest.is_empty()
         || rest.contains(['\\', ';'])
-        || lower.contains("%2e")
-        || lower.contains("%2f")
-        || lower.contains("%5c")
-        || lower.contains("%3b")
-        || lower == "auth"
-        || lower.starts_with("auth/")
-        || lower.starts_with("v2/")
+        || contains_ignore_case(rest, "%2e")
+        || contains_ignore_case(rest, "%2f")
+        || contains_ignore_case(rest, "%5c")
+        || contains_ignore_case(rest, "%3b")
+        || rest.eq_ignore_ascii_case("auth")
+        || starts_with_ignore_case(rest, "auth/")
+        || starts_with_ignore_case(rest, "v2/")
         || rest
             .split('/')
             .any(|seg| seg.is_empty() || seg == "." || seg == "..");
@@ -110,6 +250,36 @@ fn upstream_path(uri_path: &str) -> Result<&str, ApiError> {
         ));
     }
     Ok(rest)
+}
+
+fn starts_with_ignore_case(s: &str, prefix: &str) -> bool {
+    s.get(..prefix.len())
+        .is_some_and(|head| head.eq_ignore_ascii_case(prefix))
+}
+
+/// Whether `s` contains `needle` (ASCII, any case), without lowering a copy of `s`.
+fn contains_ignore_case(s: &str, needle: &str) -> bool {
+    s.as_bytes()
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+}
+
+/// The allow-listed request headers, calconnect's user agent, `Accept: */*` when the app sent
+/// none (as the reqwest client did) and the bearer. Nothing else: not the app's API key, cookies
+/// or hop-by-hop headers.
+fn upstream_headers(from: &HeaderMap, bearer: &Bearer) -> HeaderMap {
+    let mut headers = HeaderMap::with_capacity(8);
+    for (name, value) in from {
+        if request_header_allowed(name) {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+    if !headers.contains_key(header::ACCEPT) {
+        headers.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
+    }
+    headers.insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
+    headers.insert(header::AUTHORIZATION, bearer.header.clone());
+    headers
 }
 
 enum OutBody {
@@ -141,26 +311,12 @@ pub(crate) async fn proxy(
         return Ok(method_not_allowed());
     }
     let path = upstream_path(request.uri().path())?;
-    let api = state
-        .flow
-        .profile()
-        .api_base()
-        .ok_or_else(|| ApiError::not_found("this provider has no Cal.com API to proxy to"))?;
-    let mut url = format!("{}/{path}", api.as_str().trim_end_matches('/'));
-    if let Some(q) = request.uri().query() {
-        url.push('?');
-        url.push_str(q);
-    }
-    let method = request.method().clone();
-    let mut headers = HeaderMap::new();
-    for (name, value) in request.headers() {
-        if REQUEST_HEADERS.contains(&name.as_str()) {
-            headers.append(name.clone(), value.clone());
-        }
-    }
-    let length = request
-        .headers()
-        .get(http::header::CONTENT_LENGTH)
+    let upstream = &state.upstream;
+    let uri = upstream.uri(path, request.uri().query())?;
+    let (parts, body) = request.into_parts();
+    let length = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if length.is_some_and(|l| l > MAX_PROXY_BODY_BYTES) {
@@ -170,7 +326,6 @@ pub(crate) async fn proxy(
             "proxied request bodies are limited to 10 MiB",
         ));
     }
-    let body = request.into_body();
     let mut out = match length {
         Some(0) => OutBody::Empty,
         Some(l) if l <= REPLAYABLE_BODY_BYTES => {
@@ -179,42 +334,37 @@ pub(crate) async fn proxy(
                 .map_err(|_| ApiError::invalid("the request body could not be read"))?;
             OutBody::Buffered(bytes)
         }
-        None if matches!(method, http::Method::GET | http::Method::HEAD) => OutBody::Empty,
-        _ => OutBody::Stream(body),
+        None if matches!(parts.method, http::Method::GET | http::Method::HEAD) => OutBody::Empty,
+        // Streamed (chunked or long): cut at the limit, which fails the upstream request.
+        _ => OutBody::Stream(Body::new(http_body_util::Limited::new(
+            body,
+            MAX_PROXY_BODY_BYTES,
+        ))),
     };
 
-    let fresh = state.keeper.access_token(id).await?;
-    let mut token = fresh.access_token;
+    let mut token = state.keeper.access_token(id).await?.access_token;
+    let mut bearer = upstream.bearer(id, &token)?;
     let mut retried = false;
     loop {
-        let body = match &mut out {
-            OutBody::Empty => None,
-            OutBody::Buffered(b) => Some(reqwest::Body::from(b.clone())),
-            OutBody::Stream(b) => {
-                let stream = std::mem::take(b)
-                    .into_data_stream()
-                    .map_err(std::io::Error::other);
-                Some(reqwest::Body::wrap_stream(stream))
-            }
-        };
         let replayable = !matches!(out, OutBody::Stream(_));
+        let body = match &mut out {
+            OutBody::Empty => Body::empty(),
+            OutBody::Buffered(b) => Body::from(b.clone()),
+            OutBody::Stream(b) => std::mem::take(b),
+        };
         let permit = state
             .governor
-            .acquire_within(&token, MAX_GOVERNOR_WAIT)
+            .acquire_key_within(bearer.key, MAX_GOVERNOR_WAIT)
             .await;
-        let mut upstream = state
-            .proxy_http
-            .request(method.clone(), &url)
-            .headers(headers.clone())
-            .bearer_auth(token.expose_secret());
-        if let Some(b) = body {
-            upstream = upstream.body(b);
-        }
-        let response = match upstream.send().await {
+        let mut outgoing = http::Request::new(body);
+        *outgoing.method_mut() = parts.method.clone();
+        *outgoing.uri_mut() = uri.clone();
+        *outgoing.headers_mut() = upstream_headers(&parts.headers, &bearer);
+        let response = match upstream.client.send(outgoing).await {
             Ok(r) => r,
             Err(e) => {
-                // reqwest errors may name the URL (no secret in it: the token is a header).
-                tracing::warn!(error = %e.without_url(), "proxy: Cal.com unreachable");
+                // The library's transport errors name neither the URL nor the peer.
+                tracing::warn!(error = %e, "proxy: Cal.com unreachable");
                 state.metrics.proxy("error", started.elapsed());
                 return Err(ApiError::new(
                     StatusCode::BAD_GATEWAY,
@@ -233,25 +383,26 @@ pub(crate) async fn proxy(
         }
         let rejected = status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN;
         if rejected && !retried && replayable {
-            let resp_headers = response.headers().clone();
-            let text = response.bytes().await.unwrap_or_default();
+            let (head, body) = response.into_parts();
+            let text = axum::body::to_bytes(Body::new(body), REJECTION_BODY_BYTES)
+                .await
+                .unwrap_or_default();
             if Rejection::of(status, &text).is_some_and(|r| r.refresh_and_retry()) {
                 retried = true;
-                let rejected_token: AccessToken = token.clone();
                 token = state
                     .keeper
-                    .refresh_rejected(id, &rejected_token)
+                    .refresh_rejected(id, &token)
                     .await?
                     .access_token;
+                bearer = upstream.bearer(id, &token)?;
                 continue;
             }
             state.metrics.proxy(class(status), started.elapsed());
-            return Ok(build(status, &resp_headers, Body::from(text)));
+            return Ok(build(status, head.headers, Body::from(text)));
         }
         state.metrics.proxy(class(status), started.elapsed());
-        let resp_headers = response.headers().clone();
-        let stream = response.bytes_stream();
-        return Ok(build(status, &resp_headers, Body::from_stream(stream)));
+        let (head, body) = response.into_parts();
+        return Ok(build(status, head.headers, Body::new(body)));
     }
 }
 
@@ -278,14 +429,33 @@ fn class(status: StatusCode) -> &'static str {
     }
 }
 
-fn build(status: StatusCode, upstream: &HeaderMap, body: Body) -> Response {
-    let mut response = (status, body).into_response();
-    let headers = response.headers_mut();
+/// The app's response: Cal.com's status and body, and only the allow-listed headers, moved out
+/// of Cal.com's answer (a clone of a header hyper parsed would allocate).
+fn build(status: StatusCode, upstream: HeaderMap, body: Body) -> Response {
+    use http::header::Entry;
+    // Room for the security headers the router adds.
+    let mut headers = HeaderMap::with_capacity(upstream.len() + 3);
+    // The entry of the current name while its values are kept; `None` when they are dropped.
+    let mut kept = None;
     for (name, value) in upstream {
-        if response_header_allowed(name) {
-            headers.append(name.clone(), value.clone());
+        if let Some(name) = name {
+            kept = None;
+            if response_header_allowed(&name) {
+                kept = Some(match headers.entry(name) {
+                    Entry::Occupied(mut entry) => {
+                        entry.append(value);
+                        entry
+                    }
+                    Entry::Vacant(entry) => entry.insert_entry(value),
+                });
+            }
+        } else if let Some(entry) = kept.as_mut() {
+            entry.append(value);
         }
     }
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
     response
 }
 

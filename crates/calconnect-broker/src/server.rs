@@ -10,7 +10,7 @@ use crate::{connect, connections, ops, sessions};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Request, header};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use calconnect::connect::Connector;
 use calconnect::store::ConnectionStore;
 use calconnect::{
@@ -32,19 +32,25 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(65);
 /// All routes of the broker, on `state`. Composable: a `calconnect demo` can merge its own pages.
 pub fn router(state: AppState) -> Router {
     let metrics_here = state.config.metrics.listen.is_none();
+    // Flat routes under `/api/v1` rather than a nested router: `nest` rewrites every request's
+    // URI and routes it twice (issue 15, BENCHMARKS.md). The catch-alls keep the JSON 404 of
+    // unknown API routes.
+    let api_not_found = || async { ApiError::not_found("no such API route") };
     let api = Router::new()
-        .route("/connect-sessions", post(sessions::create))
-        .route("/connect-sessions/{id}", get(sessions::get))
-        .route("/connections", get(connections::list))
+        .route("/api/v1/connect-sessions", post(sessions::create))
+        .route("/api/v1/connect-sessions/{id}", get(sessions::get))
+        .route("/api/v1/connections", get(connections::list))
         .route(
-            "/connections/{id}",
+            "/api/v1/connections/{id}",
             get(connections::get).delete(connections::delete),
         )
         .merge(crate::extra_routes())
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .fallback(|| async { ApiError::not_found("no such API route") });
+        .route("/api/v1", any(api_not_found))
+        .route("/api/v1/", any(api_not_found))
+        .route("/api/v1/{*rest}", any(api_not_found))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
     let mut routes = Router::new()
-        .nest("/api/v1", api)
+        .merge(api)
         .route("/connect/{token}", get(connect::connect))
         .route("/oauth/callback", get(connect::callback))
         .route("/healthz", get(ops::healthz))
@@ -52,26 +58,35 @@ pub fn router(state: AppState) -> Router {
     if metrics_here {
         routes = routes.route("/metrics", get(ops::metrics));
     }
-    routes
+    let routes = routes
         .merge(crate::openapi_routes())
         .fallback(|| async { ApiError::not_found("no such route") })
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+                // The path only: queries (codes, states) and headers (keys) are never logged.
+                // At DEBUG, as tower-http's own default: the fmt layer formats a span's fields
+                // when it is created, and at INFO that was a sixth of a `/healthz` request
+                // (issue 15, BENCHMARKS.md). `RUST_LOG=calconnect_broker=debug` shows them.
+                let path = req
+                    .extensions()
+                    .get::<axum::extract::MatchedPath>()
+                    .map_or("unmatched", |p| p.as_str());
+                tracing::debug_span!("request", method = %req.method(), route = path)
+            }),
+        )
+        .with_state(state);
+    // The timeout and the security headers wrap the whole router once: `Router::layer` wraps
+    // every route in its own boxed service, cloned and called through a boxed future on every
+    // request (issue 15, BENCHMARKS.md). The trace layer stays per route, where the matched
+    // route is known.
+    let service = tower::ServiceBuilder::new()
+        .layer(security_headers())
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             REQUEST_TIMEOUT,
         ))
-        .layer(security_headers())
-        .layer(
-            TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
-                // The path only: queries (codes, states) and headers (keys) are never logged.
-                let path = req
-                    .extensions()
-                    .get::<axum::extract::MatchedPath>()
-                    .map_or("unmatched", |p| p.as_str())
-                    .to_owned();
-                tracing::info_span!("request", method = %req.method(), route = %path)
-            }),
-        )
-        .with_state(state)
+        .service(routes);
+    Router::new().fallback_service(service)
 }
 
 fn security_headers() -> tower::layer::util::Stack<
@@ -220,6 +235,8 @@ impl BrokerBuilder {
             Arc::new(calconnect::api::TokioTimer::default()),
         ));
         let proxy_http = crate::proxy::client().map_err(|e| StartError::Http(e.to_string()))?;
+        let upstream = crate::proxy::Upstream::new(config.profile.api_base())
+            .map_err(|e| StartError::Http(e.to_string()))?;
         let connector = Connector::new(
             flow.clone(),
             store.clone(),
@@ -228,7 +245,7 @@ impl BrokerBuilder {
         )
         .with_refresh_window(calconnect::keeper::KeeperConfig::default().refresh_window())
         .allow_reassignment(config.allow_reassignment);
-        let state = AppState {
+        let state = AppState::new(crate::state::AppStateFields {
             config: config.clone(),
             flow,
             connector,
@@ -239,9 +256,10 @@ impl BrokerBuilder {
             keeper,
             governor,
             proxy_http,
+            upstream,
             metrics: Arc::new(Metrics),
             webhook_wake: Arc::new(tokio::sync::Notify::new()),
-        };
+        });
         let listener = match self.listener {
             Some(l) => l,
             None => {

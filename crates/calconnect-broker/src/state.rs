@@ -11,9 +11,15 @@ use calconnect::store::ConnectionStore;
 use calconnect::{AuthorizationFlow, Clock};
 use std::sync::Arc;
 
-/// Everything a handler needs. Cheap to clone.
+/// Everything a handler needs, behind one `Arc`: axum clones the state for every request (once
+/// for the route, once more per `State` extractor), so a clone must be one reference count, not
+/// a copy of the configuration (issue 15; `crates/calconnect-broker/BENCHMARKS.md`). The fields
+/// are reached through `Deref` ([`AppStateFields`]).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppStateFields>);
+
+/// The fields of [`AppState`].
+pub struct AppStateFields {
     pub(crate) config: Arc<BrokerConfig>,
     pub(crate) flow: AuthorizationFlow,
     pub(crate) connector: Connector,
@@ -25,12 +31,21 @@ pub struct AppState {
     pub(crate) keeper: TokenKeeper,
     /// The library's per-token rate governor, for the proxy.
     pub(crate) governor: Arc<RateGovernor>,
+    /// Webhook deliveries' client.
     pub(crate) proxy_http: reqwest::Client,
+    /// The API proxy's client, API base and per-connection bearers.
+    pub(crate) upstream: crate::proxy::Upstream,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) webhook_wake: Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::fmt::Debug for AppStateFields {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AppState")
             .field("flow", &self.flow)
@@ -39,7 +54,20 @@ impl std::fmt::Debug for AppState {
     }
 }
 
+impl std::ops::Deref for AppState {
+    type Target = AppStateFields;
+
+    fn deref(&self) -> &AppStateFields {
+        &self.0
+    }
+}
+
 impl AppState {
+    /// The state made of `fields`.
+    pub(crate) fn new(fields: AppStateFields) -> Self {
+        Self(Arc::new(fields))
+    }
+
     /// Wakes the webhook worker (a new store event may be waiting).
     pub(crate) fn webhooks_nudge(&self) {
         self.webhook_wake.notify_one();

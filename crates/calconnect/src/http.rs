@@ -2,6 +2,10 @@
 //! connect and total timeouts, never follows redirects, a response-size limit enforced while
 //! streaming, and errors that never carry a URL or a secret.
 
+mod streaming;
+
+pub use streaming::{StreamingClient, TimedBody};
+
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use secrecy::zeroize::Zeroizing;
 use secrecy::{ExposeSecret, SecretSlice};
@@ -57,7 +61,8 @@ impl HttpConfig {
 /// A `reqwest` client with calconnect's hardening: rustls, connect and total timeouts from
 /// `config`, never follows redirects, calconnect's user agent. **The one place a reqwest client
 /// is built** (clippy.toml bans the others): [`HttpClient`] wraps one; code that must stream
-/// bodies itself (the broker's proxy, webhook deliveries) uses this directly. The response-size
+/// bodies itself (webhook deliveries) uses this directly. The broker's API proxy uses
+/// [`StreamingClient`], the same hardening on hyper's client, built in this module too. The response-size
 /// limit of `config` is [`HttpClient`]'s to enforce, not this client's.
 ///
 /// # Errors
@@ -74,7 +79,7 @@ pub fn reqwest_client(config: &HttpConfig) -> Result<reqwest::Client, HttpClient
         .user_agent(concat!("calconnect/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| HttpClientError {
-            source: e.without_url(),
+            source: Box::new(e.without_url()),
         })
 }
 
@@ -206,7 +211,7 @@ impl RawResponse {
 #[error("could not build the HTTP client (TLS initialisation failed)")]
 pub struct HttpClientError {
     #[source]
-    source: reqwest::Error,
+    source: Box<dyn std::error::Error + Send + Sync>,
 }
 
 /// What went wrong on the wire.

@@ -43,7 +43,7 @@ pub use models::legacy_schedule::{
 };
 pub use models::me::{Me, Organization};
 pub use models::schedule::{DateOverride, Schedule, WeeklyAvailability};
-pub use ratelimit::{GovernorConfig, RateGovernor, RateLimitHeaders, RatePermit};
+pub use ratelimit::{GovernorConfig, RateGovernor, RateKey, RateLimitHeaders, RatePermit};
 pub use raw::{ApiResponse, RawRequest};
 pub use retry::RetryPolicy;
 pub use timer::{Timer, TokioTimer};

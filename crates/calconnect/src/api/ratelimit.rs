@@ -322,6 +322,19 @@ pub struct RateGovernor(Governor);
 #[derive(Debug)]
 pub struct RatePermit<'a>(Permit<'a>);
 
+/// The bucket of one access token in a [`RateGovernor`]: the SHA-256 of the token, so a caller
+/// that sends many requests with one token hashes it once ([`RateGovernor::key`]) instead of on
+/// every request (the broker's proxy keeps it beside the token, issue 15). `Debug` shows the
+/// first 8 hex digits of the hash, never the token.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct RateKey(TokenKey);
+
+impl std::fmt::Debug for RateKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RateKey({})", self.0.short())
+    }
+}
+
 impl RateGovernor {
     /// A governor with `config`, waiting on `timer`.
     pub fn new(config: GovernorConfig, timer: Arc<dyn Timer>) -> Self {
@@ -337,7 +350,21 @@ impl RateGovernor {
         token: &crate::AccessToken,
         max_wait: Duration,
     ) -> Option<RatePermit<'_>> {
-        let key = TokenKey::of(token.expose_secret());
+        self.acquire_key_within(Self::key(token), max_wait).await
+    }
+
+    /// The bucket key of `token` (one SHA-256).
+    pub fn key(token: &crate::AccessToken) -> RateKey {
+        RateKey(TokenKey::of(token.expose_secret()))
+    }
+
+    /// [`RateGovernor::acquire_within`] for a key kept from [`RateGovernor::key`].
+    pub async fn acquire_key_within(
+        &self,
+        key: RateKey,
+        max_wait: Duration,
+    ) -> Option<RatePermit<'_>> {
+        let RateKey(key) = key;
         if self.0.wait_estimate(key) > max_wait {
             return None;
         }
