@@ -55,7 +55,7 @@ fn serve(config: &std::path::Path) -> Instance {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[allow(clippy::disallowed_methods)] // reason: a test's own HTTP client, playing the app or the browser
-async fn two_serve_processes_share_flows_and_refresh_once() {
+async fn two_serve_processes_share_flows_refresh_once_and_see_each_others_disconnect() {
     let Some(db) = TestDatabase::create().await else {
         return;
     };
@@ -186,5 +186,43 @@ async fn two_serve_processes_share_flows_and_refresh_once() {
         tokens.iter().all(|t| t == &tokens[0]),
         "everyone got the refreshed token"
     );
+
+    // B has the token cached; the app disconnects the user on A. Within a second B knows:
+    // its access-token endpoint answers 404 and its proxy refuses the call.
+    let proxied = http
+        .get(format!("{}/api/v1/connections/{id}/proxy/me", b.url))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(proxied.status(), 200);
+    let deleted = http
+        .delete(format!("{}/api/v1/connections/{id}", a.url))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 200);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    let after = loop {
+        let r = http
+            .post(format!("{}/api/v1/connections/{id}/access-token", b.url))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 404 || std::time::Instant::now() > deadline {
+            break r.status();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(after, 404, "B still hands out the disconnected token");
+    let proxied = http
+        .get(format!("{}/api/v1/connections/{id}/proxy/me", b.url))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(proxied.status(), 404);
     drop((a, b));
 }
