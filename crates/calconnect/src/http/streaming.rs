@@ -276,8 +276,16 @@ mod tests {
         StreamingClient::new(&HttpConfig::default().total_timeout(total)).unwrap()
     }
 
-    fn get_request(url: &str) -> Request<AxumBody> {
-        Request::get(url).body(AxumBody::empty()).unwrap()
+    /// `GET {base}{path}`, answered.
+    async fn fetch(
+        http: &StreamingClient<AxumBody>,
+        base: &str,
+        path: &str,
+    ) -> Response<TimedBody> {
+        let request = Request::get(format!("{base}{path}"))
+            .body(AxumBody::empty())
+            .unwrap();
+        http.send(request).await.unwrap()
     }
 
     async fn text(response: Response<TimedBody>) -> Result<String, TransportError> {
@@ -295,20 +303,8 @@ mod tests {
     async fn a_connection_read_to_the_end_is_reused() {
         let base = server().await;
         let http = client(Duration::from_secs(30));
-        let first = text(
-            http.send(get_request(&format!("{base}/peer")))
-                .await
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-        let second = text(
-            http.send(get_request(&format!("{base}/peer")))
-                .await
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+        let first = text(fetch(&http, &base, "/peer").await).await.unwrap();
+        let second = text(fetch(&http, &base, "/peer").await).await.unwrap();
         assert_eq!(first, second, "the same client port: one connection");
     }
 
@@ -316,15 +312,9 @@ mod tests {
     async fn a_closed_connection_is_not_reused_and_redirects_are_not_followed() {
         let base = server().await;
         let http = client(Duration::from_secs(30));
-        let r = http
-            .send(get_request(&format!("{base}/close")))
-            .await
-            .unwrap();
+        let r = fetch(&http, &base, "/close").await;
         assert_eq!(text(r).await.unwrap(), "bye");
-        let r = http
-            .send(get_request(&format!("{base}/redirect")))
-            .await
-            .unwrap();
+        let r = fetch(&http, &base, "/redirect").await;
         assert_eq!(r.status(), http::StatusCode::FOUND);
         assert_eq!(r.headers()[http::header::LOCATION], "/peer");
     }
@@ -347,10 +337,7 @@ mod tests {
     async fn the_total_timeout_cuts_a_stalled_body() {
         let base = server().await;
         let http = client(Duration::from_millis(300));
-        let r = http
-            .send(get_request(&format!("{base}/stall")))
-            .await
-            .unwrap();
+        let r = fetch(&http, &base, "/stall").await;
         let e = text(r).await.unwrap_err();
         assert_eq!(e.kind(), TransportErrorKind::Timeout);
     }
@@ -360,8 +347,9 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}/x", listener.local_addr().unwrap());
         drop(listener);
+        let request = Request::get(url).body(AxumBody::empty()).unwrap();
         let e = client(Duration::from_secs(30))
-            .send(get_request(&url))
+            .send(request)
             .await
             .unwrap_err();
         assert_eq!(e.kind(), TransportErrorKind::Connect);
