@@ -289,3 +289,28 @@ async fn refresh_endpoint_refreshes_now_even_when_the_token_is_fresh() {
         "as for the other connection routes"
     );
 }
+
+#[tokio::test]
+async fn proxy_refuses_request_bodies_over_its_limit() {
+    let app = spawn_app().await;
+    let id = app.connected("user-1", ALICE).await;
+    let before = app.sandbox.api_calls("/");
+    // A declared length over 10 MiB is refused before anything is sent (the proxy's own check;
+    // streamed bodies are cut at the same limit).
+    let r = app
+        .http
+        .post(app.url(&format!("/api/v1/connections/{id}/proxy/schedules")))
+        .bearer_auth(&app.api_key)
+        .header("content-length", (10 * 1024 * 1024 + 1).to_string())
+        .body(vec![b'x'; 10 * 1024 * 1024 + 1])
+        .send()
+        .await;
+    if let Ok(r) = r {
+        assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    }
+    assert_eq!(
+        app.sandbox.api_calls("/"),
+        before,
+        "nothing reached Cal.com"
+    );
+}

@@ -213,3 +213,146 @@ fn from_hyper_body(err: &hyper::Error) -> TransportError {
         io: io_kind(err),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body as AxumBody;
+    use axum::extract::ConnectInfo;
+    use axum::routing::{get, post};
+    use http::{Request, Response};
+    use std::future::poll_fn;
+    use std::net::SocketAddr;
+
+    /// A local server: `/peer` answers the client's port, `/close` closes the connection after
+    /// answering, `/redirect` redirects, `/echo` streams the request body back, `/stall` sends a
+    /// head and a first chunk, then nothing.
+    async fn server() -> String {
+        let app =
+            axum::Router::new()
+                .route(
+                    "/peer",
+                    get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move {
+                        peer.port().to_string()
+                    }),
+                )
+                .route(
+                    "/close",
+                    get(|| async { ([(http::header::CONNECTION, "close")], "bye") }),
+                )
+                .route(
+                    "/redirect",
+                    get(|| async {
+                        (http::StatusCode::FOUND, [(http::header::LOCATION, "/peer")])
+                    }),
+                )
+                .route("/echo", post(|body: AxumBody| async move { body }))
+                .route(
+                    "/stall",
+                    get(|| async {
+                        let first = futures::stream::once(async {
+                            Ok::<_, std::io::Error>(Bytes::from_static(b"first"))
+                        });
+                        AxumBody::from_stream(futures::StreamExt::chain(
+                            first,
+                            futures::stream::pending(),
+                        ))
+                    }),
+                );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await
+            .unwrap();
+        });
+        base
+    }
+
+    fn client(total: Duration) -> StreamingClient<AxumBody> {
+        StreamingClient::new(&HttpConfig::default().total_timeout(total)).unwrap()
+    }
+
+    /// `GET {base}{path}`, answered.
+    async fn fetch(
+        http: &StreamingClient<AxumBody>,
+        base: &str,
+        path: &str,
+    ) -> Response<TimedBody> {
+        let request = Request::get(format!("{base}{path}"))
+            .body(AxumBody::empty())
+            .unwrap();
+        http.send(request).await.unwrap()
+    }
+
+    async fn text(response: Response<TimedBody>) -> Result<String, TransportError> {
+        let mut body = response.into_body();
+        let mut out = Vec::new();
+        while let Some(frame) = poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
+            if let Ok(data) = frame?.into_data() {
+                out.extend_from_slice(&data);
+            }
+        }
+        Ok(String::from_utf8(out).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_connection_read_to_the_end_is_reused() {
+        let base = server().await;
+        let http = client(Duration::from_secs(30));
+        let first = text(fetch(&http, &base, "/peer").await).await.unwrap();
+        let second = text(fetch(&http, &base, "/peer").await).await.unwrap();
+        assert_eq!(first, second, "the same client port: one connection");
+    }
+
+    #[tokio::test]
+    async fn a_closed_connection_is_not_reused_and_redirects_are_not_followed() {
+        let base = server().await;
+        let http = client(Duration::from_secs(30));
+        let r = fetch(&http, &base, "/close").await;
+        assert_eq!(text(r).await.unwrap(), "bye");
+        let r = fetch(&http, &base, "/redirect").await;
+        assert_eq!(r.status(), http::StatusCode::FOUND);
+        assert_eq!(r.headers()[http::header::LOCATION], "/peer");
+    }
+
+    #[tokio::test]
+    async fn bodies_stream_both_ways() {
+        let base = server().await;
+        let http = client(Duration::from_secs(30));
+        let chunks =
+            (0..64).map(|i| Ok::<_, std::io::Error>(Bytes::from(vec![b'a' + (i % 26); 16 * 1024])));
+        let request = Request::post(format!("{base}/echo"))
+            .body(AxumBody::from_stream(futures::stream::iter(chunks)))
+            .unwrap();
+        let echoed = text(http.send(request).await.unwrap()).await.unwrap();
+        assert_eq!(echoed.len(), 64 * 16 * 1024);
+        assert!(echoed.starts_with("aaaa") && echoed.ends_with("llll"));
+    }
+
+    #[tokio::test]
+    async fn the_total_timeout_cuts_a_stalled_body() {
+        let base = server().await;
+        let http = client(Duration::from_millis(300));
+        let r = fetch(&http, &base, "/stall").await;
+        let e = text(r).await.unwrap_err();
+        assert_eq!(e.kind(), TransportErrorKind::Timeout);
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_a_connect_error_without_the_address() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/x", listener.local_addr().unwrap());
+        drop(listener);
+        let request = Request::get(url).body(AxumBody::empty()).unwrap();
+        let e = client(Duration::from_secs(30))
+            .send(request)
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), TransportErrorKind::Connect);
+        assert!(!e.to_string().contains("127.0.0.1"), "{e}");
+    }
+}
