@@ -152,7 +152,12 @@ impl Upstream {
     /// When the TLS backend cannot start.
     pub(crate) fn new(api_base: Option<&calconnect::EndpointUrl>) -> Result<Self, HttpClientError> {
         let base = api_base.and_then(|url| {
-            let uri: Uri = url.as_str().parse().ok()?;
+            let Ok(uri) = url.as_str().parse::<Uri>() else {
+                tracing::warn!(
+                    "the provider's API base is not a URI the proxy can use: the proxy answers 404"
+                );
+                return None;
+            };
             let parts = uri.into_parts();
             Some(Base {
                 scheme: parts.scheme?,
