@@ -104,11 +104,13 @@ impl std::fmt::Debug for Upstream {
     }
 }
 
-/// The API base (`https://api.cal.com/v2`) as URI parts and a path prefix without the final `/`.
+/// The API base (`https://api.cal.com/v2`) as URI parts, a path prefix without the final `/`,
+/// and the `Host` header (made once: the client would format it for every request).
 struct Base {
     scheme: http::uri::Scheme,
     authority: http::uri::Authority,
     prefix: String,
+    host: HeaderValue,
 }
 
 /// The `Authorization` header for one access token (marked sensitive: hyper never logs it) and
@@ -159,13 +161,26 @@ impl Upstream {
                 return None;
             };
             let parts = uri.into_parts();
+            let scheme = parts.scheme?;
+            let authority = parts.authority?;
+            // As hyper-util writes it: the port only when it is not the scheme's default.
+            let default_port = if scheme == http::uri::Scheme::HTTPS {
+                443
+            } else {
+                80
+            };
+            let host = match authority.port_u16() {
+                Some(port) if port != default_port => format!("{}:{port}", authority.host()),
+                _ => authority.host().to_owned(),
+            };
             Some(Base {
-                scheme: parts.scheme?,
+                scheme,
                 prefix: parts
                     .path_and_query
                     .map(|p| p.path().trim_end_matches('/').to_owned())
                     .unwrap_or_default(),
-                authority: parts.authority?,
+                authority,
+                host: HeaderValue::try_from(host).ok()?,
             })
         });
         Ok(Self {
@@ -173,6 +188,11 @@ impl Upstream {
             base,
             bearers: Mutex::default(),
         })
+    }
+
+    /// The `Host` header of the API base.
+    fn host(&self) -> Option<&HeaderValue> {
+        self.base.as_ref().map(|b| &b.host)
     }
 
     /// `{base}/{path}?{query}`.
@@ -269,11 +289,14 @@ fn contains_ignore_case(s: &str, needle: &str) -> bool {
         .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
 }
 
-/// The allow-listed request headers, calconnect's user agent, `Accept: */*` when the app sent
-/// none (as the reqwest client did) and the bearer. Nothing else: not the app's API key, cookies
+/// The API base's `Host`, the allow-listed request headers, calconnect's user agent,
+/// `Accept: */*` when the app sent none (as the reqwest client did) and the bearer. Nothing else: not the app's API key, cookies
 /// or hop-by-hop headers.
-fn upstream_headers(from: &HeaderMap, bearer: &Bearer) -> HeaderMap {
+fn upstream_headers(from: &HeaderMap, bearer: &Bearer, host: Option<&HeaderValue>) -> HeaderMap {
     let mut headers = HeaderMap::with_capacity(8);
+    if let Some(host) = host {
+        headers.insert(header::HOST, host.clone());
+    }
     for (name, value) in from {
         if request_header_allowed(name) {
             headers.append(name.clone(), value.clone());
@@ -364,7 +387,7 @@ pub(crate) async fn proxy(
         let mut outgoing = http::Request::new(body);
         *outgoing.method_mut() = parts.method.clone();
         *outgoing.uri_mut() = uri.clone();
-        *outgoing.headers_mut() = upstream_headers(&parts.headers, &bearer);
+        *outgoing.headers_mut() = upstream_headers(&parts.headers, &bearer, upstream.host());
         let response = match upstream.client.send(outgoing).await {
             Ok(r) => r,
             Err(e) => {
