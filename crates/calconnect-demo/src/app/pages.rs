@@ -28,20 +28,22 @@ pub(crate) enum Notice {
 }
 
 impl Notice {
-    /// The notice a `?notice=` names, if any.
+    const ALL: [Self; 9] = [
+        Self::Disconnected,
+        Self::Refreshed,
+        Self::RefreshDeferred,
+        Self::RefreshRefused,
+        Self::RefreshFailed,
+        Self::Expired,
+        Self::Revoked,
+        Self::Outage,
+        Self::Recovered,
+    ];
+
+    /// The notice a `?notice=` names, if any (the inverse of [`Notice::key`]).
     pub(crate) fn from_query(key: Option<&str>) -> Option<Self> {
-        Some(match key? {
-            "disconnected" => Self::Disconnected,
-            "refreshed" => Self::Refreshed,
-            "refresh-deferred" => Self::RefreshDeferred,
-            "refresh-refused" => Self::RefreshRefused,
-            "refresh-failed" => Self::RefreshFailed,
-            "expired" => Self::Expired,
-            "revoked" => Self::Revoked,
-            "outage" => Self::Outage,
-            "recovered" => Self::Recovered,
-            _ => return None,
-        })
+        let key = key?;
+        Self::ALL.into_iter().find(|n| n.key() == key)
     }
 
     /// The `?notice=` value (also the page's `data-notice`).
@@ -432,6 +434,15 @@ pub(crate) async fn not_found() -> Response {
 mod tests {
     use super::*;
     use crate::app::broker::Identity;
+
+    #[test]
+    fn every_notice_is_found_by_its_key_and_nothing_else_is() {
+        for n in Notice::ALL {
+            assert_eq!(Notice::from_query(Some(n.key())), Some(n));
+        }
+        assert_eq!(Notice::from_query(Some("<script>")), None);
+        assert_eq!(Notice::from_query(None), None);
+    }
 
     #[test]
     fn the_home_page_escapes_connection_fields_and_webhooks() {
