@@ -498,7 +498,11 @@ async fn listen(
             continue;
         }
         loop {
-            match listener.recv().await {
+            let received = tokio::select! {
+                received = listener.recv() => received,
+                () = tx.closed() => return, // every keeper is gone
+            };
+            match received {
                 Ok(n) => {
                     let Ok(id) = Uuid::parse_str(n.payload()) else {
                         continue;
@@ -514,9 +518,6 @@ async fn listen(
                     tracing::warn!(error = %e, "change feed: connection lost; reconnecting");
                     break;
                 }
-            }
-            if tx.receiver_count() == 0 {
-                return;
             }
         }
     }

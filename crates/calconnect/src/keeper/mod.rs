@@ -139,6 +139,18 @@ pub(crate) struct Inner {
     flights: Mutex<HashMap<ConnectionId, flight::Flight>>,
     backoff: Mutex<HashMap<ConnectionId, Backoff>>,
     rng: Mutex<StdRng>,
+    /// The task that applies the store's change feed; it stops with the keeper.
+    change_feed: std::sync::OnceLock<AbortOnDrop>,
+}
+
+/// Aborts a task when dropped.
+#[derive(Debug)]
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// The margin is at most this share of a token's lifetime: a quarter, so a token is used for
@@ -196,11 +208,13 @@ impl TokenKeeper {
             flights: Mutex::new(HashMap::new()),
             backoff: Mutex::new(HashMap::new()),
             rng: Mutex::new(StdRng::seed_from_u64(seed)),
+            change_feed: std::sync::OnceLock::new(),
         });
         // One truth across instances: with a store that has a change feed (PostgreSQL's
         // LISTEN/NOTIFY), a connection changed anywhere loses its cached token here at once.
         if let Some(changes) = inner.store.subscribe_changes() {
-            tokio::spawn(forget_changed(Arc::downgrade(&inner), changes));
+            let task = tokio::spawn(forget_changed(Arc::downgrade(&inner), changes));
+            let _ = inner.change_feed.set(AbortOnDrop(task.abort_handle()));
         }
         Self { inner }
     }
