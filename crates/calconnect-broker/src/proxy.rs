@@ -70,17 +70,8 @@ fn response_header_allowed(name: &HeaderName) -> bool {
     ) || name.as_str().starts_with("x-ratelimit-")
 }
 
-/// The client of webhook deliveries: the library's one reqwest builder (no redirects, rustls),
-/// 5 s to connect, 60 s per request.
-///
-/// # Errors
-/// When the TLS backend cannot start.
-pub fn client() -> Result<reqwest::Client, HttpClientError> {
-    calconnect::http::reqwest_client(&upstream_http_config())
-}
-
-/// 5 s to connect, 60 s per request (head and body).
-fn upstream_http_config() -> HttpConfig {
+/// 5 s to connect, 60 s per request (head and body); webhook deliveries use the same.
+pub(crate) fn upstream_http_config() -> HttpConfig {
     HttpConfig::default()
         .connect_timeout(Duration::from_secs(5))
         .total_timeout(Duration::from_secs(60))

@@ -234,7 +234,8 @@ impl BrokerBuilder {
             calconnect::api::GovernorConfig::default(),
             Arc::new(calconnect::api::TokioTimer::default()),
         ));
-        let proxy_http = crate::proxy::client().map_err(|e| StartError::Http(e.to_string()))?;
+        let webhook_http =
+            crate::webhooks::client().map_err(|e| StartError::Http(e.to_string()))?;
         let upstream = crate::proxy::Upstream::new(config.profile.api_base())
             .map_err(|e| StartError::Http(e.to_string()))?;
         let connector = Connector::new(
@@ -255,7 +256,7 @@ impl BrokerBuilder {
             api_key_cache: Arc::new(KeyCache::new(self.api_key_cache_ttl)),
             keeper,
             governor,
-            proxy_http,
+            webhook_http,
             upstream,
             metrics: Arc::new(Metrics),
             webhook_wake: Arc::new(tokio::sync::Notify::new()),

@@ -32,7 +32,7 @@ pub struct AppStateFields {
     /// The library's per-token rate governor, for the proxy.
     pub(crate) governor: Arc<RateGovernor>,
     /// Webhook deliveries' client.
-    pub(crate) proxy_http: reqwest::Client,
+    pub(crate) webhook_http: reqwest::Client,
     /// The API proxy's client, API base and per-connection bearers.
     pub(crate) upstream: crate::proxy::Upstream,
     pub(crate) metrics: Arc<Metrics>,

@@ -30,6 +30,16 @@ use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
+/// The client of webhook deliveries: the library's one reqwest builder (no redirects, rustls),
+/// with the proxy's timeouts (5 s to connect, 60 s per request); each delivery also sets its own
+/// timeout.
+///
+/// # Errors
+/// When the TLS backend cannot start.
+pub(crate) fn client() -> Result<reqwest::Client, calconnect::http::HttpClientError> {
+    calconnect::http::reqwest_client(&crate::proxy::upstream_http_config())
+}
+
 /// Worker settings.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {

@@ -151,7 +151,7 @@ async fn attempt(state: &AppState, config: &WorkerConfig, d: &outbox::Delivery) 
     let t = state.clock.now().unix_timestamp();
     let signature = super::signature_header(&state.config.webhooks.secrets, t, body.as_bytes());
     let sent = state
-        .proxy_http
+        .webhook_http
         .post(&d.endpoint)
         .timeout(config.timeout)
         .header("content-type", "application/json")
