@@ -322,7 +322,7 @@ impl<B: sqlx::Database> ConnectionStore for SqlStore<B> {
 
     async fn purge_expired_pending(&self) -> Result<u64, StoreError> {
         query("DELETE FROM pending_authorizations WHERE expires_at <= $1")
-            .bind(self.now())
+            .bind(self.now() - calconnect::store::PENDING_PURGE_GRACE)
             .execute(&self.db)
             .await
             .map_err(self.err("purging expired pending authorizations"))

@@ -105,7 +105,8 @@ pub async fn pending_round_trip(backend: &dyn TestBackend) {
     ));
 }
 
-/// Expired authorizations are refused (and deleted); purge removes only expired ones.
+/// Expired authorizations are refused (and deleted); purge removes only those expired for longer
+/// than the grace period.
 pub async fn pending_expiry_and_purge(backend: &dyn TestBackend) {
     let (clock, dyn_clock) = mock_clock();
     let store = backend.open(dyn_clock).await;
@@ -133,10 +134,18 @@ pub async fn pending_expiry_and_purge(backend: &dyn TestBackend) {
         store.consume_pending(&a, &c).await,
         Err(StoreError::NotFound { .. })
     ));
-    assert_eq!(store.purge_expired_pending().await.unwrap(), 1);
+    // "b" expired but is kept for the grace period: a late callback is told "expired".
     assert_eq!(store.purge_expired_pending().await.unwrap(), 0);
     let (late, c) = keys("late", "c");
     store.consume_pending(&late, &c).await.unwrap();
+    clock.advance(calconnect::store::PENDING_PURGE_GRACE);
+    assert_eq!(store.purge_expired_pending().await.unwrap(), 1);
+    assert_eq!(store.purge_expired_pending().await.unwrap(), 0);
+    let (b, c) = keys("b", "c");
+    assert!(matches!(
+        store.consume_pending(&b, &c).await,
+        Err(StoreError::NotFound { .. })
+    ));
 }
 
 /// Many concurrent callbacks with the same state (on separate handles): exactly one wins.

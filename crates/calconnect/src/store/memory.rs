@@ -141,10 +141,10 @@ impl ConnectionStore for MemoryStore {
     }
 
     async fn purge_expired_pending(&self) -> Result<u64, StoreError> {
-        let now = self.now();
+        let cutoff = self.now() - super::PENDING_PURGE_GRACE;
         let mut inner = self.lock();
         let before = inner.pending.len();
-        inner.pending.retain(|_, p| p.expires_at > now);
+        inner.pending.retain(|_, p| p.expires_at > cutoff);
         Ok(u64::try_from(before - inner.pending.len()).unwrap_or(u64::MAX))
     }
 

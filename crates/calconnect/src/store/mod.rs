@@ -50,6 +50,11 @@ pub use types::*;
 use async_trait::async_trait;
 use time::Duration;
 
+/// How long an expired pending authorization is kept before
+/// [`Store::purge_expired_pending`] deletes it, so that a callback arriving late is told
+/// "expired" (and can start again) rather than "unknown state".
+pub const PENDING_PURGE_GRACE: Duration = Duration::hours(1);
+
 /// Storage for connections, pending authorizations and connection events.
 ///
 /// Implementations are shared between tasks (`Arc<dyn ConnectionStore>`) and, for the database
@@ -86,7 +91,8 @@ pub trait ConnectionStore: Send + Sync + std::fmt::Debug {
         binding: &BrowserBinding,
     ) -> Result<PendingRecord, StoreError>;
 
-    /// Deletes expired pending authorizations; returns how many.
+    /// Deletes pending authorizations that expired more than [`PENDING_PURGE_GRACE`] ago;
+    /// returns how many.
     async fn purge_expired_pending(&self) -> Result<u64, StoreError>;
 
     /// Pending authorizations in id order after `after` (for key rotation).
