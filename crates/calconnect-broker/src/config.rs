@@ -55,6 +55,20 @@ struct RawConfig {
     http: RawHttp,
     #[serde(default)]
     metrics: RawMetrics,
+    #[serde(default)]
+    budget: RawBudget,
+}
+
+/// `[budget]`: the token-endpoint budget (docs/scaling.md).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBudget {
+    name: Option<String>,
+    per_minute: Option<u32>,
+    burst: Option<u32>,
+    exchange_reserve: Option<u32>,
+    background_share: Option<f64>,
+    max_wait_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -200,6 +214,9 @@ pub struct BrokerConfig {
     /// Whether a connect flow for one end user may take over a Cal.com account connected for
     /// another (`allow_reassignment`, default false: refused, `connection.conflict` webhook).
     pub allow_reassignment: bool,
+    /// The token-endpoint budget shared by every instance on the database (`[budget]`,
+    /// docs/scaling.md).
+    pub budget: calconnect::budget::BudgetConfig,
 }
 
 /// Environment lookup (tests pass a map; `calconnect serve` passes the process environment).
@@ -354,6 +371,7 @@ impl BrokerConfig {
                 }
             },
         };
+        let budget = parse_budget(raw.budget, &get)?;
         // Last, so that the more basic mistakes are reported first.
         if default_scopes.is_empty() {
             return Err(bad(
@@ -375,8 +393,44 @@ impl BrokerConfig {
             edge,
             metrics,
             allow_reassignment,
+            budget,
         })
     }
+}
+
+/// `[budget]` with `CALCONNECT_BUDGET_NAME` and `CALCONNECT_BUDGET_PER_MINUTE` over it.
+fn parse_budget(
+    raw: RawBudget,
+    get: &dyn Fn(&str, Option<String>) -> Option<String>,
+) -> Result<calconnect::budget::BudgetConfig, ConfigError> {
+    let defaults = calconnect::budget::BudgetConfig::default();
+    let per_minute = match get("CALCONNECT_BUDGET_PER_MINUTE", raw.per_minute.map(|n| n.to_string())) {
+        None => defaults.per_minute,
+        Some(text) => text.parse().map_err(|_| {
+            bad("budget.per_minute", format!("`{text}` is not a whole number of requests per minute (CALCONNECT_BUDGET_PER_MINUTE)"))
+        })?,
+    };
+    let config = calconnect::budget::BudgetConfig {
+        name: get("CALCONNECT_BUDGET_NAME", raw.name).unwrap_or(defaults.name),
+        per_minute,
+        burst: raw.burst.unwrap_or(defaults.burst),
+        exchange_reserve: raw.exchange_reserve.unwrap_or(defaults.exchange_reserve),
+        background_share: raw.background_share.unwrap_or(defaults.background_share),
+        max_wait: raw
+            .max_wait_secs
+            .map_or(defaults.max_wait, std::time::Duration::from_secs),
+    };
+    config
+        .validate()
+        .map_err(|e| bad("budget", e.to_string()))?;
+    if config.per_minute + config.burst > 120 {
+        tracing::warn!(
+            per_minute = config.per_minute,
+            burst = config.burst,
+            "budget.per_minute + budget.burst is above Cal.com's 120 token requests per minute per IP: expect 429s unless this egress IP has a higher limit"
+        );
+    }
+    Ok(config)
 }
 
 /// The log format named by `CALCONNECT_LOG_FORMAT` or the file's `log_format` (before the rest

@@ -13,6 +13,7 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    retry_after: Option<std::time::Duration>,
 }
 
 /// Every API error's body, `{"error": {"code", "message"}}`: what [`ApiError`] sends and what the
@@ -39,7 +40,15 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    /// Adds a `Retry-After` header (whole seconds, rounded up, at least 1).
+    #[must_use]
+    pub fn with_retry_after(mut self, after: Option<std::time::Duration>) -> Self {
+        self.retry_after = after;
+        self
     }
 
     /// 400 `invalid_request`.
@@ -100,7 +109,15 @@ impl IntoResponse for ApiError {
                 message: self.message,
             },
         };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(after) = self.retry_after {
+            let seconds = after.as_millis().div_ceil(1000).max(1);
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(u64::try_from(seconds).unwrap_or(u64::MAX)),
+            );
+        }
+        response
     }
 }
 
@@ -156,6 +173,15 @@ impl From<calconnect::keeper::KeeperError> for ApiError {
             K::NotFound { .. } => Self::not_found("no such connection"),
             K::NeedsReauth { ref reason, .. } => reauth("needs_reauth", reason),
             K::RefreshLost { ref reason, .. } => reauth("refresh_lost", reason),
+            K::BudgetExhausted { retry_after, .. } => {
+                tracing::warn!(error = %e, "no token for now: the refresh budget is spent");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "budget_exhausted",
+                    "too many token refreshes are due at once for Cal.com's rate limit; the connection is still active, retry after the Retry-After seconds",
+                )
+                .with_retry_after(Some(retry_after))
+            }
             ref transient
                 if transient.is_transient()
                     || matches!(transient, K::Store { source, .. }
@@ -167,6 +193,7 @@ impl From<calconnect::keeper::KeeperError> for ApiError {
                     "temporarily_unavailable",
                     "Cal.com or the store is unavailable for now; the connection is still active, retry shortly",
                 )
+                .with_retry_after(transient.retry_after())
             }
             other => {
                 tracing::error!(error = %other, "token failure");

@@ -73,15 +73,13 @@ fn keeper(
     flow: AuthorizationFlow,
     clock: Arc<dyn Clock>,
     name: Option<String>,
+    budget: Arc<dyn calconnect::budget::RefreshBudget>,
 ) -> calconnect::keeper::TokenKeeper {
-    let keeper_config = match name {
-        Some(name) => calconnect::keeper::KeeperConfig::default()
-            .to_builder()
-            .instance_name(name)
-            .build()
-            .unwrap_or_default(),
-        None => calconnect::keeper::KeeperConfig::default(),
-    };
+    let mut builder = calconnect::keeper::KeeperConfig::builder().budget(budget);
+    if let Some(name) = name {
+        builder = builder.instance_name(name);
+    }
+    let keeper_config = builder.build().unwrap_or_default();
     calconnect::keeper::TokenKeeper::new(
         store,
         config.keyring.clone(),

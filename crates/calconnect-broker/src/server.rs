@@ -222,12 +222,16 @@ impl BrokerBuilder {
             http,
             self.clock.clone(),
         );
+        // One token-endpoint budget for the keeper and the code exchanges, shared through the
+        // database by every instance on it (docs/scaling.md).
+        let budget = store.budget(config.budget.clone(), self.clock.clone());
         let keeper = crate::keeper(
             store.clone(),
             &config,
             flow.clone(),
             self.clock.clone(),
             self.keeper_name,
+            budget.clone(),
         );
         let sweep = keeper.spawn_sweep();
         let governor = Arc::new(calconnect::api::RateGovernor::new(
@@ -245,6 +249,7 @@ impl BrokerBuilder {
             self.clock.clone(),
         )
         .with_refresh_window(calconnect::keeper::KeeperConfig::default().refresh_window())
+        .with_budget(budget)
         .allow_reassignment(config.allow_reassignment);
         let state = AppState::new(crate::state::AppStateFields {
             config: config.clone(),

@@ -76,7 +76,8 @@ macro_rules! conformance_tests {
             missing_records,
             migrations_run_twice_and_concurrently,
             key_rotation_with_concurrent_writes,
-            counts_by_status
+            counts_by_status,
+            refresh_budget_is_shared_by_instances
         );
     };
     (@each $backend:expr; $($name:ident),* $(,)?) => {

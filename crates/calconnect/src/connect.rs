@@ -129,6 +129,7 @@ pub struct Connector {
     refresh_window: Duration,
     profile_lookup: bool,
     allow_reassignment: bool,
+    budget: Option<Arc<dyn crate::budget::RefreshBudget>>,
 }
 
 impl fmt::Debug for Connector {
@@ -297,6 +298,11 @@ pub enum CompleteError {
     /// The code exchange failed.
     #[error(transparent)]
     Exchange(ExchangeError),
+    /// The token-endpoint budget had no permit in time ([`Connector::with_budget`]): too many
+    /// requests at once for the provider's rate limit. Nothing was sent; the code is unused
+    /// but the attempt was consumed: start the connection again after `retry_after`.
+    #[error("the code exchange was not sent: {0}")]
+    Busy(#[source] crate::budget::BudgetError),
     /// The account could not be identified (Cal.com: the tokens name no user or team and
     /// `/v2/me` failed; a custom provider: its identity source failed). The tokens were not
     /// kept; [`IdentityFailure::discarded`] says whether they were revoked.
@@ -395,7 +401,18 @@ impl Connector {
             refresh_window: DEFAULT_REFRESH_WINDOW,
             profile_lookup: false,
             allow_reassignment: false,
+            budget: None,
         }
+    }
+
+    /// The token-endpoint budget code exchanges take a permit from, first in line
+    /// ([`crate::budget::Priority::Exchange`]); share it with the keeper (default none). An
+    /// exchange waits for a permit up to the budget's `max_wait`, then fails with
+    /// [`CompleteError::Busy`]; a 429 from the token endpoint pauses the budget.
+    #[must_use]
+    pub fn with_budget(mut self, budget: Arc<dyn crate::budget::RefreshBudget>) -> Self {
+        self.budget = Some(budget);
+        self
     }
 
     /// Whether a flow for end user B may take over a Cal.com account connected for end user A
@@ -603,11 +620,30 @@ impl Connector {
         requested_scopes: &[String],
         rng: &mut (impl RngCore + CryptoRng + Send),
     ) -> Result<Connected, CompleteError> {
-        let tokens = self
-            .flow
-            .exchange(verified)
+        if let Some(budget) = self.budget.as_deref() {
+            let timer = crate::api::TokioTimer::new();
+            crate::budget::acquire(
+                budget,
+                crate::budget::Priority::Exchange,
+                budget.config().max_wait,
+                &timer,
+            )
             .await
-            .map_err(CompleteError::Exchange)?;
+            .map_err(CompleteError::Busy)?;
+        }
+        let tokens = match self.flow.exchange(verified).await {
+            Ok(tokens) => tokens,
+            Err(e) => {
+                if let (Some(budget), ExchangeError::RateLimited { retry_after }) =
+                    (self.budget.as_deref(), &e)
+                {
+                    let wait = retry_after.unwrap_or(crate::errors::TOKEN_RATE_LIMIT_DEFAULT_WAIT);
+                    let until = self.clock.now() + Duration::try_from(wait).unwrap_or_default();
+                    crate::budget::pause_after_rate_limit(budget, until).await;
+                }
+                return Err(CompleteError::Exchange(e));
+            }
+        };
         self.save(tokens, end_user, requested_scopes, rng).await
     }
 

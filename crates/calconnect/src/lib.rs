@@ -144,6 +144,7 @@
 //! authorization, verified callback) are not `Clone` and are consumed by value.
 
 pub mod api;
+pub mod budget;
 mod callback;
 mod claims;
 mod client;

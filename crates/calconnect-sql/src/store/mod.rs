@@ -2,7 +2,9 @@
 //! write transaction ([`crate::Dialect::begin_write`]) that locks what it reads
 //! ([`crate::Dialect::lock_row`]).
 
+mod budget;
 mod coordination;
+pub use budget::SqlBudget;
 mod rows;
 
 use crate::db::{Db, Pool, Tx, query};
@@ -39,6 +41,11 @@ pub static STORE_MIGRATIONS: Migrations = Migrations {
             "change notifications",
             include_str!("../../migrations/sqlite/0003_change_notifications.sql"),
         ),
+        (
+            5,
+            "refresh budget",
+            include_str!("../../migrations/sqlite/0005_refresh_budget.sql"),
+        ),
     ],
     postgres: &[
         (
@@ -55,6 +62,11 @@ pub static STORE_MIGRATIONS: Migrations = Migrations {
             3,
             "change notifications",
             include_str!("../../migrations/postgres/0003_change_notifications.sql"),
+        ),
+        (
+            5,
+            "refresh budget",
+            include_str!("../../migrations/postgres/0005_refresh_budget.sql"),
         ),
     ],
     legacy: Some(LegacyLedger {
@@ -318,6 +330,14 @@ impl<B: sqlx::Database> ConnectionStore for SqlStore<B> {
             return Err(StoreError::PendingExpired);
         }
         Ok(pending)
+    }
+
+    fn budget(
+        &self,
+        config: calconnect::budget::BudgetConfig,
+        _clock: Arc<dyn Clock>,
+    ) -> Arc<dyn calconnect::budget::RefreshBudget> {
+        self.shared_budget(config)
     }
 
     async fn purge_expired_pending(&self) -> Result<u64, StoreError> {

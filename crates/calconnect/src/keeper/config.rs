@@ -2,6 +2,7 @@
 //! fail-point hooks used by the crash tests.
 
 use crate::api::{Timer, TokioTimer};
+use crate::budget::RefreshBudget;
 use crate::store::ConnectionId;
 #[cfg(feature = "fail-points")]
 use async_trait::async_trait;
@@ -74,6 +75,7 @@ pub struct KeeperConfig {
     pub(crate) hooks: Arc<dyn RefreshHooks>,
     pub(crate) jitter_seed: Option<u64>,
     pub(crate) instance_name: Option<String>,
+    pub(crate) budget: Option<Arc<dyn RefreshBudget>>,
 }
 
 impl Default for KeeperConfig {
@@ -94,6 +96,7 @@ impl Default for KeeperConfig {
             hooks: Arc::new(NoHooks),
             jitter_seed: None,
             instance_name: None,
+            budget: None,
         }
     }
 }
@@ -135,6 +138,11 @@ impl KeeperConfig {
     /// The keep-alive sweep.
     pub fn sweep(&self) -> &SweepConfig {
         &self.sweep
+    }
+
+    /// The token-endpoint budget refreshes take permits from, if one is set.
+    pub fn budget(&self) -> Option<&Arc<dyn RefreshBudget>> {
+        self.budget.as_ref()
     }
 
     #[cfg(feature = "fail-points")]
@@ -241,6 +249,17 @@ impl KeeperConfigBuilder {
         self
     }
 
+    /// The token-endpoint budget every refresh takes a permit from before it calls the
+    /// provider ([`crate::budget`]; default none: as many refreshes as needed). Share one
+    /// budget between the keeper and the [`crate::connect::Connector`], and, across
+    /// instances, use the store's shared budget. On-demand refreshes wait for a permit up to
+    /// the budget's `max_wait`, then fail with [`super::KeeperError::BudgetExhausted`];
+    /// keep-alive refreshes never wait (the sweep tries again later).
+    pub fn budget(mut self, budget: Arc<dyn RefreshBudget>) -> Self {
+        self.0.budget = Some(budget);
+        self
+    }
+
     /// Name of this instance in leases (default `keeper-<uuid>`).
     pub fn instance_name(mut self, name: impl Into<String>) -> Self {
         self.0.instance_name = Some(name.into());
@@ -271,6 +290,9 @@ pub struct SweepConfig {
     pub batch: u32,
     /// Refreshes running at once per sweep (default 4).
     pub concurrency: usize,
+    /// How long a keep-alive refresh waits for a background permit of the token-endpoint
+    /// budget before the sweep leaves the rest for later (default 20 s; no budget: unused).
+    pub permit_wait: StdDuration,
 }
 
 impl Default for SweepConfig {
@@ -280,6 +302,7 @@ impl Default for SweepConfig {
             interval: StdDuration::from_secs(60),
             batch: 100,
             concurrency: 4,
+            permit_wait: StdDuration::from_secs(20),
         }
     }
 }
@@ -314,6 +337,9 @@ pub enum KeeperConfigError {
     /// The sweep would never run or never refresh.
     #[error("keeper sweep needs interval > 0, batch > 0 and concurrency > 0")]
     Sweep,
+    /// A keep-alive refresh would wait for a permit longer than it holds its lease.
+    #[error("keeper sweep permit_wait must be shorter than lease_for (defaults: 20 s and 60 s)")]
+    PermitWait,
 }
 
 impl KeeperConfig {
@@ -335,6 +361,9 @@ impl KeeperConfig {
         }
         if self.sweep.interval.is_zero() || self.sweep.batch == 0 || self.sweep.concurrency == 0 {
             return Err(KeeperConfigError::Sweep);
+        }
+        if time(self.sweep.permit_wait) >= self.lease_for {
+            return Err(KeeperConfigError::PermitWait);
         }
         Ok(())
     }

@@ -64,6 +64,19 @@ pub enum KeeperError {
         #[source]
         source: Option<Arc<RefreshError>>,
     },
+    /// The token-endpoint budget had no permit within the wait allowed
+    /// ([`crate::budget`]): too many refreshes are due at once for the provider's rate limit.
+    /// The connection stays `active`; nothing was sent.
+    #[error(
+        "no fresh access token for connection {id} for now: the token-endpoint budget is spent (too many refreshes at once for the provider's rate limit); try again in {} s",
+        retry_after.as_secs().max(1)
+    )]
+    BudgetExhausted {
+        /// The connection.
+        id: ConnectionId,
+        /// When a permit is expected at the earliest.
+        retry_after: std::time::Duration,
+    },
     /// No such connection.
     #[error("connection {id} not found: it was deleted or never existed")]
     NotFound {
@@ -121,7 +134,19 @@ impl KeeperError {
 
     /// Whether trying again later may succeed.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Transient { .. } | Self::Interrupted { .. })
+        matches!(
+            self,
+            Self::Transient { .. } | Self::BudgetExhausted { .. } | Self::Interrupted { .. }
+        )
+    }
+
+    /// When trying again makes sense, if known.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            Self::Transient { retry_after, .. } => *retry_after,
+            Self::BudgetExhausted { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        }
     }
 
     pub(crate) fn store(id: ConnectionId, source: StoreError) -> Self {
@@ -150,6 +175,7 @@ impl KeeperError {
             Self::NeedsReauth { .. } => "needs_reauth",
             Self::RefreshLost { .. } => "refresh_lost",
             Self::Transient { .. } => "transient",
+            Self::BudgetExhausted { .. } => "budget_exhausted",
             Self::NotFound { .. } => "not_found",
             Self::Store { .. } => "store_error",
             Self::Crypto { .. } => "crypto_error",

@@ -55,10 +55,24 @@ impl Trigger {
     /// Whether a flight started for `self` also serves `other` (else `other` waits for it to
     /// end and starts its own).
     fn serves(&self, other: &Trigger) -> bool {
+        // A keep-alive flight does not serve an on-demand caller: it takes a background permit
+        // and gives up at once when there is none, where the caller may wait for one.
         matches!(
             (self, other),
-            (_, Self::Expiring) | (Self::Forced, _) | (Self::KeepAlive(_), Self::KeepAlive(_))
+            (
+                Self::Expiring | Self::Rejected(_) | Self::Forced,
+                Self::Expiring
+            ) | (Self::Forced, _)
+                | (Self::KeepAlive(_), Self::KeepAlive(_))
         )
+    }
+
+    /// The budget priority of a refresh for this trigger.
+    pub(crate) fn priority(&self) -> crate::budget::Priority {
+        match self {
+            Self::KeepAlive(_) => crate::budget::Priority::Background,
+            _ => crate::budget::Priority::OnDemand,
+        }
     }
 }
 

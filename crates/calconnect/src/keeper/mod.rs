@@ -141,6 +141,8 @@ pub(crate) struct Inner {
     rng: Mutex<StdRng>,
     /// The task that applies the store's change feed; it stops with the keeper.
     change_feed: std::sync::OnceLock<AbortOnDrop>,
+    /// When the sweep last compared the connections with the budget's capacity.
+    capacity_checked_at: Mutex<Option<OffsetDateTime>>,
 }
 
 /// Aborts a task when dropped.
@@ -209,6 +211,7 @@ impl TokenKeeper {
             backoff: Mutex::new(HashMap::new()),
             rng: Mutex::new(StdRng::seed_from_u64(seed)),
             change_feed: std::sync::OnceLock::new(),
+            capacity_checked_at: Mutex::new(None),
         });
         // One truth across instances: with a store that has a change feed (PostgreSQL's
         // LISTEN/NOTIFY), a connection changed anywhere loses its cached token here at once.
@@ -283,6 +286,79 @@ impl TokenKeeper {
     /// Drops the cached token of `id` (after a disconnect, for example).
     pub fn forget(&self, id: ConnectionId) {
         self.inner.write_cache().remove(&id);
+    }
+
+    /// What the token-endpoint budget can carry against the connections in the store
+    /// (docs/scaling.md); `None` without a budget.
+    ///
+    /// # Errors
+    /// [`crate::store::StoreError`] when the connections cannot be counted.
+    pub async fn capacity(&self) -> Result<Option<Capacity>, crate::store::StoreError> {
+        let Some(budget) = self.inner.config.budget.as_deref() else {
+            return Ok(None);
+        };
+        let counts = self.inner.store.count_by_status().await?;
+        let config = budget.config();
+        Ok(Some(Capacity {
+            active_connections: counts.get(crate::store::ConnectionStatus::Active),
+            keep_alive_capacity: config.keep_alive_capacity(self.inner.config.refresh_window),
+            fresh_capacity: config.fresh_capacity(time::Duration::minutes(30)),
+            per_minute: config.per_minute,
+        }))
+    }
+
+    /// At most once an hour: compares the connections with what the budget can keep alive,
+    /// publishes both as gauges and warns when the connections are more.
+    pub(crate) async fn check_capacity(&self) {
+        let now = self.inner.clock.now();
+        {
+            let mut last = self
+                .inner
+                .capacity_checked_at
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if last.is_some_and(|at| now - at < time::Duration::hours(1)) {
+                return;
+            }
+            *last = Some(now);
+        }
+        match self.capacity().await {
+            Ok(Some(c)) => {
+                telemetry::capacity(&c);
+                if c.keep_alive_exceeded() {
+                    tracing::warn!(
+                        connections = c.active_connections,
+                        keep_alive_capacity = c.keep_alive_capacity,
+                        per_minute = c.per_minute,
+                        "more active connections than the refresh budget can keep alive: idle ones may pass their refresh-token window; add an egress IP with its own budget (docs/scaling.md)"
+                    );
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot count connections for the capacity check")
+            }
+        }
+    }
+}
+
+/// What a refresh budget can carry ([`TokenKeeper::capacity`], docs/scaling.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capacity {
+    /// Active connections in the store.
+    pub active_connections: u64,
+    /// Idle connections the budget's background share keeps alive within the refresh window.
+    pub keep_alive_capacity: u64,
+    /// Connections in constant use the budget keeps fresh (30-minute access tokens).
+    pub fresh_capacity: u64,
+    /// The budget's permits per minute.
+    pub per_minute: u32,
+}
+
+impl Capacity {
+    /// Whether there are more active connections than the keep-alive capacity.
+    pub fn keep_alive_exceeded(&self) -> bool {
+        self.active_connections > self.keep_alive_capacity
     }
 }
 
@@ -491,7 +567,7 @@ impl Inner {
             });
         }
         match self.run_flight(id, Trigger::Expiring).await {
-            Err(err @ KeeperError::Transient { .. }) => {
+            Err(err @ (KeeperError::Transient { .. } | KeeperError::BudgetExhausted { .. })) => {
                 let now = self.clock.now();
                 self.cached(id, now, Some(time::Duration::ZERO)).ok_or(err)
             }

@@ -182,6 +182,11 @@ impl Inner {
             Ok(t) => RefreshToken::new(t.expose_secret()),
             Err(e) => return Step::Done(Err(KeeperError::crypto(id, e))),
         };
+        // A permit from the token-endpoint budget, if there is one: never send a request the
+        // budget says would exceed the provider's rate limit.
+        if let Err(e) = self.take_permit(id, trigger).await {
+            return Step::Done(Err(e));
+        }
         // An intent still set now was recorded by an attempt whose lease ended without a write
         // clearing it: that attempt may have rotated the refresh token (module docs, S2/S3).
         let stale_intent = c.refresh_intent_started_at;
@@ -236,6 +241,13 @@ impl Inner {
                     }
                     _ => None,
                 };
+                if let (Some(budget), RefreshError::RateLimited { .. }, Some(wait)) =
+                    (self.config.budget.as_deref(), &e, hint)
+                {
+                    let until =
+                        self.clock.now() + time::Duration::try_from(wait).unwrap_or_default();
+                    crate::budget::pause_after_rate_limit(budget, until).await;
+                }
                 let provider = self.provider_name();
                 let reason = if matches!(e, RefreshError::RateLimited { .. }) {
                     format!("{provider} rate-limited the token call")
@@ -252,6 +264,28 @@ impl Inner {
                     source: Arc::new(e),
                 }))
             }
+        }
+    }
+
+    /// A permit for this refresh from the budget: on-demand refreshes wait up to the budget's
+    /// `max_wait`, keep-alive refreshes up to the sweep's `permit_wait` (they hold the
+    /// connection's lease meanwhile, which is longer). No budget: always granted.
+    async fn take_permit(&self, id: ConnectionId, trigger: &Trigger) -> Result<(), KeeperError> {
+        let Some(budget) = self.config.budget.as_deref() else {
+            return Ok(());
+        };
+        let priority = trigger.priority();
+        let max_wait = match priority {
+            crate::budget::Priority::Background => self.config.sweep.permit_wait,
+            _ => budget.config().max_wait,
+        };
+        match crate::budget::acquire(budget, priority, max_wait, self.config.timer.as_ref()).await {
+            Ok(()) => Ok(()),
+            Err(crate::budget::BudgetError::Exhausted { retry_after, .. }) => {
+                tracing::debug!(connection_id = %id, priority = priority.as_str(), ?retry_after, "no permit from the refresh budget");
+                Err(KeeperError::BudgetExhausted { id, retry_after })
+            }
+            Err(crate::budget::BudgetError::Store(e)) => Err(KeeperError::store(id, e)),
         }
     }
 

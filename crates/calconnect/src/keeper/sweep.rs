@@ -10,11 +10,12 @@
 //! which leaves the rest of the window to work through a backlog or an outage.
 
 use super::flight::Trigger;
-use super::{TokenKeeper, telemetry};
+use super::{KeeperError, TokenKeeper, telemetry};
 use crate::store::{DueQuery, StoreError};
 use futures::StreamExt;
 use rand::RngCore;
 use std::sync::PoisonError;
+use std::sync::atomic::{AtomicBool, Ordering};
 use time::OffsetDateTime;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -32,6 +33,18 @@ pub struct SweepReport {
     pub broken: usize,
     /// Failed for now (transient, store or other errors); retried by a later sweep.
     pub failed: usize,
+    /// Not refreshed because the token-endpoint budget had no background permit in time
+    /// ([`crate::budget`]); left for a later sweep.
+    pub deferred: usize,
+}
+
+impl SweepReport {
+    /// Whether the sweep stopped with due connections left: at its batch size, or out of
+    /// budget. The background task then sweeps again at once (batch) or after its interval
+    /// (budget).
+    pub fn more_due(&self, batch: u32) -> bool {
+        self.claimed >= batch as usize && self.deferred == 0
+    }
 }
 
 /// Why a sweep could not run.
@@ -71,48 +84,69 @@ impl TokenKeeper {
         let config = &inner.config;
         let now = inner.clock.now();
         let before = now - config.sweep.refresh_age(config.refresh_window);
-        let claimed = inner
-            .store
-            .claim_due_for_refresh(DueQuery {
-                // Only keep-alive: idle access tokens are left to expire (refreshing them
-                // would mean a refresh every 30 minutes per connection).
-                access_expires_before: OffsetDateTime::UNIX_EPOCH,
-                last_refreshed_before: before,
-                limit: config.sweep.batch,
-                owner: inner.owner.clone(),
-                lease_for: config.lease_for,
-            })
-            .await
-            .map_err(SweepError::Store)?;
-        let mut report = SweepReport {
-            claimed: claimed.len(),
-            ..SweepReport::default()
-        };
-        let results = futures::stream::iter(claimed)
-            .map(|c| async move {
-                let outcome = if inner.backoff_until(c.id).is_some_and(|t| t > now) {
-                    "backing_off"
-                } else {
-                    match inner.run_flight(c.id, Trigger::KeepAlive(before)).await {
-                        Ok(_) => "kept_alive",
-                        Err(e) if e.requires_reauthorization() => "broken",
-                        Err(_) => "failed",
-                    }
-                };
-                // Our claim's lease, if the flight did not already release it.
-                let _ = inner.store.release_lease(c.id, &inner.owner).await;
-                telemetry::swept(outcome);
-                outcome
-            })
-            .buffer_unordered(config.sweep.concurrency.max(1))
-            .collect::<Vec<_>>()
-            .await;
-        for outcome in results {
-            match outcome {
-                "kept_alive" => report.kept_alive += 1,
-                "backing_off" => report.backing_off += 1,
-                "broken" => report.broken += 1,
-                _ => report.failed += 1,
+        let mut report = SweepReport::default();
+        // Claimed in small chunks, so that rows wait for the budget unclaimed (and another
+        // instance may take them) rather than under a lease that runs out.
+        let chunk = (config.sweep.concurrency.max(1) * 2).min(config.sweep.batch as usize);
+        let budget_spent = AtomicBool::new(false);
+        while report.claimed < config.sweep.batch as usize && !budget_spent.load(Ordering::Relaxed)
+        {
+            let want = chunk.min(config.sweep.batch as usize - report.claimed);
+            let claimed = inner
+                .store
+                .claim_due_for_refresh(DueQuery {
+                    // Only keep-alive: idle access tokens are left to expire (refreshing them
+                    // would mean a refresh every 30 minutes per connection).
+                    access_expires_before: OffsetDateTime::UNIX_EPOCH,
+                    last_refreshed_before: before,
+                    limit: u32::try_from(want).unwrap_or(u32::MAX),
+                    owner: inner.owner.clone(),
+                    lease_for: config.lease_for,
+                })
+                .await
+                .map_err(SweepError::Store)?;
+            if claimed.is_empty() {
+                break;
+            }
+            let last_chunk = claimed.len() < want;
+            report.claimed += claimed.len();
+            let budget_spent = &budget_spent;
+            let results = futures::stream::iter(claimed)
+                .map(|c| async move {
+                    let outcome = if budget_spent.load(Ordering::Relaxed) {
+                        "deferred"
+                    } else if inner.backoff_until(c.id).is_some_and(|t| t > now) {
+                        "backing_off"
+                    } else {
+                        match inner.run_flight(c.id, Trigger::KeepAlive(before)).await {
+                            Ok(_) => "kept_alive",
+                            Err(KeeperError::BudgetExhausted { .. }) => {
+                                budget_spent.store(true, Ordering::Relaxed);
+                                "deferred"
+                            }
+                            Err(e) if e.requires_reauthorization() => "broken",
+                            Err(_) => "failed",
+                        }
+                    };
+                    // Our claim's lease, if the flight did not already release it.
+                    let _ = inner.store.release_lease(c.id, &inner.owner).await;
+                    telemetry::swept(outcome);
+                    outcome
+                })
+                .buffer_unordered(config.sweep.concurrency.max(1))
+                .collect::<Vec<_>>()
+                .await;
+            for outcome in results {
+                match outcome {
+                    "kept_alive" => report.kept_alive += 1,
+                    "backing_off" => report.backing_off += 1,
+                    "broken" => report.broken += 1,
+                    "deferred" => report.deferred += 1,
+                    _ => report.failed += 1,
+                }
+            }
+            if last_chunk {
+                break;
             }
         }
         Ok(report)
@@ -130,9 +164,24 @@ impl TokenKeeper {
                     _ = stopped.changed() => break,
                     () = keeper.inner.config.timer.sleep(wait) => {}
                 }
-                match keeper.sweep_once().await {
-                    Ok(report) => tracing::debug!(?report, "keep-alive sweep done"),
-                    Err(e) => tracing::warn!(error = %e, "keep-alive sweep failed"),
+                // While a full batch leaves more due connections, sweep again at once: the
+                // budget's background permits pace the work, not the interval.
+                loop {
+                    match keeper.sweep_once().await {
+                        Ok(report) => {
+                            tracing::debug!(?report, "keep-alive sweep done");
+                            keeper.check_capacity().await;
+                            if !report.more_due(keeper.inner.config.sweep.batch)
+                                || *stopped.borrow()
+                            {
+                                break;
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "keep-alive sweep failed");
+                            break;
+                        }
+                    }
                 }
                 if *stopped.borrow() {
                     break;

@@ -17,6 +17,11 @@ pub const STATUS_CHANGES_TOTAL: &str = "calconnect_keeper_status_changes_total";
 /// Connections handled by the keep-alive sweep, by outcome.
 pub const SWEEP_TOTAL: &str = "calconnect_keeper_sweep_connections_total";
 
+/// Active connections, as last counted by the sweep's capacity check.
+pub const ACTIVE_CONNECTIONS: &str = "calconnect_keeper_active_connections";
+/// Idle connections the refresh budget can keep alive within the refresh window.
+pub const KEEP_ALIVE_CAPACITY: &str = "calconnect_keeper_keep_alive_capacity";
+
 /// Registers descriptions of the keeper's metrics with the installed recorder.
 pub fn describe_metrics() {
     metrics::describe_counter!(
@@ -34,6 +39,20 @@ pub fn describe_metrics() {
         "Connection status changes by new status"
     );
     metrics::describe_counter!(SWEEP_TOTAL, "Keep-alive sweep results by outcome");
+    metrics::describe_gauge!(
+        ACTIVE_CONNECTIONS,
+        "Active connections at the last capacity check"
+    );
+    metrics::describe_gauge!(
+        KEEP_ALIVE_CAPACITY,
+        "Idle connections the refresh budget can keep alive (above it, idle ones may lapse)"
+    );
+    crate::budget::describe_metrics();
+}
+
+pub(crate) fn capacity(c: &super::Capacity) {
+    metrics::gauge!(ACTIVE_CONNECTIONS).set(c.active_connections as f64);
+    metrics::gauge!(KEEP_ALIVE_CAPACITY).set(c.keep_alive_capacity as f64);
 }
 
 pub(crate) fn flight_finished(trigger: &'static str, outcome: &'static str, elapsed: Duration) {

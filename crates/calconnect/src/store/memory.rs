@@ -14,6 +14,8 @@ use time::{Duration, OffsetDateTime};
 pub struct MemoryStore {
     clock: Arc<dyn Clock>,
     inner: Mutex<Inner>,
+    /// Refresh budgets by name: every budget of one name taken from this store shares a bucket.
+    budgets: Mutex<std::collections::HashMap<String, crate::budget::SharedBucket>>,
 }
 
 #[derive(Debug, Default)]
@@ -29,6 +31,7 @@ impl MemoryStore {
         Self {
             clock,
             inner: Mutex::new(Inner::default()),
+            budgets: Mutex::new(std::collections::HashMap::new()),
         }
     }
 
@@ -138,6 +141,26 @@ impl ConnectionStore for MemoryStore {
             return Err(StoreError::PendingExpired);
         }
         Ok(pending)
+    }
+
+    fn budget(
+        &self,
+        config: crate::budget::BudgetConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Arc<dyn crate::budget::RefreshBudget> {
+        let bucket = self
+            .budgets
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(config.name.clone())
+            .or_insert_with(|| {
+                Arc::new(Mutex::new(crate::budget::BucketState::full(
+                    &config,
+                    clock.now(),
+                )))
+            })
+            .clone();
+        Arc::new(crate::budget::LocalBudget::sharing(config, clock, bucket))
     }
 
     async fn purge_expired_pending(&self) -> Result<u64, StoreError> {

@@ -91,6 +91,17 @@ pub trait ConnectionStore: Send + Sync + std::fmt::Debug {
         binding: &BrowserBinding,
     ) -> Result<PendingRecord, StoreError>;
 
+    /// The refresh budget `config.name` as this store shares it ([`crate::budget`]): the SQL
+    /// stores keep it in a row every instance on the database takes from; the default keeps it
+    /// in this process's memory ([`crate::budget::LocalBudget`]).
+    fn budget(
+        &self,
+        config: crate::budget::BudgetConfig,
+        clock: std::sync::Arc<dyn crate::Clock>,
+    ) -> std::sync::Arc<dyn crate::budget::RefreshBudget> {
+        std::sync::Arc::new(crate::budget::LocalBudget::new(config, clock))
+    }
+
     /// Deletes pending authorizations that expired more than [`PENDING_PURGE_GRACE`] ago;
     /// returns how many.
     async fn purge_expired_pending(&self) -> Result<u64, StoreError>;
