@@ -372,6 +372,19 @@ async fn failure_page(state: &AppState, e: FinishError) -> Failure {
                 ),
             )
         }
+        CompleteError::Busy(e) => {
+            tracing::warn!(error = %e, "code exchange not sent: the token-endpoint budget is spent");
+            (
+                "error",
+                Some("busy"),
+                Page::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "busy",
+                    "Cal.com is busy",
+                    "Too many connections are being made at once for Cal.com's rate limit, so nothing was connected. Wait a minute, then go back to the application and connect again.",
+                ),
+            )
+        }
         CompleteError::Identity(e) => {
             tracing::warn!(error = %e, "cannot tell whose account the token is for");
             (

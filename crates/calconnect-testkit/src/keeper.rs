@@ -197,3 +197,45 @@ pub async fn usable(sandbox_url: &str, token: &AccessToken) -> bool {
         }
     }
 }
+
+/// A timer for simulations on a mock clock: sleeping moves the clock (and the sandbox's, so
+/// its rate windows and token lifetimes follow) forward by the duration, at once. Callers
+/// that wait for a budget permit therefore see simulated time pass, deterministically.
+#[derive(Debug, Clone)]
+pub struct SimTimer {
+    clock: Arc<calconnect::MockClock>,
+    sandbox: Option<Arc<Sandbox>>,
+    origin: OffsetDateTime,
+}
+
+impl SimTimer {
+    /// A timer over `clock`, also moving `sandbox`'s clock when there is one.
+    pub fn new(clock: Arc<calconnect::MockClock>, sandbox: Option<Arc<Sandbox>>) -> Self {
+        let origin = clock.now();
+        Self {
+            clock,
+            sandbox,
+            origin,
+        }
+    }
+
+    /// Moves both clocks forward by `by`.
+    pub fn advance(&self, by: time::Duration) {
+        self.clock.advance(by);
+        if let Some(sandbox) = &self.sandbox {
+            sandbox.advance_clock(by);
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl calconnect::api::Timer for SimTimer {
+    fn now(&self) -> StdDuration {
+        StdDuration::try_from(self.clock.now() - self.origin).unwrap_or(StdDuration::ZERO)
+    }
+
+    async fn sleep(&self, duration: StdDuration) {
+        self.advance(time::Duration::try_from(duration).unwrap_or(time::Duration::ZERO));
+        tokio::task::yield_now().await;
+    }
+}

@@ -314,3 +314,49 @@ async fn proxy_refuses_request_bodies_over_its_limit() {
         "nothing reached Cal.com"
     );
 }
+
+/// The token-endpoint budget (docs/scaling.md) is spent by two code exchanges: an on-demand
+/// refresh is refused at once with 503 `budget_exhausted` and a `Retry-After`, nothing is sent
+/// to Cal.com, and the connection stays active; a third person connecting is told Cal.com is
+/// busy.
+#[tokio::test]
+async fn a_spent_budget_answers_503_with_retry_after() {
+    let app = spawn_with(Options {
+        extra_toml:
+            "[budget]\nper_minute = 1\nburst = 2\nexchange_reserve = 1\nmax_wait_secs = 0\n".into(),
+        ..Options::default()
+    })
+    .await;
+    let alice = app.connected("user-1", ALICE).await;
+    app.connected("user-2", BOB).await;
+    let refreshes = || app.sandbox.token_calls("refresh_token", "ok");
+    let before = refreshes();
+    let r = app
+        .http
+        .post(app.url(&format!("/api/v1/connections/{alice}/refresh")))
+        .bearer_auth(&app.api_key)
+        .send()
+        .await
+        .unwrap();
+    let retry_after: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let (status, body) = json_of(r).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"]["code"], "budget_exhausted");
+    assert!((60..=120).contains(&retry_after), "{retry_after}");
+    assert_eq!(refreshes(), before, "nothing sent past the budget");
+    let (_, connection) = app.get(&format!("/api/v1/connections/{alice}")).await;
+    assert_eq!(connection["status"], "active");
+    // A code exchange finds no permit either: a page that says so, and no token request.
+    let codes = || app.sandbox.token_calls("authorization_code", "ok");
+    let before = codes();
+    let r = app.connect("user-3", None, BOB).await;
+    assert_eq!(
+        outcome(r).await,
+        (StatusCode::SERVICE_UNAVAILABLE, "busy".into())
+    );
+    assert_eq!(codes(), before);
+}

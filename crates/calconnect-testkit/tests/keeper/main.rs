@@ -3,6 +3,7 @@
 //! backoff and the keep-alive sweep on an injected clock, and no secrets in metrics or traces.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod budget;
 mod classify;
 mod crash;
 mod faults;
