@@ -202,3 +202,56 @@ async fn the_sweep_defers_when_the_budget_is_spent_and_catches_up() {
     assert_eq!(capacity.active_connections, 10);
     assert!(!capacity.keep_alive_exceeded());
 }
+
+/// A keep-alive near the end of the window (24 of 30 days) does not yield to API calls: with
+/// the background permits spent, the urgent connection is refreshed with an on-demand permit
+/// while the merely due one is deferred.
+#[tokio::test]
+async fn an_urgent_keep_alive_does_not_yield_to_api_calls() {
+    let env = env().await;
+    let old = env.connect(1).await;
+    env.advance(Duration::days(9));
+    let due = env.connect(2).await;
+    env.advance(Duration::days(16)); // old: 25 days, due: 16 days
+    env.sandbox.reset_token_calls();
+    let budget = env.parts.store.budget(
+        BudgetConfig {
+            per_minute: 60,
+            burst: 4,
+            exchange_reserve: 1,
+            ..BudgetConfig::default()
+        },
+        env.parts.clock.clone(),
+    );
+    // Spend the background share.
+    while budget
+        .try_take(calconnect::budget::Priority::Background)
+        .await
+        .unwrap()
+        == calconnect::budget::Taken::Granted
+    {}
+    let sweeper = env.parts.keeper(
+        config()
+            .to_builder()
+            .budget(budget)
+            .timer(Arc::new(SimTimer::new(
+                env.clock.clone(),
+                Some(env.sandbox.clone()),
+            )))
+            .sweep(SweepConfig {
+                concurrency: 1,
+                permit_wait: StdDuration::from_millis(100),
+                ..SweepConfig::default()
+            })
+            .build()
+            .unwrap(),
+    );
+    let before = env.parts.clock.now();
+    let report = sweeper.sweep_once().await.unwrap();
+    assert_eq!((report.kept_alive, report.deferred), (1, 1), "{report:?}");
+    let store = &env.parts.store;
+    let old = store.get_connection(old).await.unwrap();
+    let due = store.get_connection(due).await.unwrap();
+    assert!(old.last_refreshed_at >= before, "the urgent one was kept alive");
+    assert!(due.last_refreshed_at < before, "the due one waits for background permits");
+}

@@ -293,6 +293,11 @@ pub struct SweepConfig {
     /// How long a keep-alive refresh waits for a background permit of the token-endpoint
     /// budget before the sweep leaves the rest for later (default 20 s; no budget: unused).
     pub permit_wait: StdDuration,
+    /// Once a refresh token is this fraction of the window old (default 0.8: 24 of 30 days),
+    /// its keep-alive refresh stops yielding to API calls and takes an on-demand permit of the
+    /// budget: a budget saturated by API calls delays keep-alive, it never lets a refresh
+    /// token lapse.
+    pub urgent_at_fraction: f64,
 }
 
 impl Default for SweepConfig {
@@ -303,6 +308,7 @@ impl Default for SweepConfig {
             batch: 100,
             concurrency: 4,
             permit_wait: StdDuration::from_secs(20),
+            urgent_at_fraction: 0.8,
         }
     }
 }
@@ -311,6 +317,15 @@ impl SweepConfig {
     /// The age after which a refresh token is kept alive, for `window`.
     pub fn refresh_age(&self, window: Duration) -> Duration {
         let fraction = self.refresh_at_fraction.clamp(0.05, 0.95);
+        window * fraction
+    }
+
+    /// The age after which a keep-alive refresh is urgent, for `window` (never before
+    /// [`SweepConfig::refresh_age`]).
+    pub fn urgent_age(&self, window: Duration) -> Duration {
+        let fraction = self
+            .urgent_at_fraction
+            .clamp(self.refresh_at_fraction.clamp(0.05, 0.95), 0.99);
         window * fraction
     }
 }

@@ -19,8 +19,14 @@ pub(crate) enum Trigger {
     Rejected(AccessToken),
     /// Refresh regardless ("refresh now").
     Forced,
-    /// Keep-alive: refresh if the refresh token was obtained before this.
-    KeepAlive(OffsetDateTime),
+    /// Keep-alive: refresh if the refresh token was obtained before `before`. `urgent` when
+    /// the refresh token is near the end of its window: the refresh then takes an on-demand
+    /// permit, so that a budget saturated by API calls delays keep-alive but never lets a
+    /// refresh token lapse.
+    KeepAlive {
+        before: OffsetDateTime,
+        urgent: bool,
+    },
 }
 
 impl Trigger {
@@ -29,7 +35,7 @@ impl Trigger {
             Self::Expiring => "expiring",
             Self::Rejected(_) => "rejected",
             Self::Forced => "forced",
-            Self::KeepAlive(_) => "keep_alive",
+            Self::KeepAlive { .. } => "keep_alive",
         }
     }
 
@@ -48,7 +54,7 @@ impl Trigger {
             Self::Expiring => expiring,
             Self::Rejected(rejected) => expiring || access.ct_eq(rejected),
             Self::Forced => seen_version.is_none_or(|v| v == c.version),
-            Self::KeepAlive(before) => expiring || c.last_refreshed_at < *before,
+            Self::KeepAlive { before, .. } => expiring || c.last_refreshed_at < *before,
         }
     }
 
@@ -63,14 +69,14 @@ impl Trigger {
                 Self::Expiring | Self::Rejected(_) | Self::Forced,
                 Self::Expiring
             ) | (Self::Forced, _)
-                | (Self::KeepAlive(_), Self::KeepAlive(_))
+                | (Self::KeepAlive { .. }, Self::KeepAlive { .. })
         )
     }
 
     /// The budget priority of a refresh for this trigger.
     pub(crate) fn priority(&self) -> crate::budget::Priority {
         match self {
-            Self::KeepAlive(_) => crate::budget::Priority::Background,
+            Self::KeepAlive { urgent: false, .. } => crate::budget::Priority::Background,
             _ => crate::budget::Priority::OnDemand,
         }
     }

@@ -84,6 +84,7 @@ impl TokenKeeper {
         let config = &inner.config;
         let now = inner.clock.now();
         let before = now - config.sweep.refresh_age(config.refresh_window);
+        let urgent_before = now - config.sweep.urgent_age(config.refresh_window);
         let mut report = SweepReport::default();
         // Claimed in small chunks, so that rows wait for the budget unclaimed (and another
         // instance may take them) rather than under a lease that runs out.
@@ -118,7 +119,8 @@ impl TokenKeeper {
                     } else if inner.backoff_until(c.id).is_some_and(|t| t > now) {
                         "backing_off"
                     } else {
-                        match inner.run_flight(c.id, Trigger::KeepAlive(before)).await {
+                        let urgent = c.last_refreshed_at < urgent_before;
+                        match inner.run_flight(c.id, Trigger::KeepAlive { before, urgent }).await {
                             Ok(_) => "kept_alive",
                             Err(KeeperError::BudgetExhausted { .. }) => {
                                 budget_spent.store(true, Ordering::Relaxed);
