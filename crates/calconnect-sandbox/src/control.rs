@@ -294,9 +294,17 @@ impl Sandbox {
         counts(&self.shared)
     }
 
+    /// Token-endpoint calls per minute of the sandbox clock (key: Unix time / 60), whatever
+    /// their outcome.
+    pub fn token_calls_per_minute(&self) -> std::collections::BTreeMap<i64, u64> {
+        self.shared.db().token_calls_per_minute.clone()
+    }
+
     /// Zeroes the counters.
     pub fn reset_token_calls(&self) {
-        self.shared.db().token_calls.clear();
+        let mut db = self.shared.db();
+        db.token_calls.clear();
+        db.token_calls_per_minute.clear();
     }
 
     /// Deletes every refresh-token row of (client, owner): the next refresh of any of its tokens

@@ -157,6 +157,9 @@ pub struct Db {
     pub faults: Vec<FaultRule>,
     /// Token-endpoint calls by (endpoint, grant, outcome).
     pub token_calls: BTreeMap<(TokenEndpoint, String, String), u64>,
+    /// Token-endpoint calls per minute of the sandbox clock (Unix minute), whatever their
+    /// outcome: what a rate limiter at Cal.com would count.
+    pub token_calls_per_minute: BTreeMap<i64, u64>,
     /// Every authorization code handed out, oldest first (bounded by [`ISSUED_LOG_CAP`]).
     pub issued_codes: VecDeque<IssuedCode>,
     /// Every token pair handed out, oldest first (bounded by [`ISSUED_LOG_CAP`]).
@@ -321,6 +324,14 @@ impl Shared {
     /// that matters to a test double, so poisoning is ignored.
     pub fn db(&self) -> MutexGuard<'_, Db> {
         self.db.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Counts one token-endpoint call, by kind and by minute of the sandbox clock.
+    pub fn count_token_call(&self, endpoint: TokenEndpoint, grant: &str, outcome: &str) {
+        let minute = self.clock.now_unix().div_euclid(60);
+        let mut db = self.db();
+        db.count_token_call(endpoint, grant, outcome);
+        *db.token_calls_per_minute.entry(minute).or_default() += 1;
     }
 
     /// A copy of the current settings.

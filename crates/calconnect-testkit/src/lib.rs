@@ -18,6 +18,7 @@ pub mod conformance;
 pub mod fixtures;
 pub mod keeper;
 pub mod postgres;
+pub mod simulation;
 
 use async_trait::async_trait;
 use calconnect::Clock;

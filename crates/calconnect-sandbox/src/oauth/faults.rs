@@ -245,7 +245,6 @@ pub(crate) async fn apply(
         }
     };
     shared
-        .db()
         .count_token_call(endpoint, grant, kind.outcome());
     Some(resp)
 }

@@ -43,7 +43,7 @@ fn finish(
         Ok(_) => "ok".to_owned(),
         Err(e) => e.outcome(),
     };
-    shared.db().count_token_call(endpoint, grant, &outcome);
+    shared.count_token_call(endpoint, grant, &outcome);
     match result {
         Ok(m) => {
             let mut resp = success(&m, false);

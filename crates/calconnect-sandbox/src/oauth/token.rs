@@ -45,7 +45,6 @@ pub(crate) async fn token(
         .then(|| ratelimit::check(&shared, &headers, peer));
     if let Some(r) = rate.filter(|r| r.blocked) {
         shared
-            .db()
             .count_token_call(endpoint, grant, "rate_limited");
         return crate::api::render(&shared, &uri, Err(ApiError::throttled()), Some(r));
     }
@@ -63,7 +62,7 @@ pub(crate) async fn token(
                 Ok(_) => "ok".to_owned(),
                 Err(e) => e.outcome(),
             };
-            shared.db().count_token_call(endpoint, grant, &outcome);
+            shared.count_token_call(endpoint, grant, &outcome);
             match result {
                 Ok(m) => success(&m, true),
                 Err(e) => e.v2_response(),
