@@ -361,15 +361,6 @@ impl Sandbox {
         self.shared.db().users.values().cloned().collect()
     }
 
-    /// A registered client's display name (what its consent page calls it).
-    pub fn client_name(&self, client_id: &str) -> Option<String> {
-        self.shared
-            .db()
-            .clients
-            .get(client_id)
-            .map(|c| c.name.clone())
-    }
-
     /// The consent record of (user, client): scopes, created, last refreshed.
     pub fn authorization(
         &self,
