@@ -141,6 +141,7 @@ try {
   await audit('app connection, 390 px');
   await page.goto(appUrl);
   await shot('04c-home-phone');
+  await audit('app home with a connection, 390 px');
   await page.goto(connectionUrl);
   await page.setViewportSize(wide);
 
