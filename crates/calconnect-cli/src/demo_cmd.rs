@@ -58,9 +58,16 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         );
     }
     println!("  data      {dir} (kept between runs; delete it to start over)");
+    let users: Vec<String> = demo
+        .sandbox()
+        .users()
+        .into_iter()
+        .map(|u| u.username)
+        .collect();
     println!(
-        "  Cal.com   {} (local sandbox; sign in as alice or bob)",
-        demo.sandbox_url().trim_end_matches('/')
+        "  Cal.com   {} (local sandbox; sign in as {})",
+        demo.sandbox_url().trim_end_matches('/'),
+        users.join(", ")
     );
     println!("  broker    {}", demo.broker_url());
     println!(

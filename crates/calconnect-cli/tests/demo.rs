@@ -59,6 +59,8 @@ async fn demo_serves_stops_on_ctrl_c_and_keeps_its_data() {
         "{banner}"
     );
     assert!(banner.contains("password"), "{banner}");
+    // The seeded users the sandbox's sign-in page offers.
+    assert!(banner.contains("sign in as alice, bob, dev)"), "{banner}");
     let http = reqwest::Client::builder()
         .cookie_store(true)
         .build()

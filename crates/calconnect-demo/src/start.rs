@@ -4,7 +4,9 @@
 //! Files in the data folder (created on first run, kept between runs, secrets with mode 0600):
 //! `keys` (the sealing key — for the demo only), `calconnect.db`, `app-api-key` (the example
 //! app's broker API key), `admin-password` (the operator dashboard), `sandbox-signing-key` (so
-//! access tokens the sandbox issued stay valid across restarts).
+//! access tokens the sandbox issued stay valid across restarts), `sandbox-state.json` (the local
+//! Cal.com's grants: refresh-token rows, consent records, client statuses and its clock's
+//! offset, so a connection's next refresh after a restart works as before it).
 
 use crate::app::{self, AppCtx};
 use calconnect::Clock as _;
@@ -149,6 +151,9 @@ fn toml_str(s: &str) -> String {
     serde_json::Value::String(s.to_owned()).to_string()
 }
 
+/// The sandbox's state file in the data folder.
+const SANDBOX_STATE: &str = "sandbox-state.json";
+
 /// A running demo.
 #[derive(Debug)]
 pub struct Demo {
@@ -202,6 +207,7 @@ impl Demo {
         let sandbox = Sandbox::builder()
             .bind(options.sandbox_listen)
             .signing_key(signing.expose_secret().as_bytes().to_vec())
+            .state_file(dir.join(SANDBOX_STATE))
             .redirect_uri(
                 ClientType::Confidential,
                 format!("{broker_url}/oauth/callback"),
@@ -319,6 +325,8 @@ impl Demo {
         let _ = self.app_stop.send(true);
         let _ = self.app_task.await;
         self.broker.shutdown().await;
+        // The state file holds every grant so far, even if a handle outlives this one.
+        self.sandbox.saved().await;
         if let Ok(sandbox) = Arc::try_unwrap(self.sandbox) {
             sandbox.shutdown().await;
         }

@@ -175,7 +175,10 @@ fn revoke(shared: &Shared, client_id: &str, owner: Owner) -> usize {
     let before = db.refresh_tokens.len();
     db.refresh_tokens
         .retain(|r| !(r.client_id == client_id && r.owner == owner));
-    before - db.refresh_tokens.len()
+    let gone = before - db.refresh_tokens.len();
+    drop(db);
+    shared.changed();
+    gone
 }
 
 fn set_status(shared: &Shared, client_id: &str, status: ClientStatus) -> Result<(), ControlError> {
@@ -185,6 +188,8 @@ fn set_status(shared: &Shared, client_id: &str, status: ClientStatus) -> Result<
         .get_mut(client_id)
         .ok_or_else(|| ControlError::UnknownClient(client_id.to_owned()))?;
     client.status = status;
+    drop(db);
+    shared.changed();
     Ok(())
 }
 
@@ -359,6 +364,11 @@ impl Sandbox {
             .count()
     }
 
+    /// The users one can sign in as (the sign-in page's choices), by id.
+    pub fn users(&self) -> Vec<crate::seed::SeedUser> {
+        self.shared.db().users.values().cloned().collect()
+    }
+
     /// The consent record of (user, client): scopes, created, last refreshed.
     pub fn authorization(
         &self,
@@ -414,7 +424,7 @@ struct Advance {
 }
 
 async fn advance(State(s): S, Json(a): Json<Advance>) -> Json<serde_json::Value> {
-    s.clock.advance(Duration::seconds(a.seconds));
+    s.advance_clock(Duration::seconds(a.seconds));
     Json(clock_json(&s))
 }
 

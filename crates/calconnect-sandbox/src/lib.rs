@@ -20,12 +20,14 @@ pub mod clock;
 pub mod control;
 pub mod jwt;
 pub mod oauth;
+pub mod persist;
 pub mod seed;
 mod server;
 pub mod state;
 
 pub use control::{ControlError, FaultSpec, SettingsView, TokenCallCount};
 pub use oauth::faults::{FaultKind, FaultRule, FaultTarget};
+pub use persist::StateFileError;
 pub use seed::{
     CONFIDENTIAL_CLIENT_ID, CONFIDENTIAL_CLIENT_SECRET, ClientStatus, ClientType,
     DEFAULT_PUBLIC_REDIRECT_URI, DEFAULT_REDIRECT_URI, PUBLIC_CLIENT_ID, Seed,

@@ -464,7 +464,7 @@ mod tests {
 
         let client = |id: &str| seed.clients.iter().find(|c| c.client_id == id).unwrap();
         let demo = client(CONFIDENTIAL_CLIENT_ID);
-        assert_eq!(demo.name, "Acme Scheduler");
+        assert_eq!(demo.name, "Acme Planner");
         assert_eq!(demo.client_type, ClientType::Confidential);
         assert_eq!(demo.secrets, vec![CONFIDENTIAL_CLIENT_SECRET]);
         assert_eq!(demo.redirect_uris, vec![DEFAULT_REDIRECT_URI]);

@@ -6,6 +6,7 @@ use crate::state::{Db, Settings, Shared};
 use axum::Router;
 use rand::RngCore;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use time::{Duration, OffsetDateTime};
 use tokio::net::TcpListener;
@@ -26,6 +27,8 @@ pub enum StartError {
     Seed(#[from] SeedError),
     #[error("the seed has no client {0}; pass --client-id only with a seed that defines it")]
     UnknownClient(String),
+    #[error(transparent)]
+    StateFile(#[from] crate::persist::StateFileError),
 }
 
 /// Configures and starts a [`Sandbox`].
@@ -36,6 +39,7 @@ pub struct SandboxBuilder {
     bind: SocketAddr,
     clock: Option<SandboxClock>,
     signing_key: Option<Vec<u8>>,
+    state_file: Option<PathBuf>,
 }
 
 impl Default for SandboxBuilder {
@@ -46,6 +50,7 @@ impl Default for SandboxBuilder {
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             clock: None,
             signing_key: None,
+            state_file: None,
         }
     }
 }
@@ -130,10 +135,19 @@ impl SandboxBuilder {
         self
     }
 
+    /// Keeps the grants in `path` across restarts: refresh-token rows, consent records, unused
+    /// codes, client statuses and the clock's offset are loaded from it at start (when it
+    /// exists) and written to it after every change ([`crate::persist`]). Use it with a fixed
+    /// [`SandboxBuilder::signing_key`], or the tokens it remembers no longer verify.
+    pub fn state_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.state_file = Some(path.into());
+        self
+    }
+
     /// Binds the listener and starts serving in the background.
     ///
     /// # Errors
-    /// The seed is inconsistent, or the address cannot be bound.
+    /// The seed is inconsistent, the state file cannot be read, or the address cannot be bound.
     pub async fn start(self) -> Result<Sandbox, StartError> {
         self.seed.validate()?;
         let clock = self.clock.unwrap_or_else(SandboxClock::system);
@@ -149,7 +163,14 @@ impl SandboxBuilder {
             signing_key,
             db: Mutex::new(db),
             api: crate::api::ApiState::default(),
+            persistence: self
+                .state_file
+                .clone()
+                .map(crate::persist::Persistence::new),
         });
+        if let Some(path) = &self.state_file {
+            crate::persist::load(path, &shared)?;
+        }
         let listener = TcpListener::bind(self.bind)
             .await
             .map_err(|source| StartError::Bind {
@@ -174,6 +195,8 @@ impl SandboxBuilder {
                 tracing::error!(error = %e, "sandbox server stopped");
             }
         });
+        let (writer_stop, writer_stopped) = tokio::sync::watch::channel(false);
+        let writer = crate::persist::spawn_writer(shared.clone(), writer_stopped);
         let base_url = base_url(addr);
         Ok(Sandbox {
             addr,
@@ -181,6 +204,8 @@ impl SandboxBuilder {
             shared,
             shutdown: Some(tx),
             task: Some(task),
+            writer_stop,
+            writer,
         })
     }
 }
@@ -214,6 +239,9 @@ pub struct Sandbox {
     pub(crate) shared: Arc<Shared>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
+    /// Stops the state-file writer (after the server: in-flight token calls wait for it).
+    writer_stop: tokio::sync::watch::Sender<bool>,
+    writer: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Sandbox {
@@ -274,16 +302,26 @@ impl Sandbox {
 
     /// Moves the sandbox clock forward.
     pub fn advance_clock(&self, by: Duration) {
-        self.shared.clock.advance(by);
+        self.shared.advance_clock(by);
     }
 
-    /// Stops serving and waits for in-flight requests to finish.
+    /// Waits until the state file (if any) holds every change made so far.
+    pub async fn saved(&self) {
+        self.shared.saved().await;
+    }
+
+    /// Stops serving, waits for in-flight requests to finish, then writes the state file (if
+    /// any) a last time.
     pub async fn shutdown(mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
         if let Some(task) = self.task.take() {
             let _ = task.await;
+        }
+        let _ = self.writer_stop.send(true);
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.await;
         }
     }
 }
@@ -293,5 +331,6 @@ impl Drop for Sandbox {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
+        let _ = self.writer_stop.send(true);
     }
 }

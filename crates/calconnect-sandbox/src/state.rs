@@ -317,6 +317,8 @@ pub struct Shared {
     pub db: Mutex<Db>,
     /// API v2 state: rate-limit counters and request statistics.
     pub api: crate::api::ApiState,
+    /// Where the grants are kept across restarts, if anywhere ([`crate::persist`]).
+    pub(crate) persistence: Option<crate::persist::Persistence>,
 }
 
 impl Shared {
@@ -340,6 +342,27 @@ impl Shared {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    /// Records that kept state (grants, codes, client statuses, the clock) changed: the
+    /// sandbox's state file, if it has one, is rewritten soon.
+    pub fn changed(&self) {
+        if let Some(p) = &self.persistence {
+            p.changed();
+        }
+    }
+
+    /// Waits until every change recorded so far is in the state file (at once without one).
+    pub async fn saved(&self) {
+        if let Some(p) = &self.persistence {
+            p.saved().await;
+        }
+    }
+
+    /// Moves the clock (and keeps the new offset).
+    pub fn advance_clock(&self, by: Duration) {
+        self.clock.advance(by);
+        self.changed();
     }
 
     /// Changes settings in place.

@@ -6,9 +6,10 @@
 
 use super::AppCtx;
 use super::broker::{CallError, Conn};
-use super::html::{Who, layout, page, post_form, problem, see_other};
+use super::html::{APP_NAME, Who, layout, page, post_form, problem, see_other};
 use super::pages::{Notice, broker_down};
 use super::session::{Csrf, CsrfToken, SignedIn, UserName};
+use super::when::{self, Hours, Zone};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -80,6 +81,11 @@ struct ConnectionView<'a> {
     schedule: Result<Option<Schedule>, String>,
     bookings: Result<Vec<Booking>, String>,
     now: OffsetDateTime,
+    /// The Cal.com user's time zone and clock, for every time on the page.
+    zone: Zone,
+    /// A demo control moved Cal.com's clock past the access token's expiry and the broker has
+    /// not refreshed since: Cal.com refuses the token, whatever the broker's record says.
+    expired_at_cal: bool,
 }
 
 /// `GET /connections/{id}`.
@@ -114,6 +120,42 @@ pub(crate) async fn show(
     };
     let csrf = ctx.sessions.csrf(&user);
     let active = conn.status == "active";
+    let expired_at_cal = super::controls::expired_at_cal(&ctx, &conn);
+    let me = data_or_reason(me, active);
+    let schedule = data_or_reason(schedule, active);
+    let zone = {
+        // What `/v2/me` said last time, for the pages Cal.com cannot answer.
+        let remembered = match &me {
+            Ok(m) => {
+                let now = when::UserClock {
+                    time_zone: m.time_zone.clone(),
+                    time_format: m.time_format,
+                };
+                if let Ok(mut zones) = ctx.zones.lock() {
+                    zones.insert(conn.id.clone(), now.clone());
+                }
+                now
+            }
+            Err(_) => ctx
+                .zones
+                .lock()
+                .ok()
+                .and_then(|zones| zones.get(&conn.id).cloned())
+                .unwrap_or_default(),
+        };
+        let names = [
+            remembered.time_zone.as_deref(),
+            schedule
+                .as_ref()
+                .ok()
+                .and_then(Option::as_ref)
+                .map(|s| s.time_zone.as_str()),
+        ];
+        Zone::first_known(
+            names.into_iter().flatten(),
+            Hours::from_time_format(remembered.time_format),
+        )
+    };
     let view = ConnectionView {
         who: Who {
             user: &user,
@@ -121,10 +163,12 @@ pub(crate) async fn show(
         },
         notice: Notice::from_query(q.notice.as_deref()),
         conn: &conn,
-        me: data_or_reason(me, active),
-        schedule: data_or_reason(schedule, active),
+        me,
+        schedule,
         bookings: data_or_reason(bookings, active),
         now: ctx.clock.now(),
+        zone,
+        expired_at_cal,
     };
     page(StatusCode::OK, connection_page(&view))
 }
@@ -151,7 +195,7 @@ fn connection_page(v: &ConnectionView<'_>) -> Markup {
         @if let Some(n) = v.notice { (n) }
         (summary(v))
         (grid_card(&v.schedule))
-        (bookings_card(&v.bookings))
+        (bookings_card(&v.bookings, &v.zone))
         (super::controls::panel(&v.conn.id, v.who.csrf))
     };
     layout("Cal.com connection", Some(v.who), body)
@@ -161,12 +205,20 @@ fn summary(v: &ConnectionView<'_>) -> Markup {
     let c = v.conn;
     let csrf: &CsrfToken = v.who.csrf;
     let exp = c.access_token_expires_at.as_deref().unwrap_or("");
-    let expires = OffsetDateTime::parse(exp, &Rfc3339).ok();
+    let expires = when::parse(exp);
     let active = c.status == "active";
     let left = if active {
         remaining(expires, v.now).1
     } else {
         "not usable until reconnected".to_owned()
+    };
+    let zone = &v.zone;
+    let stamp = |text: &str| match when::parse(text) {
+        Some(t) => html! {
+            time datetime=(text) { (zone.date_time(t)) }
+            " " span.muted { "(" (when::ago(t, v.now)) ")" }
+        },
+        None => html! { (text) },
     };
     let unknown = |s: &Option<String>| s.clone().unwrap_or_else(|| "?".to_owned());
     html! {
@@ -205,19 +257,33 @@ fn summary(v: &ConnectionView<'_>) -> Markup {
                 }
                 dt { "Access token expires in" }
                 dd {
-                    span id=[active.then_some("countdown")] data-testid="countdown" data-expires-at=(exp) { (left) }
-                    " "
-                    span.muted { "(" (exp) ")" }
+                    @if active && v.expired_at_cal {
+                        span data-testid="countdown" data-state="expired-at-cal" { "expired" }
+                        " "
+                        span.muted {
+                            "(Cal.com's clock was moved past it; the broker refreshes the token at \
+                             the next call Cal.com's token endpoint answers)"
+                        }
+                    } @else {
+                        span id=[active.then_some("countdown")] data-testid="countdown" data-expires-at=(exp) { (left) }
+                        @if let (true, Some(t)) = (active, expires) {
+                            " "
+                            span.muted { "(at " time datetime=(exp) { (zone.time(t)) } ")" }
+                        }
+                    }
                 }
                 dt { "Last refresh" }
-                dd { (c.last_refreshed_at) }
+                dd { (stamp(&c.last_refreshed_at)) }
+                dt { "Connected" }
+                dd { (stamp(&c.created_at)) }
                 dt { "Connection id" }
                 dd { code { (c.id) } }
             }
             p style="margin-top:14px" {
                 (post_form(&format!("/connections/{}/refresh", enc(&c.id)), csrf, "Refresh now", "secondary", Some("refresh")))
                 " "
-                (post_form(&format!("/connections/{}/disconnect", enc(&c.id)), csrf, "Disconnect", "danger", Some("disconnect")))
+                // A page that asks first (no JavaScript needed).
+                a.btn.danger href={ "/connections/" (enc(&c.id)) "/disconnect" } data-testid="disconnect" { "Disconnect…" }
             }
         }
         script { (PreEscaped(COUNTDOWN_JS)) }
@@ -240,20 +306,27 @@ fn grid_card(schedule: &Result<Option<Schedule>, String>) -> Markup {
     }
 }
 
-fn bookings_card(bookings: &Result<Vec<Booking>, String>) -> Markup {
+fn bookings_card(bookings: &Result<Vec<Booking>, String>, zone: &Zone) -> Markup {
     html! {
         div.card {
             h2 { "Upcoming bookings" }
             @match bookings {
                 Ok(list) if !list.is_empty() => {
-                    table data-testid="bookings" {
-                        tr { th { "Starts (UTC)" } th { "Title" } th { "Length" } th { "With" } }
-                        @for b in list {
-                            tr {
-                                td { (b.start.format(&Rfc3339).unwrap_or_default()) }
-                                td { (b.title) }
-                                td { (b.duration.unwrap_or(0)) " min" }
-                                td { (b.attendees.first().and_then(|a| a.name.as_deref()).unwrap_or("")) }
+                    p.muted { "Times in " (zone.name()) ", the Cal.com user's time zone." }
+                    div.scroll {
+                        table data-testid="bookings" {
+                            tr { th scope="col" { "Starts" } th scope="col" { "Title" } th scope="col" { "Length" } th scope="col" { "With" } }
+                            @for b in list {
+                                tr {
+                                    td {
+                                        time datetime=(b.start.format(&Rfc3339).unwrap_or_default()) {
+                                            (zone.date_time(b.start))
+                                        }
+                                    }
+                                    td { (b.title) }
+                                    td { (b.duration.unwrap_or(0)) " min" }
+                                    td { (b.attendees.first().and_then(|a| a.name.as_deref()).unwrap_or("")) }
+                                }
                             }
                         }
                     }
@@ -287,6 +360,52 @@ pub(crate) async fn refresh(
         enc(&id),
         notice.key()
     ))
+}
+
+/// `GET /connections/{id}/disconnect`: asks first — what disconnecting does and does not do —
+/// with the button that does it (a POST) and a way back.
+pub(crate) async fn confirm_disconnect(
+    State(ctx): State<AppCtx>,
+    user: Option<SignedIn>,
+    Path(id): Path<String>,
+) -> Response {
+    let Some(SignedIn(user)) = user else {
+        return see_other("/");
+    };
+    let conn = match owned(&ctx, &user, &id).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let csrf = ctx.sessions.csrf(&user);
+    let who = Who {
+        user: &user,
+        csrf: &csrf,
+    };
+    page(StatusCode::OK, confirm_page(who, &conn))
+}
+
+fn confirm_page(who: Who<'_>, c: &Conn) -> Markup {
+    let back = format!("/connections/{}", enc(&c.id));
+    let body = html! {
+        div.card data-testid="confirm-disconnect" {
+            h1 { "Disconnect this Cal.com account?" }
+            p {
+                (APP_NAME) " forgets the connection to Cal.com " (c.cal_identity.kind) " "
+                (c.cal_identity.id) " and its tokens, and stops reading its calendar."
+            }
+            p {
+                "Cal.com has no revocation endpoint: " (APP_NAME) " stays listed in the Cal.com \
+                 account's settings, and the last access token works until it expires (at most 30 \
+                 minutes). Remove the app there to end its access at once."
+            }
+            p {
+                (post_form(&format!("{back}/disconnect"), who.csrf, "Disconnect", "danger", Some("confirm-disconnect-button")))
+                " "
+                a.btn.secondary href=(back) data-testid="cancel-disconnect" { "Keep it connected" }
+            }
+        }
+    };
+    layout("Disconnect Cal.com?", Some(who), body)
 }
 
 /// `POST /connections/{id}/disconnect`.
@@ -370,6 +489,8 @@ mod tests {
             schedule: Ok(Some(schedule)),
             bookings: Ok(vec![booking]),
             now: OffsetDateTime::UNIX_EPOCH,
+            zone: Zone::first_known([EVIL], Hours::H24),
+            expired_at_cal: false,
         })
         .into_string();
         assert!(!html.contains("<script>alert"), "{html}");

@@ -6,6 +6,7 @@
 //! connection stays active and recovers once the minute is over).
 
 use super::AppCtx;
+use super::broker::Conn;
 use super::connection::{enc, owned};
 use super::html::{post_form, problem, see_other};
 use super::pages::Notice;
@@ -70,6 +71,34 @@ pub(crate) fn panel(id: &str, csrf: &CsrfToken) -> Markup {
     }
 }
 
+/// Whether a demo control moved Cal.com's clock past `conn`'s access token and the broker has
+/// not refreshed it since (its last refresh is the one seen then). Cal.com refuses that token,
+/// though the broker's record of its expiry, kept on the broker's own clock, is still ahead: the
+/// page says "expired" rather than count down to a time Cal.com no longer honours. Forgets the
+/// connection once a refresh has happened.
+pub(crate) fn expired_at_cal(ctx: &AppCtx, conn: &Conn) -> bool {
+    let Ok(mut marks) = ctx.expired_at_cal.lock() else {
+        return false;
+    };
+    match marks.get(&conn.id) {
+        Some(seen) if *seen == conn.last_refreshed_at => true,
+        Some(_) => {
+            marks.remove(&conn.id);
+            false
+        }
+        None => false,
+    }
+}
+
+/// Moves Cal.com's clock past the access token's expiry, and remembers it for `conn`.
+fn expire_at_cal(ctx: &AppCtx, conn: &Conn) {
+    let past_expiry = ctx.sandbox.settings().access_token_ttl + time::Duration::minutes(1);
+    ctx.sandbox.advance_clock(past_expiry);
+    if let Ok(mut marks) = ctx.expired_at_cal.lock() {
+        marks.insert(conn.id.clone(), conn.last_refreshed_at.clone());
+    }
+}
+
 /// `POST /connections/{id}/demo/{action}`.
 pub(crate) async fn act(
     State(ctx): State<AppCtx>,
@@ -90,10 +119,9 @@ pub(crate) async fn act(
         );
     };
     let sandbox = &ctx.sandbox;
-    let past_expiry = sandbox.settings().access_token_ttl + time::Duration::minutes(1);
     let notice = match control {
         Control::Expire => {
-            sandbox.advance_clock(past_expiry);
+            expire_at_cal(&ctx, &conn);
             Notice::Expired
         }
         Control::Revoke => {
@@ -104,13 +132,13 @@ pub(crate) async fn act(
             sandbox.revoke_grant(CONFIDENTIAL_CLIENT_ID, owner);
             // Cal.com keeps accepting the last access token until it expires (docs/calcom.md
             // §4): let it run out so the effect shows now.
-            sandbox.advance_clock(past_expiry);
+            expire_at_cal(&ctx, &conn);
             Notice::Revoked
         }
         Control::Outage => {
             // The fault window is in sandbox time: move the clock first (so the current token
             // is expired at Cal.com and the next call needs a refresh), then arm it.
-            sandbox.advance_clock(past_expiry);
+            expire_at_cal(&ctx, &conn);
             let fault = FaultKind::ServerError { status: 503 };
             if sandbox.fail_for(fault, time::Duration::minutes(1)).is_err() {
                 return problem(

@@ -9,23 +9,30 @@ use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 const CSS: &str = "
 *{box-sizing:border-box}body{margin:0;font:15px/1.5 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;color:#111827;background:#f9fafb}
-header.top{background:#fff;border-bottom:1px solid #e5e7eb;padding:12px 24px;display:flex;align-items:center;gap:16px}
+header.top{background:#fff;border-bottom:1px solid #e5e7eb;padding:12px 24px;display:flex;flex-wrap:wrap;align-items:center;gap:8px 16px}
 header.top .brand{font-weight:700}header.top .who{margin-left:auto;color:#6b7280}
 main{max-width:980px;margin:24px auto;padding:0 16px}
 .card{background:#fff;border:1px solid #e5e7eb;border-radius:10px;padding:20px;margin-bottom:16px}
 h1{font-size:24px;margin:0 0 12px}h2{font-size:17px;margin:0 0 10px}
 .btn{display:inline-block;border:1px solid #111827;background:#111827;color:#fff;border-radius:6px;padding:7px 14px;font:inherit;cursor:pointer;text-decoration:none}
-.btn.secondary{background:#fff;color:#111827;border-color:#d1d5db}.btn.danger{background:#b91c1c;border-color:#b91c1c}
+.btn.secondary{background:#fff;color:#111827;border-color:#6b7280}.btn.danger{background:#b91c1c;border-color:#b91c1c}
 form.inline{display:inline}
 .status{display:inline-block;border-radius:999px;padding:1px 10px;font-size:13px;font-weight:600}
 .status.active{background:#dcfce7;color:#166534}.status.needs_reauth,.status.refresh_lost{background:#fee2e2;color:#991b1b}
 .notice{border-left:4px solid #2563eb;background:#eff6ff;padding:10px 14px;margin-bottom:16px}
 .notice.bad{border-color:#b91c1c;background:#fef2f2}
 table{border-collapse:collapse;width:100%}td,th{text-align:left;padding:6px 8px;border-bottom:1px solid #f3f4f6;font-size:14px}
-dl{display:grid;grid-template-columns:max-content 1fr;gap:4px 16px;margin:0}dt{color:#6b7280}dd{margin:0}
+dl{display:grid;grid-template-columns:max-content 1fr;gap:4px 16px;margin:0}dt{color:#4b5563}dd{margin:0;overflow-wrap:anywhere}
+.scroll{overflow-x:auto}.grid-compact{display:none}
+@media (max-width:640px){header.top{padding:10px 16px}main{margin:16px auto;padding:0 10px}.card{padding:14px}
+ dl{grid-template-columns:1fr}dt{margin-top:6px}.grid-wide{display:none}.grid-compact{display:block}}
 .muted{color:#6b7280}.controls form{margin:0 8px 8px 0;display:inline-block}
-code{background:#f3f4f6;padding:1px 4px;border-radius:4px}
+code{background:#f3f4f6;color:#1f2937;padding:1px 4px;border-radius:4px}
 ";
+
+/// The example app's name, everywhere: the page header, its texts, and the name the sandbox's
+/// consent screen shows for the demo's OAuth client (`default-seed.toml`).
+pub(crate) const APP_NAME: &str = "Acme Planner";
 
 /// Who is signed in, for the page header (with the sign-out form).
 #[derive(Debug, Clone, Copy)]
@@ -47,7 +54,7 @@ pub(crate) fn layout(title: &str, who: Option<Who<'_>>, body: Markup) -> Markup 
             }
             body {
                 header.top {
-                    a.brand href="/" style="color:inherit;text-decoration:none" { "Acme Planner" }
+                    a.brand href="/" style="color:inherit;text-decoration:none" { (APP_NAME) }
                     span.muted { "an example app using calconnect" }
                     @if let Some(who) = who {
                         span.who { "Signed in as " b { (who.user) } }
@@ -137,6 +144,17 @@ pub(crate) async fn security_headers(mut r: Response) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_consent_screen_names_the_app_as_the_app_does() {
+        let seed = calconnect_sandbox::Seed::default();
+        let client = seed
+            .clients
+            .iter()
+            .find(|c| c.client_id == calconnect_sandbox::CONFIDENTIAL_CLIENT_ID)
+            .unwrap();
+        assert_eq!(client.name, APP_NAME);
+    }
 
     #[tokio::test]
     async fn error_pages_escape_what_they_are_given() {

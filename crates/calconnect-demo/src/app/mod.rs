@@ -15,6 +15,7 @@ mod html;
 mod pages;
 mod session;
 mod webhooks;
+mod when;
 
 pub(crate) use broker::BrokerApi;
 
@@ -24,6 +25,7 @@ use calconnect::Clock;
 use calconnect::store::ConnectionStore;
 use calconnect_sandbox::Sandbox;
 use secrecy::SecretString;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 /// What the app is built from.
@@ -51,6 +53,12 @@ pub(crate) struct AppCtx {
     pub(crate) clock: Arc<dyn Clock>,
     /// Webhook events received (newest first, at most 20).
     pub(crate) received: Arc<Mutex<Vec<pages::Received>>>,
+    /// Connections whose access token a demo control made Cal.com's clock pass, with their last
+    /// refresh at the time (see [`controls::expired_at_cal`]).
+    pub(crate) expired_at_cal: Arc<Mutex<HashMap<String, String>>>,
+    /// The Cal.com user's time zone and clock (`/v2/me`'s `timeZone`, `timeFormat`) per
+    /// connection, as last read: times stay in that zone while Cal.com does not answer.
+    pub(crate) zones: Arc<Mutex<HashMap<String, when::UserClock>>>,
 }
 
 impl std::fmt::Debug for AppCtx {
@@ -82,6 +90,8 @@ impl AppCtx {
             store: setup.store,
             clock: setup.clock,
             received: Arc::new(Mutex::new(Vec::new())),
+            expired_at_cal: Arc::new(Mutex::new(HashMap::new())),
+            zones: Arc::new(Mutex::new(HashMap::new())),
         })
     }
 }
@@ -96,7 +106,10 @@ pub(crate) fn router(ctx: AppCtx) -> Router {
         .route("/connected", get(pages::connected))
         .route("/connections/{id}", get(connection::show))
         .route("/connections/{id}/refresh", post(connection::refresh))
-        .route("/connections/{id}/disconnect", post(connection::disconnect))
+        .route(
+            "/connections/{id}/disconnect",
+            get(connection::confirm_disconnect).post(connection::disconnect),
+        )
         .route("/connections/{id}/demo/{action}", post(controls::act))
         .route("/webhooks/calconnect", post(webhooks::receive))
         .route("/admin", get(admin::dashboard))

@@ -3,7 +3,7 @@
 
 use super::AppCtx;
 use super::broker::{CallError, Conn, SessionResult};
-use super::html::{Who, layout, page, post_form, problem, see_other};
+use super::html::{APP_NAME, Who, layout, page, post_form, problem, see_other};
 use super::session::{Csrf, CsrfToken, SignedIn, UserName};
 use axum::Form;
 use axum::extract::{Query, State};
@@ -88,11 +88,11 @@ impl Notice {
                 "The refresh failed inside the broker; its log says why. The connection was not changed."
             }
             Self::Expired => {
-                "Demo: Cal.com's clock moved past the access token's expiry. This page's calls got a 401, and the broker refreshed the token and retried."
+                "Demo: Cal.com's clock moved past the access token's expiry, so Cal.com answers it with a 401; on that the broker refreshes the token and retries the call. The countdown and the last refresh below show whether it could."
             }
             Self::Revoked => "Demo: the grant was revoked at Cal.com and the access token ran out.",
             Self::Outage => {
-                "Demo: the access token ran out and Cal.com's token endpoint answers 503 for the next minute. The connection stays active; reload after a minute to watch the broker recover."
+                "Demo: Cal.com's clock moved past the access token's expiry, and Cal.com's token endpoint answers 503 for the next minute, so the broker cannot refresh the token yet. The connection stays active and the broker retries; reload after a minute to watch it recover."
             }
             Self::Recovered => "Demo: Cal.com's token endpoint works again.",
         }
@@ -125,6 +125,9 @@ struct Home<'a> {
     connections: &'a [Conn],
     /// The latest webhook events for these connections (at most 5).
     webhooks: Vec<Received>,
+    /// The names the sandbox's sign-in page offers.
+    cal_users: Vec<String>,
+    now: time::OffsetDateTime,
 }
 
 fn home_page(h: &Home<'_>) -> Markup {
@@ -135,8 +138,8 @@ fn home_page(h: &Home<'_>) -> Markup {
             @if h.connections.is_empty() {
                 p.muted data-testid="no-connections" { "No Cal.com account connected yet." }
             } @else {
-                table {
-                    tr { th { "Account" } th { "Status" } th { "Reason" } th { "Connected" } }
+                div.scroll { table {
+                    tr { th scope="col" { "Account" } th scope="col" { "Status" } th scope="col" { "Reason" } th scope="col" { "Connected" } }
                     @for c in h.connections {
                         tr {
                             td {
@@ -146,15 +149,25 @@ fn home_page(h: &Home<'_>) -> Markup {
                             }
                             td { span.status.(c.status) { (c.status) } }
                             td.muted { (c.status_reason) }
-                            td.muted { (c.created_at) }
+                            td.muted {
+                                @match super::when::parse(&c.created_at) {
+                                    Some(t) => { time datetime=(c.created_at) { (super::when::ago(t, h.now)) } }
+                                    None => { (c.created_at) }
+                                }
+                            }
                         }
                     }
-                }
+                } }
             }
             p { (post_form("/connect", h.who.csrf, "Connect Cal.com", "", Some("connect"))) }
-            p.muted {
+            p.muted data-testid="cal-users" {
                 "The button asks the broker for a connect link and sends you to Cal.com's consent screen \
-                 (here: the local sandbox; sign in as " b { "alice" } " or " b { "bob" } ")."
+                 (here: the local sandbox, where you sign in by picking "
+                @for (i, u) in h.cal_users.iter().enumerate() {
+                    @if i > 0 { @if i + 1 == h.cal_users.len() { " or " } @else { ", " } }
+                    b { (u) }
+                }
+                ")."
             }
         }
         p.muted {
@@ -175,20 +188,27 @@ fn home_page(h: &Home<'_>) -> Markup {
     layout("Connections", Some(h.who), body)
 }
 
+/// The sign-in field's `pattern`: [`UserName::parse`]'s rule, valid under both the `u` and the
+/// `v` regular-expression flags.
+const NAME_PATTERN: &str = r"[a-z0-9_\-]{1,32}";
+
 fn sign_in_page() -> Markup {
     let body = html! {
         div.card {
-            h1 { "Sign in to Acme Planner" }
+            h1 { "Sign in to " (APP_NAME) }
             p { "This demo app has no passwords: pick a name. Your Cal.com connections belong to it." }
             form method="post" action="/signin" {
-                label {
-                    "Name "
-                    input name="name" value="ann" pattern="[a-z0-9_-]{1,32}" required;
-                }
+                label for="name" { "Name" }
+                " "
+                // Chromium compiles `pattern` with the `v` flag, where a `-` in a class must be
+                // escaped; `\-` is valid with the `u` flag too.
+                input #name name="name" value="ann" pattern=(NAME_PATTERN) maxlength="32" required
+                    autocomplete="username" aria-describedby="name-rule"
+                    title="1 to 32 lowercase letters, digits, - or _";
                 " "
                 button.btn type="submit" data-testid="sign-in" { "Sign in" }
             }
-            p.muted { "Lowercase letters, digits, - and _." }
+            p.muted #name-rule { "1 to 32 lowercase letters, digits, - and _." }
         }
     };
     layout("Sign in", None, body)
@@ -227,6 +247,13 @@ pub(crate) async fn home(
         notice: Notice::from_query(q.notice.as_deref()),
         connections: &list,
         webhooks,
+        cal_users: ctx
+            .sandbox
+            .users()
+            .into_iter()
+            .map(|u| format!("{} ({})", u.name, u.username))
+            .collect(),
+        now: ctx.clock.now(),
     };
     page(StatusCode::OK, home_page(&home))
 }
@@ -343,12 +370,12 @@ pub(crate) async fn connected(
 /// a connection it created is removed, and the page says what happened.
 async fn someone_elses_link(ctx: &AppCtx, user: Option<&UserName>, r: &SessionResult) -> Response {
     let here = match user {
-        Some(u) => format!("you are signed in to Acme Planner as {}", u.as_str()),
-        None => "nobody is signed in to Acme Planner in this browser".to_owned(),
+        Some(u) => format!("you are signed in to {APP_NAME} as {}", u.as_str()),
+        None => format!("nobody is signed in to {APP_NAME} in this browser"),
     };
     let what = match (r.outcome.as_str(), r.connection_id.as_deref()) {
         ("created", Some(id)) => match ctx.broker.delete(id).await {
-            Ok(()) => "The Cal.com account connected through it has been disconnected again, so it is not linked to anyone else's Acme Planner account.".to_owned(),
+            Ok(()) => format!("The Cal.com account connected through it has been disconnected again, so it is not linked to anyone else's {APP_NAME} account."),
             Err(e) => {
                 tracing::warn!(connection = id, code = %e.code, "removing a connection made through someone else's link failed");
                 format!(
@@ -365,9 +392,11 @@ async fn someone_elses_link(ctx: &AppCtx, user: Option<&UserName>, r: &SessionRe
         "someone_elses_link",
         "This connect link was made for someone else",
         &format!(
-            "The link you just finished was made for another Acme Planner user, but {here}. Acme Planner cannot tell that whoever finished it is that user, so it does not keep the result. {what}"
+            "The link you just finished was made for another {APP_NAME} user, but {here}. {APP_NAME} cannot tell that whoever finished it is that user, so it does not keep the result. {what}"
         ),
-        "To connect your own Cal.com account, sign in to Acme Planner as yourself and click \"Connect Cal.com\". Do not finish a connect link someone else sent you.",
+        &format!(
+            "To connect your own Cal.com account, sign in to {APP_NAME} as yourself and click \"Connect Cal.com\". Do not finish a connect link someone else sent you."
+        ),
     )
 }
 
@@ -381,7 +410,7 @@ fn ended(outcome: Option<&str>, connection_id: Option<&str>, error: Option<&str>
             StatusCode::OK,
             "access_denied",
             "You declined access at Cal.com",
-            "Nothing was connected, and Acme Planner cannot see your Cal.com calendar.",
+            &format!("Nothing was connected, and {APP_NAME} cannot see your Cal.com calendar."),
             "If that was a mistake, click \"Connect Cal.com\" again and choose Allow.",
         ),
         _ => {
@@ -476,6 +505,8 @@ mod tests {
                 kind: evil.into(),
                 connection_id: evil.into(),
             }],
+            cal_users: vec![evil.into()],
+            now: time::OffsetDateTime::UNIX_EPOCH,
         })
         .into_string();
         assert!(

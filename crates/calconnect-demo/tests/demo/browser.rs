@@ -1,5 +1,7 @@
 //! The browser test: the demo on port 0 in a temp folder, driven by `tests/browser/flow.mjs`
-//! (playwright-core + Debian's Chromium). Screenshots go to `$CALCONNECT_ARTIFACTS` or
+//! (playwright-core + Debian's Chromium): the whole flow at laptop and phone (390 px) widths, and
+//! axe-core (pinned in `tests/browser/package.json`) on every page of the app, the broker and
+//! the sandbox — a critical or serious accessibility violation fails it. Screenshots go to `$CALCONNECT_ARTIFACTS` or
 //! `target/artifacts/demo-browser`. Without node, Chromium or `node_modules`, it prints
 //! "browser test skipped: …" and passes, unless `CALCONNECT_REQUIRE_ALL=1`.
 
@@ -21,7 +23,9 @@ fn missing() -> Option<String> {
             "{chromium} is missing (apt-get install -y chromium)"
         ));
     }
-    if !dir.join("node_modules/playwright-core").exists() {
+    if !dir.join("node_modules/playwright-core").exists()
+        || !dir.join("node_modules/axe-core").exists()
+    {
         return Some(format!("run `npm ci` in {}", dir.display()));
     }
     None
@@ -54,6 +58,8 @@ async fn the_real_pages_in_headless_chromium() {
             "CALCONNECT_DEMO_ADMIN",
             secrecy::ExposeSecret::expose_secret(app.demo.admin_password()),
         )
+        .env("CALCONNECT_DEMO_BROKER", app.demo.broker_url())
+        .env("CALCONNECT_DEMO_SANDBOX", app.demo.sandbox_url())
         .kill_on_drop(true)
         .output()
         .await

@@ -7,6 +7,11 @@ async fn connect_shows_the_grid_then_revoke_offers_reconnect() {
     let b = browser();
     let home = sign_in(&app, &b, "ann").await;
     assert!(home.html.contains("Connect Cal.com"), "{}", home.html);
+    // The users the text names are those the sandbox's sign-in page offers.
+    for user in app.demo.sandbox().users() {
+        let named = format!("<b>{} ({})</b>", user.name, user.username);
+        assert!(home.html.contains(&named), "{named}: {}", home.html);
+    }
     assert!(home.html.contains("data-testid=\"no-connections\""));
 
     let landed = connect(&app, &b, 1, "allow").await;
@@ -27,7 +32,17 @@ async fn connect_shows_the_grid_then_revoke_offers_reconnect() {
         "upcoming bookings"
     );
     assert!(html.contains("30 min meeting"));
-    assert!(html.contains("id=\"countdown\""));
+    assert!(html.contains("<span id=\"countdown\""));
+    // Times in Alice's zone (the grid's), readable: the broker's microseconds stay out of sight.
+    assert!(
+        html.contains("Times in Europe/London, the Cal.com user's time zone."),
+        "{html}"
+    );
+    let raw_date_as_text = html.match_indices('>').any(|(i, _)| {
+        let t = html.as_bytes().get(i + 1..i + 6).unwrap_or_default();
+        t.len() == 5 && t[..4].iter().all(u8::is_ascii_digit) && t[4] == b'-'
+    });
+    assert!(!raw_date_as_text, "a raw timestamp as text: {html}");
     assert!(!html.contains("reconnect-offer"));
 
     let id = landed.url.rsplit('/').next().unwrap().to_owned();
@@ -119,6 +134,22 @@ async fn disconnect_and_data_kept_between_runs() {
     sign_in(&app, &b, "cleo").await;
     let landed = connect(&app, &b, 2, "allow").await;
     assert!(landed.html.contains("Bob Brown"), "{}", landed.html);
+    // Move Cal.com's clock (the broker refreshes on the 401): the restart must keep it.
+    let id = landed.url.rsplit('/').next().unwrap().to_owned();
+    let expired = page(
+        b.post(app.url(&format!("/connections/{id}/demo/expire")))
+            .form(&[("csrf", csrf(&landed.html))])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(
+        expired.html.contains("data-testid=\"status\">active<"),
+        "{}",
+        expired.html
+    );
+    let cal_time = app.demo.sandbox().now();
     let Running { demo, dir } = app;
     let api_key = std::fs::read_to_string(dir.path().join("app-api-key")).unwrap();
     demo.shutdown().await;
@@ -149,9 +180,59 @@ async fn disconnect_and_data_kept_between_runs() {
         "{}",
         conn.html
     );
+    assert!(
+        app.demo.sandbox().now() >= cal_time,
+        "Cal.com's clock is where it was"
+    );
+    // And it kept the grant: the connection refreshes (a sandbox that forgot would refuse it).
+    let refreshed = page(
+        b.post(app.url(&format!("{link}/refresh")))
+            .form(&[("csrf", csrf(&conn.html))])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(
+        refreshed.html.contains("data-notice=\"refreshed\""),
+        "{}",
+        refreshed.html
+    );
+    assert!(refreshed.html.contains("data-testid=\"status\">active<"));
+    // Disconnecting asks first: the button is a link to a page with the real (POST) button.
+    assert!(
+        refreshed.html.contains(&format!(
+            "href=\"{link}/disconnect\" data-testid=\"disconnect\""
+        )),
+        "{}",
+        refreshed.html
+    );
+    let confirm = page(
+        b.get(app.url(&format!("{link}/disconnect")))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(confirm.status, StatusCode::OK);
+    assert!(
+        confirm.html.contains("data-testid=\"confirm-disconnect\""),
+        "{}",
+        confirm.html
+    );
+    assert!(
+        confirm
+            .html
+            .contains(&format!("action=\"{link}/disconnect\""))
+    );
+    let still = page(b.get(app.url("/")).send().await.unwrap()).await;
+    assert!(
+        still.html.contains("data-testid=\"connection-link\""),
+        "asking is not disconnecting"
+    );
     let gone = page(
         b.post(app.url(&format!("{link}/disconnect")))
-            .form(&[("csrf", csrf(&conn.html))])
+            .form(&[("csrf", csrf(&confirm.html))])
             .send()
             .await
             .unwrap(),
@@ -167,6 +248,7 @@ async fn disconnect_and_data_kept_between_runs() {
             "app-api-key",
             "admin-password",
             "sandbox-signing-key",
+            "sandbox-state.json",
         ] {
             let mode = std::fs::metadata(app.dir.path().join(f))
                 .unwrap()
@@ -192,6 +274,22 @@ async fn an_outage_keeps_the_connection_active() {
     };
     let outage = page(post("outage", &landed.html).await.unwrap()).await;
     assert!(outage.html.contains("data-notice=\"outage\""));
+    // The notice says Cal.com's clock passed the token: so does the countdown (the broker's
+    // record, on its own clock, is still ahead).
+    assert!(
+        outage
+            .html
+            .contains("data-testid=\"countdown\" data-state=\"expired-at-cal\">expired<"),
+        "{}",
+        outage.html
+    );
+    assert!(!outage.html.contains("<span id=\"countdown\""));
+    // Cal.com does not answer, yet times stay in Alice's zone (remembered from `/v2/me`).
+    assert!(
+        outage.html.contains("GMT</time>") || outage.html.contains("BST</time>"),
+        "{}",
+        outage.html
+    );
     // The token ran out while Cal.com's token endpoint fails: the refresh fails transiently.
     let expired = outage;
     assert!(
@@ -214,6 +312,22 @@ async fn an_outage_keeps_the_connection_active() {
     let recovered = page(post("recover", &expired.html).await.unwrap()).await;
     assert!(recovered.html.contains("data-notice=\"recovered\""));
     assert!(app.demo.sandbox().faults().is_empty());
+    // Once the broker has refreshed, the countdown counts again.
+    let refreshed = page(
+        b.post(app.url(&format!("/connections/{id}/refresh")))
+            .form(&[("csrf", csrf(&recovered.html))])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(
+        refreshed.html.contains("data-notice=\"refreshed\""),
+        "{}",
+        refreshed.html
+    );
+    assert!(refreshed.html.contains("<span id=\"countdown\""));
+    assert!(!refreshed.html.contains("expired-at-cal"));
     app.demo.shutdown().await;
 }
 

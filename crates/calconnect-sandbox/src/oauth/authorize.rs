@@ -285,6 +285,8 @@ pub(crate) fn issue_code(
             last_refreshed_at: None,
         });
     entry.scopes = valid.scopes.clone();
+    drop(db);
+    shared.changed();
     code
 }
 

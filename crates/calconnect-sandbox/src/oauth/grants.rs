@@ -127,6 +127,8 @@ pub(crate) fn exchange(
             db.codes.remove(req.code);
         }
         db.codes.retain(|_, c| c.expires_at > now);
+        drop(db);
+        shared.changed();
         // 5. no valid code
         let code = found.ok_or_else(|| TokenError::invalid_grant("code_invalid_or_expired"))?;
         (client, code)
@@ -181,6 +183,8 @@ pub(crate) fn exchange(
         &minted,
         now,
     );
+    drop(db);
+    shared.changed();
     Ok(minted)
 }
 
@@ -255,6 +259,8 @@ pub(crate) fn refresh(
         &minted,
         now,
     );
+    drop(db);
+    shared.changed();
     Ok(minted)
 }
 

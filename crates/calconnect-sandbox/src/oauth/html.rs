@@ -42,7 +42,7 @@ button,.btn{font:inherit;font-weight:600;border-radius:8px;padding:8px 16px;curs
 .avatar{width:32px;height:32px;border-radius:50%;background:#e5e7eb;display:flex;align-items:center;justify-content:center;font-weight:700}
 select{font:inherit;width:100%;padding:8px;border:1px solid #d1d5db;border-radius:8px;background:#fff}
 label{font-weight:500;display:block;margin-bottom:4px}
-code{background:#f3f4f6;border-radius:4px;padding:1px 4px}
+code{background:#f3f4f6;color:#1f2937;border-radius:4px;padding:1px 4px}
 a{color:#111827}
 table{border-collapse:collapse;width:100%}td,th{text-align:left;padding:4px 6px;border-bottom:1px solid #f3f4f6;vertical-align:top}
 ";

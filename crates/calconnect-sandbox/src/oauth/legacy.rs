@@ -101,6 +101,8 @@ pub(crate) async fn token(
             },
         )
     })();
+    // Tokens are handed out only once they are kept (a state file, when configured).
+    shared.saved().await;
     finish(&shared, endpoint, grant, result)
 }
 
@@ -147,5 +149,7 @@ pub(crate) async fn refresh(
             non_empty(&f, "client_secret"),
         )
     })();
+    // Tokens are handed out only once they are kept (a state file, when configured).
+    shared.saved().await;
     finish(&shared, endpoint, grant, result)
 }

@@ -58,6 +58,8 @@ pub(crate) async fn token(
         None => {
             let pkce_for_all = shared.settings().pkce_required_for_all;
             let result = pipe(parsed, &order, pkce_for_all).and_then(|input| run(&shared, &input));
+            // Tokens are handed out only once they are kept (a state file, when configured).
+            shared.saved().await;
             let outcome = match &result {
                 Ok(_) => "ok".to_owned(),
                 Err(e) => e.outcome(),

@@ -15,3 +15,4 @@ mod oauth_consent;
 mod oauth_legacy;
 mod oauth_refresh;
 mod oauth_token;
+mod state_file;

@@ -330,7 +330,7 @@ async fn consent_page_looks_like_cal_com() {
     assert_eq!(resp.headers()["content-type"], "text/html; charset=utf-8");
     let html = resp.text().await.unwrap();
     for needle in [
-        "Acme Scheduler would like access to your Cal.com account",
+        "Acme Planner would like access to your Cal.com account",
         "Signed in as <strong>Alice Anderson</strong>",
         "<h2>Your account</h2>",
         "<li>View your profile (name, email, time zone)</li>",
