@@ -115,10 +115,7 @@ pub async fn run(config: &BrokerConfig, clock: Arc<dyn Clock>) -> Report {
     match crate::open_storage(&config.database, clock.clone()).await {
         Ok((store, db)) => {
             report.push("database", database(config, &*store, &db).await);
-            report.push(
-                "sealing keys",
-                sealing_keys(&*store, &config.keyring).await,
-            );
+            report.push("sealing keys", sealing_keys(&*store, &config.keyring).await);
         }
         Err(e) => {
             report.push("database", database_failure(config, &e));
@@ -128,7 +125,10 @@ pub async fn run(config: &BrokerConfig, clock: Arc<dyn Clock>) -> Report {
             );
         }
     }
-    report.push("client credentials", client_credentials(config, clock).await);
+    report.push(
+        "client credentials",
+        client_credentials(config, clock).await,
+    );
     for outcome in webhooks(config).await {
         report.push("webhook receiver", outcome);
     }
@@ -151,6 +151,14 @@ pub fn developer_settings(config: &BrokerConfig) -> String {
             ),
             Err(_) => "Cal.com's developer settings (OAuth clients)".to_owned(),
         },
+    }
+}
+
+/// Where the client's id and secret are shown.
+fn credentials_place(config: &BrokerConfig) -> String {
+    match config.profile.kind() {
+        ProviderKind::Sandbox => "in the banner of `calconnect sandbox`".to_owned(),
+        _ => format!("at {}", developer_settings(config)),
     }
 }
 
@@ -280,9 +288,9 @@ pub async fn stored_data_opens(
 async fn sealing_keys(store: &dyn ConnectionStore, keyring: &Keyring) -> Outcome {
     let active = keyring.active_key_id().as_str().to_owned();
     match stored_data_opens(store, keyring).await {
-        Ok(StoredData::Empty) => Outcome::Ok(format!(
-            "active key `{active}`; no tokens stored yet"
-        )),
+        Ok(StoredData::Empty) => {
+            Outcome::Ok(format!("active key `{active}`; no tokens stored yet"))
+        }
         Ok(StoredData::Opens { key_id }) => Outcome::Ok(format!(
             "active key `{active}`; a stored connection (sealed with `{key_id}`) opens"
         )),
@@ -320,17 +328,10 @@ async fn client_credentials(config: &BrokerConfig, clock: Arc<dyn Clock>) -> Out
         Ok(http) => http,
         Err(e) => return fail(format!("cannot build the HTTP client: {e}"), "report this"),
     };
-    let flow = AuthorizationFlow::new(
-        config.profile.clone(),
-        config.client.clone(),
-        http,
-        clock,
-    );
+    let flow = AuthorizationFlow::new(config.profile.clone(), config.client.clone(), http, clock);
     let id = config.client.client_id();
     let confidential = config.client.is_confidential();
-    let result = flow
-        .refresh(&RefreshToken::new(PROBE_REFRESH_TOKEN))
-        .await;
+    let result = flow.refresh(&RefreshToken::new(PROBE_REFRESH_TOKEN)).await;
     match result {
         Ok(_) => warn(
             format!("{url} accepted a made-up refresh token"),
@@ -345,17 +346,15 @@ async fn client_credentials(config: &BrokerConfig, clock: Arc<dyn Clock>) -> Out
         }) => fail(
             format!("{url} does not know client `{id}` (401 invalid_client, client_not_found)"),
             format!(
-                "set client.id (CALCONNECT_CLIENT_ID) to the client id shown at {}",
-                developer_settings(config)
+                "set client.id (CALCONNECT_CLIENT_ID) to the client id shown {}",
+                credentials_place(config)
             ),
         ),
         Err(RefreshError::InvalidClient { reason }) if confidential => fail(
+            format!("{url} refuses the secret of client `{id}` (401 invalid_client, {reason})"),
             format!(
-                "{url} refuses the secret of client `{id}` (401 invalid_client, {reason})"
-            ),
-            format!(
-                "set CALCONNECT_CLIENT_SECRET to the client's current secret (see {})",
-                developer_settings(config)
+                "set CALCONNECT_CLIENT_SECRET to the client's current secret, shown {}",
+                credentials_place(config)
             ),
         ),
         Err(RefreshError::InvalidClient { reason }) => fail(

@@ -447,10 +447,7 @@ fn database_of(
     from_file: Option<String>,
     file_dir: Option<&Path>,
 ) -> Result<DatabaseConfig, ConfigError> {
-    if let Some(url) = env
-        .get("CALCONNECT_DATABASE_URL")
-        .filter(|v| !v.is_empty())
-    {
+    if let Some(url) = env.get("CALCONNECT_DATABASE_URL").filter(|v| !v.is_empty()) {
         return parse_database(url);
     }
     match parse_database(from_file.as_deref().unwrap_or("sqlite://calconnect.db"))? {
@@ -1033,9 +1030,13 @@ mod tests {
 
     #[test]
     fn toml_mistakes_name_the_line_and_the_key() {
-        let e = BrokerConfig::from_toml_and_env("listen = \"a\"\nbroken = [\n", &env(&[])).unwrap_err();
+        let e =
+            BrokerConfig::from_toml_and_env("listen = \"a\"\nbroken = [\n", &env(&[])).unwrap_err();
         assert_eq!(e.key, FILE_KEY);
-        assert!(e.to_string().starts_with("configuration file: line "), "{e}");
+        assert!(
+            e.to_string().starts_with("configuration file: line "),
+            "{e}"
+        );
         assert!(!e.to_string().contains('\n'), "{e}");
         let e = BrokerConfig::from_toml_and_env("listen = 8080", &env(&[])).unwrap_err();
         assert_eq!(e.key, "listen");

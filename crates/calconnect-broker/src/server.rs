@@ -177,8 +177,11 @@ async fn probe_postgres(url: &secrecy::SecretString) -> Result<(), StoreError> {
         operation: "connecting",
         source: why.into(),
     };
-    match tokio::time::timeout(POSTGRES_CONNECT_TIMEOUT, PgConnection::connect_with(&options))
-        .await
+    match tokio::time::timeout(
+        POSTGRES_CONNECT_TIMEOUT,
+        PgConnection::connect_with(&options),
+    )
+    .await
     {
         Err(_) => Err(unavailable(format!(
             "no answer within {} s (is the host right, and the port open?)",

@@ -266,7 +266,10 @@ async fn broker_checks(path: &std::path::Path) -> anyhow::Result<()> {
 
 fn finish_broker(report: &Report, path: &std::path::Path) -> anyhow::Result<()> {
     if report.failures == 0 {
-        println!("All checks passed: `calconnect serve --config {}` will start.", path.display());
+        println!(
+            "All checks passed: `calconnect serve --config {}` will start.",
+            path.display()
+        );
         Ok(())
     } else {
         Err(CliError::other(format!(

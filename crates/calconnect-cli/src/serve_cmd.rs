@@ -79,6 +79,16 @@ pub fn wants_json_logs(command: &crate::Command) -> bool {
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let config = load_config(args.config.as_deref())?;
+    // Bind first: a port in use is reported at once, before the slower checks.
+    let listener = std::net::TcpListener::bind(config.listen).map_err(|source| {
+        start_error(
+            &config,
+            StartError::Bind {
+                addr: config.listen,
+                source,
+            },
+        )
+    })?;
     let report = checks::run(&config, Arc::new(SystemClock)).await;
     print_problems(&report);
     if report.failures() > 0 {
@@ -92,7 +102,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .into());
     }
     let summary = Summary::of(&config, &report);
-    let broker = match Broker::builder(config.clone()).start().await {
+    let broker = match Broker::builder(config.clone())
+        .listener(listener)
+        .start()
+        .await
+    {
         Ok(broker) => broker,
         Err(e) => return Err(start_error(&config, e)),
     };
@@ -181,24 +195,36 @@ impl Summary {
             TokenEndpoints::Legacy(legacy) => legacy.token.as_str().to_owned(),
             _ => String::new(),
         };
-        let confidential = config.client.is_confidential();
         lines.push((
             "provider",
             format!(
-                "{} (token endpoint {token}); {} client: {}",
+                "{}, token endpoint {token}",
                 match config.profile.kind() {
                     calconnect::ProviderKind::CalCom => "Cal.com",
                     calconnect::ProviderKind::CalComSelfHosted => "self-hosted Cal.com",
                     calconnect::ProviderKind::Sandbox => "the calconnect sandbox",
                     _ => "a custom provider",
-                },
-                if confidential {
-                    "confidential"
-                } else {
-                    "public"
-                },
-                config.profile.pkce_use(confidential)
+                }
             ),
+        ));
+        let confidential = config.client.is_confidential();
+        let pkce = config.profile.pkce_use(confidential);
+        lines.push((
+            "client",
+            if pkce == calconnect::PkceUse::None {
+                // The policy's text names the client type itself.
+                format!("`{}`, {pkce}", config.client.client_id())
+            } else {
+                format!(
+                    "`{}`, {} client: {pkce}",
+                    config.client.client_id(),
+                    if confidential {
+                        "confidential"
+                    } else {
+                        "public"
+                    }
+                )
+            },
         ));
         let webhooks = if config.webhooks.urls.is_empty() {
             "none (webhooks.urls)".to_owned()

@@ -103,14 +103,16 @@ async fn serve_checks_prints_its_summary_answers_and_stops_gracefully() {
             }
             before.push(line);
         };
-        let summary: Vec<String> = (0..4).map(|_| lines.next().unwrap().unwrap()).collect();
+        let summary: Vec<String> = (0..5).map(|_| lines.next().unwrap().unwrap()).collect();
         (url, (before, summary, lines))
     })
     .await
     .unwrap();
     let (before, summary, lines) = summary;
     assert!(
-        before.iter().all(|l| !l.contains("warning") && !l.contains("FAIL")),
+        before
+            .iter()
+            .all(|l| !l.contains("warning") && !l.contains("FAIL")),
         "{before:?}"
     );
     let summary = summary.join("\n");
@@ -120,8 +122,8 @@ async fn serve_checks_prints_its_summary_answers_and_stops_gracefully() {
             "database      SQLite {} opens, schema up to date, 0 connection(s)",
             dir.path().join("broker.db").display()
         ),
-        "provider      the calconnect sandbox (token endpoint http://127.0.0.1:",
-        "confidential client: ",
+        "provider      the calconnect sandbox, token endpoint http://127.0.0.1:",
+        "client        `calconnect-demo`, no PKCE (confidential client: the client secret authenticates",
         "webhooks      none (webhooks.urls)",
     ] {
         assert!(summary.contains(expected), "{expected:?} in\n{summary}");
@@ -172,7 +174,9 @@ async fn serve_refuses_to_start_on_a_failed_check_and_doctor_says_why() {
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
     assert!(
-        err.contains("FAIL scopes: not a Cal.com scope: `PROFILE_RAED` (did you mean PROFILE_READ?)"),
+        err.contains(
+            "FAIL scopes: not a Cal.com scope: `PROFILE_RAED` (did you mean PROFILE_READ?)"
+        ),
         "{err}"
     );
     assert!(
@@ -216,13 +220,10 @@ async fn doctor_reports_an_unreachable_postgres_as_connection_refused_at_once() 
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &sandbox, "");
     let mut doctor = calconnect();
-    doctor
-        .args(["doctor", "--config"])
-        .arg(&config)
-        .env(
-            "CALCONNECT_DATABASE_URL",
-            "postgres://calconnect:pg-password@127.0.0.1:1/calconnect",
-        );
+    doctor.args(["doctor", "--config"]).arg(&config).env(
+        "CALCONNECT_DATABASE_URL",
+        "postgres://calconnect:pg-password@127.0.0.1:1/calconnect",
+    );
     let started = std::time::Instant::now();
     let out = output(doctor).await;
     assert_eq!(out.status.code(), Some(1));
@@ -232,7 +233,10 @@ async fn doctor_reports_an_unreachable_postgres_as_connection_refused_at_once() 
         "{report}"
     );
     assert_eq!(report.matches("connection refused").count(), 1, "{report}");
-    assert!(!report.contains("pg-password") && !report.contains("timed out"), "{report}");
+    assert!(
+        !report.contains("pg-password") && !report.contains("timed out"),
+        "{report}"
+    );
     // Well under the pool's 10-second timeout (a refused connection answers at once).
     assert!(started.elapsed() < std::time::Duration::from_secs(8));
 
@@ -347,15 +351,48 @@ fn configuration_errors_name_the_key_and_the_line() {
             .unwrap();
         assert_eq!(out.status.code(), Some(1), "{file}");
         let err = text(&out.stderr);
-        assert!(err.starts_with(expected), "{expected:?} for {file:?}:\n{err}");
+        assert!(
+            err.starts_with(expected),
+            "{expected:?} for {file:?}:\n{err}"
+        );
         assert_eq!(err.lines().count(), 1, "one line: {err}");
     }
 }
 
 #[test]
-fn a_port_in_use_names_the_setting_to_change() {
+fn a_port_in_use_names_the_holder_and_the_setting_to_change() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap();
+    // serve: at once, before any check (the provider here does not even exist).
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("broker.toml");
+    generate_key(&dir.path().join("keys"));
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"{addr}\"\npublic_base_url = \"http://127.0.0.1:8080\"\ndatabase_url = \"sqlite://b.db\"\n[provider]\nkind = \"sandbox\"\nweb_url = \"http://127.0.0.1:1\"\n[client]\nid = \"c\"\nscopes = [\"PROFILE_READ\"]\n[keys]\nfile = \"keys\"\n"
+        ),
+    )
+    .unwrap();
+    let out = calconnect()
+        .args(["serve", "-c"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.starts_with(&format!("error: cannot listen on {addr}: ")),
+        "{err}"
+    );
+    assert!(
+        err.contains("set another address with listen (CALCONNECT_LISTEN)"),
+        "{err}"
+    );
+    assert!(!err.contains("FAIL") && !err.contains("warning"), "{err}");
+    assert!(!dir.path().join("b.db").exists(), "nothing else was done");
+
+    // sandbox
     let out = calconnect()
         .args(["sandbox", "--listen", &addr.to_string()])
         .output()
@@ -369,5 +406,8 @@ fn a_port_in_use_names_the_setting_to_change() {
     assert!(err.contains("already listens there"), "{err}");
     assert!(err.contains("--listen"), "{err}");
     #[cfg(target_os = "linux")]
-    assert!(err.contains(&format!("pid {}", std::process::id())), "{err}");
+    assert!(
+        err.contains(&format!("pid {}", std::process::id())),
+        "{err}"
+    );
 }

@@ -60,7 +60,11 @@ scopes = {scopes}
     }
 
     fn right(&self) -> String {
-        self.toml(CONFIDENTIAL_CLIENT_ID, r#"["PROFILE_READ", "SCHEDULE_READ"]"#, "")
+        self.toml(
+            CONFIDENTIAL_CLIENT_ID,
+            r#"["PROFILE_READ", "SCHEDULE_READ"]"#,
+            "",
+        )
     }
 }
 
@@ -88,8 +92,9 @@ async fn a_right_configuration_passes_every_check() {
         panic!("{report:#?}");
     };
     assert!(
-        client.contains(&format!("accepts client `{CONFIDENTIAL_CLIENT_ID}` and its secret"))
-            && client.contains("invalid_refresh_token"),
+        client.contains(&format!(
+            "accepts client `{CONFIDENTIAL_CLIENT_ID}` and its secret"
+        )) && client.contains("invalid_refresh_token"),
         "{client}"
     );
     let Some(Outcome::Ok(redirect)) = report.outcome("redirect URI") else {
@@ -99,8 +104,13 @@ async fn a_right_configuration_passes_every_check() {
         redirect.starts_with("http://127.0.0.1:9/oauth/callback: register exactly this URI"),
         "{redirect}"
     );
-    assert!(matches!(report.outcome("sealing keys"), Some(Outcome::Ok(k)) if k.contains("no tokens stored yet")));
-    assert!(matches!(report.outcome("webhook receiver"), Some(Outcome::Skip(_))));
+    assert!(
+        matches!(report.outcome("sealing keys"), Some(Outcome::Ok(k)) if k.contains("no tokens stored yet"))
+    );
+    assert!(matches!(
+        report.outcome("webhook receiver"),
+        Some(Outcome::Skip(_))
+    ));
     // The sandbox saw one refresh, refused for the made-up token after the client passed.
     assert_eq!(
         s.sandbox
@@ -120,7 +130,10 @@ async fn a_wrong_secret_a_missing_secret_and_an_unknown_client_fail_the_client_c
         "{problem}"
     );
     assert!(fix.contains("CALCONNECT_CLIENT_SECRET"), "{fix}");
-    assert!(!format!("{report:?}").contains(wrong), "the secret is never shown");
+    assert!(
+        !format!("{report:?}").contains(wrong),
+        "the secret is never shown"
+    );
 
     let report = run(&s.config(&s.right(), &[])).await;
     let (problem, fix) = failed(&report, "client credentials");
@@ -142,7 +155,11 @@ async fn a_wrong_secret_a_missing_secret_and_an_unknown_client_fail_the_client_c
 async fn an_unknown_scope_fails_with_a_suggestion_and_a_legacy_one_warns() {
     let s = setup().await;
     let secret = [("CALCONNECT_CLIENT_SECRET", CONFIDENTIAL_CLIENT_SECRET)];
-    let toml = s.toml(CONFIDENTIAL_CLIENT_ID, r#"["PROFILE_RAED", "SCHEDULE_READ"]"#, "");
+    let toml = s.toml(
+        CONFIDENTIAL_CLIENT_ID,
+        r#"["PROFILE_RAED", "SCHEDULE_READ"]"#,
+        "",
+    );
     let report = run(&s.config(&toml, &secret)).await;
     let (problem, fix) = failed(&report, "scopes");
     assert!(
@@ -164,10 +181,7 @@ async fn an_unknown_scope_fails_with_a_suggestion_and_a_legacy_one_warns() {
 async fn an_unreachable_database_fails_with_connection_refused() {
     let s = setup().await;
     let toml = s.right().replace(
-        &format!(
-            "sqlite://{}",
-            s.dir.path().join("broker.db").display()
-        ),
+        &format!("sqlite://{}", s.dir.path().join("broker.db").display()),
         "postgres://calconnect:db-password@127.0.0.1:1/calconnect",
     );
     let report = run(&s.config(
@@ -178,11 +192,20 @@ async fn an_unreachable_database_fails_with_connection_refused() {
     let (problem, fix) = failed(&report, "database");
     assert!(problem.contains("connection refused"), "{problem}");
     assert!(problem.contains("127.0.0.1:1"), "{problem}");
-    assert!(!problem.contains("db-password") && !problem.contains("timed out"), "{problem}");
+    assert!(
+        !problem.contains("db-password") && !problem.contains("timed out"),
+        "{problem}"
+    );
     assert!(fix.contains("CALCONNECT_DATABASE_URL"), "{fix}");
-    assert!(matches!(report.outcome("sealing keys"), Some(Outcome::Skip(_))));
+    assert!(matches!(
+        report.outcome("sealing keys"),
+        Some(Outcome::Skip(_))
+    ));
     // The other checks still ran.
-    assert!(matches!(report.outcome("client credentials"), Some(Outcome::Ok(_))));
+    assert!(matches!(
+        report.outcome("client credentials"),
+        Some(Outcome::Ok(_))
+    ));
 }
 
 #[tokio::test]
@@ -267,7 +290,11 @@ scopes = ["PROFILE_READ"]
 
     // A second instance on the same database with the wrong keys is not ready.
     let (status, body) = json_of(app.http.get(app.url("/readyz")).send().await.unwrap()).await;
-    assert_eq!((status, &body["keys"]), (StatusCode::OK, &true.into()), "{body}");
+    assert_eq!(
+        (status, &body["keys"]),
+        (StatusCode::OK, &true.into()),
+        "{body}"
+    );
     let wrong = spawn_with(Options {
         database_url: Some(database_url),
         sandbox: Some(sandbox),
@@ -275,8 +302,7 @@ scopes = ["PROFILE_READ"]
         ..Options::default()
     })
     .await;
-    let (status, body) =
-        json_of(wrong.http.get(wrong.url("/readyz")).send().await.unwrap()).await;
+    let (status, body) = json_of(wrong.http.get(wrong.url("/readyz")).send().await.unwrap()).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(body["keys"], false, "{body}");
     assert_eq!(body["store"], true, "{body}");
