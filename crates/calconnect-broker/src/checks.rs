@@ -112,27 +112,33 @@ pub async fn run(config: &BrokerConfig, clock: Arc<dyn Clock>) -> Report {
     let mut report = Report::default();
     report.push("redirect URI", redirect_uri(config));
     report.push("scopes", scopes(&config.default_scopes));
-    match crate::open_storage(&config.database, clock.clone()).await {
-        Ok((store, db)) => {
-            report.push("database", database(config, &*store, &db).await);
-            report.push("sealing keys", sealing_keys(&*store, &config.keyring).await);
-        }
-        Err(e) => {
-            report.push("database", database_failure(config, &e));
-            report.push(
-                "sealing keys",
-                Outcome::Skip("the database did not open".to_owned()),
-            );
-        }
-    }
-    report.push(
-        "client credentials",
-        client_credentials(config, clock).await,
+    // The network checks at once: a start waits for the slowest, not for their sum.
+    let ((database, keys), client, receivers) = tokio::join!(
+        storage(config, clock.clone()),
+        client_credentials(config, clock),
+        webhooks(config)
     );
-    for outcome in webhooks(config).await {
+    report.push("database", database);
+    report.push("sealing keys", keys);
+    report.push("client credentials", client);
+    for outcome in receivers {
         report.push("webhook receiver", outcome);
     }
     report
+}
+
+/// The database, then the keys against what it stores.
+async fn storage(config: &BrokerConfig, clock: Arc<dyn Clock>) -> (Outcome, Outcome) {
+    match crate::open_storage(&config.database, clock).await {
+        Ok((store, db)) => (
+            database(config, &*store, &db).await,
+            sealing_keys(&*store, &config.keyring).await,
+        ),
+        Err(e) => (
+            database_failure(config, &e),
+            Outcome::Skip("the database did not open".to_owned()),
+        ),
+    }
 }
 
 /// Where the OAuth client is registered, for messages.
@@ -402,30 +408,33 @@ async fn webhooks(config: &BrokerConfig) -> Vec<Outcome> {
             )];
         }
     };
-    let mut outcomes = Vec::new();
-    for url in &config.webhooks.urls {
-        let shown = display_url(url);
-        outcomes.push(match http.get(url.clone()).send().await {
-            Ok(response) => Outcome::Ok(format!(
-                "{shown} answers (HTTP {} to a GET; deliveries are signed POSTs)",
-                response.status().as_u16()
-            )),
-            Err(e) => warn(
-                format!(
-                    "{shown} cannot be reached ({})",
-                    if e.is_timeout() {
-                        "no answer in time"
-                    } else if e.is_connect() {
-                        "connection refused or host unknown"
-                    } else {
-                        "request failed"
-                    }
+    // All receivers at once: a start waits for the slowest, not for their sum.
+    futures::future::join_all(config.webhooks.urls.iter().map(|url| {
+        let http = &http;
+        async move {
+            let shown = display_url(url);
+            match http.get(url.clone()).send().await {
+                Ok(response) => Outcome::Ok(format!(
+                    "{shown} answers (HTTP {} to a GET; deliveries are signed POSTs)",
+                    response.status().as_u16()
+                )),
+                Err(e) => warn(
+                    format!(
+                        "{shown} cannot be reached ({})",
+                        if e.is_timeout() {
+                            "no answer in time"
+                        } else if e.is_connect() {
+                            "connection refused or host unknown"
+                        } else {
+                            "request failed"
+                        }
+                    ),
+                    "start the receiver or correct webhooks.urls (CALCONNECT_WEBHOOK_URLS); until then deliveries wait and are retried",
                 ),
-                "start the receiver or correct webhooks.urls (CALCONNECT_WEBHOOK_URLS); until then deliveries wait and are retried",
-            ),
-        });
-    }
-    outcomes
+            }
+        }
+    }))
+    .await
 }
 
 /// A URL as shown in messages: scheme, host, port and path (a query or user info may hold a

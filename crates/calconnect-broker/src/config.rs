@@ -518,8 +518,13 @@ fn key_at(text: &str, at: usize) -> Option<String> {
         if name.is_none()
             && let Some((key, _)) = trimmed.split_once('=')
         {
+            // A bare or quoted key (not a string value that holds a `=` inside an array).
             let key = key.trim().trim_matches('"');
-            if !key.is_empty() && !key.starts_with('#') && !key.contains(['[', ' ']) {
+            if !key.is_empty()
+                && key
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+            {
                 name = Some(key.to_owned());
             }
         }

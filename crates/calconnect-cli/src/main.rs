@@ -153,6 +153,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // The local commands talk to a person or a script: their own messages say what happened,
     // so library logs only on RUST_LOG=….
+    // Where a command's listen address is set, for an "address in use" that the command did not
+    // explain itself.
+    let listen_setting = match cli.command {
+        Command::Demo(_) => "choose other ports with --port, --broker-port or --sandbox-port",
+        _ => "choose another address or port (see --help)",
+    };
     let default_filter = match cli.command {
         Command::Login(_)
         | Command::Token(_)
@@ -199,9 +205,9 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if port_owner::is_addr_in_use(e.as_ref()) && !exit::is_explained(&e) => {
-            // Commands that name their own listen setting say so; this is the fallback.
+            // `serve` and `sandbox` name their own listen setting; this is the others'.
             eprintln!(
-                "error: {}: another process already listens there: stop it, or choose another address or port (see --help)",
+                "error: {}: another process already listens there: stop it, or {listen_setting}",
                 exit::one_line(&e)
             );
             exit::code_of(&e)
