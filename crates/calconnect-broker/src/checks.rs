@@ -344,8 +344,9 @@ async fn client_credentials(config: &BrokerConfig, clock: Arc<dyn Clock>) -> Out
             "check that the provider URL points at Cal.com",
         ),
         Err(RefreshError::InvalidGrant { reason }) => Outcome::Ok(format!(
-            "{url} accepts client `{id}`{} (a made-up refresh token is refused as {reason}, as it must be)",
-            if confidential { " and its secret" } else { "" }
+            "{url} accepts client `{id}`{} (a made-up refresh token is refused with invalid_grant{}, as it must be)",
+            if confidential { " and its secret" } else { "" },
+            reason.as_str().map(|r| format!("/{r}")).unwrap_or_default()
         )),
         Err(RefreshError::InvalidClient {
             reason: InvalidClientReason::ClientNotFound,
@@ -353,6 +354,17 @@ async fn client_credentials(config: &BrokerConfig, clock: Arc<dyn Clock>) -> Out
             format!("{url} does not know client `{id}` (401 invalid_client, client_not_found)"),
             format!(
                 "set client.id (CALCONNECT_CLIENT_ID) to the client id shown {}",
+                credentials_place(config)
+            ),
+        ),
+        Err(RefreshError::InvalidClient {
+            reason: InvalidClientReason::Unspecified,
+        }) => fail(
+            format!(
+                "{url} refuses client `{id}` or its secret (401 invalid_client, no reason given)"
+            ),
+            format!(
+                "check client.id (CALCONNECT_CLIENT_ID) and CALCONNECT_CLIENT_SECRET against the client shown {}",
                 credentials_place(config)
             ),
         ),

@@ -151,6 +151,55 @@ async fn a_wrong_secret_a_missing_secret_and_an_unknown_client_fail_the_client_c
     assert!(fix.contains("client.id (CALCONNECT_CLIENT_ID)"), "{fix}");
 }
 
+/// Cal.com without the v2 endpoint (calcom#27685): the refresh falls back to the legacy route,
+/// whose errors carry no reason; a provider error for now is only a warning.
+#[tokio::test]
+async fn the_legacy_fallback_and_a_provider_outage() {
+    use calconnect_sandbox::{FaultKind, FaultSpec, FaultTarget};
+    let s = setup().await;
+    let not_found = || FaultSpec {
+        kind: FaultKind::NotFound,
+        target: FaultTarget::V2,
+        count: None,
+        for_seconds: Some(600),
+    };
+    s.sandbox.arm_fault(not_found()).unwrap();
+    let report = run(&s.config(
+        &s.right(),
+        &[("CALCONNECT_CLIENT_SECRET", CONFIDENTIAL_CLIENT_SECRET)],
+    ))
+    .await;
+    let Some(Outcome::Ok(client)) = report.outcome("client credentials") else {
+        panic!("{report:#?}");
+    };
+    assert!(
+        client.contains("refused with invalid_grant, as it must be"),
+        "{client}"
+    );
+    let report = run(&s.config(&s.right(), &[("CALCONNECT_CLIENT_SECRET", "wrong-secret")])).await;
+    let (problem, fix) = failed(&report, "client credentials");
+    assert!(problem.contains("or its secret"), "{problem}");
+    assert!(
+        fix.contains("client.id") && fix.contains("CALCONNECT_CLIENT_SECRET"),
+        "{fix}"
+    );
+
+    s.sandbox.clear_faults();
+    s.sandbox
+        .inject_fault(FaultKind::ServerError { status: 503 }, 10)
+        .unwrap();
+    let report = run(&s.config(
+        &s.right(),
+        &[("CALCONNECT_CLIENT_SECRET", CONFIDENTIAL_CLIENT_SECRET)],
+    ))
+    .await;
+    assert_eq!(report.failures(), 0, "{report:#?}");
+    assert!(
+        matches!(report.outcome("client credentials"), Some(Outcome::Warn { problem, .. }) if problem.contains("503")),
+        "{report:#?}"
+    );
+}
+
 #[tokio::test]
 async fn an_unknown_scope_fails_with_a_suggestion_and_a_legacy_one_warns() {
     let s = setup().await;
