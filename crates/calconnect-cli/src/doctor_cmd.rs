@@ -38,6 +38,7 @@ pub struct DoctorArgs {
     /// Check a broker configuration instead (`calconnect serve --config`): the client id and
     /// secret at the token endpoint, the scopes, the database, the keys against the stored
     /// tokens, the redirect URI to register, the webhook receivers. CALCONNECT_* variables apply.
+    /// Opening the database applies pending migrations, as `serve` would.
     #[arg(long, short, conflicts_with_all = ["synthetic", "redirect_uris"])]
     config: Option<std::path::PathBuf>,
 }
