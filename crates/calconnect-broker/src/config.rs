@@ -11,21 +11,35 @@ use serde::Deserialize;
 use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use url::Url;
 
 /// An example configuration (shown by `calconnect serve --help`).
 pub const EXAMPLE_CONFIG: &str = include_str!("example-config.toml");
 
 /// A configuration problem: the key and what to do.
-#[derive(Debug, thiserror::Error)]
-#[error("configuration key `{key}`: {message}")]
+#[derive(Debug)]
 pub struct ConfigError {
-    /// The TOML key (and its environment variable).
+    /// The TOML key (and its environment variable); [`FILE_KEY`] for a TOML syntax error.
     pub key: String,
     /// What is wrong and the fix.
     pub message: String,
 }
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key == FILE_KEY {
+            write!(f, "configuration file: {}", self.message)
+        } else {
+            write!(f, "configuration key `{}`: {}", self.key, self.message)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The [`ConfigError::key`] of a TOML syntax error (the file does not parse at all).
+pub const FILE_KEY: &str = "(file)";
 
 fn bad(key: &str, message: impl Into<String>) -> ConfigError {
     ConfigError {
@@ -153,6 +167,33 @@ impl fmt::Debug for DatabaseConfig {
     }
 }
 
+impl DatabaseConfig {
+    /// Where the data is, for messages: the SQLite file, or PostgreSQL's user, host, port and
+    /// database (never the password or the query).
+    pub fn describe(&self) -> String {
+        use secrecy::ExposeSecret as _;
+        match self {
+            Self::Sqlite(path) => format!("SQLite {}", path.display()),
+            Self::Postgres(url) => match Url::parse(url.expose_secret()) {
+                Ok(u) => {
+                    let user = if u.username().is_empty() {
+                        String::new()
+                    } else {
+                        format!("{}@", u.username())
+                    };
+                    let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
+                    format!(
+                        "PostgreSQL {user}{}{port}{}",
+                        u.host_str().unwrap_or(""),
+                        u.path()
+                    )
+                }
+                Err(_) => "PostgreSQL (URL not parsed)".to_owned(),
+            },
+        }
+    }
+}
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -228,19 +269,27 @@ impl BrokerConfig {
     /// # Errors
     /// [`ConfigError`] naming the key.
     pub fn from_toml_and_env(toml_text: &str, env: &Env) -> Result<Self, ConfigError> {
-        let raw: RawConfig = toml::from_str(toml_text).map_err(|e| {
-            bad(
-                "(file)",
-                format!(
-                    "{}; see `calconnect serve --help` for an example",
-                    e.message()
-                ),
-            )
-        })?;
-        Self::validate(raw, env)
+        Self::from_file_text(toml_text, env, None)
     }
 
-    fn validate(raw: RawConfig, env: &Env) -> Result<Self, ConfigError> {
+    /// As [`Self::from_toml_and_env`] for the text of a configuration file in the folder
+    /// `file_dir`: relative paths written in the file (`database_url = "sqlite://…"`,
+    /// `keys.file`) are taken from that folder, so the broker finds its files whatever its
+    /// working directory. Paths in `CALCONNECT_*` variables stay relative to the working
+    /// directory.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the key (and the line, for a mistake in the file).
+    pub fn from_file_text(
+        toml_text: &str,
+        env: &Env,
+        file_dir: Option<&Path>,
+    ) -> Result<Self, ConfigError> {
+        let raw = parse_raw(toml_text)?;
+        Self::validate(raw, env, file_dir)
+    }
+
+    fn validate(raw: RawConfig, env: &Env, file_dir: Option<&Path>) -> Result<Self, ConfigError> {
         let get = |var: &str, file: Option<String>| -> Option<String> {
             env.get(var).cloned().filter(|v| !v.is_empty()).or(file)
         };
@@ -252,10 +301,7 @@ impl BrokerConfig {
             bad("public_base_url", "missing: set the URL where browsers reach this broker, e.g. https://connect.example.com (CALCONNECT_PUBLIC_BASE_URL)")
         })?;
         let public_base_url = parse_base_url(&base_text)?;
-        let database = parse_database(
-            &get("CALCONNECT_DATABASE_URL", raw.database_url)
-                .unwrap_or_else(|| "sqlite://calconnect.db".into()),
-        )?;
+        let database = database_of(env, raw.database_url, file_dir)?;
         let log_format = match get("CALCONNECT_LOG_FORMAT", raw.log_format).as_deref() {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
@@ -329,7 +375,7 @@ impl BrokerConfig {
                 other => other.map(SecretString::from),
             },
         };
-        let keyring = load_keyring(env, raw.keys.file)?;
+        let keyring = load_keyring(env, raw.keys.file.map(|f| in_dir(file_dir, f)))?;
         let webhooks = parse_webhooks(
             env.get("CALCONNECT_WEBHOOK_URLS")
                 .filter(|v| !v.is_empty())
@@ -431,6 +477,118 @@ fn parse_budget(
         );
     }
     Ok(config)
+}
+
+/// Only the database of a configuration (`database_url`, `CALCONNECT_DATABASE_URL`): what
+/// `calconnect api-keys` needs, without the client, keys or webhook settings. The file must
+/// still be valid TOML with known keys.
+///
+/// # Errors
+/// [`ConfigError`] naming the key.
+pub fn database_from_file_text(
+    toml_text: &str,
+    env: &Env,
+    file_dir: Option<&Path>,
+) -> Result<DatabaseConfig, ConfigError> {
+    let raw = parse_raw(toml_text)?;
+    database_of(env, raw.database_url, file_dir)
+}
+
+/// `CALCONNECT_DATABASE_URL`, else the file's `database_url` (a relative SQLite path taken from
+/// the file's folder), else `sqlite://calconnect.db`.
+fn database_of(
+    env: &Env,
+    from_file: Option<String>,
+    file_dir: Option<&Path>,
+) -> Result<DatabaseConfig, ConfigError> {
+    if let Some(url) = env.get("CALCONNECT_DATABASE_URL").filter(|v| !v.is_empty()) {
+        return parse_database(url);
+    }
+    match parse_database(from_file.as_deref().unwrap_or("sqlite://calconnect.db"))? {
+        DatabaseConfig::Sqlite(path) if !path.as_os_str().to_string_lossy().starts_with(':') => {
+            Ok(DatabaseConfig::Sqlite(in_dir(file_dir, path)))
+        }
+        other => Ok(other),
+    }
+}
+
+/// `path` taken from `dir` when relative.
+fn in_dir(dir: Option<&Path>, path: PathBuf) -> PathBuf {
+    match dir {
+        Some(dir) if path.is_relative() => dir.join(path),
+        _ => path,
+    }
+}
+
+/// The file's text as [`RawConfig`]. A syntax error names its line and column; a value of the
+/// wrong type or an unknown key names the key and its line.
+fn parse_raw(text: &str) -> Result<RawConfig, ConfigError> {
+    toml::from_str(text).map_err(|e| toml_error(text, &e))
+}
+
+fn toml_error(text: &str, e: &toml::de::Error) -> ConfigError {
+    let message = e.message().trim().replace('\n', "; ");
+    let example = "see `calconnect serve --help` for an example";
+    let Some(at) = e.span().map(|s| s.start.min(text.len())) else {
+        return bad(FILE_KEY, format!("{message}; {example}"));
+    };
+    let before = text.get(..at).unwrap_or("");
+    let line = before.matches('\n').count() + 1;
+    let column = before.chars().rev().take_while(|c| *c != '\n').count() + 1;
+    // The document parses as TOML, so the mistake is in a value or a key: name the key.
+    if toml::from_str::<toml::Table>(text).is_ok()
+        && let Some(key) = key_at(text, at)
+    {
+        return bad(&key, format!("{message} (line {line}); {example}"));
+    }
+    bad(
+        FILE_KEY,
+        format!("line {line}, column {column}: {message}; {example}"),
+    )
+}
+
+/// The dotted key whose value or name is at byte `at` of a document that parses: the nearest
+/// `name =` at or before that line, under the nearest `[table]` header before it.
+fn key_at(text: &str, at: usize) -> Option<String> {
+    let lines: Vec<&str> = text.get(..at)?.split('\n').collect();
+    let current = text.get(at..)?.split('\n').next().unwrap_or("");
+    let mut name = None;
+    let mut table = None;
+    for (i, line) in lines.iter().enumerate().rev() {
+        let whole = if i + 1 == lines.len() {
+            format!("{line}{current}")
+        } else {
+            (*line).to_owned()
+        };
+        let trimmed = whole.trim();
+        if let Some(header) = trimmed
+            .strip_prefix('[')
+            .and_then(|h| h.split(']').next())
+            .filter(|_| !trimmed.starts_with("[["))
+        {
+            table = Some(header.trim().to_owned());
+            break;
+        }
+        if name.is_none()
+            && let Some((key, _)) = trimmed.split_once('=')
+        {
+            // A bare or quoted key (not a string value that holds a `=` inside an array).
+            let key = key.trim().trim_matches('"');
+            if !key.is_empty()
+                && key
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+            {
+                name = Some(key.to_owned());
+            }
+        }
+    }
+    match (table, name) {
+        (Some(t), Some(n)) => Some(format!("{t}.{n}")),
+        (None, Some(n)) => Some(n),
+        (Some(t), None) => Some(t),
+        (None, None) => None,
+    }
 }
 
 /// The log format named by `CALCONNECT_LOG_FORMAT` or the file's `log_format` (before the rest
@@ -879,6 +1037,81 @@ mod tests {
         assert_eq!(c.edge.max_connections, 64);
         let e = parse(&format!("{ok}[http]\nidle_timeout_secs = 0")).unwrap_err();
         assert_eq!(e.key, "http.idle_timeout_secs");
+    }
+
+    #[test]
+    fn relative_paths_in_the_file_are_the_files() {
+        let k = key();
+        let text = "public_base_url = \"https://c.example\"\ndatabase_url = \"sqlite://data/broker.db\"\n[client]\nid = \"x\"\nscopes = [\"PROFILE_READ\"]\n";
+        let dir = Path::new("/etc/calconnect");
+        let c = BrokerConfig::from_file_text(text, &env(&[(KEY, &k)]), Some(dir)).unwrap();
+        assert!(
+            matches!(&c.database, DatabaseConfig::Sqlite(p) if p == Path::new("/etc/calconnect/data/broker.db")),
+            "{:?}",
+            c.database
+        );
+        assert_eq!(
+            c.database.describe(),
+            "SQLite /etc/calconnect/data/broker.db"
+        );
+        // A variable's path stays the working directory's; absolute paths stay as they are.
+        let c = BrokerConfig::from_file_text(
+            text,
+            &env(&[(KEY, &k), ("CALCONNECT_DATABASE_URL", "sqlite://here.db")]),
+            Some(dir),
+        )
+        .unwrap();
+        assert!(matches!(&c.database, DatabaseConfig::Sqlite(p) if p == Path::new("here.db")));
+        let db = database_from_file_text(
+            "database_url = \"sqlite:///var/lib/c.db\"",
+            &env(&[]),
+            Some(dir),
+        )
+        .unwrap();
+        assert!(matches!(&db, DatabaseConfig::Sqlite(p) if p == Path::new("/var/lib/c.db")));
+        // The key file too (it does not exist there: the error names the resolved path).
+        let e = BrokerConfig::from_file_text(
+            &format!("{text}[keys]\nfile = \"keys\"\n"),
+            &env(&[]),
+            Some(dir),
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "keys.file");
+        assert!(e.to_string().contains("/etc/calconnect/keys"), "{e}");
+        let pg = database_from_file_text(
+            "database_url = \"postgres://app:pw@db.internal:5433/calconnect?sslmode=require\"",
+            &env(&[]),
+            None,
+        )
+        .unwrap();
+        assert_eq!(pg.describe(), "PostgreSQL app@db.internal:5433/calconnect");
+    }
+
+    #[test]
+    fn toml_mistakes_name_the_line_and_the_key() {
+        let e =
+            BrokerConfig::from_toml_and_env("listen = \"a\"\nbroken = [\n", &env(&[])).unwrap_err();
+        assert_eq!(e.key, FILE_KEY);
+        assert!(
+            e.to_string().starts_with("configuration file: line "),
+            "{e}"
+        );
+        assert!(!e.to_string().contains('\n'), "{e}");
+        let e = BrokerConfig::from_toml_and_env("listen = 8080", &env(&[])).unwrap_err();
+        assert_eq!(e.key, "listen");
+        assert!(e.to_string().contains("(line 1)"), "{e}");
+        let e = BrokerConfig::from_toml_and_env(
+            "listen = \"127.0.0.1:0\"\n\n[webhooks]\nurls = [\n  \"https://a.example\",\n  7,\n]\n",
+            &env(&[]),
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "webhooks.urls", "{e}");
+        assert!(e.to_string().contains("(line 6)"), "{e}");
+        let e = BrokerConfig::from_toml_and_env("[metrics]\nlisten = 9090", &env(&[])).unwrap_err();
+        assert_eq!(e.key, "metrics.listen", "{e}");
+        let e = BrokerConfig::from_toml_and_env("[clients]\nid = \"x\"", &env(&[])).unwrap_err();
+        assert_eq!(e.key, "clients", "{e}");
+        assert!(e.to_string().contains("unknown field `clients`"), "{e}");
     }
 
     #[test]

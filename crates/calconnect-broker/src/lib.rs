@@ -11,6 +11,7 @@
 
 mod access_token;
 pub mod api_keys;
+pub mod checks;
 pub mod config;
 mod connect;
 pub mod connections;

@@ -1,6 +1,7 @@
 //! Operations endpoints: `/healthz` (the process answers), `/readyz` (store reachable, migrations
-//! applied), `/metrics` (Prometheus).
+//! applied, the keys open the stored tokens), `/metrics` (Prometheus).
 
+use crate::checks::StoredData;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
@@ -16,12 +17,20 @@ pub(crate) async fn healthz() -> Json<serde_json::Value> {
 pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
     let store_ok = state.store.count_connections().await.is_ok();
     let migrations_ok = state.db.ready().await;
+    // A keyring that cannot open the stored tokens (a key missing after a rotation elsewhere)
+    // would fail every token request: take the instance out of rotation.
+    let keys_ok = matches!(
+        crate::checks::stored_data_opens(&*state.store, &state.config.keyring).await,
+        Ok(StoredData::Empty | StoredData::Opens { .. })
+    );
+    let ready = store_ok && migrations_ok && keys_ok;
     let body = json!({
-        "status": if store_ok && migrations_ok { "ready" } else { "not_ready" },
+        "status": if ready { "ready" } else { "not_ready" },
         "store": store_ok,
         "migrations": migrations_ok,
+        "keys": keys_ok,
     });
-    let status = if store_ok && migrations_ok {
+    let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE

@@ -148,6 +148,7 @@ pub async fn open_storage(
             (Arc::new(store), db)
         }
         DatabaseConfig::Postgres(url) => {
+            probe_postgres(url).await?;
             let store = calconnect_sql::PostgresStore::connect(url, clock).await?;
             let db = BrokerDb::new(store.db().clone());
             (Arc::new(store), db)
@@ -155,6 +156,57 @@ pub async fn open_storage(
     };
     db.migrate().await?;
     Ok((store, db))
+}
+
+/// How long the first connection to PostgreSQL may take.
+const POSTGRES_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One connection attempt before the pool is built, so that an unreachable server is reported
+/// at once in its own words ("connection refused", "password authentication failed") rather
+/// than as the pool's "timed out" after ten seconds. A URL that does not parse is left to the
+/// store, which explains it.
+async fn probe_postgres(url: &secrecy::SecretString) -> Result<(), StoreError> {
+    use calconnect_sql::sqlx::Connection as _;
+    use calconnect_sql::sqlx::postgres::{PgConnectOptions, PgConnection};
+    use secrecy::ExposeSecret as _;
+    let Ok(options) = url.expose_secret().parse::<PgConnectOptions>() else {
+        return Ok(());
+    };
+    let unavailable = |why: String| StoreError::Unavailable {
+        database: calconnect_sql::describe(&options),
+        operation: "connecting",
+        source: why.into(),
+    };
+    match tokio::time::timeout(
+        POSTGRES_CONNECT_TIMEOUT,
+        PgConnection::connect_with(&options),
+    )
+    .await
+    {
+        Err(_) => Err(unavailable(format!(
+            "no answer within {} s (is the host right, and the port open?)",
+            POSTGRES_CONNECT_TIMEOUT.as_secs()
+        ))),
+        Ok(Err(e)) => Err(unavailable(explain_postgres_error(&e))),
+        Ok(Ok(connection)) => {
+            let _ = connection.close().await;
+            Ok(())
+        }
+    }
+}
+
+/// The cause of a failed connection, once and in plain words.
+fn explain_postgres_error(e: &calconnect_sql::sqlx::Error) -> String {
+    use calconnect_sql::sqlx::Error;
+    match e {
+        Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+            "connection refused: no PostgreSQL listens on that host and port".to_owned()
+        }
+        Error::Io(io) => io.to_string(),
+        Error::Database(db) => db.message().to_owned(),
+        Error::Tls(tls) => format!("TLS failed: {tls}"),
+        other => other.to_string(),
+    }
 }
 
 /// Configures a [`Broker`].

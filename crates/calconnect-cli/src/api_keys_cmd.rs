@@ -1,6 +1,7 @@
 //! `calconnect api-keys create|list|revoke`: the broker's API keys, on the broker's database.
+//! Only the database settings are read: the client, keys and webhook settings need not be set.
 
-use crate::serve_cmd::load_config;
+use crate::serve_cmd::load_database;
 use anyhow::Context as _;
 use calconnect::{Clock as _, SystemClock};
 use secrecy::ExposeSecret as _;
@@ -9,7 +10,8 @@ use std::sync::Arc;
 
 #[derive(Debug, clap::Args)]
 pub struct ApiKeysArgs {
-    /// The broker's configuration file (for the database URL); CALCONNECT_* variables apply.
+    /// The broker's configuration file (only its database_url is used); CALCONNECT_DATABASE_URL
+    /// overrides it.
     #[arg(long, short, global = true)]
     config: Option<PathBuf>,
     #[command(subcommand)]
@@ -24,8 +26,12 @@ enum ApiKeysCommand {
         #[arg(long, default_value = "default")]
         name: String,
     },
-    /// List keys (id, name, prefix, created, revoked).
-    List,
+    /// List keys (id, name, prefix, status, created).
+    List {
+        /// One JSON array: id, name, prefix, status, created_at and revoked_at (RFC 3339).
+        #[arg(long)]
+        json: bool,
+    },
     /// Revoke a key by id.
     Revoke {
         /// The key's id (from `list`).
@@ -34,12 +40,17 @@ enum ApiKeysCommand {
 }
 
 pub async fn run(args: ApiKeysArgs) -> anyhow::Result<()> {
-    let config = load_config(args.config.as_deref())?;
+    let database = load_database(args.config.as_deref())?;
     let clock = Arc::new(SystemClock);
     let now_ms = clock.now().unix_timestamp() * 1000;
-    let (_store, db) = calconnect_broker::open_storage(&config.database, clock)
+    let (_store, db) = calconnect_broker::open_storage(&database, clock)
         .await
-        .context("cannot open the broker's database")?;
+        .with_context(|| {
+            format!(
+                "cannot open the broker's database ({}; database_url, CALCONNECT_DATABASE_URL)",
+                database.describe()
+            )
+        })?;
     match args.command {
         ApiKeysCommand::Create { name } => {
             let created =
@@ -51,20 +62,37 @@ pub async fn run(args: ApiKeysArgs) -> anyhow::Result<()> {
             );
             println!("{}", created.key.expose_secret());
         }
-        ApiKeysCommand::List => {
+        ApiKeysCommand::List { json } => {
+            let keys = calconnect_broker::api_keys::list(&db).await?;
+            if json {
+                let listed: Vec<serde_json::Value> = keys
+                    .iter()
+                    .map(|k| {
+                        serde_json::json!({
+                            "id": k.id,
+                            "name": k.name,
+                            "prefix": k.prefix,
+                            "status": status(k),
+                            "created_at": rfc3339_ms(k.created_at_ms),
+                            "revoked_at": k.revoked_at_ms.map(rfc3339_ms),
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&listed)?);
+                return Ok(());
+            }
             println!(
-                "{:<38} {:<20} {:<12} {:<10}",
-                "ID", "NAME", "PREFIX", "STATUS"
+                "{:<38} {:<20} {:<12} {:<8} {:<20}",
+                "ID", "NAME", "PREFIX", "STATUS", "CREATED"
             );
-            for k in calconnect_broker::api_keys::list(&db).await? {
-                let status = if k.revoked_at_ms.is_some() {
-                    "revoked"
-                } else {
-                    "active"
-                };
+            for k in &keys {
                 println!(
-                    "{:<38} {:<20} {:<12} {:<10}",
-                    k.id, k.name, k.prefix, status
+                    "{:<38} {:<20} {:<12} {:<8} {:<20}",
+                    k.id,
+                    k.name,
+                    k.prefix,
+                    status(k),
+                    rfc3339_ms(k.created_at_ms)
                 );
             }
         }
@@ -77,4 +105,23 @@ pub async fn run(args: ApiKeysArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+fn status(key: &calconnect_broker::api_keys::ApiKeyInfo) -> &'static str {
+    if key.revoked_at_ms.is_some() {
+        "revoked"
+    } else {
+        "active"
+    }
+}
+
+/// Unix milliseconds as RFC 3339 (UTC, whole seconds).
+fn rfc3339_ms(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
 }

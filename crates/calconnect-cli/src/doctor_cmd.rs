@@ -1,6 +1,9 @@
 //! `calconnect doctor`: checks configuration, redirect URIs, clock, database, keys and the token
 //! endpoint, and optionally runs a synthetic flow against the sandbox; prints each check with a
 //! fix for what fails. Never prints a token.
+//!
+//! With `--config broker.toml` it checks the broker's configuration instead
+//! ([`calconnect_broker::checks`], the checks `calconnect serve` runs at start).
 
 use crate::doctor_custom::{self, Probe};
 use crate::exit::CliError;
@@ -32,6 +35,12 @@ pub struct DoctorArgs {
     /// code exchange, /v2/me). Sandbox profile only; stores nothing.
     #[arg(long)]
     synthetic: bool,
+    /// Check a broker configuration instead (`calconnect serve --config`): the client id and
+    /// secret at the token endpoint, the scopes, the database, the keys against the stored
+    /// tokens, the redirect URI to register, the webhook receivers. CALCONNECT_* variables apply.
+    /// Opening the database applies pending migrations, as `serve` would.
+    #[arg(long, short, conflicts_with_all = ["synthetic", "redirect_uris"])]
+    config: Option<std::path::PathBuf>,
 }
 
 /// The outcome of one check.
@@ -78,6 +87,9 @@ impl Report {
 }
 
 pub async fn run(args: DoctorArgs) -> anyhow::Result<()> {
+    if let Some(path) = &args.config {
+        return broker_checks(path).await;
+    }
     let mut report = Report { failures: 0 };
 
     // Configuration: folders, connections.json, and which provider to check.
@@ -217,6 +229,57 @@ pub async fn run(args: DoctorArgs) -> anyhow::Result<()> {
         report.print("synthetic flow", outcome);
     }
     finish(&report)
+}
+
+/// `doctor --config`: the broker's checks, printed as the local ones.
+async fn broker_checks(path: &std::path::Path) -> anyhow::Result<()> {
+    use calconnect_broker::checks::Outcome as Broker;
+    let mut report = Report { failures: 0 };
+    let config = match crate::serve_cmd::load_config(Some(path)) {
+        Ok(config) => config,
+        Err(e) => {
+            report.print(
+                "configuration",
+                fail(
+                    crate::exit::one_line(&e),
+                    "correct the file or the CALCONNECT_* variable named above",
+                ),
+            );
+            return finish_broker(&report, path);
+        }
+    };
+    report.print(
+        "configuration",
+        ok(format!("{} parses and validates", path.display())),
+    );
+    let checks = calconnect_broker::checks::run(&config, std::sync::Arc::new(SystemClock)).await;
+    for check in checks.checks {
+        let outcome = match check.outcome {
+            Broker::Ok(detail) => Outcome::Ok(detail),
+            Broker::Warn { problem, fix } => Outcome::Warn(problem, fix),
+            Broker::Fail { problem, fix } => Outcome::Fail(problem, fix),
+            Broker::Skip(why) => Outcome::Skip(why),
+        };
+        report.print(check.name, outcome);
+    }
+    finish_broker(&report, path)
+}
+
+fn finish_broker(report: &Report, path: &std::path::Path) -> anyhow::Result<()> {
+    if report.failures == 0 {
+        println!(
+            "All checks passed: `calconnect serve --config {}` will start.",
+            path.display()
+        );
+        Ok(())
+    } else {
+        Err(CliError::other(format!(
+            "{} check(s) failed: apply the fixes above and run `calconnect doctor --config {}` again",
+            report.failures,
+            path.display()
+        ))
+        .into())
+    }
 }
 
 fn finish(report: &Report) -> anyhow::Result<()> {

@@ -80,9 +80,27 @@ pub fn code_of(err: &anyhow::Error) -> ExitCode {
     ExitCode::from(kind.code())
 }
 
-/// The error as one line: the chain joined with ": ", newlines folded.
+/// The error as one line: the chain joined with ": ", newlines folded, each cause said once
+/// (an error whose message already ends with its source's text, as many `thiserror` messages
+/// do, does not repeat it).
 pub fn one_line(err: &anyhow::Error) -> String {
-    format!("{err:#}").replace(['\n', '\r'], " ")
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line.replace(['\n', '\r'], " ")
+}
+
+/// Whether `err` is a [`CliError`] (its message was written for the person already).
+pub fn is_explained(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| e.downcast_ref::<CliError>().is_some())
 }
 
 /// Text for `--help`.
@@ -93,3 +111,47 @@ Exit codes:
   2  usage error (bad flag, unknown profile, malformed scope)
   3  authorization needed (not logged in, consent denied, grant revoked): run `calconnect login`
   4  the API answered with an error";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Errors that print their source in their own message, as `thiserror`'s `{0}` does.
+    #[derive(Debug)]
+    struct Outer(Inner);
+    #[derive(Debug)]
+    struct Inner(std::io::Error);
+
+    impl fmt::Display for Outer {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "opening the database failed: {}", self.0)
+        }
+    }
+    impl std::error::Error for Outer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+    impl fmt::Display for Inner {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "connecting failed on db: {}", self.0)
+        }
+    }
+    impl std::error::Error for Inner {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn each_cause_is_said_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
+        let err = anyhow::Error::new(Outer(Inner(io))).context("the broker could not start");
+        assert_eq!(
+            one_line(&err),
+            "the broker could not start: opening the database failed: connecting failed on db: connection refused"
+        );
+        let plain = anyhow::anyhow!("first\nline").context("outer");
+        assert_eq!(one_line(&plain), "outer: first line");
+    }
+}

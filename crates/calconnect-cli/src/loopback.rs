@@ -19,7 +19,8 @@ pub async fn bind(port: u16) -> Result<TcpListener, CliError> {
         .map_err(|e| {
             if e.kind() == std::io::ErrorKind::AddrInUse {
                 CliError::other(format!(
-                    "port {port} is in use; pass --port N and register http://127.0.0.1:N/callback with your client"
+                    "port {port} is in use by {}; pass --port N and register http://127.0.0.1:N/callback with your client",
+                    crate::port_owner::describe(port)
                 ))
             } else {
                 CliError::other(format!(

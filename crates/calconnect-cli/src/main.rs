@@ -14,6 +14,7 @@ mod keys_cmd;
 mod local;
 mod login_cmd;
 mod loopback;
+mod port_owner;
 mod provider_args;
 mod revoke;
 mod sandbox_cmd;
@@ -111,6 +112,7 @@ enum Command {
     ///   calconnect doctor --redirect-uri https://app.example.com/oauth/callback
     ///   calconnect doctor --profile sandbox --sandbox-url http://127.0.0.1:5555 --synthetic
     ///   calconnect doctor --profile work
+    ///   calconnect doctor --config broker.toml      # the broker's configuration, as `serve` checks it
     #[command(verbatim_doc_comment, after_help = exit::EXIT_CODES_HELP)]
     Doctor(doctor_cmd::DoctorArgs),
     /// Print shell completions.
@@ -132,7 +134,7 @@ enum Command {
     ///
     /// Examples:
     ///   calconnect api-keys create --config broker.toml --name my-app
-    ///   calconnect api-keys list --config broker.toml
+    ///   calconnect api-keys list --config broker.toml --json
     ///   calconnect api-keys revoke --config broker.toml 4b1d…
     #[command(verbatim_doc_comment)]
     ApiKeys(api_keys_cmd::ApiKeysArgs),
@@ -147,9 +149,16 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    quiet_on_closed_pipe();
     let cli = Cli::parse();
     // The local commands talk to a person or a script: their own messages say what happened,
     // so library logs only on RUST_LOG=….
+    // Where a command's listen address is set, for an "address in use" that the command did not
+    // explain itself.
+    let listen_setting = match cli.command {
+        Command::Demo(_) => "choose other ports with --port, --broker-port or --sandbox-port",
+        _ => "choose another address or port (see --help)",
+    };
     let default_filter = match cli.command {
         Command::Login(_)
         | Command::Token(_)
@@ -187,10 +196,7 @@ fn main() -> ExitCode {
             Command::Api(args) => api_cmd::run(args).await,
             Command::Connections(args) => connections_cmd::run(args).await,
             Command::Doctor(args) => doctor_cmd::run(args).await,
-            Command::Completions(args) => {
-                completions::run::<Cli>(&args);
-                Ok(())
-            }
+            Command::Completions(args) => completions::run::<Cli>(&args),
             Command::Serve(args) => serve_cmd::run(args).await,
             Command::ApiKeys(args) => api_keys_cmd::run(args).await,
             Command::Demo(args) => demo_cmd::run(args).await,
@@ -198,9 +204,36 @@ fn main() -> ExitCode {
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if port_owner::is_addr_in_use(e.as_ref()) && !exit::is_explained(&e) => {
+            // `serve` and `sandbox` name their own listen setting; this is the others'.
+            eprintln!(
+                "error: {}: another process already listens there: stop it, or {listen_setting}",
+                exit::one_line(&e)
+            );
+            exit::code_of(&e)
+        }
         Err(e) => {
             eprintln!("error: {}", exit::one_line(&e));
             exit::code_of(&e)
         }
     }
+}
+
+/// Rust ignores SIGPIPE, so writing to a closed pipe (`calconnect … | head`) is an error, and
+/// `println!` panics on it. Like other Unix tools, stop quietly instead: the reader has all it
+/// wanted. Any other panic keeps the default report.
+fn quiet_on_closed_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.starts_with("failed printing to std") && message.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
 }

@@ -101,7 +101,19 @@ pub async fn run(args: SandboxArgs) -> anyhow::Result<()> {
         .refresh_token_ttl(time::Duration::days(args.refresh_token_ttl_days))
         .rate_limit(args.rate_limit, time::Duration::seconds(60))
         .ip_rate_limit(args.ip_rate_limit);
-    let sandbox = builder.start().await?;
+    let sandbox = match builder.start().await {
+        Ok(sandbox) => sandbox,
+        Err(calconnect_sandbox::StartError::Bind { addr, source })
+            if source.kind() == std::io::ErrorKind::AddrInUse =>
+        {
+            return Err(crate::exit::CliError::other(crate::port_owner::message(
+                addr,
+                "choose another address with --listen (CALCONNECT_SANDBOX_LISTEN), e.g. --listen 127.0.0.1:5556",
+            ))
+            .into());
+        }
+        Err(e) => return Err(e.into()),
+    };
     if args.pkce_required_for_all {
         sandbox.update_settings(|s| s.pkce_required_for_all = true);
     }
@@ -184,11 +196,46 @@ fn print_banner(sandbox: &Sandbox, seed: &Seed) {
                 .append_pair("code_challenge_method", "S256");
         }
         println!("  {url}");
-        if sandbox.settings().pkce_required_for_all {
-            println!(
-                "  (exchange the code with code_verifier=dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk)"
-            );
-        }
+        print_next_steps(sandbox, c);
     }
     println!("\nPress Ctrl-C to stop.");
+}
+
+/// What happens after the example link, and how to use the sandbox for real: the link's
+/// redirect URI is the client's first registered one, where nothing may listen yet.
+fn print_next_steps(sandbox: &Sandbox, client: &calconnect_sandbox::seed::SeedClient) {
+    let redirect_uri = client.redirect_uris.first().map_or("", String::as_str);
+    let pkce = sandbox.settings().pkce_required_for_all;
+    let base = sandbox.base_url().as_str().trim_end_matches('/');
+    println!("\nWhat happens next:");
+    println!(
+        "  After Allow, the browser goes to {redirect_uri}?code=…&state=try-me. Unless your app\n  listens there, the browser shows a connection error: that is expected, the code is in\n  its address bar (single use, valid 10 minutes). Exchange it:"
+    );
+    let secret = client.secrets.first().map_or("", String::as_str);
+    let verifier = if pkce {
+        // RFC 7636 Appendix B: the verifier of the challenge in the link.
+        r#","code_verifier":"dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk""#
+    } else {
+        ""
+    };
+    println!(
+        "    curl -s {} -H 'content-type: application/json' \\\n      -d '{{\"grant_type\":\"authorization_code\",\"client_id\":\"{}\",\"client_secret\":\"{secret}\",\"redirect_uri\":\"{redirect_uri}\",\"code\":\"PASTE-THE-CODE\"{verifier}}}'",
+        sandbox.token_url(),
+        client.client_id,
+    );
+    println!(
+        "  then call the API with the access_token: curl -H \"Authorization: Bearer ACCESS_TOKEN\" {}/me",
+        sandbox.api_url().as_str().trim_end_matches('/')
+    );
+    println!("\nOr let calconnect do it:");
+    println!(
+        "  calconnect login --profile sandbox --sandbox-url {base}   # a token in this terminal"
+    );
+    if let Some(public_base) = redirect_uri.strip_suffix("/oauth/callback") {
+        println!(
+            "  the broker, on {public_base} (this client's redirect URI is its callback): a broker.toml with\n    public_base_url = \"{public_base}\"\n    [provider]\n    kind = \"sandbox\"\n    web_url = \"{base}\"\n    [client]\n    id = \"{}\"\n    scopes = [\"PROFILE_READ\", \"SCHEDULE_READ\"]\n    [keys]\n    file = \"keys\"\n  then: calconnect keys generate --out keys && CALCONNECT_CLIENT_SECRET={secret} calconnect serve -c broker.toml",
+            client.client_id
+        );
+    }
+    println!("  calconnect demo   # the sandbox, the broker and an example app in one process");
 }

@@ -77,6 +77,22 @@ fn sandbox_prints_urls_and_credentials_and_serves_them() {
         "{banner}"
     );
     assert!(banner.contains("alice <alice@example.com>"), "{banner}");
+    // What to do after the example link, whose redirect URI may have nobody listening.
+    assert!(
+        banner.contains("What happens next:")
+            && banner.contains("the code is in\n  its address bar")
+            && banner.contains("\"grant_type\":\"authorization_code\",\"client_id\":\"my-app\",\"client_secret\":\"my-secret-value\""),
+        "{banner}"
+    );
+    let base = url_after(&banner, "control surface")
+        .trim_end_matches('/')
+        .trim_end_matches("/_sandbox");
+    assert!(
+        banner.contains(&format!(
+            "calconnect login --profile sandbox --sandbox-url {base}"
+        )),
+        "{banner}"
+    );
 
     let token_url = url_after(&banner, "token endpoint (v2)");
     assert!(token_url.starts_with("http://127.0.0.1:"), "{token_url}");
@@ -129,4 +145,27 @@ fn help_has_examples() {
     let help = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success());
     assert!(help.contains("--redirect-uri"), "{help}");
+}
+
+/// A reader that closes the pipe early (`| head`) ends the command quietly: exit 0, no panic.
+/// The pipe is closed before the command starts, so every run hits it.
+#[test]
+fn writing_to_a_closed_pipe_exits_quietly() {
+    for args in [
+        &["completions", "bash"][..],
+        &["keys", "generate"][..],
+        &["completions", "zsh"][..],
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = calconnect()
+            .args(args)
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(out.status.success(), "{args:?}: {:?} {stderr}", out.status);
+    }
 }

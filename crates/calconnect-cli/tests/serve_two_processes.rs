@@ -110,6 +110,13 @@ async fn two_serve_processes_share_flows_refresh_once_and_see_each_others_discon
 
     let a = serve(&config);
     let b = serve(&config);
+    // Each start checked the client with a made-up refresh token (refused as
+    // invalid_refresh_token); the counts below are about the flows and the storm only.
+    assert_eq!(
+        sandbox.token_calls("refresh_token", "invalid_grant:invalid_refresh_token"),
+        2
+    );
+    sandbox.reset_token_calls();
 
     // The flow starts on A ...
     let http = reqwest::Client::builder()

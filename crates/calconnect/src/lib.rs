@@ -165,6 +165,7 @@ mod pending;
 mod pending_registry;
 mod pkce;
 mod profile;
+pub mod scopes;
 mod secret;
 pub mod store;
 mod token_request;

@@ -108,9 +108,14 @@ async fn occupied_port_names_the_fix() {
     assert_eq!(out.code, 1, "{out:?}");
     let line = out.one_line_error();
     assert!(
-        line.contains(&format!(
-            "port {port} is in use; pass --port N and register http://127.0.0.1:N/callback"
-        )),
+        line.contains(&format!("port {port} is in use by "))
+            && line.contains("; pass --port N and register http://127.0.0.1:N/callback"),
+        "{line}"
+    );
+    // The holder is this test process, named when the system tells.
+    #[cfg(target_os = "linux")]
+    assert!(
+        line.contains(&format!("(pid {})", std::process::id())),
         "{line}"
     );
     assert!(!home.path().join("key").exists(), "nothing created");
