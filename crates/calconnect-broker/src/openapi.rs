@@ -38,7 +38,13 @@ impl Modify for ApiKeyScheme {
         crate::access_token::access_token,
         crate::access_token::refresh,
         crate::proxy::proxy,
+        crate::proxy::doc::post,
+        crate::proxy::doc::put,
+        crate::proxy::doc::patch,
+        crate::proxy::doc::delete,
         crate::webhooks::list,
+        crate::webhooks::manual::redeliver_handler,
+        crate::webhooks::manual::test,
     ),
     components(schemas(ErrorResponse, ErrorDetail)),
     modifiers(&ApiKeyScheme)
@@ -47,4 +53,42 @@ pub struct ApiDoc;
 
 pub(crate) async fn document() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+
+    /// Every proxied method is an operation of its own, and no two operations share an id (code
+    /// generators name methods after them).
+    #[test]
+    fn every_proxy_method_is_documented_with_a_unique_operation_id() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        if std::env::var_os("CALCONNECT_PRINT_OPENAPI").is_some() {
+            println!("{}", serde_json::to_string_pretty(&doc).unwrap());
+        }
+        let proxy = &doc["paths"]["/api/v1/connections/{id}/proxy/{path}"];
+        for (method, id) in [
+            ("get", "proxyGet"),
+            ("post", "proxyPost"),
+            ("put", "proxyPut"),
+            ("patch", "proxyPatch"),
+            ("delete", "proxyDelete"),
+        ] {
+            assert_eq!(proxy[method]["operationId"], id, "{method}");
+        }
+        let mut ids: Vec<&str> = doc["paths"]
+            .as_object()
+            .unwrap()
+            .values()
+            .flat_map(|item| item.as_object().unwrap().values())
+            .filter_map(|op| op["operationId"].as_str())
+            .collect();
+        let count = ids.len();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), count, "duplicate operationIds: {ids:?}");
+    }
 }

@@ -11,11 +11,15 @@
 //! - `outbox.rs`: the outbox's queries.
 //! - `worker.rs`: events to rows, dropping rows of removed endpoints, concurrent delivery.
 
+pub(crate) mod manual;
 pub(crate) mod outbox;
 mod payload;
 mod signature;
 mod worker;
 
+pub use manual::{
+    RedeliverError, TEST_EVENT_TYPE, TestError, TestOutcome, TestReport, redeliver, send_test,
+};
 pub use outbox::Delivery;
 pub use signature::{signature, signature_header};
 pub(crate) use worker::spawn_worker;
@@ -38,6 +42,51 @@ use std::time::Duration;
 /// When the TLS backend cannot start.
 pub(crate) fn client() -> Result<reqwest::Client, calconnect::http::HttpClientError> {
     calconnect::http::reqwest_client(&crate::proxy::upstream_http_config())
+}
+
+/// One signed delivery about to go out: the headers every delivery carries
+/// (`calconnect-event-id`, `calconnect-event-type`, `calconnect-signature`) on `body`.
+pub(crate) struct Signed<'a> {
+    pub(crate) endpoint: &'a str,
+    pub(crate) event_id: &'a str,
+    pub(crate) event_type: &'a str,
+    pub(crate) body: String,
+}
+
+impl Signed<'_> {
+    /// Signs the body at unix time `t` with every secret and POSTs it; the receiver's 2xx
+    /// status, or the status (if any) and a reason to record. The reason holds no secret and no
+    /// URL.
+    pub(crate) async fn send(
+        self,
+        http: &reqwest::Client,
+        secrets: &[secrecy::SecretString],
+        t: i64,
+        timeout: Duration,
+    ) -> Result<i64, (Option<i64>, String)> {
+        let signature = signature_header(secrets, t, self.body.as_bytes());
+        let sent = http
+            .post(self.endpoint)
+            .timeout(timeout)
+            .header("content-type", "application/json")
+            .header("user-agent", "calconnect-broker")
+            .header("calconnect-event-id", self.event_id)
+            .header("calconnect-event-type", self.event_type)
+            .header("calconnect-signature", signature)
+            .body(self.body)
+            .send()
+            .await;
+        match sent {
+            Ok(r) if r.status().is_success() => Ok(i64::from(r.status().as_u16())),
+            Ok(r) => Err((
+                Some(i64::from(r.status().as_u16())),
+                format!("receiver answered {}", r.status().as_u16()),
+            )),
+            Err(e) if e.is_timeout() => Err((None, "timeout".to_owned())),
+            Err(e) if e.is_connect() => Err((None, "connection failed".to_owned())),
+            Err(_) => Err((None, "transport error".to_owned())),
+        }
+    }
 }
 
 /// Worker settings.
