@@ -328,7 +328,8 @@ async fn whole_flow(snippets: Snippets) {
 
     // The receiver refuses what the broker did not sign, or signed too long ago.
     let body = r#"{"id":"evt_forged","type":"connection.deleted","created_at":"2026-01-01T00:00:00Z","data":{}}"#;
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    // The receiver checks `t` against its own (the system's) clock.
+    let now = calconnect::Clock::now(&calconnect::SystemClock).unix_timestamp();
     for (signature, want) in [
         (signed("not-the-secret-0123456789abcdef", now, body), 401),
         (signed(WEBHOOK_SECRET, now - 600, body), 401),
