@@ -1,5 +1,6 @@
 import { createHmac, timingSafeEqual } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { components } from "./calconnect-api.js";
 
 // Checks a delivery's `calconnect-signature: t=<unix seconds>,v1=<hex>[,v1=<hex>…]` against
 // your secret: one v1 must be HMAC-SHA256(secret, "<t>.<raw body>"), and t within five minutes
@@ -22,20 +23,9 @@ export function verifySignature(secret: string, header: string, rawBody: Buffer,
   });
 }
 
-/** A webhook event (`connection.created`, `connection.needs_reauth`, …, `webhook.test`). */
-export interface CalconnectEvent {
-  id: string;
-  type: string;
-  created_at: string;
-  data: {
-    connection_id?: string;
-    end_user_id?: string;
-    from_status?: string | null;
-    status?: string | null;
-    reason?: string;
-    reconnect_url?: string; // connection.needs_reauth and connection.refresh_lost
-  };
-}
+/** A webhook event (`connection.created`, `connection.needs_reauth`, …, `webhook.test`), as the
+ * broker's OpenAPI document describes it. */
+export type CalconnectEvent = components["schemas"]["WebhookEvent"];
 
 // The receiver (node:http; with Express use express.raw({ type: "application/json" })).
 // Answer 2xx only once the event is handled: the broker retries anything else. Deliveries are

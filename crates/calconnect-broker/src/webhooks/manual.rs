@@ -65,7 +65,7 @@ pub enum TestError {
 
 /// The body of a test event: a `webhook.test` in the shape of every event (`id`, `type`,
 /// `created_at`, `data`).
-fn test_body(event_id: &str, now_unix: i64) -> String {
+pub(crate) fn test_body(event_id: &str, now_unix: i64) -> String {
     let created_at = crate::state::rfc3339_ms(now_unix.saturating_mul(1000));
     serde_json::json!({
         "id": event_id,

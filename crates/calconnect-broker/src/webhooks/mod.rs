@@ -14,6 +14,7 @@
 pub(crate) mod manual;
 pub(crate) mod outbox;
 mod payload;
+mod schema;
 mod signature;
 mod worker;
 
@@ -21,6 +22,7 @@ pub use manual::{
     RedeliverError, TEST_EVENT_TYPE, TestError, TestOutcome, TestReport, redeliver, send_test,
 };
 pub use outbox::Delivery;
+pub use schema::{WebhookEvent, WebhookEventData, WebhookEventType};
 pub use signature::{signature, signature_header};
 pub(crate) use worker::spawn_worker;
 
@@ -121,16 +123,14 @@ impl Default for WorkerConfig {
     }
 }
 
-/// `connection.conflict`: a flow for `requested_end_user` reached a Cal.com account already
-/// connected for `existing_end_user`; nothing changed. Not a store event (the store did not
-/// change), so it is written to the outbox directly, under a negative sequence number that no
-/// store event uses.
-pub(crate) async fn conflict(
-    state: &AppState,
+/// The body of a `connection.conflict` event numbered `seq`, at `now_ms`.
+pub(crate) fn conflict_body(
+    seq: i64,
+    now_ms: i64,
     connection_id: &str,
     existing_end_user: &str,
     requested_end_user: &str,
-) -> Result<(), DbError> {
+) -> String {
     #[derive(Serialize)]
     struct ConflictData<'a> {
         connection_id: &'a str,
@@ -146,12 +146,10 @@ pub(crate) async fn conflict(
         created_at: String,
         data: ConflictData<'a>,
     }
-    let now = state.now_ms();
-    let seq = -(now.saturating_mul(1000) + i64::from(rand::random::<u16>()));
-    let body = serde_json::to_string(&ConflictPayload {
+    serde_json::to_string(&ConflictPayload {
         id: format!("evt_{seq}"),
         kind: "connection.conflict",
-        created_at: crate::state::rfc3339_ms(now),
+        created_at: crate::state::rfc3339_ms(now_ms),
         data: ConflictData {
             connection_id,
             end_user_id: existing_end_user,
@@ -159,7 +157,28 @@ pub(crate) async fn conflict(
             reason: "a connect flow for another end user reached this Cal.com account; the connection was left as it was",
         },
     })
-    .unwrap_or_default();
+    .unwrap_or_default()
+}
+
+/// `connection.conflict`: a flow for `requested_end_user` reached a Cal.com account already
+/// connected for `existing_end_user`; nothing changed. Not a store event (the store did not
+/// change), so it is written to the outbox directly, under a negative sequence number that no
+/// store event uses.
+pub(crate) async fn conflict(
+    state: &AppState,
+    connection_id: &str,
+    existing_end_user: &str,
+    requested_end_user: &str,
+) -> Result<(), DbError> {
+    let now = state.now_ms();
+    let seq = -(now.saturating_mul(1000) + i64::from(rand::random::<u16>()));
+    let body = conflict_body(
+        seq,
+        now,
+        connection_id,
+        existing_end_user,
+        requested_end_user,
+    );
     for url in &state.config.webhooks.urls {
         outbox::insert(
             &state.db,
