@@ -60,6 +60,11 @@ fn extra_routes() -> Router<AppState> {
             "/api/v1/webhook-deliveries",
             axum::routing::get(webhooks::list),
         )
+        .route(
+            "/api/v1/webhook-deliveries/{id}/redeliver",
+            post(webhooks::manual::redeliver_handler),
+        )
+        .route("/api/v1/webhooks/test", post(webhooks::manual::test))
 }
 
 /// `/api/openapi.json`.

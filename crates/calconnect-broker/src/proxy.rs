@@ -27,6 +27,7 @@ use calconnect::AccessToken;
 use calconnect::api::{RateGovernor, RateKey, Rejection};
 use calconnect::http::{HttpClientError, HttpConfig, StreamingClient};
 use calconnect::store::ConnectionId;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
@@ -229,6 +230,68 @@ impl Upstream {
     }
 }
 
+/// The proxy path parameter, in the OpenAPI document.
+const PATH_DOC: &str = "Cal.com API v2 path, e.g. `me`, `schedules/default` or `bookings/{uid}/cancel`; its slashes may be sent as they are or encoded as `%2F` (an optional leading `v2/` is dropped; Cal.com's `auth/` routes are refused)";
+/// The `cal-api-version` parameter, in the OpenAPI document.
+const VERSION_DOC: &str = "Cal.com's API version for this call. When absent the proxy sends the route's documented version, as `calconnect api` does: 2024-06-11 for `schedules`, 2024-06-14 for `event-types`, 2024-08-13 for `bookings`, 2024-09-04 for `slots`, none otherwise";
+/// The proxied answer, in the OpenAPI document.
+const ANSWER_DOC: &str =
+    "Cal.com's answer, with its body and allow-listed headers (`X-RateLimit-*` among them)";
+/// Cal.com's answers of other statuses, in the OpenAPI document.
+const OTHER_DOC: &str = "Cal.com's answer of another status (its error envelope, a 429, …), passed through as it is; the statuses listed here are the broker's own";
+
+/// The proxy's other methods, as their own operations of the OpenAPI document (one operation
+/// id each, so that generated clients have a method per HTTP method). Never routed: the
+/// router sends every method to [`proxy`].
+#[allow(dead_code)] // reason: only their `#[utoipa::path]` is used, by crate::openapi
+pub(crate) mod doc {
+    use super::{ANSWER_DOC, OTHER_DOC, PATH_DOC, VERSION_DOC};
+
+    macro_rules! proxied {
+        ($method:ident, $id:literal, $what:literal) => {
+            #[doc = $what]
+            #[utoipa::path($method, path = "/api/v1/connections/{id}/proxy/{path}", operation_id = $id, tag = "proxy",
+                params(("id" = String, Path, description = "Connection id"),
+                       ("path" = String, Path, description = PATH_DOC),
+                       ("cal-api-version" = Option<String>, Header, description = VERSION_DOC)),
+                request_body(content = Option<serde_json::Value>, content_type = "application/json",
+                    description = "The JSON body for Cal.com, forwarded as it is (up to 10 MiB; bodies up to 256 KiB are replayed once after a refresh)"),
+                responses((status = 200, description = ANSWER_DOC, body = serde_json::Value),
+                    (status = 400, description = "Invalid path or unreadable body", body = crate::openapi::ErrorResponse),
+                    (status = 401, description = "Missing or invalid API key", body = crate::openapi::ErrorResponse),
+                    (status = 404, description = "No such connection", body = crate::openapi::ErrorResponse),
+                    (status = 409, description = "The user must reconnect", body = crate::openapi::ErrorResponse),
+                    (status = 413, description = "Body over 10 MiB", body = crate::openapi::ErrorResponse),
+                    (status = 502, description = "Cal.com unreachable", body = crate::openapi::ErrorResponse),
+                    (status = 503, description = "Cal.com or the store unavailable", body = crate::openapi::ErrorResponse),
+                    (status = "default", description = OTHER_DOC, body = serde_json::Value)),
+                security(("api_key" = [])))]
+            pub(crate) fn $method() {}
+        };
+    }
+
+    proxied!(
+        post,
+        "proxyPost",
+        "Forwards a POST to Cal.com API v2 `/{path}` with the connection's token (e.g. `bookings` to book)."
+    );
+    proxied!(
+        put,
+        "proxyPut",
+        "Forwards a PUT to Cal.com API v2 `/{path}` with the connection's token."
+    );
+    proxied!(
+        patch,
+        "proxyPatch",
+        "Forwards a PATCH to Cal.com API v2 `/{path}` with the connection's token (e.g. `schedules/{id}`)."
+    );
+    proxied!(
+        delete,
+        "proxyDelete",
+        "Forwards a DELETE to Cal.com API v2 `/{path}` with the connection's token."
+    );
+}
+
 /// The methods Cal.com's API v2 uses; anything else is 405.
 const METHODS: &[http::Method] = &[
     http::Method::GET,
@@ -241,22 +304,36 @@ const ALLOW: &str = "GET, POST, PUT, PATCH, DELETE";
 const USER_AGENT: &str = concat!("calconnect/", env!("CARGO_PKG_VERSION"));
 
 /// The API path after `/proxy/` (an optional leading `v2/` is dropped), checked: no `..`,
-/// `..;` or `;` path parameters, no empty segments, no encoded dot, slash or backslash, and
-/// never Cal.com's own OAuth routes (`auth/…`): the proxy carries API calls, not token requests.
-fn upstream_path(uri_path: &str) -> Result<&str, ApiError> {
+/// `..;` or `;` path parameters, no empty segments, no encoded dot or backslash, and never
+/// Cal.com's own OAuth routes (`auth/…`): the proxy carries API calls, not token requests.
+///
+/// A slash may come encoded (`schedules%2F12`), as generated clients encode a path parameter:
+/// it is decoded to `/` first, and the checks apply to the decoded path, which is what goes to
+/// Cal.com.
+fn upstream_path(uri_path: &str) -> Result<Cow<'_, str>, ApiError> {
     let (_, rest) = uri_path
         .split_once("/proxy/")
         .ok_or_else(|| ApiError::not_found("no such API route"))?;
-    let rest = rest.strip_prefix("v2/").unwrap_or(rest);
+    let rest: Cow<'_, str> = if contains_ignore_case(rest, "%2f") {
+        Cow::Owned(rest.replace("%2F", "/").replace("%2f", "/"))
+    } else {
+        Cow::Borrowed(rest)
+    };
+    let rest = match rest {
+        Cow::Borrowed(b) => Cow::Borrowed(b.strip_prefix("v2/").unwrap_or(b)),
+        Cow::Owned(o) => match o.strip_prefix("v2/") {
+            Some(r) => Cow::Owned(r.to_owned()),
+            None => Cow::Owned(o),
+        },
+    };
     let bad = rest.is_empty()
         || rest.contains(['\\', ';'])
-        || contains_ignore_case(rest, "%2e")
-        || contains_ignore_case(rest, "%2f")
-        || contains_ignore_case(rest, "%5c")
-        || contains_ignore_case(rest, "%3b")
+        || contains_ignore_case(&rest, "%2e")
+        || contains_ignore_case(&rest, "%5c")
+        || contains_ignore_case(&rest, "%3b")
         || rest.eq_ignore_ascii_case("auth")
-        || starts_with_ignore_case(rest, "auth/")
-        || starts_with_ignore_case(rest, "v2/")
+        || starts_with_ignore_case(&rest, "auth/")
+        || starts_with_ignore_case(&rest, "v2/")
         || rest
             .split('/')
             .any(|seg| seg.is_empty() || seg == "." || seg == "..");
@@ -280,10 +357,19 @@ fn contains_ignore_case(s: &str, needle: &str) -> bool {
         .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
 }
 
-/// The API base's `Host`, the allow-listed request headers, calconnect's user agent,
+const CAL_API_VERSION: HeaderName = HeaderName::from_static("cal-api-version");
+
+/// The API base's `Host`, the allow-listed request headers, the route's documented
+/// `cal-api-version` when the app sent none ([`calconnect::api::default_api_version`], as
+/// `calconnect api` sends it), calconnect's user agent,
 /// `Accept: */*` when the app sent none (as the reqwest client did) and the bearer. Nothing else: not the app's API key, cookies
 /// or hop-by-hop headers.
-fn upstream_headers(from: &HeaderMap, bearer: &Bearer, host: Option<&HeaderValue>) -> HeaderMap {
+fn upstream_headers(
+    from: &HeaderMap,
+    bearer: &Bearer,
+    host: Option<&HeaderValue>,
+    api_version: Option<&'static str>,
+) -> HeaderMap {
     let mut headers = HeaderMap::with_capacity(8);
     if let Some(host) = host {
         headers.insert(header::HOST, host.clone());
@@ -292,6 +378,11 @@ fn upstream_headers(from: &HeaderMap, bearer: &Bearer, host: Option<&HeaderValue
         if request_header_allowed(name) {
             headers.append(name.clone(), value.clone());
         }
+    }
+    if let Some(version) = api_version
+        && !headers.contains_key(CAL_API_VERSION)
+    {
+        headers.insert(CAL_API_VERSION, HeaderValue::from_static(version));
     }
     if !headers.contains_key(header::ACCEPT) {
         headers.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
@@ -307,17 +398,21 @@ enum OutBody {
     Stream(Body),
 }
 
-/// Forwards the request to Cal.com API v2 `/{path}` with the connection's token (any method;
-/// GET shown). Cal.com's status, body and allow-listed headers come back as they are.
-#[utoipa::path(get, path = "/api/v1/connections/{id}/proxy/{path}", tag = "proxy",
+/// Forwards a GET to Cal.com API v2 `/{path}` with the connection's token. Cal.com's status,
+/// body and allow-listed headers come back as they are. The other methods are documented as
+/// their own operations ([`doc`]); all go through this handler.
+#[utoipa::path(get, path = "/api/v1/connections/{id}/proxy/{path}", operation_id = "proxyGet", tag = "proxy",
     params(("id" = String, Path, description = "Connection id"),
-           ("path" = String, Path, description = "Cal.com API v2 path, e.g. `me` or `schedules`")),
-    responses((status = 200, description = "Cal.com's answer (any status)"), (status = 400, description = "Invalid input", body = crate::openapi::ErrorResponse),
+           ("path" = String, Path, description = PATH_DOC),
+           ("cal-api-version" = Option<String>, Header, description = VERSION_DOC)),
+    responses((status = 200, description = ANSWER_DOC, body = serde_json::Value),
+        (status = 400, description = "Invalid path", body = crate::openapi::ErrorResponse),
         (status = 401, description = "Missing or invalid API key", body = crate::openapi::ErrorResponse),
         (status = 404, description = "No such connection", body = crate::openapi::ErrorResponse),
         (status = 409, description = "The user must reconnect", body = crate::openapi::ErrorResponse),
         (status = 502, description = "Cal.com unreachable", body = crate::openapi::ErrorResponse),
-        (status = 503, description = "Cal.com or the store unavailable", body = crate::openapi::ErrorResponse)),
+        (status = 503, description = "Cal.com or the store unavailable", body = crate::openapi::ErrorResponse),
+        (status = "default", description = OTHER_DOC, body = serde_json::Value)),
     security(("api_key" = [])))]
 pub(crate) async fn proxy(
     State(state): State<AppState>,
@@ -330,8 +425,16 @@ pub(crate) async fn proxy(
         return Ok(method_not_allowed());
     }
     let path = upstream_path(request.uri().path())?;
+    let path = path.as_ref();
     let upstream = &state.upstream;
     let uri = upstream.uri(path, request.uri().query())?;
+    // Only for Cal.com: another provider's API has no such header.
+    let api_version = state
+        .config
+        .profile
+        .is_cal_com()
+        .then(|| calconnect::api::default_api_version(path))
+        .flatten();
     let (parts, body) = request.into_parts();
     let length = parts
         .headers
@@ -378,7 +481,8 @@ pub(crate) async fn proxy(
         let mut outgoing = http::Request::new(body);
         *outgoing.method_mut() = parts.method.clone();
         *outgoing.uri_mut() = uri.clone();
-        *outgoing.headers_mut() = upstream_headers(&parts.headers, &bearer, upstream.host());
+        *outgoing.headers_mut() =
+            upstream_headers(&parts.headers, &bearer, upstream.host(), api_version);
         let response = match upstream.client.send(outgoing).await {
             Ok(r) => r,
             Err(e) => {
@@ -484,18 +588,25 @@ mod tests {
 
     #[test]
     fn paths_are_checked() {
-        let ok =
-            |p: &str| upstream_path(&format!("/api/v1/connections/x/proxy/{p}")).map(str::to_owned);
+        let ok = |p: &str| {
+            upstream_path(&format!("/api/v1/connections/x/proxy/{p}")).map(|p| p.into_owned())
+        };
         assert_eq!(ok("me").unwrap(), "me");
         assert_eq!(ok("schedules/12").unwrap(), "schedules/12");
         assert_eq!(ok("v2/schedules/12").unwrap(), "schedules/12");
+        // Encoded slashes, as generated clients send a path parameter.
+        assert_eq!(ok("schedules%2F12").unwrap(), "schedules/12");
+        assert_eq!(ok("v2%2fschedules%2Fdefault").unwrap(), "schedules/default");
         for bad in [
             "",
             "v2/",
             "../auth/oauth2/token",
             "a//b",
             "%2e%2e/x",
-            "a%2Fb",
+            "auth%2Foauth2%2Ftoken",
+            "v2%2Fauth%2Foauth2%2Ftoken",
+            "me%2F..%2Fauth",
+            "a%2F%2Fb",
             "a\\b",
             "a%5cb",
             "..;/me",

@@ -396,6 +396,7 @@ pub(crate) async fn redeem(
 
 /// Query of [`get`].
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ResultQuery {
     /// The one-time `result` the browser brought back to `return_to`.
     pub result: String,
@@ -406,7 +407,6 @@ pub struct ResultQuery {
 /// app's backend calls this and checks that `end_user_id` is the user signed in in that browser
 /// (a link forwarded to someone else shows up here). Works once.
 #[utoipa::path(get, path = "/api/v1/connect-sessions/{id}", operation_id = "getConnectSession", tag = "connect",
-    operation_id = "redeem_connect_session_result",
     params(("id" = String, Path, description = "Session id"), ResultQuery),
     responses(
         (status = 200, description = "The outcome", body = SessionResult),

@@ -26,7 +26,9 @@ pub struct ApiArgs {
     /// Query parameter `key=value` (repeatable).
     #[arg(long, short = 'q')]
     query: Vec<String>,
-    /// The cal-api-version header. Default: 2024-06-11 for /schedules, none otherwise.
+    /// The cal-api-version header. Default: the route's documented version, as the broker's
+    /// proxy sends it: 2024-06-11 for /v2/schedules, 2024-06-14 for /v2/event-types,
+    /// 2024-08-13 for /v2/bookings, 2024-09-04 for /v2/slots, none otherwise.
     #[arg(long)]
     api_version: Option<String>,
     /// Print the body as received (no pretty-printing), for pipes.
@@ -104,8 +106,13 @@ pub async fn run(args: ApiArgs) -> anyhow::Result<()> {
         }
     };
     let mut request = client.request(method, &path);
+    // The route's documented version, the same default as the broker's proxy.
     let version = args.api_version.clone().or_else(|| {
-        (custom.is_none() && path.starts_with("/schedules")).then(|| "2024-06-11".to_owned())
+        custom
+            .is_none()
+            .then(|| calconnect::api::default_api_version(&path))
+            .flatten()
+            .map(str::to_owned)
     });
     if let Some(v) = &version {
         request = request.api_version(v);
@@ -188,7 +195,11 @@ fn normalize_path(path: &str) -> Result<String, CliError> {
             "`{path}` is not an API path: pass it like /v2/schedules"
         )));
     }
-    let rest = trimmed.strip_prefix("/v2").unwrap_or(trimmed);
+    // An optional `/v2` segment, as the proxy's optional `v2/` (not the `/v2` of `/v2x`).
+    let rest = match trimmed.strip_prefix("/v2") {
+        Some(rest) if rest.is_empty() || rest.starts_with('/') => rest,
+        _ => trimmed,
+    };
     if rest.contains('?') {
         return Err(CliError::usage(
             "put query parameters in --query key=value, not in the path",
@@ -237,6 +248,8 @@ mod tests {
     fn paths() {
         assert_eq!(normalize_path("/v2/schedules").unwrap(), "/schedules");
         assert_eq!(normalize_path("/me").unwrap(), "/me");
+        assert_eq!(normalize_path("/v2").unwrap(), "/");
+        assert_eq!(normalize_path("/v2x").unwrap(), "/v2x");
         assert!(normalize_path("https://x/v2/me").is_err());
         assert!(normalize_path("me").is_err());
         assert!(normalize_path("/v2/me?x=1").is_err());

@@ -21,6 +21,7 @@ mod sandbox_cmd;
 mod serve_cmd;
 mod synthetic;
 mod token_cmd;
+mod webhooks_cmd;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -138,6 +139,13 @@ enum Command {
     ///   calconnect api-keys revoke --config broker.toml 4b1d…
     #[command(verbatim_doc_comment)]
     ApiKeys(api_keys_cmd::ApiKeysArgs),
+    /// Test the broker's webhook endpoints, or send a logged delivery again.
+    ///
+    /// Examples:
+    ///   calconnect webhooks test --config broker.toml
+    ///   calconnect webhooks redeliver --config broker.toml 42
+    #[command(verbatim_doc_comment)]
+    Webhooks(webhooks_cmd::WebhooksArgs),
     /// Try the whole flow locally: a Cal.com sandbox, the broker and an example app in one
     /// process, nothing to configure. Open the printed address.
     ///
@@ -165,7 +173,8 @@ fn main() -> ExitCode {
         | Command::Api(_)
         | Command::Connections(_)
         | Command::Doctor(_)
-        | Command::Completions(_) => "error",
+        | Command::Completions(_)
+        | Command::Webhooks(_) => "error",
         // The demo prints what to open; its services only log warnings.
         Command::Demo(_) => "warn",
         _ => "info",
@@ -199,6 +208,7 @@ fn main() -> ExitCode {
             Command::Completions(args) => completions::run::<Cli>(&args),
             Command::Serve(args) => serve_cmd::run(args).await,
             Command::ApiKeys(args) => api_keys_cmd::run(args).await,
+            Command::Webhooks(args) => webhooks_cmd::run(args).await,
             Command::Demo(args) => demo_cmd::run(args).await,
         }
     });

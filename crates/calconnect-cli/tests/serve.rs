@@ -411,3 +411,142 @@ fn a_port_in_use_names_the_holder_and_the_setting_to_change() {
         "{err}"
     );
 }
+
+/// A one-request HTTP receiver on 127.0.0.1 answering `status`; the request's head (lowercase)
+/// and body come back on the channel.
+fn one_shot_receiver(status: u16) -> (String, std::sync::mpsc::Receiver<(String, String)>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        let (head, body_start) = loop {
+            let n = stream.read(&mut chunk).unwrap();
+            buf.extend_from_slice(&chunk[..n]);
+            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break (String::from_utf8_lossy(&buf[..end]).to_lowercase(), end + 4);
+            }
+        };
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .map_or(0, |v| v.trim().parse().unwrap());
+        while buf.len() < body_start + length {
+            let n = stream.read(&mut chunk).unwrap();
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        let body = String::from_utf8_lossy(&buf[body_start..body_start + length]).into_owned();
+        write!(
+            stream,
+            "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+        )
+        .unwrap();
+        tx.send((head, body)).unwrap();
+    });
+    (url, rx)
+}
+
+const HOOK_SECRET: &str = "cli-webhook-secret-0123456789abcdef";
+
+/// A broker.toml sending webhooks to `url`, on a SQLite database in `dir`.
+fn webhook_config(dir: &std::path::Path, url: &str) -> std::path::PathBuf {
+    let config = dir.join("broker.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "public_base_url = \"http://127.0.0.1:8080\"\ndatabase_url = \"sqlite://{}\"\n[client]\nid = \"my-client\"\nscopes = [\"PROFILE_READ\"]\n[webhooks]\nurls = [\"{url}\"]\n",
+            dir.join("broker.db").display(),
+        ),
+    )
+    .unwrap();
+    config
+}
+
+fn webhooks_cli(config: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let keys = config.with_file_name("keys");
+    if !keys.exists() {
+        let status = calconnect()
+            .args(["keys", "generate", "--out"])
+            .arg(&keys)
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    calconnect()
+        .arg("webhooks")
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .env("CALCONNECT_KEY_FILE", &keys)
+        .env("CALCONNECT_WEBHOOK_SECRET", HOOK_SECRET)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn webhooks_test_sends_a_signed_event_and_reports_the_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, got) = one_shot_receiver(204);
+    let out = webhooks_cli(&webhook_config(dir.path(), &url), &["test"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stdout.trim(), format!("ok    {url} answered 204"));
+    let (head, body) = got.recv().unwrap();
+    let event: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(event["type"], "webhook.test");
+    assert!(
+        head.contains("calconnect-event-type: webhook.test"),
+        "{head}"
+    );
+    let signature = head
+        .lines()
+        .find_map(|l| l.strip_prefix("calconnect-signature: "))
+        .unwrap();
+    let t: i64 = signature
+        .strip_prefix("t=")
+        .and_then(|s| s.split(',').next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    let expected = calconnect_broker::webhooks::signature(
+        &secrecy::SecretString::from(HOOK_SECRET),
+        t,
+        body.as_bytes(),
+    );
+    assert_eq!(signature, expected);
+}
+
+#[test]
+fn webhooks_test_fails_with_a_hint_when_the_receiver_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, _got) = one_shot_receiver(401);
+    let out = webhooks_cli(&webhook_config(dir.path(), &url), &["test"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.starts_with(&format!("FAIL  {url}: receiver answered 401"))
+            && stdout.contains("refused the signature"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn webhooks_redeliver_names_an_unknown_delivery() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = webhook_config(dir.path(), "http://127.0.0.1:9/hook");
+    let out = webhooks_cli(&config, &["redeliver", "42"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no webhook delivery 42") && stderr.contains("webhook-deliveries"),
+        "{stderr}"
+    );
+}

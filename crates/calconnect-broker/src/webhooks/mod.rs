@@ -11,12 +11,18 @@
 //! - `outbox.rs`: the outbox's queries.
 //! - `worker.rs`: events to rows, dropping rows of removed endpoints, concurrent delivery.
 
+pub(crate) mod manual;
 pub(crate) mod outbox;
 mod payload;
+mod schema;
 mod signature;
 mod worker;
 
+pub use manual::{
+    RedeliverError, TEST_EVENT_TYPE, TestError, TestOutcome, TestReport, redeliver, send_test,
+};
 pub use outbox::Delivery;
+pub use schema::{WebhookEvent, WebhookEventData, WebhookEventType};
 pub use signature::{signature, signature_header};
 pub(crate) use worker::spawn_worker;
 
@@ -38,6 +44,51 @@ use std::time::Duration;
 /// When the TLS backend cannot start.
 pub(crate) fn client() -> Result<reqwest::Client, calconnect::http::HttpClientError> {
     calconnect::http::reqwest_client(&crate::proxy::upstream_http_config())
+}
+
+/// One signed delivery about to go out: the headers every delivery carries
+/// (`calconnect-event-id`, `calconnect-event-type`, `calconnect-signature`) on `body`.
+pub(crate) struct Signed<'a> {
+    pub(crate) endpoint: &'a str,
+    pub(crate) event_id: &'a str,
+    pub(crate) event_type: &'a str,
+    pub(crate) body: String,
+}
+
+impl Signed<'_> {
+    /// Signs the body at unix time `t` with every secret and POSTs it; the receiver's 2xx
+    /// status, or the status (if any) and a reason to record. The reason holds no secret and no
+    /// URL.
+    pub(crate) async fn send(
+        self,
+        http: &reqwest::Client,
+        secrets: &[secrecy::SecretString],
+        t: i64,
+        timeout: Duration,
+    ) -> Result<i64, (Option<i64>, String)> {
+        let signature = signature_header(secrets, t, self.body.as_bytes());
+        let sent = http
+            .post(self.endpoint)
+            .timeout(timeout)
+            .header("content-type", "application/json")
+            .header("user-agent", "calconnect-broker")
+            .header("calconnect-event-id", self.event_id)
+            .header("calconnect-event-type", self.event_type)
+            .header("calconnect-signature", signature)
+            .body(self.body)
+            .send()
+            .await;
+        match sent {
+            Ok(r) if r.status().is_success() => Ok(i64::from(r.status().as_u16())),
+            Ok(r) => Err((
+                Some(i64::from(r.status().as_u16())),
+                format!("receiver answered {}", r.status().as_u16()),
+            )),
+            Err(e) if e.is_timeout() => Err((None, "timeout".to_owned())),
+            Err(e) if e.is_connect() => Err((None, "connection failed".to_owned())),
+            Err(_) => Err((None, "transport error".to_owned())),
+        }
+    }
 }
 
 /// Worker settings.
@@ -72,16 +123,14 @@ impl Default for WorkerConfig {
     }
 }
 
-/// `connection.conflict`: a flow for `requested_end_user` reached a Cal.com account already
-/// connected for `existing_end_user`; nothing changed. Not a store event (the store did not
-/// change), so it is written to the outbox directly, under a negative sequence number that no
-/// store event uses.
-pub(crate) async fn conflict(
-    state: &AppState,
+/// The body of a `connection.conflict` event numbered `seq`, at `now_ms`.
+pub(crate) fn conflict_body(
+    seq: i64,
+    now_ms: i64,
     connection_id: &str,
     existing_end_user: &str,
     requested_end_user: &str,
-) -> Result<(), DbError> {
+) -> String {
     #[derive(Serialize)]
     struct ConflictData<'a> {
         connection_id: &'a str,
@@ -97,12 +146,10 @@ pub(crate) async fn conflict(
         created_at: String,
         data: ConflictData<'a>,
     }
-    let now = state.now_ms();
-    let seq = -(now.saturating_mul(1000) + i64::from(rand::random::<u16>()));
-    let body = serde_json::to_string(&ConflictPayload {
+    serde_json::to_string(&ConflictPayload {
         id: format!("evt_{seq}"),
         kind: "connection.conflict",
-        created_at: crate::state::rfc3339_ms(now),
+        created_at: crate::state::rfc3339_ms(now_ms),
         data: ConflictData {
             connection_id,
             end_user_id: existing_end_user,
@@ -110,7 +157,28 @@ pub(crate) async fn conflict(
             reason: "a connect flow for another end user reached this Cal.com account; the connection was left as it was",
         },
     })
-    .unwrap_or_default();
+    .unwrap_or_default()
+}
+
+/// `connection.conflict`: a flow for `requested_end_user` reached a Cal.com account already
+/// connected for `existing_end_user`; nothing changed. Not a store event (the store did not
+/// change), so it is written to the outbox directly, under a negative sequence number that no
+/// store event uses.
+pub(crate) async fn conflict(
+    state: &AppState,
+    connection_id: &str,
+    existing_end_user: &str,
+    requested_end_user: &str,
+) -> Result<(), DbError> {
+    let now = state.now_ms();
+    let seq = -(now.saturating_mul(1000) + i64::from(rand::random::<u16>()));
+    let body = conflict_body(
+        seq,
+        now,
+        connection_id,
+        existing_end_user,
+        requested_end_user,
+    );
     for url in &state.config.webhooks.urls {
         outbox::insert(
             &state.db,

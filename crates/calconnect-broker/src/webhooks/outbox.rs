@@ -311,6 +311,61 @@ pub(crate) async fn record(
     .map_err(db_err("recording a delivery attempt"))
 }
 
+/// The delivery `id`, if any.
+pub(crate) async fn get(db: &BrokerDb, id: i64) -> Result<Option<Delivery>, DbError> {
+    let err = db_err("reading a delivery");
+    let sql = format!("SELECT {COLUMNS} FROM broker_webhook_deliveries WHERE id = $1");
+    query(&sql)
+        .bind(id)
+        .fetch_optional(db.sql())
+        .await
+        .map_err(&err)?
+        .as_ref()
+        .map(delivery)
+        .transpose()
+        .map_err(&err)
+}
+
+/// Queues `original` again as a new pending row: the same event id, type, connection, endpoint
+/// and stored body, due now, under a fresh negative sequence number (no store event uses one;
+/// the worker sends it before the connection's other pending deliveries to that endpoint).
+/// Returns the new row.
+pub(crate) async fn requeue(
+    db: &BrokerDb,
+    original: &Delivery,
+    now_ms: i64,
+) -> Result<Delivery, DbError> {
+    let err = db_err("queueing a redelivery");
+    let sql = format!(
+        "INSERT INTO broker_webhook_deliveries (event_id, event_seq, endpoint, connection_id, \
+         event_type, payload, status, attempts, next_attempt_at, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $7) \
+         ON CONFLICT (event_seq, endpoint) DO NOTHING RETURNING {COLUMNS}"
+    );
+    // A collision of two random sequence numbers in the same millisecond is unlikely; one more
+    // draw settles it.
+    for _ in 0..4 {
+        let seq = -(now_ms.saturating_mul(1000) + i64::from(rand::random::<u16>() % 1000));
+        let row = query(&sql)
+            .bind(&original.event_id)
+            .bind(seq)
+            .bind(&original.endpoint)
+            .bind(&original.connection_id)
+            .bind(&original.event_type)
+            .bind(&original.payload)
+            .bind(at_ms(now_ms))
+            .fetch_optional(db.sql())
+            .await
+            .map_err(&err)?;
+        if let Some(r) = row {
+            return delivery(&r).map_err(&err);
+        }
+    }
+    Err(err(sqlx::Error::Protocol(
+        "no free sequence number for the redelivery; retry".to_owned(),
+    )))
+}
+
 /// The delivery log, newest first, optionally for one connection.
 pub(crate) async fn list(
     db: &BrokerDb,

@@ -149,29 +149,19 @@ async fn attempt(state: &AppState, config: &WorkerConfig, d: &outbox::Delivery) 
         }
     };
     let t = state.clock.now().unix_timestamp();
-    let signature = super::signature_header(&state.config.webhooks.secrets, t, body.as_bytes());
-    let sent = state
-        .webhook_http
-        .post(&d.endpoint)
-        .timeout(config.timeout)
-        .header("content-type", "application/json")
-        .header("user-agent", "calconnect-broker")
-        .header("calconnect-event-id", &d.event_id)
-        .header("calconnect-event-type", &d.event_type)
-        .header("calconnect-signature", signature)
-        .body(body)
-        .send()
-        .await;
-    match sent {
-        Ok(r) if r.status().is_success() => Ok(i64::from(r.status().as_u16())),
-        Ok(r) => Err((
-            Some(i64::from(r.status().as_u16())),
-            format!("receiver answered {}", r.status().as_u16()),
-        )),
-        Err(e) if e.is_timeout() => Err((None, "timeout".to_owned())),
-        Err(e) if e.is_connect() => Err((None, "connection failed".to_owned())),
-        Err(_) => Err((None, "transport error".to_owned())),
+    super::Signed {
+        endpoint: &d.endpoint,
+        event_id: &d.event_id,
+        event_type: &d.event_type,
+        body,
     }
+    .send(
+        &state.webhook_http,
+        &state.config.webhooks.secrets,
+        t,
+        config.timeout,
+    )
+    .await
 }
 
 /// Sends `d`, records the result, frees its slot and wakes the worker (the next delivery of

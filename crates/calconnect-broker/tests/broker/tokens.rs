@@ -75,6 +75,33 @@ async fn proxy_forwards_me_and_schedules_with_allowlisted_headers() {
         schedules["data"][0]["availability"][0]["days"].is_array(),
         "{schedules}"
     );
+    // Without the header the proxy sends the route's documented version (2024-06-11 for
+    // schedules: English day names), as `calconnect api` does; a header the app sends wins
+    // (2024-04-15: the older `workingHours` shape). The path's slashes may come encoded.
+    for (version, encoded, want_days) in [
+        (None, "schedules%2Fdefault", true),
+        (Some("2024-04-15"), "schedules/default", false),
+    ] {
+        let mut request = app
+            .http
+            .get(app.url(&format!("/api/v1/connections/{id}/proxy/{encoded}")))
+            .bearer_auth(&app.api_key);
+        if let Some(v) = version {
+            request = request.header("cal-api-version", v);
+        }
+        let (status, schedule) = json_of(request.send().await.unwrap()).await;
+        assert_eq!(status, StatusCode::OK, "{schedule}");
+        assert_eq!(
+            schedule["data"]["availability"][0]["days"][0] == "Monday",
+            want_days,
+            "{version:?}: {schedule}"
+        );
+        assert_eq!(
+            schedule["data"]["workingHours"].is_array(),
+            !want_days,
+            "{version:?}: {schedule}"
+        );
+    }
     // Path tricks are refused before anything is sent.
     let r = app
         .http

@@ -29,6 +29,7 @@ mod timer;
 mod token_source;
 #[cfg(test)]
 mod trace_tests;
+mod versions;
 
 pub use client::{CalClient, CalClientBuilder, NoApiError};
 pub use envelope::{ErrorEnvelope, Rejection};
@@ -48,3 +49,4 @@ pub use raw::{ApiResponse, RawRequest};
 pub use retry::RetryPolicy;
 pub use timer::{Timer, TokioTimer};
 pub use token_source::{AccessTokenSource, StaticToken, TokenSourceError};
+pub use versions::{SLOTS_API_VERSION, default_api_version};
