@@ -51,7 +51,7 @@ pub struct SimConfig {
 
 impl SimConfig {
     /// The small run of the test suite: 120 connections, half dormant, a budget of 1 per
-    /// minute (burst 2) against a sandbox limit of 3 per minute, 60 days, the last 3 with every
+    /// minute (burst 3, callers wait up to a minute) against a sandbox limit of 4 per minute, 60 days, the last 3 with every
     /// active connection calling every hour (60 refreshes an hour wanted, 60 an hour allowed,
     /// keep-alive included: past capacity).
     pub fn small() -> Self {
@@ -66,12 +66,12 @@ impl SimConfig {
             budget: BudgetConfig {
                 name: "sim".into(),
                 per_minute: 1,
-                burst: 2,
+                burst: 3,
                 exchange_reserve: 1,
                 background_share: 0.5,
-                max_wait: StdDuration::from_secs(30),
+                max_wait: StdDuration::from_secs(60),
             },
-            ip_rate_limit: 3,
+            ip_rate_limit: 4,
             sweep_every_minutes: 60,
             seed: 17,
         }
@@ -252,7 +252,8 @@ pub async fn run(
         .sum();
     report.refreshes = kit::refreshes(&sandbox);
     let counts = stores[0].count_by_status().await.expect("counts");
-    report.broken = counts.get(ConnectionStatus::NeedsReauth) + counts.get(ConnectionStatus::RefreshLost);
+    report.broken =
+        counts.get(ConnectionStatus::NeedsReauth) + counts.get(ConnectionStatus::RefreshLost);
     for (phase, w) in waits.iter_mut().enumerate() {
         w.sort_unstable();
         report.wait_p50_ms[phase] = percentile(w, 0.50);

@@ -37,7 +37,7 @@ async fn sixty_days_within_the_budget_and_degrading_by_waiting_past_it() {
     assert!(report.kept_alive >= dormant * 3, "{report:?}");
     // Within capacity: every caller served, and quickly.
     assert_eq!(report.budget_exhausted[0], 0, "{report:?}");
-    assert!(report.wait_p99_ms[0] < 30_000, "{report:?}");
+    assert!(report.wait_p99_ms[0] <= 60_000, "{report:?}");
     // Past it: callers wait, then get the typed error; nothing else.
     assert!(report.budget_exhausted[1] > 0, "{report:?}");
     assert!(report.wait_p50_ms[1] >= report.wait_p50_ms[0], "{report:?}");

@@ -244,8 +244,7 @@ pub(crate) async fn apply(
             }
         }
     };
-    shared
-        .count_token_call(endpoint, grant, kind.outcome());
+    shared.count_token_call(endpoint, grant, kind.outcome());
     Some(resp)
 }
 

@@ -44,8 +44,7 @@ pub(crate) async fn token(
     let rate = faults::guarded(faults::pending(&shared, endpoint).as_ref())
         .then(|| ratelimit::check(&shared, &headers, peer));
     if let Some(r) = rate.filter(|r| r.blocked) {
-        shared
-            .count_token_call(endpoint, grant, "rate_limited");
+        shared.count_token_call(endpoint, grant, "rate_limited");
         return crate::api::render(&shared, &uri, Err(ApiError::throttled()), Some(r));
     }
     let fault = faults::FaultRequest {

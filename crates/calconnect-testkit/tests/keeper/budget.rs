@@ -252,6 +252,12 @@ async fn an_urgent_keep_alive_does_not_yield_to_api_calls() {
     let store = &env.parts.store;
     let old = store.get_connection(old).await.unwrap();
     let due = store.get_connection(due).await.unwrap();
-    assert!(old.last_refreshed_at >= before, "the urgent one was kept alive");
-    assert!(due.last_refreshed_at < before, "the due one waits for background permits");
+    assert!(
+        old.last_refreshed_at >= before,
+        "the urgent one was kept alive"
+    );
+    assert!(
+        due.last_refreshed_at < before,
+        "the due one waits for background permits"
+    );
 }

@@ -184,8 +184,20 @@ impl Inner {
         };
         // A permit from the token-endpoint budget, if there is one: never send a request the
         // budget says would exceed the provider's rate limit.
-        if let Err(e) = self.take_permit(id, trigger).await {
-            return Step::Done(Err(e));
+        match self.take_permit(id, trigger).await {
+            Ok(false) => {}
+            // We may have waited for the permit longer than the lease lasts: extend it, or, if
+            // another instance took the row meanwhile, start the round again.
+            Ok(true) => match self
+                .store
+                .renew_lease(id, &self.owner, self.config.lease_for)
+                .await
+            {
+                Ok(_) => {}
+                Err(StoreError::LeaseNotHeld { .. }) => return Step::Again,
+                Err(e) => return Step::Done(Err(KeeperError::store(id, e))),
+            },
+            Err(e) => return Step::Done(Err(e)),
         }
         // An intent still set now was recorded by an attempt whose lease ended without a write
         // clearing it: that attempt may have rotated the refresh token (module docs, S2/S3).
@@ -270,9 +282,10 @@ impl Inner {
     /// A permit for this refresh from the budget: on-demand refreshes wait up to the budget's
     /// `max_wait`, keep-alive refreshes up to the sweep's `permit_wait` (they hold the
     /// connection's lease meanwhile, which is longer). No budget: always granted.
-    async fn take_permit(&self, id: ConnectionId, trigger: &Trigger) -> Result<(), KeeperError> {
+    /// `Ok(true)` when a budget granted it (the caller may have waited).
+    async fn take_permit(&self, id: ConnectionId, trigger: &Trigger) -> Result<bool, KeeperError> {
         let Some(budget) = self.config.budget.as_deref() else {
-            return Ok(());
+            return Ok(false);
         };
         let priority = trigger.priority();
         let max_wait = match priority {
@@ -280,7 +293,7 @@ impl Inner {
             _ => budget.config().max_wait,
         };
         match crate::budget::acquire(budget, priority, max_wait, self.config.timer.as_ref()).await {
-            Ok(()) => Ok(()),
+            Ok(()) => Ok(true),
             Err(crate::budget::BudgetError::Exhausted { retry_after, .. }) => {
                 tracing::debug!(connection_id = %id, priority = priority.as_str(), ?retry_after, "no permit from the refresh budget");
                 Err(KeeperError::BudgetExhausted { id, retry_after })

@@ -120,7 +120,10 @@ impl TokenKeeper {
                         "backing_off"
                     } else {
                         let urgent = c.last_refreshed_at < urgent_before;
-                        match inner.run_flight(c.id, Trigger::KeepAlive { before, urgent }).await {
+                        match inner
+                            .run_flight(c.id, Trigger::KeepAlive { before, urgent })
+                            .await
+                        {
                             Ok(_) => "kept_alive",
                             Err(KeeperError::BudgetExhausted { .. }) => {
                                 budget_spent.store(true, Ordering::Relaxed);
