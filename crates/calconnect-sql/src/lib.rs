@@ -54,4 +54,4 @@ pub use postgres::{ConnectOptions, DEFAULT_MAX_CONNECTIONS, PostgresStore, descr
 pub use sqlite::{BUSY_TIMEOUT, SqliteStore};
 /// The driver, for callers that need its types (pools, errors).
 pub use sqlx;
-pub use store::{STORE_MIGRATIONS, SqlBudget, SqlStore};
+pub use store::{STORE_MIGRATIONS, SqlBudget, SqlStore, claim_due_sql};

@@ -11,6 +11,31 @@ use calconnect::store::StoreError;
 use calconnect::store::*;
 use time::{Duration, OffsetDateTime};
 
+/// The due-for-refresh claim (docs/scaling.md): `$1` owner, `$2` lease end, `$3` access
+/// tokens expiring before, `$4` refresh tokens obtained before, `$5` now, `$6` limit. Each
+/// branch walks one partial index (`connections_due_access`, `connections_due_keepalive`) in
+/// due order and stops at the limit. Public so that the scale tools can `EXPLAIN` it.
+pub fn claim_due_sql(skip_locked: &str) -> String {
+    format!(
+        "WITH by_access AS ( \
+           SELECT id, access_expires_at AS due_at FROM connections \
+           WHERE status = 'active' AND access_expires_at < $3 \
+             AND (lease_until IS NULL OR lease_until <= $5) \
+           ORDER BY access_expires_at LIMIT $6{skip_locked}), \
+         by_age AS ( \
+           SELECT id, last_refreshed_at AS due_at FROM connections \
+           WHERE status = 'active' AND last_refreshed_at < $4 \
+             AND (lease_until IS NULL OR lease_until <= $5) \
+           ORDER BY last_refreshed_at LIMIT $6{skip_locked}), \
+         due AS ( \
+           SELECT id FROM (SELECT id, due_at FROM by_access \
+                           UNION ALL SELECT id, due_at FROM by_age) u \
+           GROUP BY id ORDER BY MIN(due_at), id LIMIT $6) \
+         UPDATE connections SET lease_owner = $1, lease_until = $2 \
+         WHERE id IN (SELECT id FROM due) RETURNING {CONNECTION_COLUMNS}"
+    )
+}
+
 /// When a connection became due under `q` (the earlier of its reasons).
 fn due_at(c: &Connection, q: &DueQuery) -> OffsetDateTime {
     let by_access = c.access_expires_at.filter(|t| *t < q.access_expires_before);
@@ -299,24 +324,7 @@ impl<B: sqlx::Database> SqlStore<B> {
     pub(super) async fn claim_due(&self, q: DueQuery) -> Result<Vec<Connection>, StoreError> {
         let now = self.now();
         let skip_locked = self.db.dialect().skip_locked;
-        let sql = format!(
-            "WITH by_access AS ( \
-               SELECT id, access_expires_at AS due_at FROM connections \
-               WHERE status = 'active' AND access_expires_at < $3 \
-                 AND (lease_until IS NULL OR lease_until <= $5) \
-               ORDER BY access_expires_at LIMIT $6{skip_locked}), \
-             by_age AS ( \
-               SELECT id, last_refreshed_at AS due_at FROM connections \
-               WHERE status = 'active' AND last_refreshed_at < $4 \
-                 AND (lease_until IS NULL OR lease_until <= $5) \
-               ORDER BY last_refreshed_at LIMIT $6{skip_locked}), \
-             due AS ( \
-               SELECT id FROM (SELECT id, due_at FROM by_access \
-                               UNION ALL SELECT id, due_at FROM by_age) u \
-               GROUP BY id ORDER BY MIN(due_at), id LIMIT $6) \
-             UPDATE connections SET lease_owner = $1, lease_until = $2 \
-             WHERE id IN (SELECT id FROM due) RETURNING {CONNECTION_COLUMNS}"
-        );
+        let sql = claim_due_sql(skip_locked);
         let rows = query(&sql)
             .bind(q.owner.as_str())
             .bind(now + q.lease_for)

@@ -5,6 +5,7 @@
 mod budget;
 mod coordination;
 pub use budget::SqlBudget;
+pub use coordination::claim_due_sql;
 mod rows;
 
 use crate::db::{Db, Pool, Tx, query};
