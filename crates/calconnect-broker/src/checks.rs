@@ -113,13 +113,14 @@ pub async fn run(config: &BrokerConfig, clock: Arc<dyn Clock>) -> Report {
     report.push("redirect URI", redirect_uri(config));
     report.push("scopes", scopes(&config.default_scopes));
     // The network checks at once: a start waits for the slowest, not for their sum.
-    let ((database, keys), client, receivers) = tokio::join!(
+    let ((database, keys, budget), client, receivers) = tokio::join!(
         storage(config, clock.clone()),
         client_credentials(config, clock),
         webhooks(config)
     );
     report.push("database", database);
     report.push("sealing keys", keys);
+    report.push("refresh budget", budget);
     report.push("client credentials", client);
     for outcome in receivers {
         report.push("webhook receiver", outcome);
@@ -127,18 +128,75 @@ pub async fn run(config: &BrokerConfig, clock: Arc<dyn Clock>) -> Report {
     report
 }
 
-/// The database, then the keys against what it stores.
-async fn storage(config: &BrokerConfig, clock: Arc<dyn Clock>) -> (Outcome, Outcome) {
-    match crate::open_storage(&config.database, clock).await {
+/// The database, then the keys against what it stores, and the refresh budget against the
+/// connections.
+async fn storage(config: &BrokerConfig, clock: Arc<dyn Clock>) -> (Outcome, Outcome, Outcome) {
+    match crate::open_storage(&config.database, clock.clone()).await {
         Ok((store, db)) => (
             database(config, &*store, &db).await,
             sealing_keys(&*store, &config.keyring).await,
+            budget(config, &*store, clock).await,
         ),
         Err(e) => (
             database_failure(config, &e),
             Outcome::Skip("the database did not open".to_owned()),
+            Outcome::Skip("the database did not open".to_owned()),
         ),
     }
+}
+
+/// The token-endpoint budget (docs/scaling.md): what it can carry against the active
+/// connections, and whether a 429 paused it.
+async fn budget(
+    config: &BrokerConfig,
+    store: &dyn ConnectionStore,
+    clock: Arc<dyn Clock>,
+) -> Outcome {
+    let b = &config.budget;
+    let window = calconnect::keeper::KeeperConfig::default().refresh_window();
+    let window = time::Duration::try_from(window).unwrap_or(time::Duration::days(30));
+    let keep_alive = b.keep_alive_capacity(window);
+    let fresh = b.fresh_capacity(time::Duration::minutes(30));
+    let active = match store.count_by_status().await {
+        Ok(counts) => counts.get(calconnect::store::ConnectionStatus::Active),
+        Err(e) => {
+            return warn(
+                format!("cannot count the connections: {e}"),
+                "check the database",
+            );
+        }
+    };
+    let shared = store.budget(b.clone(), clock.clone());
+    let now = clock.now();
+    if let Ok(state) = shared.state().await {
+        if let Some(until) = state.paused_until.filter(|u| *u > now) {
+            return warn(
+                format!(
+                    "budget `{}` is paused for {} s after a 429 from Cal.com's token endpoint",
+                    b.name,
+                    (until - now).whole_seconds().max(1)
+                ),
+                "wait; if it recurs, lower budget.per_minute or check what else sends token requests from this IP (docs/scaling.md)",
+            );
+        }
+    }
+    let summary = format!(
+        "budget `{}`: {} token requests per minute (burst {}); keeps about {fresh} connections in constant use fresh and {keep_alive} idle ones alive; {active} active",
+        b.name, b.per_minute, b.burst
+    );
+    if active > keep_alive {
+        return warn(
+            format!("{summary}: more than the budget can keep alive"),
+            "add an egress IP with its own budget (budget.name) or raise budget.background_share (docs/scaling.md)",
+        );
+    }
+    if b.per_minute + b.burst > 120 {
+        return warn(
+            format!("{summary}; per_minute + burst is above Cal.com's 120 per minute per IP"),
+            "lower budget.per_minute or budget.burst unless this IP has a higher limit at Cal.com",
+        );
+    }
+    Outcome::Ok(summary)
 }
 
 /// Where the OAuth client is registered, for messages.

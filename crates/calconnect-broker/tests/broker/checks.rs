@@ -107,6 +107,16 @@ async fn a_right_configuration_passes_every_check() {
     assert!(
         matches!(report.outcome("sealing keys"), Some(Outcome::Ok(k)) if k.contains("no tokens stored yet"))
     );
+    let Some(Outcome::Ok(budget)) = report.outcome("refresh budget") else {
+        panic!("{report:#?}");
+    };
+    assert!(
+        budget.contains("100 token requests per minute (burst 10)")
+            && budget.contains("3000 connections in constant use")
+            && budget.contains("2160000 idle ones")
+            && budget.contains("0 active"),
+        "{budget}"
+    );
     assert!(matches!(
         report.outcome("webhook receiver"),
         Some(Outcome::Skip(_))
@@ -355,4 +365,43 @@ scopes = ["PROFILE_READ"]
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(body["keys"], false, "{body}");
     assert_eq!(body["store"], true, "{body}");
+}
+
+/// A budget paused by a 429 (docs/scaling.md) is a warning that says for how long and what to
+/// check; a budget set above Cal.com's limit is a warning too.
+#[tokio::test]
+async fn a_paused_or_too_large_budget_is_a_warning() {
+    let s = setup().await;
+    let config = s.config(
+        &s.right(),
+        &[("CALCONNECT_CLIENT_SECRET", CLIENT_SECRET_TEXT)],
+    );
+    let clock: Arc<dyn calconnect::Clock> = Arc::new(calconnect::SystemClock);
+    let (store, _db) = calconnect_broker::open_storage(&config.database, clock.clone())
+        .await
+        .unwrap();
+    let budget = store.budget(config.budget.clone(), clock.clone());
+    budget
+        .pause(calconnect::Clock::now(&*clock) + time::Duration::seconds(60))
+        .await
+        .unwrap();
+    let report = run(&config).await;
+    let Some(Outcome::Warn { problem, fix }) = report.outcome("refresh budget") else {
+        panic!("{report:#?}");
+    };
+    assert!(
+        problem.contains("paused for") && problem.contains("429"),
+        "{problem}"
+    );
+    assert!(fix.contains("budget.per_minute"), "{fix}");
+    assert_eq!(report.failures(), 0, "{report:#?}");
+
+    let s = setup().await;
+    let toml = format!("{}[budget]\nper_minute = 120\n", s.right());
+    let config = s.config(&toml, &[("CALCONNECT_CLIENT_SECRET", CLIENT_SECRET_TEXT)]);
+    let report = run(&config).await;
+    let Some(Outcome::Warn { problem, .. }) = report.outcome("refresh budget") else {
+        panic!("{report:#?}");
+    };
+    assert!(problem.contains("above Cal.com's 120"), "{problem}");
 }
