@@ -5,10 +5,12 @@ mod connections;
 mod flow;
 mod maintenance;
 mod pending;
+mod profiles;
 mod refresh;
 
 pub use connections::*;
 pub use flow::*;
 pub use maintenance::*;
 pub use pending::*;
+pub use profiles::*;
 pub use refresh::*;
