@@ -4,6 +4,7 @@
 
 mod api;
 mod at_rest;
+mod connections;
 mod edge;
 mod flow;
 mod hardening;
