@@ -110,7 +110,8 @@ async fn check(state: &AppState, c: &Connection) -> ProfileWrite {
     }
 }
 
-/// Looks for due profiles every [`CHECK_EVERY`] until `stop` says so. Only for Cal.com
+/// Looks for due profiles every [`CHECK_EVERY`] (batch after batch while batches are full)
+/// until `stop` says so. Only for Cal.com
 /// profiles (a custom provider has no `/v2/me`): `None` otherwise.
 pub(crate) fn spawn(
     state: AppState,
@@ -121,8 +122,16 @@ pub(crate) fn spawn(
     }
     Some(tokio::spawn(async move {
         loop {
-            if let Err(e) = check_due_profiles(&state).await {
-                tracing::warn!(error = %e, "looking for profiles to check failed");
+            // A full batch may leave more due (after an upgrade, every connection is): go on.
+            loop {
+                match check_due_profiles(&state).await {
+                    Ok(report) if report.checked == BATCH as usize && !*stop.borrow() => {}
+                    Ok(_) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "looking for profiles to check failed");
+                        break;
+                    }
+                }
             }
             tokio::select! {
                 _ = stop.wait_for(|s| *s) => return,
