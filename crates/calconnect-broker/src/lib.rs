@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod openapi;
 mod ops;
 pub mod pages;
+pub mod profiles;
 pub mod proxy;
 mod server;
 pub mod sessions;

@@ -301,6 +301,7 @@ impl BrokerBuilder {
             self.clock.clone(),
         )
         .with_refresh_window(calconnect::keeper::KeeperConfig::default().refresh_window())
+        .with_profile_lookup(true)
         .with_budget(budget)
         .allow_reassignment(config.allow_reassignment);
         let state = AppState::new(crate::state::AppStateFields {
@@ -336,6 +337,7 @@ impl BrokerBuilder {
         let listener = tokio::net::TcpListener::from_std(listener).map_err(bind_err)?;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let worker = crate::webhooks::spawn_worker(state.clone(), self.webhook, stop_rx.clone());
+        let profiles = crate::profiles::spawn(state.clone(), stop_rx.clone());
         let app = router(state.clone());
         let edge = config.edge;
         let (metrics_server, metrics_addr) = match config.metrics.listen {
@@ -365,6 +367,7 @@ impl BrokerBuilder {
             metrics_server,
             metrics_addr,
             worker: Some(worker),
+            profiles,
             sweep: Some(sweep),
         })
     }
@@ -380,6 +383,7 @@ pub struct Broker {
     metrics_server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     metrics_addr: Option<SocketAddr>,
     worker: Option<tokio::task::JoinHandle<()>>,
+    profiles: Option<tokio::task::JoinHandle<()>>,
     sweep: Option<calconnect::keeper::SweepHandle>,
 }
 
@@ -437,6 +441,9 @@ impl Broker {
         }
         if let Some(worker) = self.worker.take() {
             let _ = worker.await;
+        }
+        if let Some(profiles) = self.profiles.take() {
+            let _ = profiles.await;
         }
         if let Some(sweep) = self.sweep.take() {
             sweep.stop().await;

@@ -68,6 +68,11 @@ impl AppState {
         Self(Arc::new(fields))
     }
 
+    /// The connection store (for embedding and tests).
+    pub fn store(&self) -> &Arc<dyn ConnectionStore> {
+        &self.store
+    }
+
     /// Wakes the webhook worker (a new store event may be waiting).
     pub(crate) fn webhooks_nudge(&self) {
         self.webhook_wake.notify_one();

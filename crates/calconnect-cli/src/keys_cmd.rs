@@ -240,6 +240,7 @@ mod tests {
                 refresh_token: None,
                 access_expires_at: None,
                 refresh_expires_at_estimate: None,
+                profile: None,
             },
         )
         .await

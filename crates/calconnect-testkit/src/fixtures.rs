@@ -94,6 +94,7 @@ pub fn new_connection(
         refresh_token: Some(seal(keyring, id, SealedField::RefreshToken, refresh)),
         access_expires_at: Some(now + expires_in),
         refresh_expires_at_estimate: Some(now + Duration::days(30)),
+        profile: None,
     }
 }
 

@@ -78,7 +78,10 @@ macro_rules! conformance_tests {
             migrations_run_twice_and_concurrently,
             key_rotation_with_concurrent_writes,
             counts_by_status,
-            refresh_budget_is_shared_by_instances
+            refresh_budget_is_shared_by_instances,
+            profiles_are_kept_with_connections,
+            profile_checks_are_claimed_once,
+            listing_pages_with_filters
         );
     };
     (@each $backend:expr; $($name:ident),* $(,)?) => {

@@ -123,6 +123,7 @@ async fn a_delete_elsewhere_reaches_a_keepers_cache_through_notify() {
             refresh_token: Some(SecretString::from("eyJ-refresh")),
             access_expires_at: Some(now + time::Duration::minutes(30)),
             refresh_expires_at_estimate: None,
+            profile: None,
         },
     )
     .await

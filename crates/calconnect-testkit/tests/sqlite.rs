@@ -132,6 +132,105 @@ async fn due_query_uses_the_partial_indexes() {
     }
 }
 
+/// A value bound in [`bound_plan`].
+#[derive(Clone)]
+enum Bind {
+    Text(&'static str),
+    Int(i64),
+    Blob(Vec<u8>),
+}
+
+/// The query plan of `sql` with `binds` bound, as the store runs it (a bound status is not the
+/// literal a partial index names).
+async fn bound_plan(store: &SqliteStore, sql: &str, binds: Vec<Bind>) -> String {
+    let sql = format!("EXPLAIN QUERY PLAN {sql}");
+    let mut q = sqlx::query(&sql);
+    for b in binds {
+        q = match b {
+            Bind::Text(t) => q.bind(t),
+            Bind::Int(i) => q.bind(i),
+            Bind::Blob(v) => q.bind(v),
+        };
+    }
+    let rows = q.fetch_all(store.pool()).await.unwrap();
+    let lines: Vec<String> = rows
+        .iter()
+        .map(|r| sqlx::Row::get::<String, _>(r, "detail"))
+        .collect();
+    lines.join("\n")
+}
+
+/// Listing pages (the shapes `query_connections` writes, with their bound values) read an index
+/// in listing order, never every row; the profile-check claim reads an index too.
+#[tokio::test]
+async fn listing_and_profile_checks_use_indexes() {
+    use Bind::{Blob, Int, Text};
+    let backend = SqliteBackend::new();
+    let (_c, clock) = calconnect_testkit::fixtures::mock_clock();
+    let store = backend.store(clock).await;
+    let cursor = || vec![Int(1), Blob(vec![0; 16])];
+    let cases: Vec<(&str, Vec<Bind>, &str)> = vec![
+        ("", vec![], "connections_created"),
+        (
+            "WHERE (created_at, id) > ($2, $3)",
+            cursor(),
+            "connections_created",
+        ),
+        (
+            "WHERE status = $2",
+            vec![Text("active")],
+            "connections_created",
+        ),
+        (
+            "WHERE status = $2 AND status <> 'active' AND (created_at, id) > ($3, $4)",
+            [vec![Text("needs_reauth")], cursor()].concat(),
+            "connections_listing_not_active",
+        ),
+        (
+            "WHERE end_user = $2",
+            vec![Text("u")],
+            "connections_end_user",
+        ),
+        (
+            "WHERE status = $2 AND end_user = $3 AND (created_at, id) > ($4, $5)",
+            [vec![Text("active"), Text("u")], cursor()].concat(),
+            "connections_end_user",
+        ),
+    ];
+    for (filter, mut binds, index) in cases {
+        binds.insert(0, Int(26));
+        let plan = bound_plan(
+            &store,
+            &format!(
+                "SELECT id, end_user, status, created_at FROM connections {filter} \
+                 ORDER BY created_at, id LIMIT $1"
+            ),
+            binds,
+        )
+        .await;
+        assert!(plan.contains(index), "{filter}: {plan}");
+        assert!(
+            !plan.lines().any(|l| l.ends_with("SCAN connections")),
+            "{filter}: {plan}"
+        );
+    }
+    let plan = bound_plan(
+        &store,
+        "SELECT id FROM connections WHERE status = 'active' AND profile_check_at <= $1 \
+         AND access_expires_at > $2 ORDER BY profile_check_at LIMIT $3",
+        vec![Int(1), Int(1), Int(50)],
+    )
+    .await;
+    assert!(
+        plan.contains("connections_profile_check") || plan.contains("connections_due_access"),
+        "{plan}"
+    );
+    assert!(
+        !plan.lines().any(|l| l.ends_with("SCAN connections")),
+        "{plan}"
+    );
+}
+
 #[cfg(unix)]
 #[tokio::test]
 async fn the_database_and_its_wal_are_private_to_the_owner() {

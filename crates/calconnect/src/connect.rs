@@ -100,9 +100,9 @@ use crate::identity::{AccountIdentity, IdentifyError};
 use crate::me::CalUser;
 use crate::pending::{PendingAuthorization, PendingDecodeError};
 use crate::store::{
-    BrowserBinding, CalIdentity, Connection, ConnectionId, ConnectionStore, EndUserId,
-    NewPendingRecord, PendingId, SaveError, StateKey, StoreError, TokensToSave, UpsertOutcome,
-    save_connection,
+    AccountProfile, BrowserBinding, CalIdentity, Connection, ConnectionId, ConnectionStore,
+    EndUserId, NewPendingRecord, PendingId, SaveError, StateKey, StoreError, TokensToSave,
+    UpsertOutcome, save_connection,
 };
 use crate::token_response::TokenSet;
 use base64::Engine as _;
@@ -425,8 +425,11 @@ impl Connector {
     }
 
     /// Also ask `GET /v2/me` when the tokens' claims already name the account, to get the
-    /// profile (name, username, e-mail) into [`Connected::user`]. Providers without a Cal.com
-    /// API are then identified by their claims alone. Default off: one call fewer per connection.
+    /// profile (name, username, e-mail) into [`Connected::user`] and the stored connection
+    /// ([`crate::store::Connection::profile`]). The claims still decide the account: when they
+    /// name it, a failed lookup (no `PROFILE_READ`, Cal.com down) only leaves the profile out.
+    /// Providers without a Cal.com API are identified by their claims alone. Default off: one
+    /// call fewer per connection.
     #[must_use]
     pub fn with_profile_lookup(mut self, lookup: bool) -> Self {
         self.profile_lookup = lookup;
@@ -719,6 +722,10 @@ impl Connector {
                     .map(|t| SecretString::from(t.expose_secret().to_owned())),
                 access_expires_at: Some(tokens.expires_at),
                 refresh_expires_at_estimate: Some(obtained_at + self.refresh_window),
+                profile: identified
+                    .user
+                    .as_ref()
+                    .map(|user| AccountProfile::from_cal_user(user, obtained_at)),
             },
         )
         .await

@@ -9,9 +9,10 @@
 //! [`RECONNECT_TTL_MS`]; a retried event may leave several valid links with its receiver, each
 //! single use.
 
+use crate::connections::ProfileView;
 use crate::db::DbError;
 use crate::state::{AppState, rfc3339};
-use calconnect::store::{ConnectionEvent, ConnectionStatus, EventKind};
+use calconnect::store::{AccountProfile, ConnectionEvent, ConnectionStatus, EventKind};
 use serde::{Deserialize, Serialize};
 
 /// Reconnect links in webhooks stay valid for 7 days.
@@ -55,6 +56,10 @@ struct PayloadData {
     from_status: Option<String>,
     status: Option<String>,
     reason: String,
+    /// Who holds the Cal.com account, as Cal.com last said (`GET /v2/me`), when it has; as in
+    /// the API's connection view. Absent in rows written before profiles were kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cal_profile: Option<ProfileView>,
     /// As sent (and in rows written before links were minted at delivery).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     reconnect_url: Option<String>,
@@ -74,11 +79,13 @@ pub(crate) struct ReconnectFor {
     pub(crate) team: bool,
 }
 
-/// The stored body of store event `e` of type `kind` (with `reconnect` when it carries a link).
+/// The stored body of store event `e` of type `kind` (with `reconnect` when it carries a link,
+/// and the connection's `profile` when known).
 pub(crate) fn stored(
     e: &ConnectionEvent,
     kind: &str,
     reconnect: Option<ReconnectFor>,
+    profile: Option<&AccountProfile>,
 ) -> Result<String, serde_json::Error> {
     serde_json::to_string(&Payload {
         id: format!("evt_{}", e.seq),
@@ -90,6 +97,7 @@ pub(crate) fn stored(
             from_status: e.from_status.map(|s| s.as_str().to_owned()),
             status: e.to_status.map(|s| s.as_str().to_owned()),
             reason: e.reason.clone(),
+            cal_profile: profile.map(ProfileView::from),
             reconnect_url: None,
             reconnect,
         },

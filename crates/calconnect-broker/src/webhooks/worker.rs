@@ -33,17 +33,25 @@ async fn pump(state: &AppState) -> Result<(), BoxError> {
             continue;
         }
         let (kind, reconnect) = payload::event_type(e);
+        // The connection as it is now (gone after a delete): its profile and scopes. A store
+        // that fails here fails the pump, which tries these events again.
+        let connection = match state.store.get_connection(e.connection_id).await {
+            Ok(c) => Some(c),
+            Err(calconnect::store::StoreError::NotFound { .. }) => None,
+            Err(err) => return Err(err.into()),
+        };
         // What the link is for, not the link: it is minted at delivery (payload.rs).
         let reconnect = if reconnect {
-            let (scopes, team) = match state.store.get_connection(e.connection_id).await {
-                Ok(c) => (c.scopes, c.identity.owner.kind() == "team"),
-                Err(_) => (state.config.default_scopes.clone(), false),
+            let (scopes, team) = match &connection {
+                Some(c) => (c.scopes.clone(), c.identity.owner.kind() == "team"),
+                None => (state.config.default_scopes.clone(), false),
             };
             Some(payload::ReconnectFor { scopes, team })
         } else {
             None
         };
-        let body = payload::stored(e, kind, reconnect)?;
+        let profile = connection.as_ref().and_then(|c| c.profile.as_ref());
+        let body = payload::stored(e, kind, reconnect, profile)?;
         let now = state.now_ms();
         let connection_id = e.connection_id.to_string();
         for url in &state.config.webhooks.urls {

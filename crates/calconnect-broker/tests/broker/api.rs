@@ -112,8 +112,17 @@ async fn bad_inputs_are_json_errors() {
         .get("/api/v1/connections/5f0c6a3e-8d1e-4c4e-9a55-0d6f0e4b1a11")
         .await;
     assert_error(status, &err, StatusCode::NOT_FOUND, "not_found");
-    let (status, err) = app.get("/api/v1/connections").await;
-    assert_error(status, &err, StatusCode::BAD_REQUEST, "invalid_request");
+    for bad in [
+        "status=broken",
+        "limit=0",
+        "limit=201",
+        "limit=-1",
+        "cursor=not-a-cursor",
+        "end_user_id=",
+    ] {
+        let (status, err) = app.get(&format!("/api/v1/connections?{bad}")).await;
+        assert_error(status, &err, StatusCode::BAD_REQUEST, "invalid_request");
+    }
     let (status, err) = app.get("/api/v1/nothing-here").await;
     assert_error(status, &err, StatusCode::NOT_FOUND, "not_found");
     let (status, err) = app.get("/nothing-here").await;

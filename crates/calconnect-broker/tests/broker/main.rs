@@ -5,6 +5,7 @@
 mod api;
 mod at_rest;
 mod checks;
+mod connections;
 mod edge;
 mod flow;
 mod hardening;

@@ -14,12 +14,47 @@ pub(crate) struct Conn {
     pub(crate) id: String,
     pub(crate) end_user_id: String,
     pub(crate) cal_identity: Identity,
+    /// Who holds the Cal.com account, as Cal.com last said (null until it has).
+    #[serde(default)]
+    pub(crate) cal_profile: Option<Profile>,
     pub(crate) scopes: Vec<String>,
     pub(crate) status: String,
     pub(crate) status_reason: String,
     pub(crate) access_token_expires_at: Option<String>,
     pub(crate) last_refreshed_at: String,
     pub(crate) created_at: String,
+}
+
+impl Conn {
+    /// Who the account is, for a list: `Alice Anderson (@alice)`, else the Cal.com id.
+    pub(crate) fn account_label(&self) -> String {
+        let id = || {
+            format!(
+                "Cal.com {} {}",
+                self.cal_identity.kind, self.cal_identity.id
+            )
+        };
+        let Some(p) = &self.cal_profile else {
+            return id();
+        };
+        match (p.name.as_deref().or(p.email.as_deref()), &p.username) {
+            (Some(name), Some(username)) => format!("{name} (@{username})"),
+            (Some(name), None) => name.to_owned(),
+            (None, Some(username)) => format!("@{username}"),
+            (None, None) => id(),
+        }
+    }
+}
+
+/// `{name, email, username}` from Cal.com's `/v2/me`, as the broker keeps it.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct Profile {
+    #[serde(default)]
+    pub(crate) name: Option<String>,
+    #[serde(default)]
+    pub(crate) email: Option<String>,
+    #[serde(default)]
+    pub(crate) username: Option<String>,
 }
 
 /// `{kind, id}`.
@@ -239,8 +274,11 @@ impl BrokerApi {
             })
     }
 
-    /// The webhook delivery log (newest first).
-    pub(crate) async fn deliveries(&self) -> Result<Vec<Delivery>, CallError> {
+    /// The webhook delivery log (newest first, the latest 20), of one connection or all.
+    pub(crate) async fn deliveries(
+        &self,
+        connection_id: Option<&str>,
+    ) -> Result<Vec<Delivery>, CallError> {
         #[derive(Deserialize)]
         struct List {
             #[serde(default)]
@@ -250,7 +288,8 @@ impl BrokerApi {
             .ok(self
                 .http
                 .get(self.url("/webhook-deliveries"))
-                .query(&[("limit", "20")]))
+                .query(&[("limit", "20")])
+                .query(&[("connection_id", connection_id)]))
             .await?;
         serde_json::from_value::<List>(v)
             .map(|l| l.deliveries)

@@ -456,6 +456,7 @@ mod tests {
                 kind: "user".into(),
                 id: 1,
             },
+            cal_profile: None,
             scopes: vec![EVIL.into()],
             status: "needs_reauth".into(),
             status_reason: EVIL.into(),

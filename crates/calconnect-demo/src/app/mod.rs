@@ -113,6 +113,15 @@ pub(crate) fn router(ctx: AppCtx) -> Router {
         .route("/connections/{id}/demo/{action}", post(controls::act))
         .route("/webhooks/calconnect", post(webhooks::receive))
         .route("/admin", get(admin::dashboard))
+        .route("/admin/connections/{id}", get(admin::detail::show))
+        .route(
+            "/admin/connections/{id}/refresh",
+            post(admin::detail::refresh),
+        )
+        .route(
+            "/admin/connections/{id}/disconnect",
+            post(admin::detail::disconnect),
+        )
         .fallback(pages::not_found)
         .layer(axum::middleware::map_response(html::security_headers))
         .with_state(ctx)

@@ -144,7 +144,7 @@ fn home_page(h: &Home<'_>) -> Markup {
                         tr {
                             td {
                                 a href={ "/connections/" (c.id) } data-testid="connection-link" {
-                                    "Cal.com " (c.cal_identity.kind) " " (c.cal_identity.id)
+                                    (c.account_label())
                                 }
                             }
                             td { span.status.(c.status) { (c.status) } }
@@ -487,6 +487,7 @@ mod tests {
                 kind: evil.into(),
                 id: 1,
             },
+            cal_profile: None,
             scopes: vec![evil.into()],
             status: "active".into(),
             status_reason: evil.into(),

@@ -115,6 +115,23 @@ impl Sessions {
         let expected = self.csrf(user);
         !expected.0.is_empty() && bool::from(expected.0.as_bytes().ct_eq(token.as_bytes()))
     }
+
+    /// The CSRF token of the operator dashboard's forms. HTTP Basic has no session to bind a
+    /// token to (and a browser sends its credentials with a forged cross-site form too), so the
+    /// operator has one per process: under the same key as the users' tokens, in its own domain.
+    pub(crate) fn operator_csrf(&self) -> CsrfToken {
+        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&self.csrf_key) else {
+            return CsrfToken(String::new());
+        };
+        mac.update(b"operator-csrf\0");
+        CsrfToken(hex::encode(mac.finalize().into_bytes()))
+    }
+
+    /// Whether `token` is the operator's CSRF token.
+    pub(crate) fn operator_csrf_ok(&self, token: &str) -> bool {
+        let expected = self.operator_csrf();
+        !expected.0.is_empty() && bool::from(expected.0.as_bytes().ct_eq(token.as_bytes()))
+    }
 }
 
 impl FromRef<AppCtx> for Key {
@@ -234,6 +251,9 @@ mod tests {
         let bob = UserName::parse("bob").unwrap();
         assert!(!s.csrf_ok(&bob, s.csrf(&ann).as_str()));
         assert!(!s.csrf_ok(&ann, ""));
+        assert!(s.operator_csrf_ok(s.operator_csrf().as_str()));
+        assert!(!s.operator_csrf_ok(s.csrf(&ann).as_str()));
+        assert!(!s.operator_csrf_ok(""));
         assert!(
             UserName::parse("<b>").is_none()
                 && UserName::parse("").is_none()

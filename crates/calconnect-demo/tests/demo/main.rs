@@ -2,6 +2,7 @@
 //! pages, the operator dashboard, and data kept between runs. The browser test is in `browser.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod admin;
 mod browser;
 mod flow;
 mod helpers;

@@ -43,6 +43,11 @@ pub static STORE_MIGRATIONS: Migrations = Migrations {
             include_str!("../../migrations/sqlite/0003_change_notifications.sql"),
         ),
         (
+            4,
+            "profile",
+            include_str!("../../migrations/sqlite/0004_profile.sql"),
+        ),
+        (
             5,
             "refresh budget",
             include_str!("../../migrations/sqlite/0005_refresh_budget.sql"),
@@ -63,6 +68,11 @@ pub static STORE_MIGRATIONS: Migrations = Migrations {
             3,
             "change notifications",
             include_str!("../../migrations/postgres/0003_change_notifications.sql"),
+        ),
+        (
+            4,
+            "profile",
+            include_str!("../../migrations/postgres/0004_profile.sql"),
         ),
         (
             5,
@@ -206,10 +216,12 @@ impl<B: sqlx::Database> SqlStore<B> {
             "INSERT INTO connections (id, end_user, client_id, owner_kind, owner_id, scopes, \
              status, status_reason, status_changed_at, access_token, refresh_token, \
              access_expires_at, last_refreshed_at, refresh_expires_at_estimate, version, \
-             created_at, updated_at) \
+             profile_name, profile_email, profile_username, profile_fetched_at, \
+             profile_check_at, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, 'active', 'authorized', $7, $8, $9, $10, $7, $11, \
-             1, $7, $7) RETURNING {CONNECTION_COLUMNS}"
+             1, $12, $13, $14, $15, $16, $7, $7) RETURNING {CONNECTION_COLUMNS}"
         );
+        let profile = new.profile.as_ref();
         let inserted = query(&sql)
             .bind(new.id.as_uuid())
             .bind(new.end_user.as_str())
@@ -222,6 +234,11 @@ impl<B: sqlx::Database> SqlStore<B> {
             .bind(new.refresh_token.as_ref().map(SealedBlob::as_bytes))
             .bind(new.access_expires_at)
             .bind(new.refresh_expires_at_estimate)
+            .bind(profile.and_then(|p| p.name.as_deref()))
+            .bind(profile.and_then(|p| p.email.as_deref()))
+            .bind(profile.and_then(|p| p.username.as_deref()))
+            .bind(profile.map(|p| truncate_to_micros(p.fetched_at)))
+            .bind(profile_check_at(new, now))
             .fetch_one(&mut tx)
             .await;
         match inserted {
@@ -242,6 +259,52 @@ impl<B: sqlx::Database> SqlStore<B> {
                 None => Err(self.err("saving a connection")(e)),
             },
         }
+    }
+}
+
+/// When a connection saved as `new` next has its profile asked for: a day after the profile it
+/// brings, else at once.
+fn profile_check_at(new: &NewConnection, now: OffsetDateTime) -> OffsetDateTime {
+    new.profile.as_ref().map_or(now, |p| {
+        truncate_to_micros(p.fetched_at + calconnect::store::PROFILE_MAX_AGE)
+    })
+}
+
+/// The `WHERE` clause of a listing ([`ConnectionStore::query_connections`]), with its
+/// placeholders numbered in binding order: `$1` the limit, then the status, the end user and the
+/// cursor, each when given.
+struct Listing {
+    sql: String,
+}
+
+impl Listing {
+    fn of(q: &ConnectionQuery) -> Self {
+        let mut terms = Vec::new();
+        let mut n = 1;
+        let mut next = || {
+            n += 1;
+            n
+        };
+        match q.status {
+            // Most connections are active: the creation-order index, filtered.
+            Some(ConnectionStatus::Active) => terms.push(format!("status = ${}", next())),
+            // The few others: the partial index, which this repeated term selects.
+            Some(_) => terms.push(format!("status = ${} AND status <> 'active'", next())),
+            None => {}
+        }
+        if q.end_user.is_some() {
+            terms.push(format!("end_user = ${}", next()));
+        }
+        if q.after.is_some() {
+            let (t, id) = (next(), next());
+            terms.push(format!("(created_at, id) > (${t}, ${id})"));
+        }
+        let sql = if terms.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", terms.join(" AND "))
+        };
+        Self { sql }
     }
 }
 
@@ -404,27 +467,42 @@ impl<B: sqlx::Database> ConnectionStore for SqlStore<B> {
                 });
             }
             Some((id, previous_end_user, previous_status)) => {
+                // Without a new profile, the stored one (same account) stays.
+                let profile = if new.profile.is_some() {
+                    "profile_name = $10, profile_email = $11, profile_username = $12, \
+                     profile_fetched_at = $13, "
+                } else {
+                    ""
+                };
                 let sql = format!(
                     "UPDATE connections SET end_user = $1, scopes = $2, access_token = $3, \
                      refresh_token = $4, access_expires_at = $5, \
                      refresh_expires_at_estimate = $6, last_refreshed_at = $7, \
                      status = 'active', status_reason = 'authorized again', \
                      status_changed_at = $7, version = version + 1, lease_owner = NULL, \
-                     lease_until = NULL, refresh_intent_started_at = NULL, updated_at = $7 \
+                     lease_until = NULL, refresh_intent_started_at = NULL, updated_at = $7, \
+                     {profile}profile_check_at = $9 \
                      WHERE id = $8 RETURNING {CONNECTION_COLUMNS}"
                 );
-                let row = query(&sql)
+                let scopes = scopes::encode(&new.scopes);
+                let mut q = query(&sql)
                     .bind(new.end_user.as_str())
-                    .bind(&scopes::encode(&new.scopes))
+                    .bind(&scopes)
                     .bind(new.access_token.as_bytes())
                     .bind(new.refresh_token.as_ref().map(SealedBlob::as_bytes))
                     .bind(new.access_expires_at)
                     .bind(new.refresh_expires_at_estimate)
                     .bind(now)
                     .bind(id)
-                    .fetch_one(&mut tx)
-                    .await
-                    .map_err(&err)?;
+                    .bind(profile_check_at(&new, now));
+                if let Some(p) = &new.profile {
+                    q = q
+                        .bind(p.name.as_deref())
+                        .bind(p.email.as_deref())
+                        .bind(p.username.as_deref())
+                        .bind(truncate_to_micros(p.fetched_at));
+                }
+                let row = q.fetch_one(&mut tx).await.map_err(&err)?;
                 let outcome = UpsertOutcome::Updated {
                     connection: self.decoder().connection(&row)?,
                     previous_end_user: EndUserId::new(&previous_end_user).map_err(|_| {
@@ -526,6 +604,50 @@ impl<B: sqlx::Database> ConnectionStore for SqlStore<B> {
             .await
             .map_err(self.err("listing connections"))?;
         rows.iter().map(|r| self.decoder().connection(r)).collect()
+    }
+
+    async fn query_connections(&self, q: &ConnectionQuery) -> Result<Vec<Connection>, StoreError> {
+        let listing = Listing::of(q);
+        let sql = format!(
+            "SELECT {CONNECTION_COLUMNS} FROM connections{} ORDER BY created_at, id LIMIT $1",
+            listing.sql
+        );
+        let mut statement = query(&sql).bind(i64::from(q.limit));
+        if let Some(status) = q.status {
+            statement = statement.bind(status.as_str());
+        }
+        if let Some(end_user) = &q.end_user {
+            statement = statement.bind(end_user.as_str());
+        }
+        if let Some(after) = q.after {
+            statement = statement
+                .bind(truncate_to_micros(after.created_at))
+                .bind(after.id.as_uuid());
+        }
+        let rows = statement
+            .fetch_all(&self.db)
+            .await
+            .map_err(self.err("listing connections"))?;
+        rows.iter().map(|r| self.decoder().connection(r)).collect()
+    }
+
+    async fn count_by_status_for(&self, end_user: &EndUserId) -> Result<StatusCounts, StoreError> {
+        let rows = query(
+            "SELECT status, COUNT(*) AS n FROM connections WHERE end_user = $1 GROUP BY status",
+        )
+        .bind(end_user.as_str())
+        .fetch_all(&self.db)
+        .await
+        .map_err(self.err("counting an end user's connections"))?;
+        let d = self.decoder();
+        let mut counts = StatusCounts::default();
+        for row in &rows {
+            let n = u64::try_from(d.get::<i64>(row, "n")?).unwrap_or(0);
+            if let Some(status) = d.status(row, "status")? {
+                counts.add(status, n);
+            }
+        }
+        Ok(counts)
     }
 
     async fn count_connections(&self) -> Result<u64, StoreError> {
@@ -672,6 +794,63 @@ impl<B: sqlx::Database> ConnectionStore for SqlStore<B> {
         change: StatusChange,
     ) -> Result<Connection, StoreError> {
         self.change_status(id, change).await
+    }
+
+    async fn write_profile(&self, id: ConnectionId, write: ProfileWrite) -> Result<(), StoreError> {
+        let sql = if write.profile.is_some() {
+            "UPDATE connections SET profile_check_at = $1, profile_name = $3, \
+             profile_email = $4, profile_username = $5, profile_fetched_at = $6 WHERE id = $2"
+        } else {
+            "UPDATE connections SET profile_check_at = $1 WHERE id = $2"
+        };
+        let mut q = query(sql)
+            .bind(truncate_to_micros(write.next_check_at))
+            .bind(id.as_uuid());
+        if let Some(p) = &write.profile {
+            q = q
+                .bind(p.name.as_deref())
+                .bind(p.email.as_deref())
+                .bind(p.username.as_deref())
+                .bind(truncate_to_micros(p.fetched_at));
+        }
+        let done = q
+            .execute(&self.db)
+            .await
+            .map_err(self.err("keeping a connection's profile"))?;
+        if done == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::connection_not_found(id))
+        }
+    }
+
+    async fn claim_profile_checks(
+        &self,
+        q: ProfileCheckQuery,
+    ) -> Result<Vec<Connection>, StoreError> {
+        let skip_locked = self.db.dialect().skip_locked;
+        let sql = format!(
+            "WITH due AS ( \
+               SELECT id FROM connections \
+               WHERE status = 'active' AND profile_check_at <= $1 AND access_expires_at > $2 \
+               ORDER BY profile_check_at LIMIT $3{skip_locked}) \
+             UPDATE connections SET profile_check_at = $4 \
+             WHERE id IN (SELECT id FROM due) RETURNING {CONNECTION_COLUMNS}"
+        );
+        let rows = query(&sql)
+            .bind(truncate_to_micros(q.due_by))
+            .bind(truncate_to_micros(q.access_valid_after))
+            .bind(i64::from(q.limit))
+            .bind(truncate_to_micros(q.claim_until))
+            .fetch_all(&self.db)
+            .await
+            .map_err(self.err("claiming profile checks"))?;
+        let mut claimed = rows
+            .iter()
+            .map(|r| self.decoder().connection(r))
+            .collect::<Result<Vec<_>, _>>()?;
+        claimed.sort_by_key(|c| c.id);
+        Ok(claimed)
     }
 
     async fn claim_due_for_refresh(&self, query: DueQuery) -> Result<Vec<Connection>, StoreError> {

@@ -11,7 +11,8 @@ use uuid::Uuid;
 pub(crate) const CONNECTION_COLUMNS: &str = "id, end_user, client_id, owner_kind, owner_id, \
     scopes, status, status_reason, status_changed_at, access_token, refresh_token, \
     access_expires_at, last_refreshed_at, refresh_expires_at_estimate, version, lease_owner, \
-    lease_until, refresh_intent_started_at, created_at, updated_at";
+    lease_until, refresh_intent_started_at, profile_name, profile_email, profile_username, \
+    profile_fetched_at, profile_check_at, created_at, updated_at";
 
 pub(crate) const PENDING_COLUMNS: &str = "id, state_key, pkce_verifier, end_user, scopes, \
     redirect_uri, return_to, browser_binding, expires_at, created_at";
@@ -100,9 +101,25 @@ impl Decoder<'_> {
                 _ => None,
             },
             refresh_intent_started_at: self.get(row, "refresh_intent_started_at")?,
+            profile: self.profile(row)?,
+            profile_check_at: self.get(row, "profile_check_at")?,
             created_at: self.get(row, "created_at")?,
             updated_at: self.get(row, "updated_at")?,
         })
+    }
+
+    fn profile(&self, row: &Row) -> Result<Option<AccountProfile>, StoreError> {
+        let fetched_at: Option<time::OffsetDateTime> = self.get(row, "profile_fetched_at")?;
+        fetched_at
+            .map(|fetched_at| {
+                Ok(AccountProfile {
+                    name: self.get(row, "profile_name")?,
+                    email: self.get(row, "profile_email")?,
+                    username: self.get(row, "profile_username")?,
+                    fetched_at,
+                })
+            })
+            .transpose()
     }
 
     pub(crate) fn pending(&self, row: &Row) -> Result<PendingRecord, StoreError> {

@@ -277,6 +277,7 @@ pub async fn identity_uniqueness(backend: &dyn TestBackend) {
             refresh_token: Some(SecretString::from("ref-3")),
             access_expires_at: None,
             refresh_expires_at_estimate: None,
+            profile: None,
         },
     )
     .await
@@ -310,6 +311,7 @@ pub async fn concurrent_saves_of_one_identity_make_one_connection(backend: &dyn 
                     refresh_token: Some(SecretString::from(format!("ref-{i}"))),
                     access_expires_at: None,
                     refresh_expires_at_estimate: None,
+                    profile: None,
                 },
             )
             .await

@@ -85,6 +85,7 @@ pub async fn store_level_flow(store: &dyn ConnectionStore, ring: &Keyring) {
             refresh_token: Some(SecretString::from(*refresh1)),
             access_expires_at: Some(start_time() + Duration::minutes(30)),
             refresh_expires_at_estimate: Some(start_time() + Duration::days(30)),
+            profile: None,
         },
     )
     .await

@@ -101,6 +101,8 @@ fn new_connection_record(ring: &Keyring) -> Connection {
         version: 1,
         lease: None,
         refresh_intent_started_at: None,
+        profile: None,
+        profile_check_at: start_time(),
         created_at: start_time(),
         updated_at: start_time(),
     }

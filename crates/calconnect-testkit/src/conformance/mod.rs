@@ -6,6 +6,7 @@ mod connections;
 mod flow;
 mod maintenance;
 mod pending;
+mod profiles;
 mod refresh;
 
 pub use budget::*;
@@ -13,4 +14,5 @@ pub use connections::*;
 pub use flow::*;
 pub use maintenance::*;
 pub use pending::*;
+pub use profiles::*;
 pub use refresh::*;

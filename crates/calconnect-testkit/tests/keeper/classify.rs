@@ -273,6 +273,7 @@ async fn no_refresh_token_needs_reauth() {
             refresh_token: None,
             access_expires_at: c.access_expires_at,
             refresh_expires_at_estimate: None,
+            profile: None,
         })
         .await
         .unwrap();

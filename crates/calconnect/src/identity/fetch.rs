@@ -22,7 +22,8 @@ use serde_json::Value;
 impl AuthorizationFlow {
     /// Names the account of `tokens` with the profile's identity strategy
     /// ([`IdentitySource`]). For Cal.com: the claims, else `GET /v2/me`; with `profile_lookup`,
-    /// `/v2/me` is asked even when the claims name the account, to get the profile.
+    /// `/v2/me` is asked even when the claims name the account, to get the profile (if that
+    /// fails, the claims alone identify the account and [`Identified::user`] is `None`).
     ///
     /// # Errors
     /// [`IdentifyError`].
@@ -90,6 +91,12 @@ impl AuthorizationFlow {
             match self.me(&tokens.access_token).await {
                 Ok(user) => Some(user),
                 Err(MeError::NotSupported) if claimed.is_some() => None,
+                // The claims name the account: the profile is a nicety, not a reason to refuse
+                // the connection.
+                Err(e) if claimed.is_some() => {
+                    tracing::info!(error = %e, "the profile lookup failed; connecting without it");
+                    None
+                }
                 Err(e) => return Err(IdentifyError::Me(e)),
             }
         } else {

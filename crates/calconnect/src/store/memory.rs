@@ -1,7 +1,9 @@
 //! An in-memory [`ConnectionStore`] for tests and examples. One process only; lost on exit.
 
 use super::types::*;
-use super::{ConnectionStore, StatusCounts, StoreError};
+use super::{
+    ConnectionQuery, ConnectionStore, ProfileCheckQuery, ProfileWrite, StatusCounts, StoreError,
+};
 use crate::clock::Clock;
 use crate::crypto::SealedBlob;
 use async_trait::async_trait;
@@ -229,6 +231,13 @@ impl ConnectionStore for MemoryStore {
                 c.lease = None;
                 c.refresh_intent_started_at = None;
                 c.updated_at = now;
+                match new.profile {
+                    Some(profile) => {
+                        c.profile_check_at = profile.fetched_at + super::PROFILE_MAX_AGE;
+                        c.profile = Some(profile);
+                    }
+                    None => c.profile_check_at = now,
+                }
                 let c = c.clone();
                 inner.event(
                     &c,
@@ -250,6 +259,10 @@ impl ConnectionStore for MemoryStore {
                         what: format!("connection {}", new.id),
                     });
                 }
+                let profile_check_at = new
+                    .profile
+                    .as_ref()
+                    .map_or(now, |p| p.fetched_at + super::PROFILE_MAX_AGE);
                 let c = Connection {
                     id: new.id,
                     end_user: new.end_user,
@@ -266,6 +279,8 @@ impl ConnectionStore for MemoryStore {
                     version: 1,
                     lease: None,
                     refresh_intent_started_at: None,
+                    profile: new.profile,
+                    profile_check_at,
                     created_at: now,
                     updated_at: now,
                 };
@@ -323,6 +338,34 @@ impl ConnectionStore for MemoryStore {
             .filter(|c| after.is_none_or(|a| c.id > a))
             .take(limit as usize)
             .cloned()
+            .collect())
+    }
+
+    async fn query_connections(&self, q: &ConnectionQuery) -> Result<Vec<Connection>, StoreError> {
+        let mut list: Vec<Connection> = self
+            .lock()
+            .connections
+            .values()
+            .filter(|c| q.status.is_none_or(|s| c.status == s))
+            .filter(|c| q.end_user.as_ref().is_none_or(|u| c.end_user == *u))
+            .filter(|c| {
+                q.after
+                    .is_none_or(|a| (c.created_at, c.id) > (a.created_at, a.id))
+            })
+            .cloned()
+            .collect();
+        list.sort_by_key(|c| (c.created_at, c.id));
+        list.truncate(q.limit as usize);
+        Ok(list)
+    }
+
+    async fn count_by_status_for(&self, end_user: &EndUserId) -> Result<StatusCounts, StoreError> {
+        Ok(self
+            .lock()
+            .connections
+            .values()
+            .filter(|c| c.end_user == *end_user)
+            .map(|c| (c.status, 1))
             .collect())
     }
 
@@ -534,6 +577,44 @@ impl ConnectionStore for MemoryStore {
             now,
         );
         Ok(c)
+    }
+
+    async fn write_profile(&self, id: ConnectionId, write: ProfileWrite) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        let c = inner.connection(id)?;
+        if let Some(mut profile) = write.profile {
+            profile.fetched_at = truncate_to_micros(profile.fetched_at);
+            c.profile = Some(profile);
+        }
+        c.profile_check_at = truncate_to_micros(write.next_check_at);
+        Ok(())
+    }
+
+    async fn claim_profile_checks(
+        &self,
+        q: ProfileCheckQuery,
+    ) -> Result<Vec<Connection>, StoreError> {
+        let mut inner = self.lock();
+        let mut due: Vec<&mut Connection> = inner
+            .connections
+            .values_mut()
+            .filter(|c| {
+                c.status == ConnectionStatus::Active
+                    && c.profile_check_at <= q.due_by
+                    && c.access_expires_at
+                        .is_some_and(|t| t > q.access_valid_after)
+            })
+            .collect();
+        due.sort_by_key(|c| (c.profile_check_at, c.id));
+        let until = truncate_to_micros(q.claim_until);
+        Ok(due
+            .into_iter()
+            .take(q.limit as usize)
+            .map(|c| {
+                c.profile_check_at = until;
+                c.clone()
+            })
+            .collect())
     }
 
     async fn claim_due_for_refresh(&self, q: DueQuery) -> Result<Vec<Connection>, StoreError> {

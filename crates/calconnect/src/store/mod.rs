@@ -25,6 +25,7 @@
 //!     refresh_token: Some(SecretString::from("eyJ-refresh")),
 //!     access_expires_at: None,
 //!     refresh_expires_at_estimate: None,
+//!     profile: None,
 //! }).await?;
 //! let c = store.get_connection(saved.connection().id).await?;
 //! let context = SealContext::connection(c.id.as_uuid(), SealedField::AccessToken);
@@ -35,6 +36,7 @@
 
 mod error;
 mod memory;
+mod profile;
 mod rotate;
 mod save;
 #[cfg(test)]
@@ -43,6 +45,9 @@ mod types;
 
 pub use error::{BoxError, StoreError};
 pub use memory::MemoryStore;
+pub use profile::{
+    AccountProfile, ConnectionQuery, ListCursor, PROFILE_MAX_AGE, ProfileCheckQuery, ProfileWrite,
+};
 pub use rotate::{RotationError, RotationProgress, rotate_keys};
 pub use save::{SaveError, TokensToSave, save_connection};
 pub use types::*;
@@ -155,8 +160,19 @@ pub trait ConnectionStore: Send + Sync + std::fmt::Debug {
         limit: u32,
     ) -> Result<Vec<Connection>, StoreError>;
 
+    /// Connections matching `query` (status, end user), in creation order (oldest first, ties
+    /// by id), after `query.after`: one page of a listing. Answered from indexes in listing
+    /// order, not by reading every row.
+    async fn query_connections(
+        &self,
+        query: &ConnectionQuery,
+    ) -> Result<Vec<Connection>, StoreError>;
+
     /// How many connections there are.
     async fn count_connections(&self) -> Result<u64, StoreError>;
+
+    /// How many connections of `end_user` have each status.
+    async fn count_by_status_for(&self, end_user: &EndUserId) -> Result<StatusCounts, StoreError>;
 
     /// How many connections have each status, in one query (for metrics: no row is read).
     async fn count_by_status(&self) -> Result<StatusCounts, StoreError>;
@@ -262,6 +278,22 @@ pub trait ConnectionStore: Send + Sync + std::fmt::Debug {
         id: ConnectionId,
         change: StatusChange,
     ) -> Result<Connection, StoreError>;
+
+    /// Keeps the account's profile (when `write.profile` is given) and when to ask again. Not a
+    /// token or status write: the version is not bumped and no event is recorded, so it never
+    /// disturbs a refresh.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`].
+    async fn write_profile(&self, id: ConnectionId, write: ProfileWrite) -> Result<(), StoreError>;
+
+    /// Active connections whose profile check is due and whose access token stays valid after
+    /// `query.access_valid_after`, oldest check first; their next check moves to
+    /// `query.claim_until` in the same step, so concurrent callers never receive the same rows.
+    async fn claim_profile_checks(
+        &self,
+        query: ProfileCheckQuery,
+    ) -> Result<Vec<Connection>, StoreError>;
 
     /// Active connections due for refresh (access expiring, or refresh token getting old) whose
     /// lease is free or expired, leased to `query.owner` in the same step: concurrent callers

@@ -25,6 +25,8 @@ pub struct TokensToSave {
     pub access_expires_at: Option<OffsetDateTime>,
     /// Estimated refresh-token expiry.
     pub refresh_expires_at_estimate: Option<OffsetDateTime>,
+    /// The account's profile, if it was asked for (`GET /v2/me`).
+    pub profile: Option<super::AccountProfile>,
 }
 
 /// Why saving failed.
@@ -75,6 +77,7 @@ pub async fn save_connection(
             refresh_token,
             access_expires_at: tokens.access_expires_at,
             refresh_expires_at_estimate: tokens.refresh_expires_at_estimate,
+            profile: tokens.profile.clone(),
         };
         match store.upsert_connection(new).await {
             Err(StoreError::IdentityConflict { existing }) if attempts < 3 => id = existing,

@@ -27,6 +27,7 @@ fn tokens(user: i64, access: &str) -> TokensToSave {
         refresh_token: None,
         access_expires_at: None,
         refresh_expires_at_estimate: None,
+        profile: None,
     }
 }
 

@@ -228,6 +228,11 @@ pub struct Connection {
     pub lease: Option<RefreshLease>,
     /// Set before a refresh call, cleared by the token write (docs/architecture.md §3.6).
     pub refresh_intent_started_at: Option<OffsetDateTime>,
+    /// Who holds the account, as Cal.com last said (`GET /v2/me`); kept while the connection is
+    /// in trouble. `None` until it was asked successfully.
+    pub profile: Option<super::AccountProfile>,
+    /// When the profile is next due to be asked for.
+    pub profile_check_at: OffsetDateTime,
     /// Created.
     pub created_at: OffsetDateTime,
     /// Last written.
@@ -253,6 +258,10 @@ pub struct NewConnection {
     pub access_expires_at: Option<OffsetDateTime>,
     /// Estimated refresh-token expiry.
     pub refresh_expires_at_estimate: Option<OffsetDateTime>,
+    /// The account's profile, if it was asked for while connecting: the next check is then
+    /// [`super::PROFILE_MAX_AGE`] after it. `None` keeps a profile already stored (same
+    /// identity) and makes the next check due at once.
+    pub profile: Option<super::AccountProfile>,
 }
 
 /// What [`super::ConnectionStore::upsert_connection`] did.
