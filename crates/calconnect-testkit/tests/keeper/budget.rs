@@ -26,6 +26,17 @@ fn budget(env: &Env, burst: u32, max_wait: StdDuration) -> Arc<dyn RefreshBudget
 }
 
 fn keeper(env: &Env, budget: Arc<dyn RefreshBudget>, name: &str) -> TokenKeeper {
+    sweeper(env, budget, name, StdDuration::from_secs(5))
+}
+
+/// A keeper on the simulated timer whose sweep runs one refresh at a time and waits at most
+/// `permit_wait` for a background permit.
+fn sweeper(
+    env: &Env,
+    budget: Arc<dyn RefreshBudget>,
+    name: &str,
+    permit_wait: StdDuration,
+) -> TokenKeeper {
     env.parts.keeper(
         config()
             .to_builder()
@@ -37,7 +48,7 @@ fn keeper(env: &Env, budget: Arc<dyn RefreshBudget>, name: &str) -> TokenKeeper 
             .instance_name(name)
             .sweep(SweepConfig {
                 concurrency: 1,
-                permit_wait: StdDuration::from_secs(5),
+                permit_wait,
                 ..SweepConfig::default()
             })
             .build()
@@ -161,22 +172,7 @@ async fn the_sweep_defers_when_the_budget_is_spent_and_catches_up() {
         },
         env.parts.clock.clone(),
     );
-    let sweeper = env.parts.keeper(
-        config()
-            .to_builder()
-            .budget(budget)
-            .timer(Arc::new(SimTimer::new(
-                env.clock.clone(),
-                Some(env.sandbox.clone()),
-            )))
-            .sweep(SweepConfig {
-                concurrency: 1,
-                permit_wait: StdDuration::from_secs(1),
-                ..SweepConfig::default()
-            })
-            .build()
-            .unwrap(),
-    );
+    let sweeper = sweeper(&env, budget, "sweeper", StdDuration::from_secs(1));
     env.advance(Duration::days(16));
     let report = sweeper.sweep_once().await.unwrap();
     assert!(report.kept_alive >= 2, "{report:?}");
@@ -230,22 +226,7 @@ async fn an_urgent_keep_alive_does_not_yield_to_api_calls() {
         .unwrap()
         == calconnect::budget::Taken::Granted
     {}
-    let sweeper = env.parts.keeper(
-        config()
-            .to_builder()
-            .budget(budget)
-            .timer(Arc::new(SimTimer::new(
-                env.clock.clone(),
-                Some(env.sandbox.clone()),
-            )))
-            .sweep(SweepConfig {
-                concurrency: 1,
-                permit_wait: StdDuration::from_millis(100),
-                ..SweepConfig::default()
-            })
-            .build()
-            .unwrap(),
-    );
+    let sweeper = sweeper(&env, budget, "sweeper", StdDuration::from_millis(100));
     let before = env.parts.clock.now();
     let report = sweeper.sweep_once().await.unwrap();
     assert_eq!((report.kept_alive, report.deferred), (1, 1), "{report:?}");

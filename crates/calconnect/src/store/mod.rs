@@ -56,7 +56,7 @@ use async_trait::async_trait;
 use time::Duration;
 
 /// How long an expired pending authorization is kept before
-/// [`Store::purge_expired_pending`] deletes it, so that a callback arriving late is told
+/// [`ConnectionStore::purge_expired_pending`] deletes it, so that a callback arriving late is told
 /// "expired" (and can start again) rather than "unknown state".
 pub const PENDING_PURGE_GRACE: Duration = Duration::hours(1);
 
