@@ -121,8 +121,12 @@ fn cal_id(owner: CalOwner) -> i64 {
     }
 }
 
+/// A time as the operator reads it: UTC, to the second (`2026-12-01 18:04:39 UTC`).
 fn time_text(t: time::OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
+    let format =
+        time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
+    t.to_offset(time::UtcOffset::UTC)
+        .format(&format)
         .unwrap_or_default()
 }
 

@@ -200,6 +200,30 @@ try {
     check(text.includes('needs_reauth'), 'the dashboard does not show the revoked connection');
     await shot('07-operator-dashboard');
     await audit('app operator dashboard');
+
+    step('operator: the connection page, refresh (refused: the grant is revoked), disconnect');
+    await page.click('[data-testid=admin-connection] a');
+    await page.waitForSelector('[data-testid=admin-detail]');
+    const person = await page.textContent('[data-testid=admin-person]');
+    check(person.includes('Alice Anderson'), `the connection page names ${person}`);
+    check((await page.$$('[data-testid=admin-event]')).length > 0, 'no events on the connection page');
+    await shot('07b-operator-connection');
+    await audit('app operator connection page');
+    await page.click('[data-testid=admin-refresh]');
+    await page.waitForSelector('[data-outcome]');
+    const refreshOutcome = await page.getAttribute('[data-outcome]', 'data-outcome');
+    check(refreshOutcome === 'refresh-failed', `the operator's refresh of a revoked connection says ${refreshOutcome}`);
+    check((await page.textContent('[data-testid=admin-status]')).trim() === 'needs_reauth', 'status after the refused refresh');
+    await shot('07c-operator-refresh-refused');
+    await audit('app operator connection page, refresh refused');
+    await page.click('[data-testid=admin-disconnect]');
+    await page.waitForSelector('[data-testid=admin-deleted]');
+    const disconnectOutcome = await page.getAttribute('[data-outcome]', 'data-outcome');
+    check(disconnectOutcome === 'disconnected', `the operator's disconnect says ${disconnectOutcome}`);
+    await shot('07d-operator-disconnected');
+    await audit('app operator connection page, deleted');
+    await page.goto(`${appUrl}/admin`);
+    await page.waitForSelector('[data-testid=admin-empty]');
   }
 
   step("the broker's pages");
