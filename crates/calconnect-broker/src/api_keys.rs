@@ -9,6 +9,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use calconnect::Clock as _;
 use calconnect_sql::query;
 use rand::{CryptoRng, RngCore};
 use secrecy::{ExposeSecret, SecretString};
@@ -31,7 +32,12 @@ pub struct ApiKeyInfo {
     pub created_at_ms: i64,
     /// Revoked (unix ms), if it was.
     pub revoked_at_ms: Option<i64>,
+    /// Last accepted (unix ms, to within [`LAST_USED_EVERY`]), if ever since it was recorded.
+    pub last_used_at_ms: Option<i64>,
 }
+
+/// A key's last use is written at most this often (a hot key is checked every second).
+pub const LAST_USED_EVERY: time::Duration = time::Duration::minutes(1);
 
 /// A key just created: the only time the key is available.
 #[derive(Debug)]
@@ -85,6 +91,7 @@ pub async fn create(
             prefix,
             created_at_ms: now_ms,
             revoked_at_ms: None,
+            last_used_at_ms: None,
         },
         key: SecretString::from(key),
     })
@@ -97,7 +104,7 @@ pub async fn create(
 pub async fn list(db: &BrokerDb) -> Result<Vec<ApiKeyInfo>, DbError> {
     let err = db_err("listing API keys");
     let rows = query(
-        "SELECT id, name, prefix, created_at, revoked_at FROM broker_api_keys \
+        "SELECT id, name, prefix, created_at, revoked_at, last_used_at FROM broker_api_keys \
          ORDER BY created_at, id",
     )
     .fetch_all(db.sql())
@@ -112,6 +119,10 @@ pub async fn list(db: &BrokerDb) -> Result<Vec<ApiKeyInfo>, DbError> {
                 created_at_ms: unix_ms(r.get("created_at").map_err(&err)?),
                 revoked_at_ms: r
                     .get::<Option<OffsetDateTime>>("revoked_at")
+                    .map_err(&err)?
+                    .map(unix_ms),
+                last_used_at_ms: r
+                    .get::<Option<OffsetDateTime>>("last_used_at")
                     .map_err(&err)?
                     .map(unix_ms),
             })
@@ -134,22 +145,46 @@ pub async fn revoke(db: &BrokerDb, id: &str, now_ms: i64) -> Result<bool, DbErro
     Ok(done > 0)
 }
 
-/// Whether `key` is a live key. The lookup is by hash, so no secret is compared.
+/// Whether `key` is a live key, recording its use at `now` (at most once per
+/// [`LAST_USED_EVERY`]). The lookup is by hash, so no secret is compared.
 ///
 /// # Errors
 /// [`DbError`].
-pub async fn verify(db: &BrokerDb, key: &SecretString) -> Result<bool, DbError> {
+pub async fn verify(
+    db: &BrokerDb,
+    key: &SecretString,
+    now: OffsetDateTime,
+) -> Result<bool, DbError> {
     let key = key.expose_secret();
     if !key.starts_with(KEY_PREFIX) || key.len() > 128 {
         return Ok(false);
     }
     let key_hash = hash(key);
-    let found = query("SELECT id FROM broker_api_keys WHERE key_hash = $1 AND revoked_at IS NULL")
-        .bind(&key_hash)
-        .fetch_optional(db.sql())
-        .await
-        .map_err(db_err("checking an API key"))?;
-    Ok(found.is_some())
+    let err = db_err("checking an API key");
+    let Some(found) = query(
+        "SELECT id, last_used_at FROM broker_api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
+    )
+    .bind(&key_hash)
+    .fetch_optional(db.sql())
+    .await
+    .map_err(&err)?
+    else {
+        return Ok(false);
+    };
+    let last: Option<OffsetDateTime> = found.get("last_used_at").map_err(&err)?;
+    if last.is_none_or(|at| now - at >= LAST_USED_EVERY) {
+        let id: String = found.get("id").map_err(&err)?;
+        // A failed write does not refuse the key: the use is only for the listing.
+        if let Err(e) = query("UPDATE broker_api_keys SET last_used_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(&id)
+            .execute(db.sql())
+            .await
+        {
+            tracing::debug!(error = %e, "cannot record an API key's last use");
+        }
+    }
+    Ok(true)
 }
 
 /// Proof that the request carried a live API key.
@@ -176,7 +211,7 @@ impl FromRequestParts<AppState> for Authenticated {
         if state.api_key_cache.contains(&key) {
             return Ok(Self);
         }
-        if verify(&state.db, &key).await? {
+        if verify(&state.db, &key, state.clock.now()).await? {
             state.api_key_cache.insert(&key);
             Ok(Self)
         } else {

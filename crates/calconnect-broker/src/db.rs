@@ -32,6 +32,11 @@ pub static BROKER_MIGRATIONS: Migrations = Migrations {
             "single-use connect sessions",
             include_str!("../migrations/sqlite/0003_single_use_sessions.sql"),
         ),
+        (
+            1004,
+            "API keys' last use",
+            include_str!("../migrations/sqlite/0004_api_key_last_used.sql"),
+        ),
     ],
     postgres: &[
         (
@@ -48,6 +53,11 @@ pub static BROKER_MIGRATIONS: Migrations = Migrations {
             1003,
             "single-use connect sessions",
             include_str!("../migrations/postgres/0003_single_use_sessions.sql"),
+        ),
+        (
+            1004,
+            "API keys' last use",
+            include_str!("../migrations/postgres/0004_api_key_last_used.sql"),
         ),
     ],
     legacy: Some(LegacyLedger {

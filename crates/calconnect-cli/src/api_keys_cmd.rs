@@ -28,7 +28,8 @@ enum ApiKeysCommand {
     },
     /// List keys (id, name, prefix, status, created).
     List {
-        /// One JSON array: id, name, prefix, status, created_at and revoked_at (RFC 3339).
+        /// One JSON array: id, name, prefix, status, created_at, revoked_at and last_used_at
+        /// (RFC 3339; last use to within a minute).
         #[arg(long)]
         json: bool,
     },
@@ -75,6 +76,7 @@ pub async fn run(args: ApiKeysArgs) -> anyhow::Result<()> {
                             "status": status(k),
                             "created_at": rfc3339_ms(k.created_at_ms),
                             "revoked_at": k.revoked_at_ms.map(rfc3339_ms),
+                            "last_used_at": k.last_used_at_ms.map(rfc3339_ms),
                         })
                     })
                     .collect();
@@ -82,17 +84,19 @@ pub async fn run(args: ApiKeysArgs) -> anyhow::Result<()> {
                 return Ok(());
             }
             println!(
-                "{:<38} {:<20} {:<12} {:<8} {:<20}",
-                "ID", "NAME", "PREFIX", "STATUS", "CREATED"
+                "{:<38} {:<20} {:<12} {:<8} {:<24} {:<24}",
+                "ID", "NAME", "PREFIX", "STATUS", "CREATED", "LAST USED"
             );
             for k in &keys {
                 println!(
-                    "{:<38} {:<20} {:<12} {:<8} {:<20}",
+                    "{:<38} {:<20} {:<12} {:<8} {:<24} {:<24}",
                     k.id,
                     k.name,
                     k.prefix,
                     status(k),
-                    rfc3339_ms(k.created_at_ms)
+                    rfc3339_ms(k.created_at_ms),
+                    k.last_used_at_ms
+                        .map_or_else(|| "never".to_owned(), rfc3339_ms)
                 );
             }
         }

@@ -278,6 +278,7 @@ fn api_keys_need_only_the_database_and_list_as_json() {
     assert_eq!(key["name"], "billing");
     assert_eq!(key["status"], "active");
     assert!(key["revoked_at"].is_null());
+    assert!(key["last_used_at"].is_null(), "a key never used");
     let created_at = key["created_at"].as_str().unwrap();
     assert!(
         time::OffsetDateTime::parse(created_at, &time::format_description::well_known::Rfc3339)

@@ -338,7 +338,9 @@ impl Demo {
 async fn app_api_key(broker: &Broker, path: &Path) -> Result<SecretString, DemoError> {
     if let Ok(text) = std::fs::read_to_string(path) {
         let key = SecretString::from(text.trim().to_owned());
-        match calconnect_broker::api_keys::verify(broker.db(), &key).await {
+        match calconnect_broker::api_keys::verify(broker.db(), &key, calconnect::SystemClock.now())
+            .await
+        {
             Ok(true) => return Ok(key),
             Ok(false) => std::fs::remove_file(path).map_err(io_err(path))?,
             Err(e) => return Err(DemoError::Database(e.to_string())),

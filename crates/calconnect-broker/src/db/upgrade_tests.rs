@@ -31,7 +31,21 @@ async fn reads_back(db: &BrokerDb) {
         ]
     );
     let key = SecretString::from("cck_legacy-key-1");
-    assert!(api_keys::verify(db, &key).await.unwrap());
+    let used = time::macros::datetime!(2026-12-01 12:00 UTC);
+    assert!(api_keys::verify(db, &key, used).await.unwrap());
+    // Its use is recorded; a use within the minute does not write again.
+    assert!(
+        api_keys::verify(db, &key, used + time::Duration::seconds(30))
+            .await
+            .unwrap()
+    );
+    let last_used: Vec<_> = api_keys::list(db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| k.last_used_at_ms)
+        .collect();
+    assert_eq!(last_used, [Some(used.unix_timestamp() * 1000), None]);
 
     let s = sessions::find(db, "token-1")
         .await

@@ -221,3 +221,25 @@ async fn openapi_document_lists_the_api() {
     )
     .unwrap();
 }
+
+/// A key's last use is recorded when the broker accepts it (`calconnect api-keys list`).
+#[tokio::test]
+async fn an_accepted_api_key_records_its_last_use() {
+    let app = spawn_app().await;
+    let before = calconnect_broker::api_keys::list(app.broker.db())
+        .await
+        .unwrap();
+    assert!(
+        before.iter().all(|k| k.last_used_at_ms.is_none()),
+        "{before:?}"
+    );
+    let (status, _) = app.get("/api/v1/connections?end_user_id=nobody").await;
+    assert_eq!(status, StatusCode::OK);
+    let after = calconnect_broker::api_keys::list(app.broker.db())
+        .await
+        .unwrap();
+    assert!(
+        after.iter().any(|k| k.last_used_at_ms.is_some()),
+        "{after:?}"
+    );
+}
