@@ -387,3 +387,45 @@ async fn a_spent_budget_answers_503_with_retry_after() {
     );
     assert_eq!(codes(), before);
 }
+
+/// A 429 from Cal.com's token endpoint during a code exchange pauses the shared budget: the
+/// person sees the exchange fail, and the next refresh is refused at once with
+/// `budget_exhausted` and a `Retry-After` covering Cal.com's block, without a request.
+#[tokio::test]
+async fn a_429_on_a_code_exchange_pauses_the_budget() {
+    let app = spawn_app().await;
+    let alice = app.connected("user-1", ALICE).await;
+    app.sandbox
+        .inject_fault(calconnect_sandbox::FaultKind::RateLimited, 1)
+        .unwrap();
+    let r = app.connect("user-2", None, BOB).await;
+    assert_eq!(
+        outcome(r).await,
+        (StatusCode::BAD_GATEWAY, "exchange_failed".into())
+    );
+    let calls = || {
+        app.sandbox
+            .token_call_counts()
+            .iter()
+            .map(|c| c.count)
+            .sum::<u64>()
+    };
+    let before = calls();
+    let r = app
+        .http
+        .post(app.url(&format!("/api/v1/connections/{alice}/refresh")))
+        .bearer_auth(&app.api_key)
+        .send()
+        .await
+        .unwrap();
+    let retry_after: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let (status, body) = json_of(r).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"]["code"], "budget_exhausted");
+    assert!((50..=61).contains(&retry_after), "{retry_after}");
+    assert_eq!(calls(), before, "nothing sent during the pause");
+}
