@@ -39,11 +39,14 @@ pub struct SweepReport {
 }
 
 impl SweepReport {
-    /// Whether the sweep stopped with due connections left: at its batch size, or out of
-    /// budget. The background task then sweeps again at once (batch) or after its interval
-    /// (budget).
+    /// Whether to sweep again at once: the batch was full and all of it went through. Out of
+    /// budget, or with connections failing or backing off (an outage: they would be claimed
+    /// first again), the background task waits its interval instead.
     pub fn more_due(&self, batch: u32) -> bool {
-        self.claimed >= batch as usize && self.deferred == 0
+        self.claimed >= batch as usize
+            && self.deferred == 0
+            && self.failed == 0
+            && self.backing_off == 0
     }
 }
 
@@ -206,5 +209,52 @@ impl TokenKeeper {
             .unwrap_or_else(PoisonError::into_inner);
         let factor = 0.8 + (rng.next_u32() as f64 / u32::MAX as f64) * 0.4;
         base.mul_f64(factor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SweepReport;
+
+    #[test]
+    fn sweeps_again_at_once_only_after_a_full_batch_that_went_through() {
+        let full = SweepReport {
+            claimed: 10,
+            kept_alive: 10,
+            ..SweepReport::default()
+        };
+        assert!(full.more_due(10));
+        assert!(
+            !SweepReport {
+                claimed: 9,
+                kept_alive: 9,
+                ..full
+            }
+            .more_due(10)
+        );
+        assert!(
+            !SweepReport {
+                deferred: 1,
+                ..full
+            }
+            .more_due(10)
+        );
+        // An outage: the same connections would be claimed again at once.
+        assert!(
+            !SweepReport {
+                kept_alive: 0,
+                backing_off: 10,
+                ..full
+            }
+            .more_due(10)
+        );
+        assert!(
+            !SweepReport {
+                kept_alive: 9,
+                failed: 1,
+                ..full
+            }
+            .more_due(10)
+        );
     }
 }
