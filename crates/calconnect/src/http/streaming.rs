@@ -11,14 +11,20 @@
 //! - never follows redirects (hyper's client has no redirect support at all);
 //! - a connect timeout, and a **total** timeout that covers the response head and its body:
 //!   a body still streaming at the deadline ends with a [`TransportError`] of kind `Timeout`;
-//! - errors carry neither URLs nor peer addresses ([`TransportError`]).
+//! - errors carry neither URLs nor peer addresses ([`TransportError`]);
+//! - an egress proxy from `HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY` and `NO_PROXY` as reqwest
+//!   and curl read them ([`ProxyEnv`]): `http` URLs are sent to the proxy in absolute form,
+//!   `https` URLs through a `CONNECT` tunnel with TLS to the upstream end to end.
 
 use super::{HttpClientError, HttpConfig, TransportError, TransportErrorKind};
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
+use hyper_rustls::MaybeHttpsStream;
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::client::legacy::connect::proxy::Tunnel;
+use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
+use hyper_util::client::proxy::matcher::Matcher;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -27,7 +33,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::time::{Instant, Sleep};
 
-type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+type Direct = hyper_rustls::HttpsConnector<HttpConnector>;
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Idle pooled connections kept per host (as the reqwest client).
 const MAX_IDLE_PER_HOST: usize = 256;
@@ -40,6 +47,8 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 pub struct StreamingClient<B> {
     inner: Client<Connector, B>,
     total_timeout: Duration,
+    /// `None` when no proxy variable is set: the request path does no proxy work at all.
+    proxy: Option<Arc<Matcher>>,
 }
 
 impl<B> Clone for StreamingClient<B> {
@@ -47,15 +56,104 @@ impl<B> Clone for StreamingClient<B> {
         Self {
             inner: self.inner.clone(),
             total_timeout: self.total_timeout,
+            proxy: self.proxy.clone(),
         }
     }
 }
 
 impl<B> fmt::Debug for StreamingClient<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Not the proxy's URL: it may carry a user and password.
         f.debug_struct("StreamingClient")
             .field("total_timeout", &self.total_timeout)
+            .field("proxy", &self.proxy.is_some())
             .finish_non_exhaustive()
+    }
+}
+
+/// The egress proxy settings of a [`StreamingClient`], read from the variables reqwest and curl
+/// read: `HTTP_PROXY` (`http` URLs), `HTTPS_PROXY` (`https` URLs), `ALL_PROXY` (both, when the
+/// specific one is unset), `NO_PROXY` (hosts, domains with their subdomains, IP addresses or
+/// networks, `*`, comma-separated, that are reached directly), each upper case first, then
+/// lower case. As hyper-util (and against the httpoxy attack), none applies in a CGI process
+/// (`REQUEST_METHOD` set). A proxy URL may carry `user:password@`: it is sent as
+/// `Proxy-Authorization: Basic` and appears in no log, error or `Debug` output.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct ProxyEnv {
+    all: String,
+    http: String,
+    https: String,
+    no: String,
+    cgi: bool,
+}
+
+impl fmt::Debug for ProxyEnv {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProxyEnv")
+            .field("all", &!self.all.is_empty())
+            .field("http", &!self.http.is_empty())
+            .field("https", &!self.https.is_empty())
+            .field("no_proxy", &self.no)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ProxyEnv {
+    /// No proxy: every request connects directly.
+    #[must_use]
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// The process environment's settings.
+    #[must_use]
+    pub fn from_process_env() -> Self {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// The settings `lookup` gives for the variable names above (the broker passes its
+    /// configuration environment; tests a map).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
+        let first = |names: [&str; 2]| names.into_iter().find_map(&lookup).unwrap_or_default();
+        Self {
+            all: first(["ALL_PROXY", "all_proxy"]),
+            http: first(["HTTP_PROXY", "http_proxy"]),
+            https: first(["HTTPS_PROXY", "https_proxy"]),
+            no: first(["NO_PROXY", "no_proxy"]),
+            cgi: lookup("REQUEST_METHOD").is_some(),
+        }
+    }
+
+    /// The matcher, `None` when no proxy is set.
+    fn matcher(&self) -> Result<Option<Matcher>, HttpClientError> {
+        if self.cgi || (self.all.is_empty() && self.http.is_empty() && self.https.is_empty()) {
+            return Ok(None);
+        }
+        let https = if self.https.is_empty() {
+            &self.all
+        } else {
+            &self.https
+        };
+        if https
+            .trim_start()
+            .to_ascii_lowercase()
+            .starts_with("https://")
+        {
+            return Err(HttpClientError {
+                reason: "HTTPS_PROXY (or ALL_PROXY) names an https:// proxy; the API client \
+                         tunnels https through an http:// proxy only: write the proxy's URL \
+                         with http://",
+                source: "unsupported proxy scheme".into(),
+            });
+        }
+        Ok(Some(
+            Matcher::builder()
+                .all(self.all.as_str())
+                .http(self.http.as_str())
+                .https(self.https.as_str())
+                .no(self.no.as_str())
+                .build(),
+        ))
     }
 }
 
@@ -65,12 +163,24 @@ where
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    /// A client with `config`'s connect and total timeouts. `config`'s response-size limit does
-    /// not apply: bodies stream through and the caller decides.
+    /// A client with `config`'s connect and total timeouts and the process environment's proxy
+    /// settings ([`ProxyEnv::from_process_env`]). `config`'s response-size limit does not
+    /// apply: bodies stream through and the caller decides.
     ///
     /// # Errors
-    /// [`HttpClientError`] when the TLS backend cannot be initialised.
+    /// [`HttpClientError`] when the TLS backend cannot be initialised or the proxy settings
+    /// cannot be used.
     pub fn new(config: &HttpConfig) -> Result<Self, HttpClientError> {
+        Self::with_proxy(config, &ProxyEnv::from_process_env())
+    }
+
+    /// As [`Self::new`], with the proxy settings `proxy`.
+    ///
+    /// # Errors
+    /// [`HttpClientError`] when the TLS backend cannot be initialised, or when `HTTPS_PROXY`
+    /// (or `ALL_PROXY`) names an `https://` proxy (not supported: tunnel through `http://`).
+    pub fn with_proxy(config: &HttpConfig, proxy: &ProxyEnv) -> Result<Self, HttpClientError> {
+        let matcher = proxy.matcher()?.map(Arc::new);
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let roots = rustls::RootCertStore {
             roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
@@ -78,27 +188,38 @@ where
         let tls = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| HttpClientError {
+                reason: "TLS initialisation failed",
                 source: Box::new(e),
             })?
             .with_root_certificates(roots)
             .with_no_client_auth();
+        // The tunnel's TLS config gets the ALPN the builder adds to the direct one.
+        let mut tunnel_tls = tls.clone();
+        tunnel_tls.alpn_protocols = vec![b"http/1.1".to_vec()];
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
         http.set_connect_timeout(Some(config.connect_timeout));
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
+        let direct = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_or_http()
             .enable_http1() // ALPN `http/1.1`
-            .wrap_connector(http);
+            .wrap_connector(http.clone());
+        let connector = Connector {
+            direct,
+            tcp: http,
+            tls: Arc::new(tunnel_tls),
+            proxy: matcher.clone(),
+        };
         let inner = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(IDLE_TIMEOUT)
             .pool_max_idle_per_host(MAX_IDLE_PER_HOST)
-            .build(https);
+            .build(connector);
         Ok(Self {
             inner,
             total_timeout: config.total_timeout,
+            proxy: matcher,
         })
     }
 
@@ -111,8 +232,24 @@ where
     /// before the head arrived.
     pub async fn send(
         &self,
-        request: http::Request<B>,
+        mut request: http::Request<B>,
     ) -> Result<http::Response<TimedBody>, TransportError> {
+        if let Some(matcher) = &self.proxy {
+            // An `http` URL goes to the proxy in absolute form: its credentials go with it.
+            // (`https` ones tunnel; the tunnel's `CONNECT` carries them.)
+            if request.uri().scheme() == Some(&http::uri::Scheme::HTTP) {
+                if let Some(auth) = matcher
+                    .intercept(request.uri())
+                    .and_then(|i| i.basic_auth().cloned())
+                {
+                    let mut auth = auth;
+                    auth.set_sensitive(true);
+                    request
+                        .headers_mut()
+                        .insert(http::header::PROXY_AUTHORIZATION, auth);
+                }
+            }
+        }
         // One timer for the head and the body.
         let mut deadline = Box::pin(tokio::time::sleep_until(
             Instant::now() + self.total_timeout,
@@ -126,6 +263,122 @@ where
             inner: body,
             deadline,
         }))
+    }
+}
+
+/// The client's connector: direct (TCP, TLS for `https`), or through the proxy the
+/// [`ProxyEnv`] names for the destination.
+#[derive(Clone)]
+struct Connector {
+    direct: Direct,
+    tcp: HttpConnector,
+    tls: Arc<rustls::ClientConfig>,
+    proxy: Option<Arc<Matcher>>,
+}
+
+impl tower_service::Service<http::Uri> for Connector {
+    type Response = Conn;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Conn, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        // Both connectors are always ready (hyper's `HttpConnector` is).
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, dst: http::Uri) -> Self::Future {
+        let intercept = self.proxy.as_ref().and_then(|m| m.intercept(&dst));
+        match intercept {
+            None => {
+                let connecting = self.direct.call(dst);
+                Box::pin(async move {
+                    Ok(Conn {
+                        io: connecting.await?,
+                        proxied: false,
+                    })
+                })
+            }
+            // Plain HTTP: a connection to the proxy, requests in absolute form.
+            Some(proxy) if dst.scheme() == Some(&http::uri::Scheme::HTTP) => {
+                let connecting = self.direct.call(proxy.uri().clone());
+                Box::pin(async move {
+                    Ok(Conn {
+                        io: connecting.await?,
+                        proxied: true,
+                    })
+                })
+            }
+            // HTTPS: a `CONNECT` tunnel through the proxy, TLS to the upstream inside it.
+            Some(proxy) => {
+                let mut tunnel = Tunnel::new(proxy.uri().clone(), self.tcp.clone());
+                if let Some(auth) = proxy.basic_auth() {
+                    tunnel = tunnel.with_auth(auth.clone());
+                }
+                let mut https = hyper_rustls::HttpsConnector::from((tunnel, Arc::clone(&self.tls)));
+                let connecting = https.call(dst);
+                Box::pin(async move {
+                    let io = match connecting.await? {
+                        MaybeHttpsStream::Https(tls) => MaybeHttpsStream::Https(tls),
+                        MaybeHttpsStream::Http(_) => {
+                            return Err("the tunnel to an https upstream was not encrypted".into());
+                        }
+                    };
+                    Ok(Conn { io, proxied: false })
+                })
+            }
+        }
+    }
+}
+
+/// A connection, marked as one to a forward proxy when it is (hyper then writes absolute URIs).
+struct Conn {
+    io: MaybeHttpsStream<TokioIo<tokio::net::TcpStream>>,
+    proxied: bool,
+}
+
+impl Connection for Conn {
+    fn connected(&self) -> Connected {
+        self.io.connected().proxy(self.proxied)
+    }
+}
+
+impl hyper::rt::Read for Conn {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl hyper::rt::Write for Conn {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
 
@@ -354,5 +607,45 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.kind(), TransportErrorKind::Connect);
         assert!(!e.to_string().contains("127.0.0.1"), "{e}");
+    }
+
+    #[test]
+    fn proxy_settings_read_like_reqwest_and_never_show_the_password() {
+        let vars = [
+            ("http_proxy", "http://lower:x@127.0.0.1:1"),
+            ("HTTP_PROXY", "http://user:s3cret@127.0.0.1:2"),
+            ("no_proxy", "localhost"),
+        ];
+        let env = ProxyEnv::from_lookup(|name| {
+            vars.iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| (*v).to_owned())
+        });
+        assert_eq!(
+            env.http, "http://user:s3cret@127.0.0.1:2",
+            "upper case first"
+        );
+        assert_eq!(env.no, "localhost");
+        let shown = format!("{env:?} {:?}", client_with(&env));
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("user"),
+            "{shown}"
+        );
+        // A CGI process ignores them (httpoxy).
+        let cgi = ProxyEnv::from_lookup(|name| {
+            (name == "REQUEST_METHOD" || name == "HTTP_PROXY").then(|| "http://p:1".to_owned())
+        });
+        assert!(cgi.matcher().unwrap().is_none());
+        // An https:// proxy for https URLs is refused, naming the variable.
+        let https = ProxyEnv::from_lookup(|name| {
+            (name == "HTTPS_PROXY").then(|| "https://p.example:443".to_owned())
+        });
+        let e =
+            StreamingClient::<AxumBody>::with_proxy(&HttpConfig::default(), &https).unwrap_err();
+        assert!(e.to_string().contains("HTTPS_PROXY"), "{e}");
+    }
+
+    fn client_with(env: &ProxyEnv) -> StreamingClient<AxumBody> {
+        StreamingClient::with_proxy(&HttpConfig::default(), env).unwrap()
     }
 }
