@@ -19,19 +19,20 @@
 use super::{HttpClientError, HttpConfig, TransportError, TransportErrorKind};
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
+use hyper::client::conn::http1::SendRequest;
 use hyper_rustls::MaybeHttpsStream;
-use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::proxy::Tunnel;
 use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
 use hyper_util::client::proxy::matcher::Matcher;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::time::{Instant, Sleep};
+use tower_service::Service as _;
 
 type Direct = hyper_rustls::HttpsConnector<HttpConnector>;
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -45,7 +46,8 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// [`StreamingClient::new`] (the one place, with [`reqwest_client`](super::reqwest_client));
 /// clones share the pool.
 pub struct StreamingClient<B> {
-    inner: Client<Connector, B>,
+    connector: Connector,
+    pool: Arc<Pool<B>>,
     total_timeout: Duration,
     /// `None` when no proxy variable is set: the request path does no proxy work at all.
     proxy: Option<Arc<Matcher>>,
@@ -54,7 +56,8 @@ pub struct StreamingClient<B> {
 impl<B> Clone for StreamingClient<B> {
     fn clone(&self) -> Self {
         Self {
-            inner: self.inner.clone(),
+            connector: self.connector.clone(),
+            pool: Arc::clone(&self.pool),
             total_timeout: self.total_timeout,
             proxy: self.proxy.clone(),
         }
@@ -211,13 +214,11 @@ where
             tls: Arc::new(tunnel_tls),
             proxy: matcher.clone(),
         };
-        let inner = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(IDLE_TIMEOUT)
-            .pool_max_idle_per_host(MAX_IDLE_PER_HOST)
-            .build(connector);
         Ok(Self {
-            inner,
+            connector,
+            pool: Arc::new(Pool {
+                idle: Mutex::default(),
+            }),
             total_timeout: config.total_timeout,
             proxy: matcher,
         })
@@ -234,35 +235,217 @@ where
         &self,
         mut request: http::Request<B>,
     ) -> Result<http::Response<TimedBody>, TransportError> {
+        let key = PoolKey::of(request.uri()).ok_or(TransportError {
+            kind: TransportErrorKind::Connect,
+            io: None,
+        })?;
+        if !request.headers().contains_key(http::header::HOST) {
+            let host = host_header(&key).ok_or(TransportError {
+                kind: TransportErrorKind::Connect,
+                io: None,
+            })?;
+            request.headers_mut().insert(http::header::HOST, host);
+        }
+        let mut forward = false;
         if let Some(matcher) = &self.proxy {
             // An `http` URL goes to the proxy in absolute form: its credentials go with it.
             // (`https` ones tunnel; the tunnel's `CONNECT` carries them.)
-            if request.uri().scheme() == Some(&http::uri::Scheme::HTTP) {
-                if let Some(auth) = matcher
-                    .intercept(request.uri())
-                    .and_then(|i| i.basic_auth().cloned())
-                {
-                    let mut auth = auth;
-                    auth.set_sensitive(true);
-                    request
-                        .headers_mut()
-                        .insert(http::header::PROXY_AUTHORIZATION, auth);
+            if !key.https {
+                if let Some(intercept) = matcher.intercept(request.uri()) {
+                    forward = true;
+                    if let Some(auth) = intercept.basic_auth() {
+                        let mut auth = auth.clone();
+                        auth.set_sensitive(true);
+                        request
+                            .headers_mut()
+                            .insert(http::header::PROXY_AUTHORIZATION, auth);
+                    }
                 }
             }
+        }
+        let target = request.uri().clone();
+        if !forward {
+            // Origin form (`/path?query`) on a direct connection.
+            let origin = request
+                .uri()
+                .path_and_query()
+                .map_or_else(|| http::uri::PathAndQuery::from_static("/"), Clone::clone);
+            *request.uri_mut() = http::Uri::from(origin);
         }
         // One timer for the head and the body.
         let mut deadline = Box::pin(tokio::time::sleep_until(
             Instant::now() + self.total_timeout,
         ));
-        let response = tokio::select! {
+        let exchange = self.exchange(&key, &target, request);
+        let (response, sender) = tokio::select! {
             biased;
-            response = self.inner.request(request) => response.map_err(|e| from_hyper(&e))?,
+            exchanged = exchange => exchanged?,
             () = deadline.as_mut() => return Err(TransportError::timeout()),
         };
+        let pool = Arc::clone(&self.pool);
+        let reuse: Reuse = Box::new(move || pool.put(key, sender));
         Ok(response.map(|body| TimedBody {
             inner: body,
             deadline,
+            reuse: Some(reuse),
+            ended: false,
         }))
+    }
+
+    /// Sends `request` on an idle pooled connection to `key`, or a new one to `target`; a
+    /// request a reused connection did not take (it closed meanwhile) goes on a new one.
+    async fn exchange(
+        &self,
+        key: &PoolKey,
+        target: &http::Uri,
+        mut request: http::Request<B>,
+    ) -> Result<(http::Response<hyper::body::Incoming>, SendRequest<B>), TransportError> {
+        loop {
+            let (mut sender, reused) = match self.pool.checkout(key).await {
+                Some(sender) => (sender, true),
+                None => (self.connect(target).await?, false),
+            };
+            match sender.try_send_request(request).await {
+                Ok(response) => return Ok((response, sender)),
+                Err(mut e) => match e.take_message() {
+                    Some(unsent) if reused => request = unsent,
+                    _ => return Err(from_hyper_body(e.error())),
+                },
+            }
+        }
+    }
+
+    /// A new connection to `target` (through the proxy when one applies), driven by a task of
+    /// its own until it closes.
+    async fn connect(&self, target: &http::Uri) -> Result<SendRequest<B>, TransportError> {
+        let io = self
+            .connector
+            .clone()
+            .call(target.clone())
+            .await
+            .map_err(|e| {
+                let io = io_kind(e.as_ref());
+                TransportError {
+                    kind: if io == Some(std::io::ErrorKind::TimedOut) {
+                        TransportErrorKind::Timeout
+                    } else {
+                        TransportErrorKind::Connect
+                    },
+                    io,
+                }
+            })?;
+        let (sender, connection) =
+            hyper::client::conn::http1::handshake(io)
+                .await
+                .map_err(|e| TransportError {
+                    kind: TransportErrorKind::Connect,
+                    io: io_kind(&e),
+                })?;
+        tokio::spawn(async move {
+            // Its errors reach the request that was on it.
+            let _closed = connection.await;
+        });
+        Ok(sender)
+    }
+}
+
+/// Where a connection goes: scheme and authority of the destination.
+#[derive(Clone, PartialEq, Eq)]
+struct PoolKey {
+    https: bool,
+    authority: http::uri::Authority,
+}
+
+impl PoolKey {
+    fn of(uri: &http::Uri) -> Option<Self> {
+        let https = match uri.scheme_str() {
+            Some("https") => true,
+            Some("http") => false,
+            _ => return None,
+        };
+        Some(Self {
+            https,
+            authority: uri.authority()?.clone(),
+        })
+    }
+}
+
+/// `Host` as hyper-util writes it: the port only when it is not the scheme's default.
+fn host_header(key: &PoolKey) -> Option<http::HeaderValue> {
+    let default = if key.https { 443 } else { 80 };
+    let host = key.authority.host();
+    match key.authority.port_u16() {
+        Some(port) if port != default => http::HeaderValue::try_from(format!("{host}:{port}")).ok(),
+        _ => http::HeaderValue::try_from(host).ok(),
+    }
+}
+
+/// Hands a connection back to the pool once its response body ended.
+type Reuse = Box<dyn FnOnce() + Send>;
+
+/// The idle connections, per destination, most recently used last. No task watches them: a
+/// connection goes back when its response body ended (no idle task and oneshot per request, as
+/// hyper-util's pool has: about 10,000 instructions of a proxied request, BENCHMARKS.md), and
+/// closed or stale ones are dropped when a checkout meets them. A list per destination, searched
+/// in order: a client talks to a few hosts (the proxy to one), and comparing an authority costs
+/// less than hashing it.
+struct Pool<B> {
+    idle: Mutex<Vec<(PoolKey, Vec<Idle<B>>)>>,
+}
+
+struct Idle<B> {
+    sender: SendRequest<B>,
+    since: Instant,
+}
+
+impl<B> Pool<B>
+where
+    B: Body + 'static,
+{
+    fn put(&self, key: PoolKey, sender: SendRequest<B>) {
+        if sender.is_closed() {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let list = match idle.iter().position(|(k, _)| *k == key) {
+            Some(at) => &mut idle[at].1,
+            None => {
+                idle.push((key, Vec::new()));
+                let last = idle.len() - 1;
+                &mut idle[last].1
+            }
+        };
+        if list.len() < MAX_IDLE_PER_HOST {
+            list.push(Idle {
+                sender,
+                since: Instant::now(),
+            });
+        }
+    }
+
+    /// The most recently used idle connection to `key` that is still open, once it is ready
+    /// for a request (its previous response may still be finishing).
+    async fn checkout(&self, key: &PoolKey) -> Option<SendRequest<B>> {
+        loop {
+            let mut sender = {
+                let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+                let (_, list) = idle.iter_mut().find(|(k, _)| k == key)?;
+                let now = Instant::now();
+                // The oldest first: drop the stale and closed ones at the front.
+                let stale = list
+                    .iter()
+                    .take_while(|i| i.sender.is_closed() || now - i.since > IDLE_TIMEOUT)
+                    .count();
+                list.drain(..stale);
+                list.pop()?.sender
+            };
+            if sender.is_closed() {
+                continue;
+            }
+            if sender.is_ready() || sender.ready().await.is_ok() {
+                return Some(sender);
+            }
+        }
     }
 }
 
@@ -386,6 +569,19 @@ impl hyper::rt::Write for Conn {
 pub struct TimedBody {
     inner: hyper::body::Incoming,
     deadline: Pin<Box<Sleep>>,
+    /// Returns the connection to the pool when the body ended.
+    reuse: Option<Reuse>,
+    ended: bool,
+}
+
+impl Drop for TimedBody {
+    fn drop(&mut self) {
+        if self.ended || self.inner.is_end_stream() {
+            if let Some(reuse) = self.reuse.take() {
+                reuse();
+            }
+        }
+    }
 }
 
 impl fmt::Debug for TimedBody {
@@ -405,7 +601,10 @@ impl Body for TimedBody {
         match Pin::new(&mut self.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(frame))),
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(from_hyper_body(&e)))),
-            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Ready(None) => {
+                self.ended = true;
+                Poll::Ready(None)
+            }
             Poll::Pending => match self.deadline.as_mut().poll(cx) {
                 Poll::Ready(()) => Poll::Ready(Some(Err(TransportError::timeout()))),
                 Poll::Pending => Poll::Pending,
@@ -442,18 +641,6 @@ fn io_kind(err: &(dyn std::error::Error + 'static)) -> Option<std::io::ErrorKind
         source = s.source();
     }
     kind
-}
-
-fn from_hyper(err: &hyper_util::client::legacy::Error) -> TransportError {
-    let io = io_kind(err);
-    let kind = if io == Some(std::io::ErrorKind::TimedOut) {
-        TransportErrorKind::Timeout
-    } else if err.is_connect() {
-        TransportErrorKind::Connect
-    } else {
-        TransportErrorKind::Interrupted
-    };
-    TransportError { kind, io }
 }
 
 fn from_hyper_body(err: &hyper::Error) -> TransportError {
