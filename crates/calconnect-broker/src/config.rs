@@ -258,6 +258,9 @@ pub struct BrokerConfig {
     /// The token-endpoint budget shared by every instance on the database (`[budget]`,
     /// docs/scaling.md).
     pub budget: calconnect::budget::BudgetConfig,
+    /// The egress proxy of the API v2 proxy's client: `HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY`,
+    /// `NO_PROXY` of the environment, as the OAuth client (reqwest) reads them.
+    pub upstream_proxy: calconnect::http::ProxyEnv,
 }
 
 /// Environment lookup (tests pass a map; `calconnect serve` passes the process environment).
@@ -440,6 +443,7 @@ impl BrokerConfig {
             metrics,
             allow_reassignment,
             budget,
+            upstream_proxy: calconnect::http::ProxyEnv::from_lookup(|name| env.get(name).cloned()),
         })
     }
 }

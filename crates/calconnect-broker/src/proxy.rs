@@ -144,7 +144,10 @@ impl Upstream {
     ///
     /// # Errors
     /// When the TLS backend cannot start.
-    pub(crate) fn new(api_base: Option<&calconnect::EndpointUrl>) -> Result<Self, HttpClientError> {
+    pub(crate) fn new(
+        api_base: Option<&calconnect::EndpointUrl>,
+        proxy: &calconnect::http::ProxyEnv,
+    ) -> Result<Self, HttpClientError> {
         let base = api_base.and_then(|url| {
             let Ok(uri) = url.as_str().parse::<Uri>() else {
                 tracing::warn!(
@@ -176,7 +179,7 @@ impl Upstream {
             })
         });
         Ok(Self {
-            client: StreamingClient::new(&upstream_http_config())?,
+            client: StreamingClient::with_proxy(&upstream_http_config(), proxy)?,
             base,
             bearers: Mutex::default(),
         })

@@ -292,8 +292,9 @@ impl BrokerBuilder {
         ));
         let webhook_http =
             crate::webhooks::client().map_err(|e| StartError::Http(e.to_string()))?;
-        let upstream = crate::proxy::Upstream::new(config.profile.api_base())
-            .map_err(|e| StartError::Http(e.to_string()))?;
+        let upstream =
+            crate::proxy::Upstream::new(config.profile.api_base(), &config.upstream_proxy)
+                .map_err(|e| StartError::Http(e.to_string()))?;
         let connector = Connector::new(
             flow.clone(),
             store.clone(),

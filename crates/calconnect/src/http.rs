@@ -4,7 +4,7 @@
 
 mod streaming;
 
-pub use streaming::{StreamingClient, TimedBody};
+pub use streaming::{ProxyEnv, StreamingClient, TimedBody};
 
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use secrecy::zeroize::Zeroizing;
@@ -79,6 +79,7 @@ pub fn reqwest_client(config: &HttpConfig) -> Result<reqwest::Client, HttpClient
         .user_agent(concat!("calconnect/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| HttpClientError {
+            reason: "TLS initialisation failed",
             source: Box::new(e.without_url()),
         })
 }
@@ -208,8 +209,9 @@ impl RawResponse {
 
 /// The HTTP client could not be built.
 #[derive(Debug, thiserror::Error)]
-#[error("could not build the HTTP client (TLS initialisation failed)")]
+#[error("could not build the HTTP client ({reason})")]
 pub struct HttpClientError {
+    reason: &'static str,
     #[source]
     source: Box<dyn std::error::Error + Send + Sync>,
 }

@@ -429,3 +429,103 @@ async fn a_429_on_a_code_exchange_pauses_the_budget() {
     assert!((50..=61).contains(&retry_after), "{retry_after}");
     assert_eq!(calls(), before, "nothing sent during the pause");
 }
+
+/// What a forward proxy on 127.0.0.1 saw: each request's target and `Proxy-Authorization`.
+type Seen = Arc<std::sync::Mutex<Vec<(String, Option<String>)>>>;
+
+/// A tiny HTTP forward proxy: takes absolute-form requests, records them, forwards them with a
+/// client of its own and answers what the target answered.
+async fn forward_proxy() -> (String, Seen) {
+    let seen: Seen = Arc::default();
+    let log = seen.clone();
+    let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
+        let log = log.clone();
+        async move {
+            let (parts, body) = req.into_parts();
+            let auth = parts
+                .headers
+                .get("proxy-authorization")
+                .map(|v| v.to_str().unwrap().to_owned());
+            log.lock().unwrap().push((parts.uri.to_string(), auth));
+            let body = axum::body::to_bytes(body, 1 << 20).await.unwrap();
+            let mut out = no_redirects()
+                .request(parts.method, parts.uri.to_string())
+                .body(body);
+            for (name, value) in &parts.headers {
+                if !["host", "proxy-authorization", "connection"].contains(&name.as_str()) {
+                    out = out.header(name, value);
+                }
+            }
+            let r = out.send().await.unwrap();
+            let mut answer = axum::response::Response::builder().status(r.status());
+            for (name, value) in r.headers() {
+                if !["connection", "transfer-encoding", "content-length"].contains(&name.as_str()) {
+                    answer = answer.header(name, value);
+                }
+            }
+            answer
+                .body(axum::body::Body::from(r.bytes().await.unwrap()))
+                .unwrap()
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "http://proxyuser:proxy-pw@{}",
+        listener.local_addr().unwrap()
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, seen)
+}
+
+async fn proxied_me(app: &TestApp, id: &str) {
+    let r = app
+        .http
+        .get(app.url(&format!("/api/v1/connections/{id}/proxy/me")))
+        .bearer_auth(&app.api_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let (_, me) = json_of(r).await;
+    assert_eq!(me["data"]["id"], ALICE);
+}
+
+#[tokio::test]
+async fn proxy_goes_through_http_proxy_unless_no_proxy_names_the_host() {
+    let (proxy_url, seen) = forward_proxy().await;
+    let env = |no_proxy: Option<&str>| {
+        let mut env = calconnect_broker::config::Env::new();
+        env.insert("HTTP_PROXY".into(), proxy_url.clone());
+        if let Some(no) = no_proxy {
+            env.insert("NO_PROXY".into(), no.into());
+        }
+        env
+    };
+    let app = spawn_with(Options {
+        env: env(None),
+        ..Options::default()
+    })
+    .await;
+    let id = app.connected("user-1", ALICE).await;
+    proxied_me(&app, &id).await;
+    let me_url = app.sandbox.api_url().join("v2/me").unwrap().to_string();
+    {
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 1, "{seen:?}");
+        assert_eq!(seen[0].0, me_url, "absolute form, to the upstream");
+        // proxyuser:proxy-pw
+        assert_eq!(seen[0].1.as_deref(), Some("Basic cHJveHl1c2VyOnByb3h5LXB3"));
+    }
+    let app = spawn_with(Options {
+        env: env(Some("example.com, 127.0.0.1")),
+        ..Options::default()
+    })
+    .await;
+    let id = app.connected("user-1", ALICE).await;
+    proxied_me(&app, &id).await;
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        1,
+        "NO_PROXY: straight to the upstream"
+    );
+}

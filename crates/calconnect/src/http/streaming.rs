@@ -11,23 +11,31 @@
 //! - never follows redirects (hyper's client has no redirect support at all);
 //! - a connect timeout, and a **total** timeout that covers the response head and its body:
 //!   a body still streaming at the deadline ends with a [`TransportError`] of kind `Timeout`;
-//! - errors carry neither URLs nor peer addresses ([`TransportError`]).
+//! - errors carry neither URLs nor peer addresses ([`TransportError`]);
+//! - an egress proxy from `HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY` and `NO_PROXY` as reqwest
+//!   and curl read them ([`ProxyEnv`]): `http` URLs are sent to the proxy in absolute form,
+//!   `https` URLs through a `CONNECT` tunnel with TLS to the upstream end to end.
 
 use super::{HttpClientError, HttpConfig, TransportError, TransportErrorKind};
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper::client::conn::http1::SendRequest;
+use hyper_rustls::MaybeHttpsStream;
+use hyper_util::client::legacy::connect::proxy::Tunnel;
+use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
+use hyper_util::client::proxy::matcher::Matcher;
+use hyper_util::rt::TokioIo;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::time::{Instant, Sleep};
+use tower_service::Service as _;
 
-type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+type Direct = hyper_rustls::HttpsConnector<HttpConnector>;
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Idle pooled connections kept per host (as the reqwest client).
 const MAX_IDLE_PER_HOST: usize = 256;
@@ -38,24 +46,117 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// [`StreamingClient::new`] (the one place, with [`reqwest_client`](super::reqwest_client));
 /// clones share the pool.
 pub struct StreamingClient<B> {
-    inner: Client<Connector, B>,
+    connector: Connector,
+    pool: Arc<Pool<B>>,
     total_timeout: Duration,
+    /// `None` when no proxy variable is set: the request path does no proxy work at all.
+    proxy: Option<Arc<Matcher>>,
 }
 
 impl<B> Clone for StreamingClient<B> {
     fn clone(&self) -> Self {
         Self {
-            inner: self.inner.clone(),
+            connector: self.connector.clone(),
+            pool: Arc::clone(&self.pool),
             total_timeout: self.total_timeout,
+            proxy: self.proxy.clone(),
         }
     }
 }
 
 impl<B> fmt::Debug for StreamingClient<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Not the proxy's URL: it may carry a user and password.
         f.debug_struct("StreamingClient")
             .field("total_timeout", &self.total_timeout)
+            .field("proxy", &self.proxy.is_some())
             .finish_non_exhaustive()
+    }
+}
+
+/// The egress proxy settings of a [`StreamingClient`], read from the variables reqwest and curl
+/// read: `HTTP_PROXY` (`http` URLs), `HTTPS_PROXY` (`https` URLs), `ALL_PROXY` (both, when the
+/// specific one is unset), `NO_PROXY` (hosts, domains with their subdomains, IP addresses or
+/// networks, `*`, comma-separated, that are reached directly), each upper case first, then
+/// lower case. As hyper-util (and against the httpoxy attack), none applies in a CGI process
+/// (`REQUEST_METHOD` set). A proxy URL may carry `user:password@`: it is sent as
+/// `Proxy-Authorization: Basic` and appears in no log, error or `Debug` output.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct ProxyEnv {
+    all: String,
+    http: String,
+    https: String,
+    no: String,
+    cgi: bool,
+}
+
+impl fmt::Debug for ProxyEnv {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProxyEnv")
+            .field("all", &!self.all.is_empty())
+            .field("http", &!self.http.is_empty())
+            .field("https", &!self.https.is_empty())
+            .field("no_proxy", &self.no)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ProxyEnv {
+    /// No proxy: every request connects directly.
+    #[must_use]
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// The process environment's settings.
+    #[must_use]
+    pub fn from_process_env() -> Self {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// The settings `lookup` gives for the variable names above (the broker passes its
+    /// configuration environment; tests a map).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
+        let first = |names: [&str; 2]| names.into_iter().find_map(&lookup).unwrap_or_default();
+        Self {
+            all: first(["ALL_PROXY", "all_proxy"]),
+            http: first(["HTTP_PROXY", "http_proxy"]),
+            https: first(["HTTPS_PROXY", "https_proxy"]),
+            no: first(["NO_PROXY", "no_proxy"]),
+            cgi: lookup("REQUEST_METHOD").is_some(),
+        }
+    }
+
+    /// The matcher, `None` when no proxy is set.
+    fn matcher(&self) -> Result<Option<Matcher>, HttpClientError> {
+        if self.cgi || (self.all.is_empty() && self.http.is_empty() && self.https.is_empty()) {
+            return Ok(None);
+        }
+        let https = if self.https.is_empty() {
+            &self.all
+        } else {
+            &self.https
+        };
+        if https
+            .trim_start()
+            .to_ascii_lowercase()
+            .starts_with("https://")
+        {
+            return Err(HttpClientError {
+                reason: "HTTPS_PROXY (or ALL_PROXY) names an https:// proxy; the API client \
+                         tunnels https through an http:// proxy only: write the proxy's URL \
+                         with http://",
+                source: "unsupported proxy scheme".into(),
+            });
+        }
+        Ok(Some(
+            Matcher::builder()
+                .all(self.all.as_str())
+                .http(self.http.as_str())
+                .https(self.https.as_str())
+                .no(self.no.as_str())
+                .build(),
+        ))
     }
 }
 
@@ -65,12 +166,24 @@ where
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    /// A client with `config`'s connect and total timeouts. `config`'s response-size limit does
-    /// not apply: bodies stream through and the caller decides.
+    /// A client with `config`'s connect and total timeouts and the process environment's proxy
+    /// settings ([`ProxyEnv::from_process_env`]). `config`'s response-size limit does not
+    /// apply: bodies stream through and the caller decides.
     ///
     /// # Errors
-    /// [`HttpClientError`] when the TLS backend cannot be initialised.
+    /// [`HttpClientError`] when the TLS backend cannot be initialised or the proxy settings
+    /// cannot be used.
     pub fn new(config: &HttpConfig) -> Result<Self, HttpClientError> {
+        Self::with_proxy(config, &ProxyEnv::from_process_env())
+    }
+
+    /// As [`Self::new`], with the proxy settings `proxy`.
+    ///
+    /// # Errors
+    /// [`HttpClientError`] when the TLS backend cannot be initialised, or when `HTTPS_PROXY`
+    /// (or `ALL_PROXY`) names an `https://` proxy (not supported: tunnel through `http://`).
+    pub fn with_proxy(config: &HttpConfig, proxy: &ProxyEnv) -> Result<Self, HttpClientError> {
+        let matcher = proxy.matcher()?.map(Arc::new);
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let roots = rustls::RootCertStore {
             roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
@@ -78,27 +191,36 @@ where
         let tls = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| HttpClientError {
+                reason: "TLS initialisation failed",
                 source: Box::new(e),
             })?
             .with_root_certificates(roots)
             .with_no_client_auth();
+        // The tunnel's TLS config gets the ALPN the builder adds to the direct one.
+        let mut tunnel_tls = tls.clone();
+        tunnel_tls.alpn_protocols = vec![b"http/1.1".to_vec()];
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
         http.set_connect_timeout(Some(config.connect_timeout));
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
+        let direct = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_or_http()
             .enable_http1() // ALPN `http/1.1`
-            .wrap_connector(http);
-        let inner = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(IDLE_TIMEOUT)
-            .pool_max_idle_per_host(MAX_IDLE_PER_HOST)
-            .build(https);
+            .wrap_connector(http.clone());
+        let connector = Connector {
+            direct,
+            tcp: http,
+            tls: Arc::new(tunnel_tls),
+            proxy: matcher.clone(),
+        };
         Ok(Self {
-            inner,
+            connector,
+            pool: Arc::new(Pool {
+                idle: Mutex::default(),
+            }),
             total_timeout: config.total_timeout,
+            proxy: matcher,
         })
     }
 
@@ -111,21 +233,335 @@ where
     /// before the head arrived.
     pub async fn send(
         &self,
-        request: http::Request<B>,
+        mut request: http::Request<B>,
     ) -> Result<http::Response<TimedBody>, TransportError> {
+        let key = PoolKey::of(request.uri()).ok_or(TransportError {
+            kind: TransportErrorKind::Connect,
+            io: None,
+        })?;
+        if !request.headers().contains_key(http::header::HOST) {
+            let host = host_header(&key).ok_or(TransportError {
+                kind: TransportErrorKind::Connect,
+                io: None,
+            })?;
+            request.headers_mut().insert(http::header::HOST, host);
+        }
+        let mut forward = false;
+        if let Some(matcher) = &self.proxy {
+            // An `http` URL goes to the proxy in absolute form: its credentials go with it.
+            // (`https` ones tunnel; the tunnel's `CONNECT` carries them.)
+            if !key.https {
+                if let Some(intercept) = matcher.intercept(request.uri()) {
+                    forward = true;
+                    if let Some(auth) = intercept.basic_auth() {
+                        let mut auth = auth.clone();
+                        auth.set_sensitive(true);
+                        request
+                            .headers_mut()
+                            .insert(http::header::PROXY_AUTHORIZATION, auth);
+                    }
+                }
+            }
+        }
+        let target = request.uri().clone();
+        if !forward {
+            // Origin form (`/path?query`) on a direct connection.
+            let origin = request
+                .uri()
+                .path_and_query()
+                .map_or_else(|| http::uri::PathAndQuery::from_static("/"), Clone::clone);
+            *request.uri_mut() = http::Uri::from(origin);
+        }
         // One timer for the head and the body.
         let mut deadline = Box::pin(tokio::time::sleep_until(
             Instant::now() + self.total_timeout,
         ));
-        let response = tokio::select! {
+        let exchange = self.exchange(&key, &target, request);
+        let (response, sender) = tokio::select! {
             biased;
-            response = self.inner.request(request) => response.map_err(|e| from_hyper(&e))?,
+            exchanged = exchange => exchanged?,
             () = deadline.as_mut() => return Err(TransportError::timeout()),
         };
+        let pool = Arc::clone(&self.pool);
+        let reuse: Reuse = Box::new(move || pool.put(key, sender));
         Ok(response.map(|body| TimedBody {
             inner: body,
             deadline,
+            reuse: Some(reuse),
+            ended: false,
         }))
+    }
+
+    /// Sends `request` on an idle pooled connection to `key`, or a new one to `target`; a
+    /// request a reused connection did not take (it closed meanwhile) goes on a new one.
+    async fn exchange(
+        &self,
+        key: &PoolKey,
+        target: &http::Uri,
+        mut request: http::Request<B>,
+    ) -> Result<(http::Response<hyper::body::Incoming>, SendRequest<B>), TransportError> {
+        loop {
+            let (mut sender, reused) = match self.pool.checkout(key).await {
+                Some(sender) => (sender, true),
+                None => (self.connect(target).await?, false),
+            };
+            match sender.try_send_request(request).await {
+                Ok(response) => return Ok((response, sender)),
+                Err(mut e) => match e.take_message() {
+                    Some(unsent) if reused => request = unsent,
+                    _ => return Err(from_hyper_body(e.error())),
+                },
+            }
+        }
+    }
+
+    /// A new connection to `target` (through the proxy when one applies), driven by a task of
+    /// its own until it closes.
+    async fn connect(&self, target: &http::Uri) -> Result<SendRequest<B>, TransportError> {
+        let io = self
+            .connector
+            .clone()
+            .call(target.clone())
+            .await
+            .map_err(|e| {
+                let io = io_kind(e.as_ref());
+                TransportError {
+                    kind: if io == Some(std::io::ErrorKind::TimedOut) {
+                        TransportErrorKind::Timeout
+                    } else {
+                        TransportErrorKind::Connect
+                    },
+                    io,
+                }
+            })?;
+        let (sender, connection) =
+            hyper::client::conn::http1::handshake(io)
+                .await
+                .map_err(|e| TransportError {
+                    kind: TransportErrorKind::Connect,
+                    io: io_kind(&e),
+                })?;
+        tokio::spawn(async move {
+            // Its errors reach the request that was on it.
+            let _closed = connection.await;
+        });
+        Ok(sender)
+    }
+}
+
+/// Where a connection goes: scheme and authority of the destination.
+#[derive(Clone, PartialEq, Eq)]
+struct PoolKey {
+    https: bool,
+    authority: http::uri::Authority,
+}
+
+impl PoolKey {
+    fn of(uri: &http::Uri) -> Option<Self> {
+        let https = match uri.scheme_str() {
+            Some("https") => true,
+            Some("http") => false,
+            _ => return None,
+        };
+        Some(Self {
+            https,
+            authority: uri.authority()?.clone(),
+        })
+    }
+}
+
+/// `Host` as hyper-util writes it: the port only when it is not the scheme's default.
+fn host_header(key: &PoolKey) -> Option<http::HeaderValue> {
+    let default = if key.https { 443 } else { 80 };
+    let host = key.authority.host();
+    match key.authority.port_u16() {
+        Some(port) if port != default => http::HeaderValue::try_from(format!("{host}:{port}")).ok(),
+        _ => http::HeaderValue::try_from(host).ok(),
+    }
+}
+
+/// Hands a connection back to the pool once its response body ended.
+type Reuse = Box<dyn FnOnce() + Send>;
+
+/// The idle connections, per destination, most recently used last. No task watches them: a
+/// connection goes back when its response body ended (no idle task and oneshot per request, as
+/// hyper-util's pool has: about 10,000 instructions of a proxied request, BENCHMARKS.md), and
+/// closed or stale ones are dropped when a checkout meets them. A list per destination, searched
+/// in order: a client talks to a few hosts (the proxy to one), and comparing an authority costs
+/// less than hashing it.
+struct Pool<B> {
+    idle: Mutex<Vec<(PoolKey, Vec<Idle<B>>)>>,
+}
+
+struct Idle<B> {
+    sender: SendRequest<B>,
+    since: Instant,
+}
+
+impl<B> Pool<B>
+where
+    B: Body + 'static,
+{
+    fn put(&self, key: PoolKey, sender: SendRequest<B>) {
+        if sender.is_closed() {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let list = match idle.iter().position(|(k, _)| *k == key) {
+            Some(at) => &mut idle[at].1,
+            None => {
+                idle.push((key, Vec::new()));
+                let last = idle.len() - 1;
+                &mut idle[last].1
+            }
+        };
+        if list.len() < MAX_IDLE_PER_HOST {
+            list.push(Idle {
+                sender,
+                since: Instant::now(),
+            });
+        }
+    }
+
+    /// The most recently used idle connection to `key` that is still open, once it is ready
+    /// for a request (its previous response may still be finishing).
+    async fn checkout(&self, key: &PoolKey) -> Option<SendRequest<B>> {
+        loop {
+            let mut sender = {
+                let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+                let (_, list) = idle.iter_mut().find(|(k, _)| k == key)?;
+                let now = Instant::now();
+                // The oldest first: drop the stale and closed ones at the front.
+                let stale = list
+                    .iter()
+                    .take_while(|i| i.sender.is_closed() || now - i.since > IDLE_TIMEOUT)
+                    .count();
+                list.drain(..stale);
+                list.pop()?.sender
+            };
+            if sender.is_closed() {
+                continue;
+            }
+            if sender.is_ready() || sender.ready().await.is_ok() {
+                return Some(sender);
+            }
+        }
+    }
+}
+
+/// The client's connector: direct (TCP, TLS for `https`), or through the proxy the
+/// [`ProxyEnv`] names for the destination.
+#[derive(Clone)]
+struct Connector {
+    direct: Direct,
+    tcp: HttpConnector,
+    tls: Arc<rustls::ClientConfig>,
+    proxy: Option<Arc<Matcher>>,
+}
+
+impl tower_service::Service<http::Uri> for Connector {
+    type Response = Conn;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Conn, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        // Both connectors are always ready (hyper's `HttpConnector` is).
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, dst: http::Uri) -> Self::Future {
+        let intercept = self.proxy.as_ref().and_then(|m| m.intercept(&dst));
+        match intercept {
+            None => {
+                let connecting = self.direct.call(dst);
+                Box::pin(async move {
+                    Ok(Conn {
+                        io: connecting.await?,
+                        proxied: false,
+                    })
+                })
+            }
+            // Plain HTTP: a connection to the proxy, requests in absolute form.
+            Some(proxy) if dst.scheme() == Some(&http::uri::Scheme::HTTP) => {
+                let connecting = self.direct.call(proxy.uri().clone());
+                Box::pin(async move {
+                    Ok(Conn {
+                        io: connecting.await?,
+                        proxied: true,
+                    })
+                })
+            }
+            // HTTPS: a `CONNECT` tunnel through the proxy, TLS to the upstream inside it.
+            Some(proxy) => {
+                let mut tunnel = Tunnel::new(proxy.uri().clone(), self.tcp.clone());
+                if let Some(auth) = proxy.basic_auth() {
+                    tunnel = tunnel.with_auth(auth.clone());
+                }
+                let mut https = hyper_rustls::HttpsConnector::from((tunnel, Arc::clone(&self.tls)));
+                let connecting = https.call(dst);
+                Box::pin(async move {
+                    let io = match connecting.await? {
+                        MaybeHttpsStream::Https(tls) => MaybeHttpsStream::Https(tls),
+                        MaybeHttpsStream::Http(_) => {
+                            return Err("the tunnel to an https upstream was not encrypted".into());
+                        }
+                    };
+                    Ok(Conn { io, proxied: false })
+                })
+            }
+        }
+    }
+}
+
+/// A connection, marked as one to a forward proxy when it is (hyper then writes absolute URIs).
+struct Conn {
+    io: MaybeHttpsStream<TokioIo<tokio::net::TcpStream>>,
+    proxied: bool,
+}
+
+impl Connection for Conn {
+    fn connected(&self) -> Connected {
+        self.io.connected().proxy(self.proxied)
+    }
+}
+
+impl hyper::rt::Read for Conn {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl hyper::rt::Write for Conn {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
 
@@ -133,6 +569,19 @@ where
 pub struct TimedBody {
     inner: hyper::body::Incoming,
     deadline: Pin<Box<Sleep>>,
+    /// Returns the connection to the pool when the body ended.
+    reuse: Option<Reuse>,
+    ended: bool,
+}
+
+impl Drop for TimedBody {
+    fn drop(&mut self) {
+        if self.ended || self.inner.is_end_stream() {
+            if let Some(reuse) = self.reuse.take() {
+                reuse();
+            }
+        }
+    }
 }
 
 impl fmt::Debug for TimedBody {
@@ -152,7 +601,10 @@ impl Body for TimedBody {
         match Pin::new(&mut self.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(frame))),
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(from_hyper_body(&e)))),
-            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Ready(None) => {
+                self.ended = true;
+                Poll::Ready(None)
+            }
             Poll::Pending => match self.deadline.as_mut().poll(cx) {
                 Poll::Ready(()) => Poll::Ready(Some(Err(TransportError::timeout()))),
                 Poll::Pending => Poll::Pending,
@@ -189,18 +641,6 @@ fn io_kind(err: &(dyn std::error::Error + 'static)) -> Option<std::io::ErrorKind
         source = s.source();
     }
     kind
-}
-
-fn from_hyper(err: &hyper_util::client::legacy::Error) -> TransportError {
-    let io = io_kind(err);
-    let kind = if io == Some(std::io::ErrorKind::TimedOut) {
-        TransportErrorKind::Timeout
-    } else if err.is_connect() {
-        TransportErrorKind::Connect
-    } else {
-        TransportErrorKind::Interrupted
-    };
-    TransportError { kind, io }
 }
 
 fn from_hyper_body(err: &hyper::Error) -> TransportError {
@@ -354,5 +794,45 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.kind(), TransportErrorKind::Connect);
         assert!(!e.to_string().contains("127.0.0.1"), "{e}");
+    }
+
+    #[test]
+    fn proxy_settings_read_like_reqwest_and_never_show_the_password() {
+        let vars = [
+            ("http_proxy", "http://lower:x@127.0.0.1:1"),
+            ("HTTP_PROXY", "http://user:s3cret@127.0.0.1:2"),
+            ("no_proxy", "localhost"),
+        ];
+        let env = ProxyEnv::from_lookup(|name| {
+            vars.iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| (*v).to_owned())
+        });
+        assert_eq!(
+            env.http, "http://user:s3cret@127.0.0.1:2",
+            "upper case first"
+        );
+        assert_eq!(env.no, "localhost");
+        let shown = format!("{env:?} {:?}", client_with(&env));
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("user"),
+            "{shown}"
+        );
+        // A CGI process ignores them (httpoxy).
+        let cgi = ProxyEnv::from_lookup(|name| {
+            (name == "REQUEST_METHOD" || name == "HTTP_PROXY").then(|| "http://p:1".to_owned())
+        });
+        assert!(cgi.matcher().unwrap().is_none());
+        // An https:// proxy for https URLs is refused, naming the variable.
+        let https = ProxyEnv::from_lookup(|name| {
+            (name == "HTTPS_PROXY").then(|| "https://p.example:443".to_owned())
+        });
+        let e =
+            StreamingClient::<AxumBody>::with_proxy(&HttpConfig::default(), &https).unwrap_err();
+        assert!(e.to_string().contains("HTTPS_PROXY"), "{e}");
+    }
+
+    fn client_with(env: &ProxyEnv) -> StreamingClient<AxumBody> {
+        StreamingClient::with_proxy(&HttpConfig::default(), env).unwrap()
     }
 }
