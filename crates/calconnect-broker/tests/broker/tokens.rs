@@ -342,6 +342,27 @@ async fn proxy_refuses_request_bodies_over_its_limit() {
     );
 }
 
+/// `POST …/refresh` of `id`, which the budget must refuse: 503 `budget_exhausted`; returns its
+/// `Retry-After` in seconds.
+async fn refused_by_the_budget(app: &TestApp, id: &str) -> u64 {
+    let r = app
+        .http
+        .post(app.url(&format!("/api/v1/connections/{id}/refresh")))
+        .bearer_auth(&app.api_key)
+        .send()
+        .await
+        .unwrap();
+    let retry_after = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let (status, body) = json_of(r).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"]["code"], "budget_exhausted");
+    retry_after
+}
+
 /// The token-endpoint budget (docs/scaling.md) is spent by two code exchanges: an on-demand
 /// refresh is refused at once with 503 `budget_exhausted` and a `Retry-After`, nothing is sent
 /// to Cal.com, and the connection stays active; a third person connecting is told Cal.com is
@@ -358,21 +379,7 @@ async fn a_spent_budget_answers_503_with_retry_after() {
     app.connected("user-2", BOB).await;
     let refreshes = || app.sandbox.token_calls("refresh_token", "ok");
     let before = refreshes();
-    let r = app
-        .http
-        .post(app.url(&format!("/api/v1/connections/{alice}/refresh")))
-        .bearer_auth(&app.api_key)
-        .send()
-        .await
-        .unwrap();
-    let retry_after: u64 = r.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let (status, body) = json_of(r).await;
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
-    assert_eq!(body["error"]["code"], "budget_exhausted");
+    let retry_after = refused_by_the_budget(&app, &alice).await;
     assert!((60..=120).contains(&retry_after), "{retry_after}");
     assert_eq!(refreshes(), before, "nothing sent past the budget");
     let (_, connection) = app.get(&format!("/api/v1/connections/{alice}")).await;
@@ -411,21 +418,7 @@ async fn a_429_on_a_code_exchange_pauses_the_budget() {
             .sum::<u64>()
     };
     let before = calls();
-    let r = app
-        .http
-        .post(app.url(&format!("/api/v1/connections/{alice}/refresh")))
-        .bearer_auth(&app.api_key)
-        .send()
-        .await
-        .unwrap();
-    let retry_after: u64 = r.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let (status, body) = json_of(r).await;
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
-    assert_eq!(body["error"]["code"], "budget_exhausted");
+    let retry_after = refused_by_the_budget(&app, &alice).await;
     assert!((50..=61).contains(&retry_after), "{retry_after}");
     assert_eq!(calls(), before, "nothing sent during the pause");
 }
