@@ -497,6 +497,11 @@ async fn listen(
             tokio::time::sleep(std::time::Duration::from_secs(1)).await;
             continue;
         }
+        // Listening from now on: whatever changed before (while connecting, or while the
+        // connection was lost) may have been missed, so every receiver forgets everything once.
+        if tx.send(calconnect::store::ConnectionId::ANY).is_err() {
+            return; // nobody listens any more
+        }
         loop {
             let received = tokio::select! {
                 received = listener.recv() => received,

@@ -373,6 +373,8 @@ async fn forget_changed(
         let changed = changes.recv().await;
         let Some(inner) = inner.upgrade() else { return };
         match changed {
+            // The feed (re)connected: what happened before may have been missed.
+            Ok(id) if id == ConnectionId::ANY => inner.write_cache().clear(),
             Ok(id) => {
                 inner.write_cache().remove(&id);
             }

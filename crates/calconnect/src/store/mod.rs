@@ -70,7 +70,8 @@ pub trait ConnectionStore: Send + Sync + std::fmt::Debug {
     /// Ids of connections that changed in this store (created, reauthorized, status changed,
     /// deleted), as other processes change them: PostgreSQL's LISTEN/NOTIFY. `None` (the
     /// default) when the store has no such feed; the keeper then relies on revalidating its
-    /// cached tokens (docs/architecture.md §4).
+    /// cached tokens (docs/architecture.md §4). The nil id ([`ConnectionId::ANY`]) means any
+    /// connection may have changed: the feed (re)connected and may have missed notifications.
     fn subscribe_changes(&self) -> Option<tokio::sync::broadcast::Receiver<ConnectionId>> {
         None
     }

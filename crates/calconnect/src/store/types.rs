@@ -50,6 +50,12 @@ uuid_id!(
     /// Identifies a stored connection. Part of the associated data of its sealed tokens.
     ConnectionId
 );
+
+impl ConnectionId {
+    /// The nil id, which no connection has: in a store's change feed
+    /// ([`super::ConnectionStore::subscribe_changes`]), "any connection may have changed".
+    pub const ANY: Self = Self(Uuid::nil());
+}
 uuid_id!(
     /// Identifies a pending authorization. Part of the associated data of its sealed verifier.
     PendingId
