@@ -38,6 +38,15 @@ pub struct SweepReport {
     pub deferred: usize,
 }
 
+impl super::Inner {
+    /// Releases our leases of `ids` (a lease we no longer hold is left alone).
+    async fn release_all(&self, ids: &[crate::store::ConnectionId]) {
+        for id in ids {
+            let _ = self.store.release_lease(*id, &self.owner).await;
+        }
+    }
+}
+
 impl SweepReport {
     /// Whether to sweep again at once: the batch was full and all of it went through. Out of
     /// budget, or with connections failing or backing off (an outage: they would be claimed
@@ -93,10 +102,11 @@ impl TokenKeeper {
         // instance may take them) rather than under a lease that runs out.
         let chunk = (config.sweep.concurrency.max(1) * 2).min(config.sweep.batch as usize);
         let budget_spent = AtomicBool::new(false);
+        let mut held = Vec::new();
         while report.claimed < config.sweep.batch as usize && !budget_spent.load(Ordering::Relaxed)
         {
             let want = chunk.min(config.sweep.batch as usize - report.claimed);
-            let claimed = inner
+            let claimed = match inner
                 .store
                 .claim_due_for_refresh(DueQuery {
                     // Only keep-alive: idle access tokens are left to expire (refreshing them
@@ -108,7 +118,13 @@ impl TokenKeeper {
                     lease_for: config.lease_for,
                 })
                 .await
-                .map_err(SweepError::Store)?;
+            {
+                Ok(claimed) => claimed,
+                Err(e) => {
+                    inner.release_all(&held).await;
+                    return Err(SweepError::Store(e));
+                }
+            };
             if claimed.is_empty() {
                 break;
             }
@@ -136,18 +152,25 @@ impl TokenKeeper {
                             Err(_) => "failed",
                         }
                     };
-                    // Our claim's lease, if the flight did not already release it.
-                    let _ = inner.store.release_lease(c.id, &inner.owner).await;
+                    // Our claim's lease, if the flight did not already release it. A
+                    // connection backing off keeps it until the sweep ends, or the next chunk
+                    // would claim it again (it is among the most due).
+                    if outcome != "backing_off" {
+                        let _ = inner.store.release_lease(c.id, &inner.owner).await;
+                    }
                     telemetry::swept(outcome);
-                    outcome
+                    (c.id, outcome)
                 })
                 .buffer_unordered(config.sweep.concurrency.max(1))
                 .collect::<Vec<_>>()
                 .await;
-            for outcome in results {
+            for (id, outcome) in results {
                 match outcome {
                     "kept_alive" => report.kept_alive += 1,
-                    "backing_off" => report.backing_off += 1,
+                    "backing_off" => {
+                        report.backing_off += 1;
+                        held.push(id);
+                    }
                     "broken" => report.broken += 1,
                     "deferred" => report.deferred += 1,
                     _ => report.failed += 1,
@@ -157,6 +180,7 @@ impl TokenKeeper {
                 break;
             }
         }
+        inner.release_all(&held).await;
         Ok(report)
     }
 
