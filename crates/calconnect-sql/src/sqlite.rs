@@ -33,10 +33,25 @@ impl SqlStore<sqlx::Sqlite> {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await;
+        // Switching a new file to WAL takes an exclusive lock that SQLite does not wait for
+        // (the busy timeout does not apply): processes opening a new file at once may be told
+        // "database is locked". Try again shortly, a bounded number of times.
+        let mut attempts = 0;
+        let pool = loop {
+            match SqlitePoolOptions::new()
+                .max_connections(4)
+                .connect_with(options.clone())
+                .await
+            {
+                Err(sqlx::Error::Database(d))
+                    if attempts < 20 && d.code().as_deref() == Some("5") =>
+                {
+                    attempts += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                other => break other,
+            }
+        };
         let store = Self::start(pool, database, "opening", clock).await?;
         // The WAL and shared-memory files now exist: make sure they are private too.
         private_files(path);
