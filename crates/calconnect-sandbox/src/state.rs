@@ -112,6 +112,55 @@ pub struct RefreshTokenRow {
     pub expires_at: OffsetDateTime,
 }
 
+/// Cal.com's `OAuthRefreshToken` table, indexed as its queries use it: by secret (is this token
+/// still live?) and by (client, owner) (rotation deletes every row of the pair). A simulation
+/// keeps a million rows here, so neither lookup may scan.
+#[derive(Debug, Default)]
+pub struct RefreshTokens {
+    by_secret: HashMap<String, RefreshTokenRow>,
+    by_owner: HashMap<(String, Owner), Vec<String>>,
+}
+
+impl RefreshTokens {
+    /// Adds a row.
+    pub fn push(&mut self, row: RefreshTokenRow) {
+        self.by_owner
+            .entry((row.client_id.clone(), row.owner))
+            .or_default()
+            .push(row.secret.clone());
+        self.by_secret.insert(row.secret.clone(), row);
+    }
+
+    /// Whether a row carries `secret`.
+    pub fn contains_secret(&self, secret: &str) -> bool {
+        self.by_secret.contains_key(secret)
+    }
+
+    /// Deletes every row of (client, owner); returns how many there were.
+    pub fn remove_owner(&mut self, client_id: &str, owner: Owner) -> usize {
+        let secrets = self
+            .by_owner
+            .remove(&(client_id.to_owned(), owner))
+            .unwrap_or_default();
+        for secret in &secrets {
+            self.by_secret.remove(secret);
+        }
+        secrets.len()
+    }
+
+    /// Rows of (client, owner).
+    pub fn count_owner(&self, client_id: &str, owner: Owner) -> usize {
+        self.by_owner
+            .get(&(client_id.to_owned(), owner))
+            .map_or(0, Vec::len)
+    }
+
+    /// Every row, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &RefreshTokenRow> {
+        self.by_secret.values()
+    }
+}
+
 /// A row of Cal.com's `OAuthAuthorization` table (consent given by a user to a client).
 #[derive(Debug, Clone)]
 pub struct Authorization {
@@ -148,7 +197,7 @@ pub struct Db {
     pub bookings: Vec<Booking>,
     /// Authorization codes by code value.
     pub codes: HashMap<String, AccessCode>,
-    pub refresh_tokens: Vec<RefreshTokenRow>,
+    pub refresh_tokens: RefreshTokens,
     /// Consent records by (user id, client id).
     pub authorizations: BTreeMap<(i64, String), Authorization>,
     /// Signed-in browser sessions: cookie value -> user id.

@@ -221,11 +221,7 @@ pub(crate) fn refresh(
     ensure_access(&client, claims.user_id).map_err(TokenError::unauthorized_client)?;
     // 5. a token with a secret must still have its row (legacy tokens without one pass once)
     if let Some(secret) = &claims.secret
-        && !shared
-            .db()
-            .refresh_tokens
-            .iter()
-            .any(|r| &r.secret == secret)
+        && !shared.db().refresh_tokens.contains_secret(secret)
     {
         return Err(TokenError::invalid_grant("refresh_token_revoked"));
     }
@@ -237,8 +233,7 @@ pub(crate) fn refresh(
     // 6. mint, then rotate: delete every row of (client, owner) and insert the new secret.
     let (minted, secret, expires_at) = mint(shared, client_id, owner, &claims.scope, None, None);
     let mut db = shared.db();
-    db.refresh_tokens
-        .retain(|r| !(r.client_id == client_id && r.owner == owner));
+    db.refresh_tokens.remove_owner(client_id, owner);
     db.refresh_tokens.push(RefreshTokenRow {
         client_id: client_id.to_owned(),
         owner,
@@ -262,6 +257,32 @@ pub(crate) fn refresh(
     drop(db);
     shared.changed();
     Ok(minted)
+}
+
+/// Mints a pair for `owner` of `client_id` and stores its refresh secret, as a code exchange
+/// ends, without the code (the control surface's seeding; no token call is counted).
+pub(crate) fn issue(shared: &Shared, client_id: &str, owner: Owner, scopes: &[String]) -> Minted {
+    let now = shared.clock.now();
+    let (minted, secret, expires_at) = mint(shared, client_id, owner, scopes, None, None);
+    let mut db = shared.db();
+    db.refresh_tokens.push(RefreshTokenRow {
+        client_id: client_id.to_owned(),
+        owner,
+        secret,
+        expires_at,
+    });
+    log_issued(
+        &mut db,
+        TokenEndpoint::V2,
+        "authorization_code",
+        client_id,
+        owner,
+        &minted,
+        now,
+    );
+    drop(db);
+    shared.changed();
+    minted
 }
 
 /// `mintTokens` (§3.6): an access JWT (`exp` = now + access ttl) and a refresh JWT carrying a

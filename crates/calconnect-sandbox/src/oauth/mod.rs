@@ -6,7 +6,7 @@ mod authorize;
 mod consent;
 pub mod errors;
 pub mod faults;
-mod grants;
+pub(crate) mod grants;
 mod html;
 mod legacy;
 pub mod scopes;
