@@ -131,3 +131,31 @@ async fn spawned_sweep_runs_and_stops_gracefully() {
     handle.stop().await;
     assert_eq!(refreshes(&env.sandbox), 1);
 }
+
+/// Every connection the sweep keeps alive passes through the keeper's cache; at a million
+/// connections, keeping one token per connection ever seen would be gigabytes. Expired tokens
+/// are dropped as the cache grows: three groups of 1,000 connections read an hour apart leave
+/// about one group's tokens, not three.
+#[tokio::test]
+async fn the_cache_drops_expired_tokens_as_it_grows() {
+    let env = env().await;
+    let keeper = env.keeper();
+    for group in 0..3_i64 {
+        let users = group * 1_000 + 1..=group * 1_000 + 1_000;
+        let ids = env.parts.connect_many(&env.sandbox, users, 8).await;
+        for id in ids {
+            keeper.access_token(id).await.unwrap();
+        }
+        env.advance(Duration::hours(1));
+    }
+    assert_eq!(
+        refreshes(&env.sandbox),
+        0,
+        "the stored tokens were still valid"
+    );
+    let cached = keeper.cached_tokens();
+    assert!(
+        (1_000..=1_100).contains(&cached),
+        "{cached} tokens cached: the expired ones were kept"
+    );
+}

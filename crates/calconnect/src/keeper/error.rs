@@ -169,8 +169,9 @@ impl KeeperError {
         }
     }
 
-    /// A short label for metrics and spans (never a secret).
-    pub(crate) fn outcome(&self) -> &'static str {
+    /// A short, stable label of the kind of error (`needs_reauth`, `budget_exhausted`, …), as
+    /// metrics and spans use it; never a secret.
+    pub fn outcome(&self) -> &'static str {
         match self {
             Self::NeedsReauth { .. } => "needs_reauth",
             Self::RefreshLost { .. } => "refresh_lost",

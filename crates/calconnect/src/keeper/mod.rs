@@ -136,6 +136,8 @@ pub(crate) struct Inner {
     config: KeeperConfig,
     owner: LeaseOwner,
     cache: RwLock<HashMap<ConnectionId, CachedToken>>,
+    /// The cache's size at which expired tokens are dropped next ([`Inner::remember`]).
+    cache_purge_at: std::sync::atomic::AtomicUsize,
     flights: Mutex<HashMap<ConnectionId, flight::Flight>>,
     backoff: Mutex<HashMap<ConnectionId, Backoff>>,
     rng: Mutex<StdRng>,
@@ -158,6 +160,9 @@ impl Drop for AbortOnDrop {
 /// The margin is at most this share of a token's lifetime: a quarter, so a token is used for
 /// at least three quarters of its life (module docs, "The margin adapts").
 pub const MARGIN_SHARE_OF_LIFETIME: f64 = 0.25;
+
+/// The smallest cache size at which expired tokens are dropped.
+const CACHE_PURGE_MIN: usize = 1024;
 
 /// The last access token seen for a connection (possibly within the margin: then it is only
 /// served as a fallback while refreshes fail transiently).
@@ -207,6 +212,7 @@ impl TokenKeeper {
             config,
             owner,
             cache: RwLock::new(HashMap::new()),
+            cache_purge_at: std::sync::atomic::AtomicUsize::new(CACHE_PURGE_MIN),
             flights: Mutex::new(HashMap::new()),
             backoff: Mutex::new(HashMap::new()),
             rng: Mutex::new(StdRng::seed_from_u64(seed)),
@@ -281,6 +287,12 @@ impl TokenKeeper {
     /// A [`crate::api::AccessTokenSource`] for [`crate::api::CalClient`], for one connection.
     pub fn token_source(&self, id: ConnectionId) -> KeeperTokenSource {
         KeeperTokenSource::new(self.clone(), id)
+    }
+
+    /// How many access tokens the keeper holds in memory (expired ones are dropped as the cache
+    /// grows, so this stays near the tokens still valid).
+    pub fn cached_tokens(&self) -> usize {
+        self.inner.read_cache().len()
     }
 
     /// Drops the cached token of `id` (after a disconnect, for example).
@@ -484,7 +496,18 @@ impl Inner {
     }
 
     fn remember(&self, id: ConnectionId, fresh: &FreshToken, margin: time::Duration) {
+        use std::sync::atomic::Ordering::Relaxed;
         let mut cache = self.write_cache();
+        // Every connection the sweep keeps alive passes through here, most of them never to be
+        // asked for: drop the expired tokens whenever the cache has doubled since the last
+        // time, so it holds about the tokens still valid (at most what the token-endpoint
+        // budget minted in one access-token lifetime), not one per connection ever refreshed.
+        if cache.len() >= self.cache_purge_at.load(Relaxed) {
+            let now = self.clock.now();
+            cache.retain(|_, c| c.expires_at > now);
+            self.cache_purge_at
+                .store((cache.len() * 2).max(CACHE_PURGE_MIN), Relaxed);
+        }
         let newer = cache
             .get(&id)
             .is_none_or(|old| old.expires_at <= fresh.expires_at);
