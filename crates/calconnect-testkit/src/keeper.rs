@@ -4,7 +4,10 @@
 
 use calconnect::connect::Connector;
 use calconnect::crypto::{Keyring, SealContext, SealedField};
-use calconnect::store::{CalOwner, ConnectionId, ConnectionStore, EndUserId, TokenWrite};
+use calconnect::store::{
+    CalIdentity, CalOwner, ConnectionId, ConnectionStore, EndUserId, TokenWrite, TokensToSave,
+    UpsertOutcome, save_connection,
+};
 use calconnect::{
     AccessToken, AuthorizationFlow, ClientConfig, ClientSecret, Clock, ProviderProfile,
     RefreshToken, UrlPolicy, api::StaticToken, http::HttpClient, http::HttpConfig,
@@ -12,10 +15,10 @@ use calconnect::{
 };
 use calconnect_sandbox::jwt::{self, Claims, REFRESH_TOKEN_TYPE};
 use calconnect_sandbox::{
-    CONFIDENTIAL_CLIENT_ID, CONFIDENTIAL_CLIENT_SECRET, DEFAULT_REDIRECT_URI, Sandbox,
+    CONFIDENTIAL_CLIENT_ID, CONFIDENTIAL_CLIENT_SECRET, DEFAULT_REDIRECT_URI, Owner, Sandbox,
 };
 use rand::rngs::OsRng;
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 use time::OffsetDateTime;
@@ -120,6 +123,52 @@ impl KeeperParts {
         .unwrap();
         assert_eq!(saved.connection.identity.owner, CalOwner::User(user));
         saved.connection.id
+    }
+
+    /// Connects Cal.com users `users` of the seeded confidential client in bulk: the sandbox
+    /// mints each pair directly ([`Sandbox::issue_tokens`], no HTTP, no token call counted) and
+    /// the library's `save_connection` seals and saves it, `concurrency` at a time. For
+    /// simulations with many connections; the ids come back in the order of `users`.
+    ///
+    /// # Panics
+    /// When the sandbox or the store fails.
+    pub async fn connect_many(
+        &self,
+        sandbox: &Sandbox,
+        users: std::ops::RangeInclusive<i64>,
+        concurrency: usize,
+    ) -> Vec<ConnectionId> {
+        use futures::StreamExt as _;
+        let scopes: Vec<String> = SCOPES.iter().map(|s| (*s).to_owned()).collect();
+        let saves = futures::stream::iter(users).map(|user| {
+            let issued = sandbox
+                .issue_tokens(CONFIDENTIAL_CLIENT_ID, Owner::User(user), &scopes)
+                .unwrap();
+            let now = self.clock.now();
+            let tokens = TokensToSave {
+                end_user: EndUserId::new(&format!("app-user-{user}")).unwrap(),
+                identity: CalIdentity {
+                    client_id: CONFIDENTIAL_CLIENT_ID.to_owned(),
+                    owner: CalOwner::User(user),
+                },
+                scopes: scopes.clone(),
+                access_token: SecretString::from(issued.access_token),
+                refresh_token: Some(SecretString::from(issued.refresh_token)),
+                access_expires_at: Some(now + sandbox.settings().access_token_ttl),
+                refresh_expires_at_estimate: Some(now + time::Duration::days(30)),
+                profile: None,
+            };
+            async move {
+                let saved = save_connection(&*self.store, &self.keyring, &mut OsRng, tokens)
+                    .await
+                    .unwrap();
+                match saved {
+                    UpsertOutcome::Created(c) => c.id,
+                    other => panic!("user {user} was connected already: {other:?}"),
+                }
+            }
+        });
+        saves.buffered(concurrency.max(1)).collect().await
     }
 
     /// Marks the stored access token of `id` as expired at `at` (same sealed token).

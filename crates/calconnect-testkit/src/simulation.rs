@@ -10,6 +10,7 @@
 //! access token. From `overload_from_day` the probability is multiplied, to push the load past
 //! what the budget carries and see what degrades.
 
+use crate::backends::PgBackend;
 use crate::keeper::{self as kit, KeeperParts, SimTimer};
 use calconnect::budget::BudgetConfig;
 use calconnect::keeper::{KeeperConfig, KeeperError, SweepConfig, TokenKeeper};
@@ -17,6 +18,7 @@ use calconnect::store::{ConnectionId, ConnectionStatus, ConnectionStore};
 use calconnect::{Clock, MockClock};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use sqlx::Connection as _;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration as StdDuration, Instant};
@@ -43,8 +45,21 @@ pub struct SimConfig {
     pub budget: BudgetConfig,
     /// The sandbox's per-IP limit on token requests per minute (Cal.com: 120).
     pub ip_rate_limit: u32,
-    /// Minutes between two sweeps of one instance (the instances alternate).
-    pub sweep_every_minutes: u32,
+    /// Simulated seconds between two sweeps; the instances take turns. A divisor or a multiple
+    /// of 60: below a minute, time moves in steps of this length (callers still arrive on the
+    /// minute).
+    pub sweep_every_seconds: u32,
+    /// Connections one sweep claims (`SweepConfig::batch`).
+    pub sweep_batch: u32,
+    /// How long a keep-alive refresh waits for a background permit (`SweepConfig::permit_wait`).
+    /// Callers are served one at a time and a wait moves the clock, so a sweep that waits holds
+    /// up every caller behind it; with sweeps every few seconds, zero (take what is free, defer
+    /// the rest) is the faithful choice.
+    pub sweep_permit_wait: StdDuration,
+    /// Connections saved at once while seeding.
+    pub seed_concurrency: usize,
+    /// Print a line per simulated day to stderr.
+    pub progress: bool,
     /// The seed of the usage model.
     pub seed: u64,
 }
@@ -72,7 +87,11 @@ impl SimConfig {
                 max_wait: StdDuration::from_secs(60),
             },
             ip_rate_limit: 4,
-            sweep_every_minutes: 60,
+            sweep_every_seconds: 30 * 60,
+            sweep_batch: 50,
+            sweep_permit_wait: StdDuration::from_secs(20),
+            seed_concurrency: 8,
+            progress: false,
             seed: 17,
         }
     }
@@ -108,24 +127,48 @@ pub struct SimReport {
     pub kept_alive: u64,
     /// The oldest refresh token among active connections at any check, in days.
     pub oldest_refresh_token_days: f64,
+    /// Access tokens held in the keepers' memory at the end (both instances).
+    pub cached_tokens: usize,
+    /// Wall time of seeding the connections.
+    pub seeding: StdDuration,
     /// Wall time of the run (seeding excluded).
     pub wall: StdDuration,
 }
 
-/// Runs the simulation on two store handles of one database (two instances), with `clock` the
-/// stores' clock.
+/// Runs the simulation on two store handles (two instances) of the database of `backend`, the
+/// stores on `clock`. Commits on that database are asynchronous (`synchronous_commit = off`):
+/// a crash could lose the last commits, which a simulation does not care about, and the run
+/// measures the keeper and the budget instead of the disk's flush latency.
 ///
 /// # Panics
 /// When the sandbox or the store fails (this is a test harness).
 #[allow(clippy::too_many_lines)] // reason: one loop, read top to bottom
-pub async fn run(
-    config: &SimConfig,
-    stores: [Arc<dyn ConnectionStore>; 2],
-    clock: Arc<MockClock>,
-) -> SimReport {
+pub async fn run(config: &SimConfig, backend: &PgBackend, clock: Arc<MockClock>) -> SimReport {
+    assert!(
+        config.sweep_every_seconds > 0
+            && (60 % config.sweep_every_seconds == 0 || config.sweep_every_seconds % 60 == 0),
+        "sweep_every_seconds must divide a minute or be whole minutes"
+    );
+    sqlx::query(&format!(
+        "ALTER DATABASE \"{}\" SET synchronous_commit = off",
+        backend.db.name()
+    ))
+    .execute(
+        &mut sqlx::postgres::PgConnection::connect(backend.db.url())
+            .await
+            .expect("database"),
+    )
+    .await
+    .expect("synchronous_commit");
+    let dyn_clock: Arc<dyn Clock> = clock.clone();
+    let first = backend.store(dyn_clock.clone()).await;
+    let pool = first.pool().clone();
+    let stores: [Arc<dyn ConnectionStore>; 2] = [
+        Arc::new(first),
+        Arc::new(backend.store(dyn_clock.clone()).await),
+    ];
     let start = clock.now();
     let sandbox = Arc::new(kit::sandbox(Some(start)).await);
-    let dyn_clock: Arc<dyn Clock> = clock.clone();
     let url = sandbox.base_url().as_str().to_owned();
     let keyring = Arc::new(crate::fixtures::keyring("sim"));
     let flow = Arc::new(kit::flow(
@@ -150,7 +193,8 @@ pub async fn run(
                 .budget(store.budget(config.budget.clone(), dyn_clock.clone()))
                 .sweep(SweepConfig {
                     concurrency: 1,
-                    batch: 50,
+                    batch: config.sweep_batch,
+                    permit_wait: config.sweep_permit_wait,
                     ..SweepConfig::default()
                 })
                 .build()
@@ -160,14 +204,24 @@ pub async fn run(
     let keepers: [TokenKeeper; 2] = [keeper(0), keeper(1)];
 
     // Seeding: every connection connected at the start (a wave due together later).
-    sandbox.update_settings(|s| s.ip_rate_limit = u32::MAX);
-    let seeder = parts(&stores[0]);
-    let mut ids = Vec::with_capacity(config.connections as usize);
-    for user in 1..=i64::from(config.connections) {
-        ids.push(seeder.connect(&sandbox, user).await);
-    }
+    let seeding = Instant::now();
+    let ids = parts(&stores[0])
+        .connect_many(
+            &sandbox,
+            1..=i64::from(config.connections),
+            config.seed_concurrency,
+        )
+        .await;
+    sqlx::query("ANALYZE connections")
+        .execute(&pool)
+        .await
+        .expect("analyze");
     sandbox.update_settings(|s| s.ip_rate_limit = config.ip_rate_limit);
     sandbox.reset_token_calls();
+    let seeding = seeding.elapsed();
+    if config.progress {
+        eprintln!("seeded {} connections in {seeding:.1?}", ids.len());
+    }
     let dormant = (f64::from(config.connections) * config.dormant_share).round() as usize;
     let users: Vec<ConnectionId> = ids[dormant..].to_vec();
 
@@ -177,12 +231,30 @@ pub async fn run(
     let mut schedule: BTreeMap<u32, Vec<ConnectionId>> = BTreeMap::new();
     let window = Duration::days(30);
     let wall = Instant::now();
-    for minute in 0..config.days * 24 * 60 {
-        let at = start + Duration::minutes(i64::from(minute));
+    let step = config.sweep_every_seconds.min(60);
+    for tick in 0..config.days * 24 * 60 * (60 / step) {
+        let second = tick * step;
+        let at = start + Duration::seconds(i64::from(second));
         let now = clock.now();
         if now < at {
             timer.advance(at - now);
         }
+        if second % config.sweep_every_seconds == 0 {
+            let keeper = &keepers[(second / config.sweep_every_seconds) as usize % 2];
+            loop {
+                let sweep = keeper.sweep_once().await.expect("sweep");
+                report.sweep_deferred += sweep.deferred as u64;
+                report.kept_alive += sweep.kept_alive as u64;
+                if !sweep.more_due(config.sweep_batch) {
+                    break;
+                }
+            }
+        }
+        if second % 60 != 0 {
+            continue;
+        }
+        let minute = second / 60;
+        let at = start + Duration::minutes(i64::from(minute));
         let day = minute / (24 * 60);
         let phase = usize::from(config.overload_from_day.is_some_and(|d| day >= d));
         if minute % 60 == 0 {
@@ -219,29 +291,33 @@ pub async fn run(
                 Err(e) => {
                     *report
                         .other_errors
-                        .entry(outcome_of(&e).to_owned())
+                        .entry(e.outcome().to_owned())
                         .or_default() += 1;
                 }
             }
         }
-        let every = config.sweep_every_minutes.max(2);
-        for (i, keeper) in keepers.iter().enumerate() {
-            if minute % every == (every / 2) * i as u32 {
-                let sweep = keeper.sweep_once().await.expect("sweep");
-                report.sweep_deferred += sweep.deferred as u64;
-                report.kept_alive += sweep.kept_alive as u64;
-            }
-        }
         if minute % (3 * 24 * 60) == 0 {
             let now = clock.now();
-            let (oldest, lapsed) = refresh_ages(&stores[0], &ids, now, now - window).await;
+            let (oldest, lapsed) = refresh_ages(&pool, now, now - window).await;
             report.oldest_refresh_token_days = report
                 .oldest_refresh_token_days
                 .max((now - oldest).as_seconds_f64() / 86_400.0);
             report.lapsed += lapsed;
         }
+        if config.progress && minute % (24 * 60) == 0 {
+            eprintln!(
+                "day {day}: {:.0?} wall, {} kept alive, {} deferred, {} calls, {} refreshes",
+                wall.elapsed(),
+                report.kept_alive,
+                report.sweep_deferred,
+                report.calls[0] + report.calls[1],
+                kit::refreshes(&sandbox),
+            );
+        }
     }
     report.wall = wall.elapsed();
+    report.seeding = seeding;
+    report.cached_tokens = keepers.iter().map(TokenKeeper::cached_tokens).sum();
     let per_minute = sandbox.token_calls_per_minute();
     report.max_requests_per_minute = per_minute.values().copied().max().unwrap_or(0);
     report.rate_limited = sandbox
@@ -262,19 +338,6 @@ pub async fn run(
     report
 }
 
-fn outcome_of(e: &KeeperError) -> &'static str {
-    match e {
-        KeeperError::NeedsReauth { .. } => "needs_reauth",
-        KeeperError::RefreshLost { .. } => "refresh_lost",
-        KeeperError::Transient { .. } => "transient",
-        KeeperError::NotFound { .. } => "not_found",
-        KeeperError::Store { .. } => "store",
-        KeeperError::Crypto { .. } => "crypto",
-        KeeperError::Refresh { .. } => "protocol",
-        _ => "other",
-    }
-}
-
 fn percentile(sorted: &[u64], q: f64) -> u64 {
     if sorted.is_empty() {
         return 0;
@@ -283,24 +346,21 @@ fn percentile(sorted: &[u64], q: f64) -> u64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
-/// The oldest `last_refreshed_at` among the active ones of `ids` (`now` if none), and how many
-/// of them were obtained before `cutoff` (lapsed).
+/// The oldest `last_refreshed_at` among the active connections (`now` if none), and how many
+/// of them were obtained before `cutoff` (lapsed). One query: a million rows are read in the
+/// database, not fetched.
 async fn refresh_ages(
-    store: &Arc<dyn ConnectionStore>,
-    ids: &[ConnectionId],
+    pool: &sqlx::PgPool,
     now: OffsetDateTime,
     cutoff: OffsetDateTime,
 ) -> (OffsetDateTime, u64) {
-    let mut oldest = now;
-    let mut lapsed = 0;
-    for id in ids {
-        let c = store.get_connection(*id).await.expect("connection");
-        if c.status == ConnectionStatus::Active {
-            oldest = oldest.min(c.last_refreshed_at);
-            if c.last_refreshed_at < cutoff {
-                lapsed += 1;
-            }
-        }
-    }
-    (oldest, lapsed)
+    let (oldest, lapsed): (Option<OffsetDateTime>, i64) = sqlx::query_as(
+        "SELECT min(last_refreshed_at), count(*) FILTER (WHERE last_refreshed_at < $1) \
+         FROM connections WHERE status = 'active'",
+    )
+    .bind(cutoff)
+    .fetch_one(pool)
+    .await
+    .expect("refresh ages");
+    (oldest.unwrap_or(now), u64::try_from(lapsed).unwrap_or(0))
 }

@@ -3,8 +3,6 @@
 //! scale runs as `cargo run --release -p calconnect-testkit --bin simulate`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use calconnect::Clock;
-use calconnect::store::ConnectionStore;
 use calconnect_testkit::backends::PgBackend;
 use calconnect_testkit::fixtures;
 use calconnect_testkit::simulation::{SimConfig, run};
@@ -16,11 +14,8 @@ async fn sixty_days_within_the_budget_and_degrading_by_waiting_past_it() {
         return;
     };
     let clock = Arc::new(calconnect::MockClock::new(fixtures::start_time()));
-    let dyn_clock: Arc<dyn Clock> = clock.clone();
-    let a: Arc<dyn ConnectionStore> = Arc::new(backend.store(dyn_clock.clone()).await);
-    let b: Arc<dyn ConnectionStore> = Arc::new(backend.store(dyn_clock).await);
     let config = SimConfig::small();
-    let report = run(&config, [a, b], clock).await;
+    let report = run(&config, &backend, clock).await;
     eprintln!("{report:#?}");
     let budget = &config.budget;
     // Never past the budget, so never a 429.

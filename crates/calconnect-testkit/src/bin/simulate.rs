@@ -6,16 +6,22 @@
 //!   cargo run --release -p calconnect-testkit --bin simulate -- \
 //!   [--connections N] [--days D] [--dormant SHARE] [--burst-per-hour P] [--calls-per-burst K]
 //!   [--overload-from-day D] [--overload-factor F] [--per-minute R] [--burst B]
-//!   [--max-wait-secs S] [--ip-rate-limit L] [--sweep-every-minutes M] [--seed S] [--small]
+//!   [--max-wait-secs S] [--ip-rate-limit L] [--sweep-every-seconds S] [--sweep-batch N]
+//!   [--sweep-permit-wait-secs S] [--seed S] [--small | --full] [--quiet]
 //! ```
 //!
 //! Without flags: 2,000 connections, Cal.com's numbers (a budget of 100 per minute, burst 10,
 //! against the sandbox's 120 per minute per IP), half dormant, 5 % of the others calling in any
 //! hour, 60 days, no overload. `--small` starts from the test suite's configuration instead.
+//! `--full` is the issue's full scale: 1,000,000 connections, 2 % of them in use (5 % of those
+//! start a burst of 3 calls in any hour: about 1,000 bursts an hour, within what one egress IP
+//! keeps fresh), the rest dormant; from day 57 the bursts are 6 times as frequent (past
+//! capacity); a sweep every 6 s, the instances taking turns, each taking the background permits
+//! free then (about what the real keeper's continuous sweeping takes, docs/scaling.md).
+//! Flags after a preset change it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // reason: a measuring tool; failing loudly is right
 
-use calconnect::store::ConnectionStore;
-use calconnect::{Clock, MockClock};
+use calconnect::MockClock;
 use calconnect_testkit::backends::PgBackend;
 use calconnect_testkit::simulation::{SimConfig, run};
 use std::sync::Arc;
@@ -31,9 +37,25 @@ fn default_config() -> SimConfig {
             ..calconnect::budget::BudgetConfig::default()
         },
         ip_rate_limit: 120,
-        sweep_every_minutes: 10,
+        sweep_every_seconds: 5 * 60,
         calls_per_burst: 3,
+        progress: true,
         ..SimConfig::small()
+    }
+}
+
+fn full_config() -> SimConfig {
+    SimConfig {
+        connections: 1_000_000,
+        dormant_share: 0.98,
+        burst_per_hour: 0.05,
+        overload_from_day: Some(57),
+        overload_factor: 6.0,
+        sweep_every_seconds: 6,
+        sweep_batch: 10,
+        sweep_permit_wait: Duration::ZERO,
+        seed_concurrency: 16,
+        ..default_config()
     }
 }
 
@@ -49,6 +71,14 @@ fn main() {
     while let Some(flag) = args.next() {
         if flag == "--small" {
             config = SimConfig::small();
+            continue;
+        }
+        if flag == "--full" {
+            config = full_config();
+            continue;
+        }
+        if flag == "--quiet" {
+            config.progress = false;
             continue;
         }
         if flag == "--help" || flag == "-h" {
@@ -82,8 +112,12 @@ fn main() {
                 config.budget.max_wait = Duration::from_secs(num(&flag, &value));
             }
             "--ip-rate-limit" => config.ip_rate_limit = num(&flag, &value),
-            "--sweep-every-minutes" => {
-                config.sweep_every_minutes = num(&flag, &value);
+            "--sweep-every-seconds" => {
+                config.sweep_every_seconds = num(&flag, &value);
+            }
+            "--sweep-batch" => config.sweep_batch = num(&flag, &value),
+            "--sweep-permit-wait-secs" => {
+                config.sweep_permit_wait = Duration::from_secs(num(&flag, &value));
             }
             "--seed" => config.seed = num(&flag, &value),
             other => panic!("unknown flag {other} (see --help)"),
@@ -100,11 +134,8 @@ fn main() {
             .await
             .expect("set CALCONNECT_TEST_POSTGRES_URL to a reachable PostgreSQL");
         let clock = Arc::new(MockClock::new(calconnect_testkit::fixtures::start_time()));
-        let dyn_clock: Arc<dyn Clock> = clock.clone();
-        let a: Arc<dyn ConnectionStore> = Arc::new(backend.store(dyn_clock.clone()).await);
-        let b: Arc<dyn ConnectionStore> = Arc::new(backend.store(dyn_clock).await);
         println!("{config:#?}");
-        let report = run(&config, [a, b], clock).await;
+        let report = run(&config, &backend, clock).await;
         println!("{report:#?}");
     });
     let peak = std::fs::read_to_string("/proc/self/status")
