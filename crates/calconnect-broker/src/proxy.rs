@@ -423,14 +423,31 @@ pub(crate) async fn proxy(
     ConnectionPath(id): ConnectionPath,
     request: Request,
 ) -> Result<Response, ApiError> {
+    let (parts, body) = request.into_parts();
+    forward(&state, id, parts, body).await
+}
+
+/// The proxy's work once the API key is checked and the connection id read: [`proxy`] on the
+/// router's path, [`crate::front`] before the router (issue 15). `body` is the app's request
+/// body as it came (axum's [`Body`] or hyper's own).
+pub(crate) async fn forward<B>(
+    state: &AppState,
+    id: ConnectionId,
+    parts: http::request::Parts,
+    body: B,
+) -> Result<Response, ApiError>
+where
+    B: axum::body::HttpBody<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
     let started = std::time::Instant::now();
-    if !METHODS.contains(request.method()) {
+    if !METHODS.contains(&parts.method) {
         return Ok(method_not_allowed());
     }
-    let path = upstream_path(request.uri().path())?;
+    let path = upstream_path(parts.uri.path())?;
     let path = path.as_ref();
     let upstream = &state.upstream;
-    let uri = upstream.uri(path, request.uri().query())?;
+    let uri = upstream.uri(path, parts.uri.query())?;
     // Only for Cal.com: another provider's API has no such header.
     let api_version = state
         .config
@@ -438,7 +455,6 @@ pub(crate) async fn proxy(
         .is_cal_com()
         .then(|| calconnect::api::default_api_version(path))
         .flatten();
-    let (parts, body) = request.into_parts();
     let length = parts
         .headers
         .get(header::CONTENT_LENGTH)
@@ -454,9 +470,14 @@ pub(crate) async fn proxy(
     let mut out = match length {
         Some(0) => OutBody::Empty,
         Some(l) if l <= REPLAYABLE_BODY_BYTES => {
-            let bytes = axum::body::to_bytes(body, REPLAYABLE_BODY_BYTES)
-                .await
-                .map_err(|_| ApiError::invalid("the request body could not be read"))?;
+            // As `axum::body::to_bytes`, for any body type.
+            let bytes = http_body_util::BodyExt::collect(http_body_util::Limited::new(
+                body,
+                REPLAYABLE_BODY_BYTES,
+            ))
+            .await
+            .map_err(|_| ApiError::invalid("the request body could not be read"))?
+            .to_bytes();
             OutBody::Buffered(bytes)
         }
         None if matches!(parts.method, http::Method::GET | http::Method::HEAD) => OutBody::Empty,
