@@ -207,10 +207,13 @@ impl FromRequestParts<AppState> for Authenticated {
         if !scheme.eq_ignore_ascii_case("bearer") {
             return Err(ApiError::unauthorized());
         }
-        let key = SecretString::from(key.trim().to_owned());
-        if state.api_key_cache.contains(&key) {
+        // The cache is asked with the header's own bytes: a copy of the key (allocated,
+        // zeroized, freed) only when the database is asked (issue 15).
+        let key = key.trim();
+        if state.api_key_cache.contains(key) {
             return Ok(Self);
         }
+        let key = SecretString::from(key.to_owned());
         if verify(&state.db, &key, state.clock.now()).await? {
             state.api_key_cache.insert(&key);
             Ok(Self)
@@ -241,8 +244,8 @@ impl KeyCache {
         }
     }
 
-    fn contains(&self, key: &SecretString) -> bool {
-        let h: [u8; 32] = Sha256::digest(key.expose_secret().as_bytes()).into();
+    fn contains(&self, key: &str) -> bool {
+        let h: [u8; 32] = Sha256::digest(key.as_bytes()).into();
         let entries = self
             .entries
             .lock()

@@ -33,8 +33,13 @@ impl<S: Send + Sync> FromRequestParts<S> for ConnectionPath {
             .find(|(name, _)| *name == "id")
             .map(|(_, value)| value)
             .ok_or_else(|| ApiError::not_found("no such connection"))?;
-        uuid::Uuid::parse_str(id)
-            .map(|u| Self(ConnectionId::from_uuid(u)))
-            .map_err(|_| ApiError::not_found("no such connection"))
+        connection_id(id).map(Self)
     }
+}
+
+/// A decoded `{id}` path parameter as a [`ConnectionId`]: 404 `not_found` unless a UUID.
+pub(crate) fn connection_id(id: &str) -> Result<ConnectionId, ApiError> {
+    uuid::Uuid::parse_str(id)
+        .map(ConnectionId::from_uuid)
+        .map_err(|_| ApiError::not_found("no such connection"))
 }

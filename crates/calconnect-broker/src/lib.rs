@@ -19,6 +19,7 @@ pub mod db;
 pub mod edge;
 pub mod error;
 mod extract;
+mod front;
 pub mod metrics;
 pub mod openapi;
 mod ops;

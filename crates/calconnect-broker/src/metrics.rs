@@ -19,7 +19,6 @@ const BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 
 /// The process-wide Prometheus exporter, installed on first use; `None` when the embedding
 /// program installed another recorder.
 pub fn recorder() -> Option<&'static PrometheusHandle> {
-    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
             let handle = PrometheusBuilder::new()
@@ -31,6 +30,13 @@ pub fn recorder() -> Option<&'static PrometheusHandle> {
             Some(handle)
         })
         .as_ref()
+}
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Whether [`recorder`] ran: the process's recorder is then the one for good.
+fn recorder_settled() -> bool {
+    HANDLE.get().is_some()
 }
 
 fn describe() {
@@ -58,6 +64,44 @@ const PROXY_SECONDS: &str = "calconnect_proxy_request_seconds";
 const WEBHOOKS: &str = "calconnect_webhook_deliveries_total";
 const CONNECTIONS: &str = "calconnect_connections";
 
+/// The proxy's counters and histogram, registered once: the facade's macros build the key and
+/// look it up in the recorder's registry on every call, a thousand instructions of a proxied
+/// request (issue 15). Only once the process's recorder is settled ([`recorder`] called: ours
+/// installed, or the embedding program's found), so that no handle is kept from the facade's
+/// no-op recorder of before.
+struct ProxyHandles {
+    /// By [`ProxyHandles::CLASSES`].
+    requests: [::metrics::Counter; 6],
+    seconds: ::metrics::Histogram,
+}
+
+impl ProxyHandles {
+    /// The `status` labels, as `proxy::class` makes them, and `error`.
+    const CLASSES: [&'static str; 6] = ["2xx", "3xx", "429", "4xx", "5xx", "error"];
+
+    fn get() -> Option<&'static Self> {
+        static HANDLES: OnceLock<ProxyHandles> = OnceLock::new();
+        if let Some(handles) = HANDLES.get() {
+            return Some(handles);
+        }
+        recorder_settled().then(|| {
+            HANDLES.get_or_init(|| Self {
+                requests: Self::CLASSES.map(|class| ::metrics::counter!(PROXY, "status" => class)),
+                seconds: ::metrics::histogram!(PROXY_SECONDS),
+            })
+        })
+    }
+
+    /// Counts a request of `class`; a class not in [`ProxyHandles::CLASSES`] is registered as
+    /// it comes (none is today).
+    fn count(&self, class: &'static str) {
+        match Self::CLASSES.iter().position(|c| *c == class) {
+            Some(i) => self.requests[i].increment(1),
+            None => ::metrics::counter!(PROXY, "status" => class).increment(1),
+        }
+    }
+}
+
 /// The broker's metric points, as methods so that call sites stay one line.
 #[derive(Debug, Default)]
 pub struct Metrics;
@@ -76,8 +120,16 @@ impl Metrics {
 
     /// A proxied request, by status class (`2xx`, `4xx`, ...) or `error`.
     pub fn proxy(&self, class: &'static str, elapsed: Duration) {
-        ::metrics::counter!(PROXY, "status" => class).increment(1);
-        ::metrics::histogram!(PROXY_SECONDS).record(elapsed.as_secs_f64());
+        match ProxyHandles::get() {
+            Some(handles) => {
+                handles.count(class);
+                handles.seconds.record(elapsed.as_secs_f64());
+            }
+            None => {
+                ::metrics::counter!(PROXY, "status" => class).increment(1);
+                ::metrics::histogram!(PROXY_SECONDS).record(elapsed.as_secs_f64());
+            }
+        }
     }
 
     /// A webhook delivery attempt, by outcome.

@@ -423,14 +423,31 @@ pub(crate) async fn proxy(
     ConnectionPath(id): ConnectionPath,
     request: Request,
 ) -> Result<Response, ApiError> {
+    let (parts, body) = request.into_parts();
+    forward(&state, id, parts, body).await
+}
+
+/// The proxy's work once the API key is checked and the connection id read: [`proxy`] on the
+/// router's path, [`crate::front`] before the router (issue 15). `body` is the app's request
+/// body as it came (axum's [`Body`] or hyper's own).
+pub(crate) async fn forward<B>(
+    state: &AppState,
+    id: ConnectionId,
+    parts: http::request::Parts,
+    body: B,
+) -> Result<Response, ApiError>
+where
+    B: axum::body::HttpBody<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
     let started = std::time::Instant::now();
-    if !METHODS.contains(request.method()) {
+    if !METHODS.contains(&parts.method) {
         return Ok(method_not_allowed());
     }
-    let path = upstream_path(request.uri().path())?;
+    let path = upstream_path(parts.uri.path())?;
     let path = path.as_ref();
     let upstream = &state.upstream;
-    let uri = upstream.uri(path, request.uri().query())?;
+    let uri = upstream.uri(path, parts.uri.query())?;
     // Only for Cal.com: another provider's API has no such header.
     let api_version = state
         .config
@@ -438,7 +455,6 @@ pub(crate) async fn proxy(
         .is_cal_com()
         .then(|| calconnect::api::default_api_version(path))
         .flatten();
-    let (parts, body) = request.into_parts();
     let length = parts
         .headers
         .get(header::CONTENT_LENGTH)
@@ -454,9 +470,14 @@ pub(crate) async fn proxy(
     let mut out = match length {
         Some(0) => OutBody::Empty,
         Some(l) if l <= REPLAYABLE_BODY_BYTES => {
-            let bytes = axum::body::to_bytes(body, REPLAYABLE_BODY_BYTES)
-                .await
-                .map_err(|_| ApiError::invalid("the request body could not be read"))?;
+            // As `axum::body::to_bytes`, for any body type.
+            let bytes = http_body_util::BodyExt::collect(http_body_util::Limited::new(
+                body,
+                REPLAYABLE_BODY_BYTES,
+            ))
+            .await
+            .map_err(|_| ApiError::invalid("the request body could not be read"))?
+            .to_bytes();
             OutBody::Buffered(bytes)
         }
         None if matches!(parts.method, http::Method::GET | http::Method::HEAD) => OutBody::Empty,
@@ -555,30 +576,23 @@ fn class(status: StatusCode) -> &'static str {
     }
 }
 
-/// The app's response: Cal.com's status and body, and only the allow-listed headers, moved out
-/// of Cal.com's answer (a clone of a header hyper parsed would allocate).
-fn build(status: StatusCode, upstream: HeaderMap, body: Body) -> Response {
-    use http::header::Entry;
-    // Room for the security headers the router adds.
-    let mut headers = HeaderMap::with_capacity(upstream.len() + 3);
-    // The entry of the current name while its values are kept; `None` when they are dropped.
-    let mut kept = None;
-    for (name, value) in upstream {
-        if let Some(name) = name {
-            kept = None;
-            if response_header_allowed(&name) {
-                kept = Some(match headers.entry(name) {
-                    Entry::Occupied(mut entry) => {
-                        entry.append(value);
-                        entry
-                    }
-                    Entry::Vacant(entry) => entry.insert_entry(value),
-                });
-            }
-        } else if let Some(entry) = kept.as_mut() {
-            entry.append(value);
-        }
+/// The app's response: Cal.com's status and body, and only the allow-listed headers. The
+/// others are removed from Cal.com's own map, in place: a new map cost an allocation and a hash
+/// per kept header (issue 15, BENCHMARKS.md round 3). A removed name goes with all its values;
+/// names of different fields may change places, which HTTP does not give a meaning (RFC 9110
+/// §5.3); the values of one name keep their order.
+fn build(status: StatusCode, mut headers: HeaderMap, body: Body) -> Response {
+    // The names to remove, found in one pass (no allocation when every name is allowed).
+    let refused: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| !response_header_allowed(name))
+        .cloned()
+        .collect();
+    for name in refused {
+        headers.remove(name);
     }
+    // Room for the security headers added on the way out.
+    headers.reserve(3);
     let mut response = Response::new(body);
     *response.status_mut() = status;
     *response.headers_mut() = headers;
@@ -588,6 +602,54 @@ fn build(status: StatusCode, upstream: HeaderMap, body: Body) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_allowed_response_headers_come_back() {
+        let mut upstream = HeaderMap::new();
+        for (name, value) in [
+            ("date", "Tue, 01 Dec 2026 20:00:00 GMT"),
+            ("content-type", "application/json"),
+            ("set-cookie", "a=1"),
+            ("x-ratelimit-limit-default", "120"),
+            ("set-cookie", "b=2"),
+            ("etag", "\"1\""),
+            ("content-length", "12"),
+            ("x-ratelimit-remaining-default", "119"),
+            ("connection", "keep-alive"),
+            ("x-request-id", "r1"),
+            ("x-request-id", "r2"),
+            ("access-control-allow-origin", "*"),
+            ("vary", "accept"),
+        ] {
+            upstream.append(
+                HeaderName::from_static(name),
+                HeaderValue::from_static(value),
+            );
+        }
+        let response = build(StatusCode::CREATED, upstream, Body::empty());
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let headers = response.headers();
+        let mut names: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
+        names.sort_unstable();
+        assert_eq!(
+            names,
+            [
+                "content-type",
+                "etag",
+                "x-ratelimit-limit-default",
+                "x-ratelimit-remaining-default",
+                "x-request-id",
+            ]
+        );
+        assert_eq!(headers.len(), 6, "every value of a kept name");
+        let ids: Vec<&str> = headers
+            .get_all("x-request-id")
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect();
+        assert_eq!(ids, ["r1", "r2"], "in their order");
+        assert_eq!(headers["x-ratelimit-limit-default"], "120");
+    }
 
     #[test]
     fn paths_are_checked() {

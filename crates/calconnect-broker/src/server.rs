@@ -89,7 +89,7 @@ pub fn router(state: AppState) -> Router {
     Router::new().fallback_service(service)
 }
 
-fn security_headers() -> tower::layer::util::Stack<
+pub(crate) fn security_headers() -> tower::layer::util::Stack<
     SetResponseHeaderLayer<HeaderValue>,
     tower::layer::util::Stack<
         SetResponseHeaderLayer<HeaderValue>,
@@ -358,6 +358,8 @@ impl BrokerBuilder {
                 (Some(task), Some(bound_addr))
             }
         };
+        // The proxy route is served before the router (issue 15, front.rs).
+        let app = crate::front::Front::new(app, state.clone());
         let server = tokio::spawn(crate::edge::serve(listener, app, edge, stop_rx));
         tracing::info!(%addr, "broker listening");
         Ok(Broker {
