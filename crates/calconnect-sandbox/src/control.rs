@@ -394,7 +394,14 @@ impl Sandbox {
             return Err(ControlError::UnknownClient(client_id.to_owned()));
         }
         let now = self.shared.clock.now();
-        let minted = crate::oauth::grants::issue(&self.shared, client_id, owner, scopes);
+        let minted = crate::oauth::grants::issue(
+            &self.shared,
+            TokenEndpoint::V2,
+            client_id,
+            owner,
+            scopes,
+            (None, None),
+        );
         let (user_id, team_id) = match owner {
             Owner::User(u) => (Some(u), None),
             Owner::Team(t) => (None, Some(t)),

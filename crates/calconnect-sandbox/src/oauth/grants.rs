@@ -159,33 +159,17 @@ pub(crate) fn exchange(
         }
     }
     // 8. mint and store the refresh secret (an exchange adds a row; only refresh prunes).
-    let (minted, secret, expires_at) = mint(
+    Ok(issue(
         shared,
+        endpoint,
         &client.client_id,
         code.owner,
         &code.scopes,
-        code.code_challenge.as_deref(),
-        code.code_challenge_method.as_deref(),
-    );
-    let mut db = shared.db();
-    db.refresh_tokens.push(RefreshTokenRow {
-        client_id: client.client_id.clone(),
-        owner: code.owner,
-        secret,
-        expires_at,
-    });
-    log_issued(
-        &mut db,
-        endpoint,
-        "authorization_code",
-        &client.client_id,
-        code.owner,
-        &minted,
-        now,
-    );
-    drop(db);
-    shared.changed();
-    Ok(minted)
+        (
+            code.code_challenge.as_deref(),
+            code.code_challenge_method.as_deref(),
+        ),
+    ))
 }
 
 /// `refreshAccessToken` (§3.4 refresh_token, steps 1–6).
@@ -259,11 +243,18 @@ pub(crate) fn refresh(
     Ok(minted)
 }
 
-/// Mints a pair for `owner` of `client_id` and stores its refresh secret, as a code exchange
-/// ends, without the code (the control surface's seeding; no token call is counted).
-pub(crate) fn issue(shared: &Shared, client_id: &str, owner: Owner, scopes: &[String]) -> Minted {
+/// Mints a pair for `owner` of `client_id` and stores its refresh secret: how a code exchange
+/// ends, and the control surface's seeding (`pkce` is the code's challenge and method).
+pub(crate) fn issue(
+    shared: &Shared,
+    endpoint: TokenEndpoint,
+    client_id: &str,
+    owner: Owner,
+    scopes: &[String],
+    pkce: (Option<&str>, Option<&str>),
+) -> Minted {
     let now = shared.clock.now();
-    let (minted, secret, expires_at) = mint(shared, client_id, owner, scopes, None, None);
+    let (minted, secret, expires_at) = mint(shared, client_id, owner, scopes, pkce.0, pkce.1);
     let mut db = shared.db();
     db.refresh_tokens.push(RefreshTokenRow {
         client_id: client_id.to_owned(),
@@ -273,7 +264,7 @@ pub(crate) fn issue(shared: &Shared, client_id: &str, owner: Owner, scopes: &[St
     });
     log_issued(
         &mut db,
-        TokenEndpoint::V2,
+        endpoint,
         "authorization_code",
         client_id,
         owner,
