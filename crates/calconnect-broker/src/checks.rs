@@ -190,6 +190,21 @@ async fn budget(
             "add an egress IP with its own budget (budget.name) or raise budget.background_share (docs/scaling.md)",
         );
     }
+    // A caller that finds the bucket empty waits for the next permit: `max_wait` must cover a
+    // few permit intervals, or callers are refused while the budget still has room.
+    let interval = 60.0 / f64::from(b.per_minute.max(1));
+    if b.max_wait.as_secs_f64() < 3.0 * interval {
+        return warn(
+            format!(
+                "{summary}; max_wait ({} s) is under three permit intervals ({interval:.0} s each): API callers give up before the next permit while the budget still has room",
+                b.max_wait.as_secs()
+            ),
+            format!(
+                "raise budget.max_wait_secs to at least {} (docs/scaling.md)",
+                (3.0 * interval).ceil()
+            ),
+        );
+    }
     if b.per_minute + b.burst > 120 {
         return warn(
             format!("{summary}; per_minute + burst is above Cal.com's 120 per minute per IP"),

@@ -404,4 +404,18 @@ async fn a_paused_or_too_large_budget_is_a_warning() {
         panic!("{report:#?}");
     };
     assert!(problem.contains("above Cal.com's 120"), "{problem}");
+
+    // A small budget with the default 10 s wait: a permit every 12 s, callers give up first.
+    let s = setup().await;
+    let toml = format!(
+        "{}[budget]\nper_minute = 5\nburst = 2\nexchange_reserve = 1\n",
+        s.right()
+    );
+    let config = s.config(&toml, &[("CALCONNECT_CLIENT_SECRET", CLIENT_SECRET_TEXT)]);
+    let report = run(&config).await;
+    let Some(Outcome::Warn { problem, fix }) = report.outcome("refresh budget") else {
+        panic!("{report:#?}");
+    };
+    assert!(problem.contains("max_wait (10 s)"), "{problem}");
+    assert!(fix.contains("budget.max_wait_secs to at least 36"), "{fix}");
 }
