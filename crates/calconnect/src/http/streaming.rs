@@ -21,8 +21,8 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::client::conn::http1::SendRequest;
 use hyper_rustls::MaybeHttpsStream;
+use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::connect::proxy::Tunnel;
-use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
 use hyper_util::client::proxy::matcher::Matcher;
 use hyper_util::rt::TokioIo;
 use std::fmt;
@@ -318,22 +318,17 @@ where
     /// A new connection to `target` (through the proxy when one applies), driven by a task of
     /// its own until it closes.
     async fn connect(&self, target: &http::Uri) -> Result<SendRequest<B>, TransportError> {
-        let io = self
-            .connector
-            .clone()
-            .call(target.clone())
-            .await
-            .map_err(|e| {
-                let io = io_kind(e.as_ref());
-                TransportError {
-                    kind: if io == Some(std::io::ErrorKind::TimedOut) {
-                        TransportErrorKind::Timeout
-                    } else {
-                        TransportErrorKind::Connect
-                    },
-                    io,
-                }
-            })?;
+        let io = self.connector.open(target.clone()).await.map_err(|e| {
+            let io = io_kind(e.as_ref());
+            TransportError {
+                kind: if io == Some(std::io::ErrorKind::TimedOut) {
+                    TransportErrorKind::Timeout
+                } else {
+                    TransportErrorKind::Connect
+                },
+                io,
+            }
+        })?;
         let (sender, connection) =
             hyper::client::conn::http1::handshake(io)
                 .await
@@ -459,37 +454,18 @@ struct Connector {
     proxy: Option<Arc<Matcher>>,
 }
 
-impl tower_service::Service<http::Uri> for Connector {
-    type Response = Conn;
-    type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<Conn, BoxError>> + Send>>;
+/// A connection's byte stream: TCP, with TLS for `https`.
+type Stream = MaybeHttpsStream<TokioIo<tokio::net::TcpStream>>;
 
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        // Both connectors are always ready (hyper's `HttpConnector` is).
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, dst: http::Uri) -> Self::Future {
-        let intercept = self.proxy.as_ref().and_then(|m| m.intercept(&dst));
-        match intercept {
-            None => {
-                let connecting = self.direct.call(dst);
-                Box::pin(async move {
-                    Ok(Conn {
-                        io: connecting.await?,
-                        proxied: false,
-                    })
-                })
-            }
-            // Plain HTTP: a connection to the proxy, requests in absolute form.
+impl Connector {
+    /// A connection for requests to `dst`. The request's form is [`StreamingClient::send`]'s
+    /// business: absolute on a connection to a forward proxy, origin form otherwise.
+    async fn open(&self, dst: http::Uri) -> Result<Stream, BoxError> {
+        match self.proxy.as_ref().and_then(|m| m.intercept(&dst)) {
+            None => self.direct.clone().call(dst).await,
+            // Plain HTTP: a connection to the proxy.
             Some(proxy) if dst.scheme() == Some(&http::uri::Scheme::HTTP) => {
-                let connecting = self.direct.call(proxy.uri().clone());
-                Box::pin(async move {
-                    Ok(Conn {
-                        io: connecting.await?,
-                        proxied: true,
-                    })
-                })
+                self.direct.clone().call(proxy.uri().clone()).await
             }
             // HTTPS: a `CONNECT` tunnel through the proxy, TLS to the upstream inside it.
             Some(proxy) => {
@@ -498,70 +474,14 @@ impl tower_service::Service<http::Uri> for Connector {
                     tunnel = tunnel.with_auth(auth.clone());
                 }
                 let mut https = hyper_rustls::HttpsConnector::from((tunnel, Arc::clone(&self.tls)));
-                let connecting = https.call(dst);
-                Box::pin(async move {
-                    let io = match connecting.await? {
-                        MaybeHttpsStream::Https(tls) => MaybeHttpsStream::Https(tls),
-                        MaybeHttpsStream::Http(_) => {
-                            return Err("the tunnel to an https upstream was not encrypted".into());
-                        }
-                    };
-                    Ok(Conn { io, proxied: false })
-                })
+                match https.call(dst).await? {
+                    MaybeHttpsStream::Https(tls) => Ok(MaybeHttpsStream::Https(tls)),
+                    MaybeHttpsStream::Http(_) => {
+                        Err("the tunnel to an https upstream was not encrypted".into())
+                    }
+                }
             }
         }
-    }
-}
-
-/// A connection, marked as one to a forward proxy when it is (hyper then writes absolute URIs).
-struct Conn {
-    io: MaybeHttpsStream<TokioIo<tokio::net::TcpStream>>,
-    proxied: bool,
-}
-
-impl Connection for Conn {
-    fn connected(&self) -> Connected {
-        self.io.connected().proxy(self.proxied)
-    }
-}
-
-impl hyper::rt::Read for Conn {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: hyper::rt::ReadBufCursor<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.io).poll_read(cx, buf)
-    }
-}
-
-impl hyper::rt::Write for Conn {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
 
