@@ -7,10 +7,11 @@
 //! with the `MatchedPath`, `OriginalUri` and path-parameter extensions, the method router, the
 //! boxed route and handler, and a boxing of the request and response bodies; all per request.
 //!
-//! What the proxy route had from the router is applied here by the same layers, in the same
-//! order (outermost first): the security headers, the 503 timeout ([`REQUEST_TIMEOUT`]), the
-//! request span at DEBUG with the route's pattern; then the handler's extractors in the
-//! handler's order: the API key ([`Authenticated`], 401 first), then the connection id (404).
+//! The security headers and the 503 timeout wrap the front and the router alike
+//! ([`outer_layers`](crate::server::outer_layers)). What the proxy route had from the router
+//! itself is applied here: the request span at DEBUG with the route's pattern, then the
+//! handler's extractors in the handler's order: the API key ([`Authenticated`], 401 first),
+//! then the connection id (404).
 //! The proxy limits its request bodies itself, as on the router's path.
 //!
 //! Anything the router would send elsewhere stays with the router: other methods (`HEAD`,
@@ -20,12 +21,11 @@
 use crate::api_keys::Authenticated;
 use crate::error::ApiError;
 use crate::proxy;
-use crate::server::{REQUEST_TIMEOUT, security_headers};
 use crate::state::AppState;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::FromRequestParts as _;
-use axum::http::{Method, Request, StatusCode};
+use axum::http::{Method, Request};
 use axum::response::{IntoResponse as _, Response};
 use calconnect::store::ConnectionId;
 use futures::future::{BoxFuture, Either};
@@ -89,15 +89,11 @@ fn proxied<'a>(method: &Method, path: &'a str) -> Option<&'a str> {
     (!id.is_empty() && !rest.is_empty()).then_some(id)
 }
 
-/// The proxy route's layers, as the router applied them, around [`handle`].
+/// The proxy route's own layer, as the router applied it (the outer layers wrap [`Front`]),
+/// around [`handle`].
 async fn serve_proxy(state: AppState, request: Request<Incoming>) -> Result<Response, Infallible> {
     let route = tower::ServiceBuilder::new()
-        .layer(security_headers())
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            REQUEST_TIMEOUT,
-        ))
-        // The router's routes answer with axum's body (the timeout's 503 needs a default one).
+        // The router's routes answer with axum's body.
         .map_response(|response: Response<_>| response.map(Body::new))
         .layer(
             tower_http::trace::TraceLayer::new_for_http().make_span_with(

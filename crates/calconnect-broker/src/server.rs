@@ -29,8 +29,32 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// their own 60-second limit; a streamed response body is not cut).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(65);
 
-/// All routes of the broker, on `state`. Composable: a `calconnect demo` can merge its own pages.
+/// All routes of the broker, on `state`, inside [`outer_layers`]. Composable: a
+/// `calconnect demo` can merge its own pages.
 pub fn router(state: AppState) -> Router {
+    Router::new().fallback_service(outer_layers().service(routes(state)))
+}
+
+/// The layers around everything the listener serves, once: the security headers and the 503
+/// timeout. `Router::layer` would wrap every route in its own boxed service, cloned and called
+/// through a boxed future on every request (issue 15, BENCHMARKS.md). The trace layer stays per
+/// route, where the matched route is known.
+pub(crate) fn outer_layers() -> tower::ServiceBuilder<
+    tower::layer::util::Stack<
+        tower_http::timeout::TimeoutLayer,
+        tower::layer::util::Stack<SecurityHeaders, tower::layer::util::Identity>,
+    >,
+> {
+    tower::ServiceBuilder::new()
+        .layer(security_headers())
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            REQUEST_TIMEOUT,
+        ))
+}
+
+/// The broker's routes without [`outer_layers`].
+pub(crate) fn routes(state: AppState) -> Router {
     let metrics_here = state.config.metrics.listen.is_none();
     // Flat routes under `/api/v1` rather than a nested router: `nest` rewrites every request's
     // URI and routes it twice (issue 15, BENCHMARKS.md). The catch-alls keep the JSON 404 of
@@ -58,7 +82,7 @@ pub fn router(state: AppState) -> Router {
     if metrics_here {
         routes = routes.route("/metrics", get(ops::metrics));
     }
-    let routes = routes
+    routes
         .merge(crate::openapi_routes())
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(
@@ -74,28 +98,18 @@ pub fn router(state: AppState) -> Router {
                 tracing::debug_span!("request", method = %req.method(), route = path)
             }),
         )
-        .with_state(state);
-    // The timeout and the security headers wrap the whole router once: `Router::layer` wraps
-    // every route in its own boxed service, cloned and called through a boxed future on every
-    // request (issue 15, BENCHMARKS.md). The trace layer stays per route, where the matched
-    // route is known.
-    let service = tower::ServiceBuilder::new()
-        .layer(security_headers())
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            REQUEST_TIMEOUT,
-        ))
-        .service(routes);
-    Router::new().fallback_service(service)
+        .with_state(state)
 }
 
-pub(crate) fn security_headers() -> tower::layer::util::Stack<
+type SecurityHeaders = tower::layer::util::Stack<
     SetResponseHeaderLayer<HeaderValue>,
     tower::layer::util::Stack<
         SetResponseHeaderLayer<HeaderValue>,
         SetResponseHeaderLayer<HeaderValue>,
     >,
-> {
+>;
+
+fn security_headers() -> SecurityHeaders {
     let nosniff = SetResponseHeaderLayer::if_not_present(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -339,7 +353,7 @@ impl BrokerBuilder {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let worker = crate::webhooks::spawn_worker(state.clone(), self.webhook, stop_rx.clone());
         let profiles = crate::profiles::spawn(state.clone(), stop_rx.clone());
-        let app = router(state.clone());
+        let app = routes(state.clone());
         let edge = config.edge;
         let (metrics_server, metrics_addr) = match config.metrics.listen {
             None => (None, None),
@@ -358,8 +372,9 @@ impl BrokerBuilder {
                 (Some(task), Some(bound_addr))
             }
         };
-        // The proxy route is served before the router (issue 15, front.rs).
-        let app = crate::front::Front::new(app, state.clone());
+        // The proxy route is served before the router (issue 15, front.rs), both inside the
+        // outer layers.
+        let app = outer_layers().service(crate::front::Front::new(app, state.clone()));
         let server = tokio::spawn(crate::edge::serve(listener, app, edge, stop_rx));
         tracing::info!(%addr, "broker listening");
         Ok(Broker {
