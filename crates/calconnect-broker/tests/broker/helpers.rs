@@ -156,11 +156,16 @@ impl TestApp {
         format!("{}{path}", self.base)
     }
 
+    /// A request to the broker's `path` with the app's API key, to finish and send.
+    pub fn authed(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, self.url(path))
+            .bearer_auth(&self.api_key)
+    }
+
     pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
         let r = self
-            .http
-            .post(self.url(path))
-            .bearer_auth(&self.api_key)
+            .authed(reqwest::Method::POST, path)
             .json(&body)
             .send()
             .await
@@ -170,9 +175,7 @@ impl TestApp {
 
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {
         let r = self
-            .http
-            .get(self.url(path))
-            .bearer_auth(&self.api_key)
+            .authed(reqwest::Method::GET, path)
             .send()
             .await
             .unwrap();
@@ -181,9 +184,7 @@ impl TestApp {
 
     pub async fn delete(&self, path: &str) -> (StatusCode, Value) {
         let r = self
-            .http
-            .delete(self.url(path))
-            .bearer_auth(&self.api_key)
+            .authed(reqwest::Method::DELETE, path)
             .send()
             .await
             .unwrap();

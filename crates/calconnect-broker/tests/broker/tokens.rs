@@ -9,9 +9,10 @@ async fn access_token_is_fresh_and_works_at_cal_com() {
     let app = spawn_app().await;
     let id = app.connected("user-1", ALICE).await;
     let r = app
-        .http
-        .post(app.url(&format!("/api/v1/connections/{id}/access-token")))
-        .bearer_auth(&app.api_key)
+        .authed(
+            reqwest::Method::POST,
+            &format!("/api/v1/connections/{id}/access-token"),
+        )
         .send()
         .await
         .unwrap();
@@ -44,9 +45,10 @@ async fn proxy_forwards_me_and_schedules_with_allowlisted_headers() {
     let app = spawn_app().await;
     let id = app.connected("user-1", ALICE).await;
     let r = app
-        .http
-        .get(app.url(&format!("/api/v1/connections/{id}/proxy/me")))
-        .bearer_auth(&app.api_key)
+        .authed(
+            reqwest::Method::GET,
+            &format!("/api/v1/connections/{id}/proxy/me"),
+        )
         .header("cookie", "secret=1")
         .send()
         .await
@@ -62,9 +64,10 @@ async fn proxy_forwards_me_and_schedules_with_allowlisted_headers() {
     let (_, me) = json_of(r).await;
     assert_eq!(me["data"]["id"], ALICE);
     let r = app
-        .http
-        .get(app.url(&format!("/api/v1/connections/{id}/proxy/schedules")))
-        .bearer_auth(&app.api_key)
+        .authed(
+            reqwest::Method::GET,
+            &format!("/api/v1/connections/{id}/proxy/schedules"),
+        )
         .header("cal-api-version", "2024-06-11")
         .send()
         .await
@@ -82,10 +85,10 @@ async fn proxy_forwards_me_and_schedules_with_allowlisted_headers() {
         (None, "schedules%2Fdefault", true),
         (Some("2024-04-15"), "schedules/default", false),
     ] {
-        let mut request = app
-            .http
-            .get(app.url(&format!("/api/v1/connections/{id}/proxy/{encoded}")))
-            .bearer_auth(&app.api_key);
+        let mut request = app.authed(
+            reqwest::Method::GET,
+            &format!("/api/v1/connections/{id}/proxy/{encoded}"),
+        );
         if let Some(v) = version {
             request = request.header("cal-api-version", v);
         }
@@ -104,9 +107,10 @@ async fn proxy_forwards_me_and_schedules_with_allowlisted_headers() {
     }
     // Path tricks are refused before anything is sent.
     let r = app
-        .http
-        .get(app.url(&format!("/api/v1/connections/{id}/proxy/me%2F..%2Fauth")))
-        .bearer_auth(&app.api_key)
+        .authed(
+            reqwest::Method::GET,
+            &format!("/api/v1/connections/{id}/proxy/me%2F..%2Fauth"),
+        )
         .send()
         .await
         .unwrap();
@@ -134,9 +138,10 @@ async fn proxy_refreshes_once_on_401_and_retries() {
     // Cal.com's clock moves past the token's expiry; the broker still thinks it fresh.
     app.sandbox.advance_clock(time::Duration::minutes(31));
     let r = app
-        .http
-        .get(app.url(&format!("/api/v1/connections/{id}/proxy/me")))
-        .bearer_auth(&app.api_key)
+        .authed(
+            reqwest::Method::GET,
+            &format!("/api/v1/connections/{id}/proxy/me"),
+        )
         .send()
         .await
         .unwrap();
@@ -195,12 +200,13 @@ async fn rate_limits_pass_through() {
     let mut last = None;
     for _ in 0..3 {
         last = Some(
-            app.http
-                .get(app.url(&format!("/api/v1/connections/{id}/proxy/me")))
-                .bearer_auth(&app.api_key)
-                .send()
-                .await
-                .unwrap(),
+            app.authed(
+                reqwest::Method::GET,
+                &format!("/api/v1/connections/{id}/proxy/me"),
+            )
+            .send()
+            .await
+            .unwrap(),
         );
     }
     let r = last.unwrap();
@@ -273,9 +279,10 @@ async fn refresh_endpoint_refreshes_now_even_when_the_token_is_fresh() {
     );
 
     let r = app
-        .http
-        .post(app.url(&format!("/api/v1/connections/{id}/refresh")))
-        .bearer_auth(&app.api_key)
+        .authed(
+            reqwest::Method::POST,
+            &format!("/api/v1/connections/{id}/refresh"),
+        )
         .send()
         .await
         .unwrap();
@@ -325,9 +332,10 @@ async fn proxy_refuses_request_bodies_over_its_limit() {
     // A declared length over 10 MiB is refused before anything is sent (the proxy's own check;
     // streamed bodies are cut at the same limit).
     let r = app
-        .http
-        .post(app.url(&format!("/api/v1/connections/{id}/proxy/schedules")))
-        .bearer_auth(&app.api_key)
+        .authed(
+            reqwest::Method::POST,
+            &format!("/api/v1/connections/{id}/proxy/schedules"),
+        )
         .header("content-length", (10 * 1024 * 1024 + 1).to_string())
         .body(vec![b'x'; 10 * 1024 * 1024 + 1])
         .send()
@@ -346,9 +354,10 @@ async fn proxy_refuses_request_bodies_over_its_limit() {
 /// `Retry-After` in seconds.
 async fn refused_by_the_budget(app: &TestApp, id: &str) -> u64 {
     let r = app
-        .http
-        .post(app.url(&format!("/api/v1/connections/{id}/refresh")))
-        .bearer_auth(&app.api_key)
+        .authed(
+            reqwest::Method::POST,
+            &format!("/api/v1/connections/{id}/refresh"),
+        )
         .send()
         .await
         .unwrap();
@@ -472,9 +481,10 @@ async fn forward_proxy() -> (String, Seen) {
 
 async fn proxied_me(app: &TestApp, id: &str) {
     let r = app
-        .http
-        .get(app.url(&format!("/api/v1/connections/{id}/proxy/me")))
-        .bearer_auth(&app.api_key)
+        .authed(
+            reqwest::Method::GET,
+            &format!("/api/v1/connections/{id}/proxy/me"),
+        )
         .send()
         .await
         .unwrap();
