@@ -1,6 +1,9 @@
-//! The refresh budget in the database (`calconnect::budget`): one row per budget, read and
-//! written in one write transaction (PostgreSQL: the row locked `FOR UPDATE`; SQLite: the file's
-//! write lock), so every instance and process on the database takes from one bucket.
+//! The refresh budget in the database (`calconnect::budget`): one row per budget, so every
+//! instance and process on the database takes from one bucket. A take reads the row and writes
+//! it back only if it is unchanged (two statements, no lock held between them; about a third of
+//! the round trips of a locked transaction, which matters at a refresh every few hundred
+//! milliseconds); after [`OPTIMISTIC_ROUNDS`] lost races, one write transaction (PostgreSQL:
+//! the row locked `FOR UPDATE`; SQLite: the file's write lock).
 
 use super::SqlStore;
 use crate::db::query;
@@ -45,17 +48,163 @@ impl<B: sqlx::Database> SqlStore<B> {
     }
 }
 
+/// Rounds of read, compute and compare-and-write before [`SqlBudget::update`] falls back to
+/// the locked transaction (several instances taking at the same moment).
+const OPTIMISTIC_ROUNDS: u32 = 3;
+
+/// The bucket's row as stored: compared whole by the optimistic write.
+#[derive(Clone, Copy, PartialEq)]
+struct Stored {
+    micro_permits: i64,
+    micro_background: i64,
+    updated_at: OffsetDateTime,
+    paused_until: Option<OffsetDateTime>,
+}
+
+impl Stored {
+    fn state(self) -> BucketState {
+        BucketState {
+            tokens: self.micro_permits as f64 / MICRO,
+            background: self.micro_background as f64 / MICRO,
+            updated_at: self.updated_at,
+            paused_until: self.paused_until,
+        }
+    }
+
+    fn of(state: &BucketState) -> Self {
+        Self {
+            micro_permits: micro(state.tokens),
+            micro_background: micro(state.background),
+            updated_at: state.updated_at,
+            paused_until: state.paused_until,
+        }
+    }
+}
+
+const SELECT: &str = "SELECT micro_permits, micro_background, updated_at, paused_until \
+                      FROM refresh_budgets WHERE name = $1";
+
 impl<B: sqlx::Database> SqlBudget<B> {
-    /// Reads the bucket under the write lock, lets `change` update it, writes it back.
+    /// Reads the bucket, lets `change` update it, writes it back, as one atomic step for every
+    /// instance on the database. Usually two statements and no lock held between them: the
+    /// write changes the row only if it is still what was read (else another instance took in
+    /// between, and the round starts again); after [`OPTIMISTIC_ROUNDS`] lost races, one
+    /// transaction with the row locked. A change that leaves the row as it was writes nothing.
     async fn update<T>(
         &self,
         operation: &'static str,
-        change: impl FnOnce(&mut BucketState, OffsetDateTime) -> T,
+        change: impl Fn(&mut BucketState, OffsetDateTime) -> T,
     ) -> Result<T, StoreError> {
         let store = &self.store;
         let err = store.err(operation);
+        for _ in 0..OPTIMISTIC_ROUNDS {
+            let now = store.now();
+            let Some(read) = self.read(
+                query(SELECT)
+                    .bind(self.config.name.as_str())
+                    .fetch_optional(&store.db)
+                    .await,
+            ) else {
+                self.create(&store.db, now).await.map_err(&err)?;
+                continue;
+            };
+            let read = read?;
+            let mut state = read.state();
+            let answer = change(&mut state, now);
+            let written = Stored::of(&state);
+            if written == read {
+                return Ok(answer);
+            }
+            let changed = query(
+                "UPDATE refresh_budgets SET micro_permits = $1, micro_background = $2, \
+                 updated_at = $3, paused_until = $4 WHERE name = $5 AND micro_permits = $6 \
+                 AND micro_background = $7 AND updated_at = $8 \
+                 AND paused_until IS NOT DISTINCT FROM $9",
+            )
+            .bind(written.micro_permits)
+            .bind(written.micro_background)
+            .bind(written.updated_at)
+            .bind(written.paused_until)
+            .bind(self.config.name.as_str())
+            .bind(read.micro_permits)
+            .bind(read.micro_background)
+            .bind(read.updated_at)
+            .bind(read.paused_until)
+            .execute(&store.db)
+            .await
+            .map_err(&err)?;
+            if changed == 1 {
+                return Ok(answer);
+            }
+        }
+        self.update_locked(&err, change).await
+    }
+
+    /// [`SqlBudget::update`] in one write transaction with the row locked.
+    async fn update_locked<T>(
+        &self,
+        err: &impl Fn(sqlx::Error) -> StoreError,
+        change: impl Fn(&mut BucketState, OffsetDateTime) -> T,
+    ) -> Result<T, StoreError> {
+        let store = &self.store;
         let now = store.now();
-        let mut tx = store.db.begin_write().await.map_err(&err)?;
+        let mut tx = store.db.begin_write().await.map_err(err)?;
+        self.create(&mut tx, now).await.map_err(err)?;
+        let sql = format!("{SELECT}{}", store.db.dialect().lock_row);
+        let Some(read) = self.read(
+            query(&sql)
+                .bind(self.config.name.as_str())
+                .fetch_optional(&mut tx)
+                .await,
+        ) else {
+            return Err(err(sqlx::Error::RowNotFound));
+        };
+        let mut state = read?.state();
+        let answer = change(&mut state, now);
+        let written = Stored::of(&state);
+        query(
+            "UPDATE refresh_budgets SET micro_permits = $1, micro_background = $2, \
+             updated_at = $3, paused_until = $4 WHERE name = $5",
+        )
+        .bind(written.micro_permits)
+        .bind(written.micro_background)
+        .bind(written.updated_at)
+        .bind(written.paused_until)
+        .bind(self.config.name.as_str())
+        .execute(&mut tx)
+        .await
+        .map_err(err)?;
+        tx.commit().await.map_err(err)?;
+        Ok(answer)
+    }
+
+    /// The row of [`SELECT`], decoded; `None` when there is none yet.
+    fn read(
+        &self,
+        row: Result<Option<crate::db::Row>, sqlx::Error>,
+    ) -> Option<Result<Stored, StoreError>> {
+        let err = self.store.err("reading the refresh budget");
+        let row = match row {
+            Ok(row) => row?,
+            Err(e) => return Some(Err(err(e))),
+        };
+        let d = self.store.decoder();
+        Some((|| {
+            Ok(Stored {
+                micro_permits: d.get(&row, "micro_permits")?,
+                micro_background: d.get(&row, "micro_background")?,
+                updated_at: d.get(&row, "updated_at")?,
+                paused_until: d.get(&row, "paused_until")?,
+            })
+        })())
+    }
+
+    /// Creates the bucket full, unless it exists.
+    async fn create<'a>(
+        &self,
+        on: impl Into<crate::db::On<'a>>,
+        now: OffsetDateTime,
+    ) -> Result<u64, sqlx::Error> {
         let full = BucketState::full(&self.config, now);
         query(
             "INSERT INTO refresh_budgets (name, micro_permits, micro_background, updated_at) \
@@ -65,41 +214,8 @@ impl<B: sqlx::Database> SqlBudget<B> {
         .bind(micro(full.tokens))
         .bind(micro(full.background))
         .bind(now)
-        .execute(&mut tx)
+        .execute(on)
         .await
-        .map_err(&err)?;
-        let sql = format!(
-            "SELECT micro_permits, micro_background, updated_at, paused_until \
-             FROM refresh_budgets WHERE name = $1{}",
-            store.db.dialect().lock_row
-        );
-        let row = query(&sql)
-            .bind(self.config.name.as_str())
-            .fetch_one(&mut tx)
-            .await
-            .map_err(&err)?;
-        let d = store.decoder();
-        let mut state = BucketState {
-            tokens: d.get::<i64>(&row, "micro_permits")? as f64 / MICRO,
-            background: d.get::<i64>(&row, "micro_background")? as f64 / MICRO,
-            updated_at: d.get(&row, "updated_at")?,
-            paused_until: d.get(&row, "paused_until")?,
-        };
-        let answer = change(&mut state, now);
-        query(
-            "UPDATE refresh_budgets SET micro_permits = $1, micro_background = $2, \
-             updated_at = $3, paused_until = $4 WHERE name = $5",
-        )
-        .bind(micro(state.tokens))
-        .bind(micro(state.background))
-        .bind(state.updated_at)
-        .bind(state.paused_until)
-        .bind(self.config.name.as_str())
-        .execute(&mut tx)
-        .await
-        .map_err(&err)?;
-        tx.commit().await.map_err(&err)?;
-        Ok(answer)
     }
 }
 

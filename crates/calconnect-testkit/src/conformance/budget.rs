@@ -22,12 +22,16 @@ pub async fn refresh_budget_is_shared_by_instances(backend: &dyn TestBackend) {
     let (clock, dyn_clock) = mock_clock();
     let a = backend.open(dyn_clock.clone()).await;
     let b = backend.open(dyn_clock.clone()).await;
+    let c = backend.open(dyn_clock.clone()).await;
     let budget_a = a.budget(config("egress-1"), dyn_clock.clone());
     let budget_b = b.budget(config("egress-1"), dyn_clock.clone());
+    let budget_c = c.budget(config("egress-1"), dyn_clock.clone());
     let other = b.budget(config("egress-2"), dyn_clock.clone());
-    // 6 permits in all, taken concurrently through both handles.
-    let takes = (0..10).map(|i| {
-        let budget = if i % 2 == 0 { &budget_a } else { &budget_b };
+    // 6 permits in all, taken by 30 callers at once through three handles: the SQL budget's
+    // optimistic writes lose races here (and fall back to the locked one), never a permit.
+    let handles = [&budget_a, &budget_b, &budget_c];
+    let takes = (0..30).map(|i| {
+        let budget = handles[i % 3];
         async move { budget.try_take(Priority::Exchange).await.unwrap() }
     });
     let granted = join_all(takes)
