@@ -135,7 +135,7 @@ impl KeeperParts {
     pub async fn connect_many(
         &self,
         sandbox: &Sandbox,
-        users: std::ops::RangeInclusive<i64>,
+        users: impl IntoIterator<Item = i64>,
         concurrency: usize,
     ) -> Vec<ConnectionId> {
         use futures::StreamExt as _;

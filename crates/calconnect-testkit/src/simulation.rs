@@ -56,6 +56,11 @@ pub struct SimConfig {
     /// up every caller behind it; with sweeps every few seconds, zero (take what is free, defer
     /// the rest) is the faithful choice.
     pub sweep_permit_wait: StdDuration,
+    /// Seeding spreads the connections over this many days before the run (connection `n` in
+    /// hour `n mod 24 D`, the clocks moving an hour between), so the run starts with refresh
+    /// tokens of every age below `D` days, as a deployment in its steady state has them; 0:
+    /// all connected at the start (a wave due together later).
+    pub connected_over_days: u32,
     /// Connections saved at once while seeding.
     pub seed_concurrency: usize,
     /// Print a line per simulated day to stderr.
@@ -90,6 +95,7 @@ impl SimConfig {
             sweep_every_seconds: 30 * 60,
             sweep_batch: 50,
             sweep_permit_wait: StdDuration::from_secs(20),
+            connected_over_days: 0,
             seed_concurrency: 8,
             progress: false,
             seed: 17,
@@ -167,8 +173,7 @@ pub async fn run(config: &SimConfig, backend: &PgBackend, clock: Arc<MockClock>)
         Arc::new(first),
         Arc::new(backend.store(dyn_clock.clone()).await),
     ];
-    let start = clock.now();
-    let sandbox = Arc::new(kit::sandbox(Some(start)).await);
+    let sandbox = Arc::new(kit::sandbox(Some(clock.now())).await);
     let url = sandbox.base_url().as_str().to_owned();
     let keyring = Arc::new(crate::fixtures::keyring("sim"));
     let flow = Arc::new(kit::flow(
@@ -203,15 +208,23 @@ pub async fn run(config: &SimConfig, backend: &PgBackend, clock: Arc<MockClock>)
     };
     let keepers: [TokenKeeper; 2] = [keeper(0), keeper(1)];
 
-    // Seeding: every connection connected at the start (a wave due together later).
+    // Seeding: every connection connected at the start (a wave due together later), or spread
+    // over `connected_over_days` days before it.
     let seeding = Instant::now();
-    let ids = parts(&stores[0])
-        .connect_many(
-            &sandbox,
-            1..=i64::from(config.connections),
-            config.seed_concurrency,
-        )
-        .await;
+    let spread = i64::from(config.connected_over_days) * 24;
+    let mut connected: Vec<(i64, ConnectionId)> = Vec::with_capacity(config.connections as usize);
+    for hour in 0..spread.max(1) {
+        if hour > 0 {
+            timer.advance(Duration::hours(1));
+        }
+        let users = (1..=i64::from(config.connections)).filter(|n| n % spread.max(1) == hour);
+        let ids = parts(&stores[0])
+            .connect_many(&sandbox, users.clone(), config.seed_concurrency)
+            .await;
+        connected.extend(users.zip(ids));
+    }
+    connected.sort_unstable_by_key(|(n, _)| *n);
+    let ids: Vec<ConnectionId> = connected.into_iter().map(|(_, id)| id).collect();
     sqlx::query("ANALYZE connections")
         .execute(&pool)
         .await
@@ -219,6 +232,7 @@ pub async fn run(config: &SimConfig, backend: &PgBackend, clock: Arc<MockClock>)
     sandbox.update_settings(|s| s.ip_rate_limit = config.ip_rate_limit);
     sandbox.reset_token_calls();
     let seeding = seeding.elapsed();
+    let start = clock.now();
     if config.progress {
         eprintln!("seeded {} connections in {seeding:.1?}", ids.len());
     }

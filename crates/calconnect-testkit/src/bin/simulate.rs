@@ -8,7 +8,8 @@
 //!   [--overload-from-day D] [--overload-factor F] [--per-minute R] [--burst B]
 //!   [--exchange-reserve N]
 //!   [--max-wait-secs S] [--ip-rate-limit L] [--sweep-every-seconds S] [--sweep-batch N]
-//!   [--sweep-permit-wait-secs S] [--seed S] [--small | --full] [--quiet]
+//!   [--sweep-permit-wait-secs S] [--connected-over-days D] [--seed S] [--threads N]
+//!   [--small | --full] [--quiet]
 //! ```
 //!
 //! Without flags: 2,000 connections, Cal.com's numbers (a budget of 100 per minute, burst 10,
@@ -71,6 +72,7 @@ fn num<T: std::str::FromStr>(flag: &str, value: &str) -> T {
 fn main() {
     let mut args = std::env::args().skip(1).peekable();
     let mut config = default_config();
+    let mut threads = 1;
     while let Some(flag) = args.next() {
         if flag == "--small" {
             config = SimConfig::small();
@@ -123,16 +125,24 @@ fn main() {
             "--sweep-permit-wait-secs" => {
                 config.sweep_permit_wait = Duration::from_secs(num(&flag, &value));
             }
+            "--connected-over-days" => config.connected_over_days = num(&flag, &value),
             "--seed" => config.seed = num(&flag, &value),
+            "--threads" => threads = num(&flag, &value),
             other => panic!("unknown flag {other} (see --help)"),
         }
     }
     config.budget.validate().expect("budget");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()
+    }
+    .unwrap();
     runtime.block_on(async {
         let backend = PgBackend::create()
             .await
