@@ -112,7 +112,8 @@ pub struct SimReport {
     pub rate_limited: u64,
     /// Successful refreshes.
     pub refreshes: u64,
-    /// Connections whose refresh token passed its window while active (checked every 3 days).
+    /// Connections whose refresh token passed its window while active (checked every 3 days and
+    /// at the end).
     pub lapsed: u64,
     /// Connections that are `needs_reauth` or `refresh_lost` at the end.
     pub broken: u64,
@@ -243,7 +244,6 @@ pub async fn run(config: &SimConfig, backend: &PgBackend, clock: Arc<MockClock>)
     let mut report = SimReport::default();
     let mut waits: [Vec<u64>; 2] = [Vec::new(), Vec::new()];
     let mut schedule: BTreeMap<u32, Vec<ConnectionId>> = BTreeMap::new();
-    let window = Duration::days(30);
     let wall = Instant::now();
     let step = config.sweep_every_seconds.min(60);
     for tick in 0..config.days * 24 * 60 * (60 / step) {
@@ -311,12 +311,7 @@ pub async fn run(config: &SimConfig, backend: &PgBackend, clock: Arc<MockClock>)
             }
         }
         if minute % (3 * 24 * 60) == 0 {
-            let now = clock.now();
-            let (oldest, lapsed) = refresh_ages(&pool, now, now - window).await;
-            report.oldest_refresh_token_days = report
-                .oldest_refresh_token_days
-                .max((now - oldest).as_seconds_f64() / 86_400.0);
-            report.lapsed += lapsed;
+            check_ages(&pool, clock.now(), &mut report).await;
         }
         if config.progress && minute % (24 * 60) == 0 {
             eprintln!(
@@ -329,6 +324,7 @@ pub async fn run(config: &SimConfig, backend: &PgBackend, clock: Arc<MockClock>)
             );
         }
     }
+    check_ages(&pool, clock.now(), &mut report).await;
     report.wall = wall.elapsed();
     report.seeding = seeding;
     report.cached_tokens = keepers.iter().map(TokenKeeper::cached_tokens).sum();
@@ -358,6 +354,16 @@ fn percentile(sorted: &[u64], q: f64) -> u64 {
     }
     let i = ((sorted.len() - 1) as f64 * q).round() as usize;
     sorted[i.min(sorted.len() - 1)]
+}
+
+/// Adds the connections whose refresh token passed its window by `now` to the report, and
+/// the oldest refresh token's age.
+async fn check_ages(pool: &sqlx::PgPool, now: OffsetDateTime, report: &mut SimReport) {
+    let (oldest, lapsed) = refresh_ages(pool, now, now - Duration::days(30)).await;
+    report.oldest_refresh_token_days = report
+        .oldest_refresh_token_days
+        .max((now - oldest).as_seconds_f64() / 86_400.0);
+    report.lapsed += lapsed;
 }
 
 /// The oldest `last_refreshed_at` among the active connections (`now` if none), and how many
