@@ -22,7 +22,11 @@
 //! free then (about what the real keeper's continuous sweeping takes, docs/scaling.md). A sweep
 //! that does not wait must come before the background bucket is full (here 4.2 of its 5 permits
 //! accrue between two sweeps), or permits are lost and keep-alive runs below its share.
-//! Flags after a preset change it.
+//! Flags after a preset change it. `--connected-over-days D` seeds the connections hour by hour
+//! over the D days before the run, so it starts in the steady state (refresh tokens of every age
+//! below D days; with 15, keep-alive is due from the first day). `--threads N` runs on N runtime
+//! threads (default 1: a simulated day is a chain of round trips, cheapest on one thread, and
+//! cheaper still with PostgreSQL pinned to the same core; see SIMULATION.md).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // reason: a measuring tool; failing loudly is right
 
 use calconnect::MockClock;
