@@ -99,41 +99,14 @@ impl<B: sqlx::Database> SqlBudget<B> {
         let err = store.err(operation);
         for _ in 0..OPTIMISTIC_ROUNDS {
             let now = store.now();
-            let Some(read) = self.read(
-                query(SELECT)
-                    .bind(self.config.name.as_str())
-                    .fetch_optional(&store.db)
-                    .await,
-            ) else {
+            let Some(read) = self.fetch(&store.db, SELECT, &err).await? else {
                 self.create(&store.db, now).await.map_err(&err)?;
                 continue;
             };
-            let read = read?;
             let mut state = read.state();
             let answer = change(&mut state, now);
             let written = Stored::of(&state);
-            if written == read {
-                return Ok(answer);
-            }
-            let changed = query(
-                "UPDATE refresh_budgets SET micro_permits = $1, micro_background = $2, \
-                 updated_at = $3, paused_until = $4 WHERE name = $5 AND micro_permits = $6 \
-                 AND micro_background = $7 AND updated_at = $8 \
-                 AND paused_until IS NOT DISTINCT FROM $9",
-            )
-            .bind(written.micro_permits)
-            .bind(written.micro_background)
-            .bind(written.updated_at)
-            .bind(written.paused_until)
-            .bind(self.config.name.as_str())
-            .bind(read.micro_permits)
-            .bind(read.micro_background)
-            .bind(read.updated_at)
-            .bind(read.paused_until)
-            .execute(&store.db)
-            .await
-            .map_err(&err)?;
-            if changed == 1 {
+            if written == read || self.write(&store.db, &read, &written, &err).await? == 1 {
                 return Ok(answer);
             }
         }
@@ -151,52 +124,72 @@ impl<B: sqlx::Database> SqlBudget<B> {
         let mut tx = store.db.begin_write().await.map_err(err)?;
         self.create(&mut tx, now).await.map_err(err)?;
         let sql = format!("{SELECT}{}", store.db.dialect().lock_row);
-        let Some(read) = self.read(
-            query(&sql)
-                .bind(self.config.name.as_str())
-                .fetch_optional(&mut tx)
-                .await,
-        ) else {
-            return Err(err(sqlx::Error::RowNotFound));
-        };
-        let mut state = read?.state();
+        let read = self
+            .fetch(&mut tx, &sql, err)
+            .await?
+            .ok_or_else(|| err(sqlx::Error::RowNotFound))?;
+        let mut state = read.state();
         let answer = change(&mut state, now);
-        let written = Stored::of(&state);
+        // The row is locked: the write's comparison holds, unless what was read does not
+        // compare equal to itself in the database (then no permit may be granted).
+        if self.write(&mut tx, &read, &Stored::of(&state), err).await? != 1 {
+            return Err(err(sqlx::Error::RowNotFound));
+        }
+        tx.commit().await.map_err(err)?;
+        Ok(answer)
+    }
+
+    /// The bucket's row read by `sql` ([`SELECT`], perhaps locking), decoded; `None` when there
+    /// is none yet.
+    async fn fetch<'a>(
+        &self,
+        on: impl Into<crate::db::On<'a>>,
+        sql: &str,
+        err: &impl Fn(sqlx::Error) -> StoreError,
+    ) -> Result<Option<Stored>, StoreError> {
+        let Some(row) = query(sql)
+            .bind(self.config.name.as_str())
+            .fetch_optional(on)
+            .await
+            .map_err(err)?
+        else {
+            return Ok(None);
+        };
+        let d = self.store.decoder();
+        Ok(Some(Stored {
+            micro_permits: d.get(&row, "micro_permits")?,
+            micro_background: d.get(&row, "micro_background")?,
+            updated_at: d.get(&row, "updated_at")?,
+            paused_until: d.get(&row, "paused_until")?,
+        }))
+    }
+
+    /// Writes `written` over the row if it is still `read`; the rows changed (0 or 1).
+    async fn write<'a>(
+        &self,
+        on: impl Into<crate::db::On<'a>>,
+        read: &Stored,
+        written: &Stored,
+        err: &impl Fn(sqlx::Error) -> StoreError,
+    ) -> Result<u64, StoreError> {
         query(
             "UPDATE refresh_budgets SET micro_permits = $1, micro_background = $2, \
-             updated_at = $3, paused_until = $4 WHERE name = $5",
+             updated_at = $3, paused_until = $4 WHERE name = $5 AND micro_permits = $6 \
+             AND micro_background = $7 AND updated_at = $8 \
+             AND paused_until IS NOT DISTINCT FROM $9",
         )
         .bind(written.micro_permits)
         .bind(written.micro_background)
         .bind(written.updated_at)
         .bind(written.paused_until)
         .bind(self.config.name.as_str())
-        .execute(&mut tx)
+        .bind(read.micro_permits)
+        .bind(read.micro_background)
+        .bind(read.updated_at)
+        .bind(read.paused_until)
+        .execute(on)
         .await
-        .map_err(err)?;
-        tx.commit().await.map_err(err)?;
-        Ok(answer)
-    }
-
-    /// The row of [`SELECT`], decoded; `None` when there is none yet.
-    fn read(
-        &self,
-        row: Result<Option<crate::db::Row>, sqlx::Error>,
-    ) -> Option<Result<Stored, StoreError>> {
-        let err = self.store.err("reading the refresh budget");
-        let row = match row {
-            Ok(row) => row?,
-            Err(e) => return Some(Err(err(e))),
-        };
-        let d = self.store.decoder();
-        Some((|| {
-            Ok(Stored {
-                micro_permits: d.get(&row, "micro_permits")?,
-                micro_background: d.get(&row, "micro_background")?,
-                updated_at: d.get(&row, "updated_at")?,
-                paused_until: d.get(&row, "paused_until")?,
-            })
-        })())
+        .map_err(err)
     }
 
     /// Creates the bucket full, unless it exists.
