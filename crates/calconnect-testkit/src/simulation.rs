@@ -212,13 +212,15 @@ pub async fn run(config: &SimConfig, backend: &PgBackend, clock: Arc<MockClock>)
     // Seeding: every connection connected at the start (a wave due together later), or spread
     // over `connected_over_days` days before it.
     let seeding = Instant::now();
-    let spread = i64::from(config.connected_over_days) * 24;
+    let hours = (i64::from(config.connected_over_days) * 24).max(1);
     let mut connected: Vec<(i64, ConnectionId)> = Vec::with_capacity(config.connections as usize);
-    for hour in 0..spread.max(1) {
+    for hour in 0..hours {
         if hour > 0 {
             timer.advance(Duration::hours(1));
         }
-        let users = (1..=i64::from(config.connections)).filter(|n| n % spread.max(1) == hour);
+        // The users `n` with `n mod hours == hour`.
+        let first = if hour == 0 { hours } else { hour };
+        let users = (first..=i64::from(config.connections)).step_by(hours as usize);
         let ids = parts(&stores[0])
             .connect_many(&sandbox, users.clone(), config.seed_concurrency)
             .await;
